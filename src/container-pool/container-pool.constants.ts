@@ -1,0 +1,35 @@
+/** Injection token of the engine driver (see ContainerDriver). Override it to test without Docker. */
+export const CONTAINER_DRIVER = Symbol('CONTAINER_POOL_DRIVER');
+
+/** Injection token of the validated, fully resolved options (ResolvedContainerPoolOptions). */
+export const CONTAINER_POOL_RESOLVED_OPTIONS = Symbol('CONTAINER_POOL_RESOLVED_OPTIONS');
+
+/** Namespace of the `POOL_*` settings registered with @nestjs/config (`registerAs`). */
+export const CONTAINER_POOL_CONFIG_NAMESPACE = 'containerPool';
+
+/** Prefix of every label the pool puts on its containers. */
+export const LABEL_PREFIX = 'io.container-pool';
+
+export const LABELS = {
+  managedBy: `${LABEL_PREFIX}.managed-by`,
+  pool: `${LABEL_PREFIX}.pool`,
+  owner: `${LABEL_PREFIX}.owner`,
+  createdAt: `${LABEL_PREFIX}.created-at`,
+  expiresAt: `${LABEL_PREFIX}.expires-at`,
+  configHash: `${LABEL_PREFIX}.config-hash`,
+} as const;
+
+export const MANAGED_BY_VALUE = 'container-pool';
+
+/** A container is only handed out when it has this much life left beyond the execution's timeout. */
+export const LIFETIME_SAFETY_MARGIN_MS = 5_000;
+
+/** How long execute() waits for the engine's `oom` event after an exec was SIGKILLed. */
+export const OOM_EVENT_GRACE_MS = 300;
+
+/** Refill back-off after engine or create failures. */
+export const BACKOFF_INITIAL_MS = 250;
+export const BACKOFF_MAX_MS = 30_000;
+
+/** A container found in state `created` younger than this may be a sibling's create in flight. */
+export const STALE_CREATED_CONTAINER_MS = 120_000;

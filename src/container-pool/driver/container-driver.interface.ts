@@ -1,0 +1,130 @@
+import type { PullPolicy } from '../interfaces/container-pool-options.interface';
+
+/** What the engine says about itself. */
+export interface EngineInfo {
+  /** e.g. `Docker Engine 20.10.24`. */
+  name: string;
+  version: string;
+  apiVersion: string;
+  os: string;
+  /** The engine applies a seccomp profile to containers. */
+  seccomp: boolean;
+  runtimes: string[];
+  defaultRuntime: string;
+}
+
+export interface TmpfsSpec {
+  path: string;
+  sizeBytes: number;
+  /** Octal mode, e.g. `1777`. */
+  mode: string;
+  exec: boolean;
+  /** Owner `uid:gid`; root when unset. */
+  owner?: string;
+}
+
+/** Everything that shapes one sandbox container, independent of the engine. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  user: string;
+  workdir: string;
+  /** `KEY=value` entries; only these are set. */
+  env: string[];
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+  nofileLimit: number;
+  fileSizeLimitBytes: number;
+  tmpfs: TmpfsSpec[];
+  shmSizeBytes: number;
+  runtime?: string;
+  seccompProfile?: string;
+  /** The container kills itself after this long, whatever happens to its owner. */
+  lifetimeMs: number;
+}
+
+/** A started container held by this process. */
+export interface DriverContainer {
+  id: string;
+  name: string;
+  /** Engine-specific handle (a dockerode Container for the Docker driver). */
+  handle: any;
+  /**
+   * Settles (never rejects) when the container's lifeline ends: it stopped, was removed, or the connection to the
+   * engine broke. The container is no longer usable after that. The string says why.
+   */
+  exited: Promise<string>;
+}
+
+export interface DriverExecRequest {
+  cmd: string[];
+  env: string[];
+  workdir: string;
+  stdin: Buffer | null;
+  maxOutputBytes: number;
+  /** Aborting stops reading at once; the caller kills the container. */
+  signal: AbortSignal;
+}
+
+export interface DriverExecResult {
+  /** null when aborted. */
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  truncated: boolean;
+  aborted: boolean;
+}
+
+export type EngineEventType = 'oom' | 'die' | 'destroy';
+
+export interface EngineEvent {
+  type: EngineEventType;
+  containerId: string;
+  /** ms since the epoch, as the engine stamped it. */
+  timeMs: number;
+}
+
+export interface EngineEventHandlers {
+  onEvent(event: EngineEvent): void;
+  /** The event stream (re)connected or broke. */
+  onStatus(connected: boolean, error?: Error): void;
+}
+
+export interface EventSubscription {
+  close(): void;
+}
+
+export interface ListedContainer {
+  id: string;
+  name: string;
+  /** Engine state: created, running, exited, dead, removing, paused, restarting. */
+  state: string;
+  labels: Record<string, string>;
+  createdAt: Date;
+}
+
+/**
+ * The one seam between the pool and a container engine. The Docker implementation is DockerDriver; tests
+ * substitute a fake behind the CONTAINER_DRIVER token. Errors are the pool's typed errors
+ * (EngineUnavailableError, ImageUnavailableError, ContainerLostError, ContainerCreateError, ...).
+ */
+export interface ContainerDriver {
+  /** Pings the engine and describes it. */
+  info(): Promise<EngineInfo>;
+  /** Makes sure the image is present according to the policy, following a pull to its end. */
+  ensureImage(image: string, policy: PullPolicy, log: (message: string) => void): Promise<void>;
+  /** Creates, attaches the lifeline of, and starts a container. Aborting gives up and removes it. */
+  createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer>;
+  /** Runs one command in a running container. */
+  exec(container: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult>;
+  /** Kills and removes a container; a container already gone counts as removed. */
+  removeContainer(idOrName: string): Promise<void>;
+  /** Containers (any state) carrying all these labels. */
+  listContainers(labels: Record<string, string>): Promise<ListedContainer[]>;
+  /** Follows the engine's container events for containers with these labels, reconnecting by itself. */
+  watchEvents(labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription;
+  /** Releases connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,95 @@
+import {
+  ContainerCreateError,
+  ContainerLostError,
+  ContainerPoolError,
+  EngineUnavailableError,
+  ImageUnavailableError,
+  SandboxUnsupportedError,
+} from '../errors/container-pool.errors';
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EACCES',
+  'ESOCKETTIMEDOUT',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+  'UND_ERR_SOCKET',
+]);
+
+export interface DockerLikeError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string } | null;
+  reason?: string;
+}
+
+export function statusOf(err: unknown): number | undefined {
+  return (err as DockerLikeError | undefined)?.statusCode;
+}
+
+/** The engine's own message when there is one. */
+export function describe(err: unknown): string {
+  const e = err as DockerLikeError | undefined;
+  const fromJson = e?.json && typeof e.json === 'object' ? e.json.message : undefined;
+  const text = fromJson ?? e?.message ?? String(err);
+  return text.replace(/^\(HTTP code \d+\)\s*[\w ]*-\s*/, '').trim();
+}
+
+export function isConnectionError(err: unknown): boolean {
+  const e = err as DockerLikeError | undefined;
+  if (!e) return false;
+  if (e.code && CONNECTION_CODES.has(e.code)) return true;
+  return /socket hang up|connect ECONNREFUSED|ENOENT.*docker\.sock|Timeout|timed out/i.test(
+    e.message ?? '',
+  );
+}
+
+/** Maps an error from a call about the engine in general. */
+export function toEngineError(err: unknown, what: string): ContainerPoolError {
+  if (err instanceof ContainerPoolError) return err;
+  return new EngineUnavailableError(`${what} failed: ${describe(err)}`, { cause: err });
+}
+
+/** Maps an error from create/attach/start. */
+export function toCreateError(err: unknown, image: string): ContainerPoolError {
+  if (err instanceof ContainerPoolError) return err;
+  const status = statusOf(err);
+  const message = describe(err);
+  if (isConnectionError(err) && status === undefined) {
+    return new EngineUnavailableError(`creating a container failed: ${message}`, { cause: err });
+  }
+  if (status === 404 && /image/i.test(message)) {
+    return new ImageUnavailableError(image, message, { cause: err });
+  }
+  if (status === 400 || /runtime|seccomp|unknown or invalid/i.test(message)) {
+    return new SandboxUnsupportedError(message, { cause: err });
+  }
+  if (status !== undefined && status >= 500 && /connection refused|cannot connect/i.test(message)) {
+    return new EngineUnavailableError(message, { cause: err });
+  }
+  return new ContainerCreateError(message, { cause: err });
+}
+
+/** Maps an error from a call about one running container (exec, inspect). */
+export function toContainerError(err: unknown, name: string, what: string): ContainerPoolError {
+  if (err instanceof ContainerPoolError) return err;
+  const status = statusOf(err);
+  if (status === 404) {
+    return new ContainerLostError(name, `${what}: the container no longer exists`, { cause: err });
+  }
+  if (status === 409) {
+    return new ContainerLostError(name, `${what}: the container is not running`, { cause: err });
+  }
+  if (status === undefined && isConnectionError(err)) {
+    return new EngineUnavailableError(`${what} on ${name} failed: ${describe(err)}`, { cause: err });
+  }
+  return new ContainerLostError(name, `${what} failed: ${describe(err)}`, { cause: err });
+}

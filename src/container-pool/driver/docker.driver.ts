@@ -1,0 +1,438 @@
+import type { Duplex, Readable } from 'node:stream';
+import Dockerode from 'dockerode';
+import { BACKOFF_INITIAL_MS } from '../container-pool.constants';
+import {
+  ContainerLostError,
+  ExecutionAbortedError,
+  ImageUnavailableError,
+} from '../errors/container-pool.errors';
+import type { PullPolicy } from '../interfaces/container-pool-options.interface';
+import type {
+  ContainerDriver,
+  ContainerSpec,
+  DriverContainer,
+  DriverExecRequest,
+  DriverExecResult,
+  EngineEventHandlers,
+  EngineEventType,
+  EngineInfo,
+  EventSubscription,
+  ListedContainer,
+} from './container-driver.interface';
+import {
+  describe,
+  isConnectionError,
+  statusOf,
+  toContainerError,
+  toCreateError,
+  toEngineError,
+} from './docker-errors';
+import { CappedSink } from './output-sink';
+
+const WATCHED_EVENTS: EngineEventType[] = ['oom', 'die', 'destroy'];
+const EVENT_RECONNECT_MAX_MS = 5_000;
+
+/** How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard lifetime. */
+export function lifelineCommand(lifetimeMs: number): string[] {
+  return ['timeout', '-s', 'KILL', String(Math.max(1, Math.ceil(lifetimeMs / 1000))), 'cat'];
+}
+
+/** Builds the engine's createContainer body: the hardening table of docs/ in one place. */
+export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
+  const securityOpt = ['no-new-privileges:true'];
+  if (spec.seccompProfile) securityOpt.push(`seccomp=${spec.seccompProfile}`);
+  const tmpfs: Record<string, string> = {};
+  for (const t of spec.tmpfs) {
+    const opts = ['rw', 'nosuid', 'nodev', t.exec ? 'exec' : 'noexec', `size=${t.sizeBytes}`];
+    opts.push(`mode=${t.mode}`);
+    if (t.owner) {
+      const [uid, gid] = t.owner.split(':');
+      opts.push(`uid=${uid}`, `gid=${gid ?? uid}`);
+    }
+    tmpfs[t.path] = opts.join(',');
+  }
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Cmd: lifelineCommand(spec.lifetimeMs),
+    Entrypoint: [],
+    User: spec.user,
+    WorkingDir: spec.workdir,
+    Env: spec.env,
+    Labels: spec.labels,
+    Hostname: 'sandbox',
+    Tty: false,
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      AutoRemove: true,
+      Init: true,
+      Privileged: false,
+      ReadonlyRootfs: true,
+      Tmpfs: tmpfs,
+      ShmSize: spec.shmSizeBytes,
+      Memory: spec.memoryBytes,
+      MemorySwap: spec.memoryBytes,
+      NanoCpus: spec.nanoCpus,
+      PidsLimit: spec.pidsLimit,
+      CapDrop: ['ALL'],
+      CapAdd: [],
+      SecurityOpt: securityOpt,
+      Ulimits: [
+        { Name: 'nofile', Soft: spec.nofileLimit, Hard: spec.nofileLimit },
+        { Name: 'core', Soft: 0, Hard: 0 },
+        { Name: 'fsize', Soft: spec.fileSizeLimitBytes, Hard: spec.fileSizeLimitBytes },
+      ],
+      LogConfig: { Type: 'none', Config: {} },
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      PidMode: '',
+      IpcMode: 'private',
+      UTSMode: '',
+      Binds: [],
+      Mounts: [],
+      Devices: [],
+      ...(spec.runtime ? { Runtime: spec.runtime } : {}),
+    },
+  };
+}
+
+function labelFilters(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+}
+
+/** ContainerDriver over the Docker Engine API, with dockerode. */
+export class DockerDriver implements ContainerDriver {
+  readonly docker: Dockerode;
+
+  constructor(options?: Dockerode.DockerOptions | Dockerode) {
+    this.docker = options instanceof Dockerode ? options : new Dockerode(options);
+  }
+
+  async info(): Promise<EngineInfo> {
+    try {
+      await this.docker.ping();
+      const [version, info] = await Promise.all([this.docker.version(), this.docker.info()]);
+      const securityOptions: string[] = info.SecurityOptions ?? [];
+      return {
+        name: `${(version as any).Platform?.Name ?? 'Docker Engine'} ${version.Version}`.trim(),
+        version: version.Version,
+        apiVersion: version.ApiVersion,
+        os: `${info.OperatingSystem ?? version.Os}`,
+        seccomp: securityOptions.some((o) => /(^|,)name=seccomp(,|$)/.test(o) || o === 'seccomp'),
+        runtimes: Object.keys(info.Runtimes ?? {}),
+        defaultRuntime: info.DefaultRuntime ?? 'runc',
+      };
+    } catch (err) {
+      throw toEngineError(err, 'ping');
+    }
+  }
+
+  async ensureImage(image: string, policy: PullPolicy, log: (message: string) => void) {
+    let present: boolean;
+    try {
+      await this.docker.getImage(image).inspect();
+      present = true;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw toEngineError(err, `inspecting image ${image}`);
+      present = false;
+    }
+    if (present && policy !== 'always') return;
+    if (!present && policy === 'never') {
+      throw new ImageUnavailableError(image, 'it is not on the engine and pullPolicy is never');
+    }
+    log(`pulling ${image} (pullPolicy ${policy})`);
+    await this.pull(image, log);
+  }
+
+  private async pull(image: string, log: (message: string) => void): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.pull(image)) as NodeJS.ReadableStream;
+    } catch (err) {
+      if (isConnectionError(err) && statusOf(err) === undefined) throw toEngineError(err, 'pull');
+      throw new ImageUnavailableError(image, `the pull failed: ${describe(err)}`, { cause: err });
+    }
+    const started = Date.now();
+    let lastLog = 0;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: unknown, events: Array<{ error?: string; errorDetail?: { message?: string } }>) => {
+          const failed = events?.find((e) => e.error || e.errorDetail);
+          if (err || failed) {
+            const detail = failed?.errorDetail?.message ?? failed?.error ?? describe(err);
+            reject(new ImageUnavailableError(image, `the pull failed: ${detail}`, { cause: err }));
+          } else {
+            log(`pulled ${image} in ${Date.now() - started} ms`);
+            resolve();
+          }
+        },
+        (event: { status?: string; id?: string; progress?: string }) => {
+          const now = Date.now();
+          if (now - lastLog >= 2000) {
+            lastLog = now;
+            log(`pull ${image}: ${[event.id, event.status, event.progress].filter(Boolean).join(' ')}`);
+          }
+        },
+      );
+    });
+  }
+
+  async createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer> {
+    const abortCheck = () => {
+      if (signal?.aborted) throw new ExecutionAbortedError('Container creation', signal.reason);
+    };
+    let container: Dockerode.Container | undefined;
+    let lifeline: Duplex | undefined;
+    try {
+      container = await this.docker.createContainer({ ...toCreateOptions(spec), abortSignal: signal });
+      abortCheck();
+      lifeline = (await container.attach({
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      })) as unknown as Duplex;
+      abortCheck();
+      await container.start();
+      abortCheck();
+    } catch (err) {
+      lifeline?.destroy();
+      // Whatever got created must not stay behind: remove by name (the id may never have arrived).
+      this.removeContainer(container?.id ?? spec.name).catch(() => undefined);
+      throw toCreateError(err, spec.image);
+    }
+    const line = lifeline;
+    // Output of the lifeline is none; keep the stream flowing so it can end.
+    line.on('data', () => undefined);
+    const exited = new Promise<string>((resolve) => {
+      line.once('end', () => resolve('the container stopped'));
+      line.once('close', () => resolve('the container stopped'));
+      line.once('error', (err: Error) => resolve(`its lifeline broke: ${err.message}`));
+    });
+    return { id: container.id, name: spec.name, handle: container, exited };
+  }
+
+  async exec(target: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult> {
+    const container = target.handle as Dockerode.Container;
+    const { signal } = request;
+    let exec: Dockerode.Exec;
+    let stream: Duplex;
+    try {
+      exec = await container.exec({
+        Cmd: request.cmd,
+        Env: request.env,
+        WorkingDir: request.workdir,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
+      stream = (await exec.start({ hijack: true, stdin: true, Tty: false })) as unknown as Duplex;
+    } catch (err) {
+      throw toContainerError(err, target.name, 'starting the execution');
+    }
+
+    const stdout = new CappedSink(request.maxOutputBytes);
+    const stderr = new CappedSink(request.maxOutputBytes);
+    const outcome = await new Promise<'ended' | 'aborted' | Error>((resolve) => {
+      const done = (how: 'ended' | 'aborted' | Error) => {
+        signal.removeEventListener('abort', onAbort);
+        stream.removeListener('end', onEnd);
+        stream.removeListener('close', onEnd);
+        stream.removeListener('error', onError);
+        resolve(how);
+      };
+      const onEnd = () => done('ended');
+      const onError = (err: Error) => done(err);
+      const onAbort = () => {
+        stream.destroy();
+        done('aborted');
+      };
+      stream.on('end', onEnd);
+      stream.on('close', onEnd);
+      stream.on('error', onError);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.docker.modem.demuxStream(stream as Readable, stdout, stderr);
+      // The program's stdin: what the caller gave, then EOF.
+      stream.on('error', () => undefined);
+      if (request.stdin?.length) stream.write(request.stdin);
+      stream.end();
+    });
+    stream.destroy();
+    const base = {
+      stdout: stdout.bytes,
+      stderr: stderr.bytes,
+      truncated: stdout.truncated || stderr.truncated,
+    };
+    if (outcome === 'aborted') return { ...base, exitCode: null, aborted: true };
+
+    const exitCode = await this.waitForExitCode(exec, target, signal);
+    if (exitCode === 'aborted') return { ...base, exitCode: null, aborted: true };
+    return { ...base, exitCode, aborted: false };
+  }
+
+  /**
+   * The exit code, read after the stream ended. A program that closed its output but still runs keeps
+   * `Running` true: poll (cheaply, backing off) until it exits or the caller aborts.
+   */
+  private async waitForExitCode(
+    exec: Dockerode.Exec,
+    target: DriverContainer,
+    signal: AbortSignal,
+  ): Promise<number | 'aborted'> {
+    let delayMs = 2;
+    for (;;) {
+      if (signal.aborted) return 'aborted';
+      let info: Dockerode.ExecInspectInfo;
+      try {
+        info = await exec.inspect();
+      } catch (err) {
+        if (signal.aborted) return 'aborted';
+        throw toContainerError(err, target.name, 'reading the exit code');
+      }
+      if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
+        return info.ExitCode;
+      }
+      if (!info.Running) {
+        throw new ContainerLostError(target.name, 'the execution ended without an exit code');
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, delayMs);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+      delayMs = Math.min(delayMs * 2, 100);
+    }
+  }
+
+  async removeContainer(idOrName: string): Promise<void> {
+    try {
+      await this.docker.getContainer(idOrName).remove({ force: true, v: true });
+    } catch (err) {
+      const status = statusOf(err);
+      // 404: already gone; 409: a removal is already in progress (AutoRemove). Both mean done.
+      if (status === 404 || status === 409) return;
+      throw toEngineError(err, `removing container ${idOrName}`);
+    }
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ListedContainer[]> {
+    try {
+      const rows = await this.docker.listContainers({
+        all: true,
+        filters: { label: labelFilters(labels) },
+      });
+      return rows.map((r) => ({
+        id: r.Id,
+        name: (r.Names?.[0] ?? r.Id).replace(/^\//, ''),
+        state: r.State,
+        labels: r.Labels ?? {},
+        createdAt: new Date(r.Created * 1000),
+      }));
+    } catch (err) {
+      throw toEngineError(err, 'listing containers');
+    }
+  }
+
+  watchEvents(labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription {
+    let closed = false;
+    let stream: Readable | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let sinceSec: number | undefined;
+    let delayMs = BACKOFF_INITIAL_MS;
+    let connected = false;
+
+    const setStatus = (next: boolean, error?: Error) => {
+      if (next !== connected || error) handlers.onStatus(next, error);
+      connected = next;
+    };
+    const reconnect = (error?: Error) => {
+      stream = undefined;
+      if (closed) return;
+      setStatus(false, error);
+      timer = setTimeout(connect, delayMs);
+      delayMs = Math.min(delayMs * 2, EVENT_RECONNECT_MAX_MS);
+    };
+    const connect = () => {
+      timer = undefined;
+      if (closed) return;
+      const opts: Record<string, unknown> = {
+        filters: { type: ['container'], event: WATCHED_EVENTS, label: labelFilters(labels) },
+      };
+      if (sinceSec !== undefined) opts.since = String(sinceSec);
+      this.docker.getEvents(opts, (err, s) => {
+        if (closed) {
+          (s as Readable | undefined)?.destroy();
+          return;
+        }
+        if (err || !s) return reconnect(err ?? new Error('no event stream'));
+        const current = s as Readable;
+        stream = current;
+        delayMs = BACKOFF_INITIAL_MS;
+        setStatus(true);
+        let pending = '';
+        current.on('data', (chunk: Buffer) => {
+          pending += chunk.toString('utf8');
+          let nl: number;
+          while ((nl = pending.indexOf('\n')) >= 0) {
+            const line = pending.slice(0, nl).trim();
+            pending = pending.slice(nl + 1);
+            if (!line) continue;
+            try {
+              const ev = JSON.parse(line) as {
+                Action?: string;
+                status?: string;
+                id?: string;
+                Actor?: { ID?: string };
+                time?: number;
+                timeNano?: number;
+              };
+              const type = (ev.Action ?? ev.status) as EngineEventType;
+              const id = ev.Actor?.ID ?? ev.id;
+              const timeMs = ev.timeNano ? Math.floor(ev.timeNano / 1e6) : (ev.time ?? 0) * 1000;
+              if (ev.time) sinceSec = ev.time;
+              if (id && WATCHED_EVENTS.includes(type)) handlers.onEvent({ type, containerId: id, timeMs });
+            } catch {
+              // A malformed line is skipped; the next one is independent.
+            }
+          }
+        });
+        let ended = false;
+        const onGone = (e?: Error) => {
+          if (ended) return;
+          ended = true;
+          current.removeAllListeners('data');
+          reconnect(e ?? new Error('the engine closed the event stream'));
+        };
+        current.once('end', () => onGone());
+        current.once('close', () => onGone());
+        current.once('error', (e: Error) => onGone(e));
+      });
+    };
+    connect();
+    return {
+      close: () => {
+        closed = true;
+        if (timer) clearTimeout(timer);
+        stream?.destroy();
+        stream = undefined;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    // dockerode keeps no pool of its own beyond Node's agent; hijacked streams are closed by their owners.
+  }
+}

@@ -1,0 +1,86 @@
+import type Dockerode from 'dockerode';
+
+export type PullPolicy = 'if-not-present' | 'always' | 'never';
+
+/**
+ * Options of ContainerPoolModule.forRoot()/forRootAsync(). Every field is optional: explicit options win over the
+ * `POOL_*` environment settings, which win over the defaults (see `.env.example`).
+ */
+export interface ContainerPoolModuleOptions {
+  /** Name of the pool; containers are labelled with it. Default `default`. (`POOL_NAME`) */
+  name?: string;
+  /** Sandbox image. Default `python:3.13-slim`. (`POOL_IMAGE`) */
+  image?: string;
+  /** Pull policy of the image. Default `if-not-present`. (`POOL_PULL_POLICY`) */
+  pullPolicy?: PullPolicy;
+  /** Interpreter used for `run({ code })`. Default `['python3']`. (`POOL_PYTHON_COMMAND`, space separated) */
+  pythonCommand?: string[];
+
+  /** Idle containers kept warm. Default 2; may be 0. (`POOL_SIZE`) */
+  size?: number;
+  /** Cap on every container the pool has, from create call until removal finished. Default 10. */
+  maxContainers?: number;
+  /** Most acquires allowed to wait at the cap; one more is rejected at once. Default 100. */
+  maxWaiters?: number;
+  /** Most container creations in flight. Default 2. */
+  maxConcurrentCreates?: number;
+  /** How long acquire() waits for a container. Default 30 000. */
+  acquireTimeoutMs?: number;
+  /** Interval of the scheduled top-up and recycling task. Default 5 000. */
+  replenishIntervalMs?: number;
+  /** Destroy containers on release (untrusted code may have tainted them). Default true. */
+  singleUse?: boolean;
+
+  /** Default wall-clock timeout of one execution. Default 30 000. */
+  execTimeoutMs?: number;
+  /** Largest timeout a caller may ask for. Default 300 000. */
+  maxExecTimeoutMs?: number;
+  /** Per-stream output cap; output beyond it is read and discarded (`truncated`). Default 1 MiB. */
+  maxOutputBytes?: number;
+  /** Largest stdin (plus code) accepted by one execution. Default 16 MiB. */
+  maxStdinBytes?: number;
+  /** A container never lives longer than this, whatever happens to its owner. Default 1 800 000 (30 min). */
+  containerLifetimeMs?: number;
+  /** How long shutdown() lets running executions finish before killing them. Default 10 000. */
+  shutdownGraceMs?: number;
+  /** Deadline of one create+start on the engine. Default 60 000. */
+  createTimeoutMs?: number;
+
+  /** Container user, `uid:gid`, never root. Default `65534:65534`. */
+  user?: string;
+  /** Working directory and HOME, a tmpfs. Default `/workspace`. */
+  workdir?: string;
+  /** Memory limit (swap is disabled: MemorySwap = Memory). Default 256 MiB. */
+  memoryBytes?: number;
+  /** CPU limit in units of 1e-9 CPUs. Default 1e9 (one CPU). */
+  nanoCpus?: number;
+  /** Process limit of the container. Default 128. */
+  pidsLimit?: number;
+  /** Open files limit (RLIMIT_NOFILE). Default 256. */
+  nofileLimit?: number;
+  /** Largest file a process may write (RLIMIT_FSIZE). Default 64 MiB. */
+  fileSizeLimitBytes?: number;
+  /** Size of the /tmp tmpfs. Default 64 MiB. */
+  tmpSizeBytes?: number;
+  /** Size of the work dir tmpfs. Default 64 MiB. */
+  workdirSizeBytes?: number;
+  /** Size of /dev/shm. Default 16 MiB. */
+  shmSizeBytes?: number;
+  /** OCI runtime, e.g. `runsc` when gVisor is registered with the engine. Default: the engine's default. */
+  runtime?: string;
+  /** Custom seccomp profile as JSON text. Default: the engine's default profile. */
+  seccompProfile?: string;
+  /** Refuse to serve when the engine reports no seccomp support. Default true. */
+  requireSeccomp?: boolean;
+
+  /** Engine connection; default as the Docker CLI: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`. */
+  docker?: Dockerode.DockerOptions;
+}
+
+/** The options after merging and validation: what the pool runs with. */
+export interface ResolvedContainerPoolOptions
+  extends Required<Omit<ContainerPoolModuleOptions, 'runtime' | 'seccompProfile' | 'docker'>> {
+  runtime?: string;
+  seccompProfile?: string;
+  docker?: Dockerode.DockerOptions;
+}

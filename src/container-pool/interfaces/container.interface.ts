@@ -1,0 +1,62 @@
+import type Dockerode from 'dockerode';
+import type { ExecResult } from './exec-result.interface';
+import type { ExecOptions } from './run-request.interface';
+
+export type ContainerState = 'creating' | 'idle' | 'leased' | 'destroying';
+
+/** A pooled container, as acquire() hands it out. */
+export interface Container {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: Date;
+  /** When the pool recycles it; it is never handed out after this. */
+  readonly expiry: Date;
+  /** The dockerode handle. */
+  readonly dockerContainer: Dockerode.Container;
+  /** Runs argv in the container; resolves for every outcome of the program. */
+  execute(cmd: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Removes the container now (it leaves the pool); resolves when the engine has removed it. */
+  destroy(): Promise<void>;
+}
+
+/** A row of ContainerPoolService.containers(). */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  state: ContainerState;
+  createdAt: Date;
+  expiry: Date;
+  image: string;
+}
+
+export interface PoolStats {
+  name: string;
+  image: string;
+  idle: number;
+  leased: number;
+  creating: number;
+  destroying: number;
+  waiting: number;
+  size: number;
+  maxContainers: number;
+  draining: boolean;
+  shuttingDown: boolean;
+  engineAvailable: boolean;
+  /** Why the pool cannot serve right now, or null. */
+  lastError: string | null;
+  totals: PoolTotals;
+}
+
+export interface PoolTotals {
+  created: number;
+  destroyed: number;
+  failedCreates: number;
+  acquired: number;
+  acquireTimeouts: number;
+  executions: number;
+  timeouts: number;
+  ooms: number;
+  truncated: number;
+  containersLost: number;
+  orphansRemoved: number;
+}

@@ -1,0 +1,25 @@
+/** The outcome of one execution. Resolved for every outcome of the user's code. */
+export interface ExecResult {
+  /** Exit code of the process; `null` when it was killed by the pool (timeout, abort) and none was reported. */
+  exitCode: number | null;
+  /** Captured stdout (up to the cap), decoded as UTF-8 (invalid sequences become U+FFFD). */
+  stdout: string;
+  /** Captured stderr (up to the cap), decoded as UTF-8. */
+  stderr: string;
+  /** The exact bytes of stdout that were kept. */
+  stdoutBytes: Buffer;
+  /** The exact bytes of stderr that were kept. */
+  stderrBytes: Buffer;
+  /** The wall-clock timeout fired; the container was killed. */
+  timedOut: boolean;
+  /** The kernel's OOM killer killed a process of this execution. */
+  oomKilled: boolean;
+  /** Some output was dropped because a stream passed `maxOutputBytes`. */
+  truncated: boolean;
+  /** Time from the start of the execution to its result, in ms. */
+  durationMs: number;
+  /** Time spent waiting for a container before the execution started, in ms (0 for Container.execute()). */
+  queuedMs: number;
+  containerId: string;
+  executionId: string;
+}

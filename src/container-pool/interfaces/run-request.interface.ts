@@ -1,0 +1,41 @@
+/** Options of one execution in a container. */
+export interface ExecOptions {
+  /** Written to the program's standard input, which is then closed (EOF). Default: empty. */
+  stdin?: string | Buffer;
+  /** Environment variables; the program sees only these plus PATH and HOME. */
+  env?: Record<string, string>;
+  /** Working directory; default the pool's work dir. */
+  workdir?: string;
+  /** Wall-clock timeout; default `execTimeoutMs`, at most `maxExecTimeoutMs`. */
+  timeoutMs?: number;
+  /** Per-stream output cap; default and maximum `maxOutputBytes`. */
+  maxOutputBytes?: number;
+  /** Aborting kills the execution (and its container) and rejects with ExecutionAbortedError. */
+  signal?: AbortSignal;
+}
+
+export interface CommandRunRequest extends ExecOptions {
+  /** argv of the program, run without a shell. */
+  cmd: string[];
+  code?: never;
+  language?: never;
+}
+
+export interface CodeRunRequest extends ExecOptions {
+  /** Source code, run by the pool's interpreter; may be large (1 MiB and more). */
+  code: string;
+  language?: 'python';
+  cmd?: never;
+}
+
+/** The request of ContainerPoolService.run(). */
+export type RunRequest = CommandRunRequest | CodeRunRequest;
+
+export interface AcquireOptions {
+  /** How long to wait for a container; default `acquireTimeoutMs`. */
+  timeoutMs?: number;
+  /** Aborting gives up waiting (AcquireAbortedError) or returns an acquired container to the pool. */
+  signal?: AbortSignal;
+  /** The execution timeout the container must still have life for; default `execTimeoutMs`. */
+  execTimeoutMs?: number;
+}

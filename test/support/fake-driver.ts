@@ -1,0 +1,167 @@
+import {
+  ContainerDriver,
+  ContainerSpec,
+  DriverContainer,
+  DriverExecRequest,
+  DriverExecResult,
+  EngineEventHandlers,
+  EngineInfo,
+  EventSubscription,
+  ListedContainer,
+} from '../../src/container-pool/driver/container-driver.interface';
+import {
+  ContainerLostError,
+  EngineUnavailableError,
+  ExecutionAbortedError,
+  ImageUnavailableError,
+} from '../../src/container-pool/errors/container-pool.errors';
+
+export interface FakeContainer extends DriverContainer {
+  spec: ContainerSpec;
+  die(reason?: string): void;
+  alive: boolean;
+  removed: boolean;
+}
+
+type ExecBehaviour = (
+  req: DriverExecRequest,
+  container: FakeContainer,
+) => Promise<DriverExecResult> | DriverExecResult;
+
+/** An in-memory engine for unit tests: every call is counted and can be made slow or failing. */
+export class FakeDriver implements ContainerDriver {
+  engineUp = true;
+  seccomp = true;
+  imagePresent = true;
+  createDelayMs = 0;
+  createError: Error | null = null;
+  /** Creates wait for this when set (to hold them in flight). */
+  createGate: Promise<void> | null = null;
+  readonly containers = new Map<string, FakeContainer>();
+  readonly created: FakeContainer[] = [];
+  readonly removedIds: string[] = [];
+  readonly removeCounts = new Map<string, number>();
+  listed: ListedContainer[] = [];
+  handlers?: EngineEventHandlers;
+  execBehaviour: ExecBehaviour = (req) => ({
+    exitCode: 0,
+    stdout: Buffer.from(`ran ${req.cmd.join(' ')}\n`),
+    stderr: Buffer.alloc(0),
+    truncated: false,
+    aborted: false,
+  });
+  private seq = 0;
+  createCalls = 0;
+  maxCreatingAtOnce = 0;
+  private creatingNow = 0;
+
+  info(): Promise<EngineInfo> {
+    if (!this.engineUp) return Promise.reject(new EngineUnavailableError('connect ECONNREFUSED (fake)'));
+    return Promise.resolve({
+      name: 'Fake Engine 1.0',
+      version: '1.0',
+      apiVersion: '1.41',
+      os: 'fake',
+      seccomp: this.seccomp,
+      runtimes: ['runc'],
+      defaultRuntime: 'runc',
+    });
+  }
+
+  ensureImage(): Promise<void> {
+    if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
+    if (!this.imagePresent) {
+      return Promise.reject(new ImageUnavailableError('fake:latest', 'no registry (fake)'));
+    }
+    return Promise.resolve();
+  }
+
+  async createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer> {
+    this.createCalls++;
+    this.creatingNow++;
+    this.maxCreatingAtOnce = Math.max(this.maxCreatingAtOnce, this.creatingNow);
+    try {
+      if (this.createGate) await this.createGate;
+      if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
+      if (!this.engineUp) throw new EngineUnavailableError('connect ECONNREFUSED (fake)');
+      if (this.createError) throw this.createError;
+      if (signal?.aborted) throw new ExecutionAbortedError('create', signal.reason);
+      const id = (++this.seq).toString(16).padStart(64, 'a');
+      let die!: (reason: string) => void;
+      const exited = new Promise<string>((r) => (die = r));
+      const c: FakeContainer = {
+        id,
+        name: spec.name,
+        handle: { id },
+        exited,
+        spec,
+        alive: true,
+        removed: false,
+        die: (reason = 'killed (fake)') => {
+          if (!c.alive) return;
+          c.alive = false;
+          die(reason);
+        },
+      };
+      this.containers.set(id, c);
+      this.created.push(c);
+      return c;
+    } finally {
+      this.creatingNow--;
+    }
+  }
+
+  async exec(target: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult> {
+    const c = this.containers.get(target.id);
+    if (!c || !c.alive) throw new ContainerLostError(target.name, 'gone (fake)');
+    return this.execBehaviour(request, c);
+  }
+
+  removeContainer(id: string): Promise<void> {
+    if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
+    this.removeCounts.set(id, (this.removeCounts.get(id) ?? 0) + 1);
+    const c = this.containers.get(id);
+    if (c) {
+      this.removedIds.push(id);
+      c.removed = true;
+      this.containers.delete(id);
+      // The real engine ends the lifeline when the container goes.
+      c.die('removed');
+    }
+    return Promise.resolve();
+  }
+
+  listContainers(): Promise<ListedContainer[]> {
+    if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
+    return Promise.resolve(this.listed);
+  }
+
+  watchEvents(_labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription {
+    this.handlers = handlers;
+    return { close: () => (this.handlers = undefined) };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Containers still on the fake engine. */
+  get live(): FakeContainer[] {
+    return [...this.containers.values()];
+  }
+}
+
+/** An exec behaviour that runs until aborted (for timeouts and aborts). */
+export const hangingExec: ExecBehaviour = (req) =>
+  new Promise((resolve) => {
+    const done = () =>
+      resolve({
+        exitCode: null,
+        stdout: Buffer.from('partial'),
+        stderr: Buffer.alloc(0),
+        truncated: false,
+        aborted: true,
+      });
+    if (req.signal.aborted) return done();
+    req.signal.addEventListener('abort', done, { once: true });
+  });
