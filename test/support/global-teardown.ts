@@ -1,1 +1,23 @@
-export default function globalTeardown(): void {}
+import Dockerode from 'dockerode';
+
+/** Fails the run when a test left a container behind: of a test pool (`test-*`) or labelled by a test. */
+export default async function globalTeardown(): Promise<void> {
+  const docker = new Dockerode();
+  const deadline = Date.now() + 10_000;
+  let left: Dockerode.ContainerInfo[] = [];
+  while (Date.now() < deadline) {
+    const pool = await docker.listContainers({
+      all: true,
+      filters: { label: ['io.container-pool.managed-by=container-pool'] },
+    });
+    const tests = await docker.listContainers({ all: true, filters: { label: ['io.container-pool.test'] } });
+    const ours = pool.filter((c) => (c.Labels['io.container-pool.pool'] ?? '').startsWith('test-'));
+    left = [...ours, ...tests];
+    if (!left.length) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await Promise.allSettled(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+  throw new Error(
+    `containers left behind by the tests (now removed): ${left.map((c) => `${c.Names[0]} ${c.State}`).join(', ')}`,
+  );
+}
