@@ -80,7 +80,7 @@ export const DEFAULT_OPTIONS: ResolvedContainerPoolOptions = {
   nanoCpus: 1_000_000_000,
   pidsLimit: 128,
   nofileLimit: 256,
-  fileSizeLimitBytes: 64 * MiB,
+  fileSizeLimitBytes: 128 * MiB,
   tmpSizeBytes: 64 * MiB,
   workdirSizeBytes: 64 * MiB,
   shmSizeBytes: 16 * MiB,

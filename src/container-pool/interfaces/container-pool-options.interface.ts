@@ -58,7 +58,7 @@ export interface ContainerPoolModuleOptions {
   pidsLimit?: number;
   /** Open files limit (RLIMIT_NOFILE). Default 256. */
   nofileLimit?: number;
-  /** Largest file a process may write (RLIMIT_FSIZE). Default 64 MiB. */
+  /** Largest file a process may write (RLIMIT_FSIZE). Default 128 MiB (above the tmpfs sizes, so a full disk is ENOSPC). */
   fileSizeLimitBytes?: number;
   /** Size of the /tmp tmpfs. Default 64 MiB. */
   tmpSizeBytes?: number;
