@@ -1,7 +1,22 @@
-/* Writes .env.example from the SETTINGS table and DEFAULT_OPTIONS: `npm run env:example`. */
-import { writeFileSync } from 'node:fs';
+/*
+ * Writes .env.example and the settings table of README.md (between the `settings-table` markers) from the
+ * SETTINGS table and DEFAULT_OPTIONS, so that neither drifts from the code: `npm run env:example`.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_OPTIONS, envName, SETTINGS } from '../src/container-pool/container-pool.config';
+
+const MiB = 1024 * 1024;
+const root = join(__dirname, '..');
+
+function shown(key: string): string {
+  const value = (DEFAULT_OPTIONS as unknown as Record<string, unknown>)[key];
+  const kind = SETTINGS[key as keyof typeof SETTINGS].kind;
+  if (Array.isArray(value)) return value.join(' ');
+  if (value === undefined) return '';
+  if (kind === 'bytes' && typeof value === 'number' && value % MiB === 0) return `${value / MiB}MiB`;
+  return String(value);
+}
 
 const lines = [
   '# container-pool settings. Explicit forRoot() options win over these, which win over the defaults shown.',
@@ -16,17 +31,22 @@ const lines = [
   '# DOCKER_CERT_PATH=',
   '',
 ];
+const rows = ['| option | setting | default | what |', '|---|---|---|---|'];
 for (const [key, setting] of Object.entries(SETTINGS)) {
-  const value = (DEFAULT_OPTIONS as unknown as Record<string, unknown>)[key];
-  const MiB = 1024 * 1024;
-  const shown = Array.isArray(value)
-    ? value.join(' ')
-    : value === undefined
-      ? ''
-      : setting.kind === 'bytes' && typeof value === 'number' && value % MiB === 0
-        ? `${value / MiB}MiB`
-        : String(value);
   lines.push(`# ${setting.description}`);
-  lines.push(`# ${envName(key)}=${shown}`);
+  lines.push(`# ${envName(key)}=${shown(key)}`);
+  rows.push(`| \`${key}\` | \`${envName(key)}\` | ${shown(key) ? `\`${shown(key)}\`` : '(none)'} | ${setting.description.replace(/\|/g, '\\|')} |`);
 }
-writeFileSync(join(__dirname, '..', '.env.example'), lines.join('\n') + '\n');
+writeFileSync(join(root, '.env.example'), lines.join('\n') + '\n');
+
+const readmePath = join(root, 'README.md');
+if (existsSync(readmePath)) {
+  const readme = readFileSync(readmePath, 'utf8');
+  const start = '<!-- settings-table:start -->';
+  const end = '<!-- settings-table:end -->';
+  const a = readme.indexOf(start);
+  const b = readme.indexOf(end);
+  if (a >= 0 && b > a) {
+    writeFileSync(readmePath, readme.slice(0, a + start.length) + '\n' + rows.join('\n') + '\n' + readme.slice(b));
+  }
+}

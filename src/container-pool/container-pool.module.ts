@@ -1,11 +1,13 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './container-pool.config';
 import { CONTAINER_DRIVER, CONTAINER_POOL_RESOLVED_OPTIONS } from './container-pool.constants';
 import {
+  ASYNC_OPTIONS_TYPE,
   CONTAINER_POOL_MODULE_OPTIONS,
   ConfigurableModuleClass,
+  OPTIONS_TYPE,
 } from './container-pool.module-definition';
 import { ContainerPoolService } from './container-pool.service';
 import { DockerDriver } from './driver/docker.driver';
@@ -36,4 +38,14 @@ import type {
   ],
   exports: [ContainerPoolService, CONTAINER_POOL_RESOLVED_OPTIONS, CONTAINER_DRIVER],
 })
-export class ContainerPoolModule extends ConfigurableModuleClass {}
+export class ContainerPoolModule extends ConfigurableModuleClass {
+  /** The pool with these options over `POOL_*` settings over defaults; every option is optional. */
+  static forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+
+  /** Options from a factory: `{ imports, inject, useFactory }` (or useClass/useExisting). */
+  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+    return super.forRootAsync(options);
+  }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the service on a fresh machine: installs npm packages when missing, gets a Docker engine answering,
+# makes sure the sandbox image is there (pulls POOL_IMAGE, default python:3.13-slim; when that cannot be pulled,
+# e.g. without a registry, builds the offline image container-pool-sandbox:bookworm and uses it), builds and
+# starts `node dist/main.js` on HOST:PORT (default 127.0.0.1:3000). Settings: .env / POOL_* (see .env.example).
+#
+# Usage: npm run serve
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log() { printf '[serve] %s\n' "$*" >&2; }
+
+if [ ! -d node_modules ] || ! node -e "require.resolve('@nestjs/core')" 2>/dev/null; then
+  log "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+bash scripts/ensure-docker.sh >/dev/null
+
+if [ -f .env ]; then
+  # POOL_IMAGE may be set there; the app reads .env itself, this only decides which image to prepare.
+  env_image="$(sed -n 's/^POOL_IMAGE=//p' .env | tail -n 1)"
+  POOL_IMAGE="${POOL_IMAGE:-$env_image}"
+fi
+image="${POOL_IMAGE:-python:3.13-slim}"
+if docker image inspect "$image" >/dev/null 2>&1; then
+  log "image $image is on the engine"
+elif timeout 60 docker pull "$image" >&2; then
+  log "pulled $image"
+else
+  offline="${SANDBOX_IMAGE:-container-pool-sandbox:bookworm}"
+  log "cannot pull $image (no registry?): using the offline image $offline"
+  bash scripts/build-sandbox-image.sh sandbox
+  image="$offline"
+fi
+export POOL_IMAGE="$image"
+
+log "building"
+npx nest build
+log "starting the service with POOL_IMAGE=$POOL_IMAGE"
+exec node dist/main.js
