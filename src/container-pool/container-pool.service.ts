@@ -660,7 +660,6 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     const timeoutMs = opts.timeoutMs ?? this.options.acquireTimeoutMs;
     const pending = new PendingAcquire<PooledContainer>(
       timeoutMs,
-      execTimeoutMs,
       opts.signal,
       (p, err) => {
         const i = this.waiters.indexOf(p);
@@ -731,12 +730,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   }
 
   private own(container: Container): PooledContainer {
-    if (!(container instanceof PooledContainer) || this.byId.get(container.id) !== container) {
-      if (container instanceof PooledContainer && container.state === 'destroying') return container;
-      if (container instanceof PooledContainer && !this.byId.has(container.id)) return container;
-      throw new InvalidRequestError('container', 'is not a container of this pool');
-    }
-    return container;
+    if (container instanceof PooledContainer && container.belongsTo(this)) return container;
+    throw new InvalidRequestError('container', 'is not a container of this pool');
   }
 
   // ---------------------------------------------------------------- execution

@@ -15,8 +15,6 @@ export class PendingAcquire<T> {
 
   constructor(
     readonly timeoutMs: number,
-    /** The execution timeout the container must still have life for. */
-    readonly execTimeoutMs: number,
     private readonly signal: AbortSignal | undefined,
     onGiveUp: (pending: PendingAcquire<T>, error: Error) => void,
   ) {

@@ -59,6 +59,10 @@ export class PooledContainer implements Container {
     return this.owner.destroyContainer(this);
   }
 
+  belongsTo(owner: ContainerOwner): boolean {
+    return this.owner === owner;
+  }
+
   /** Wakes whoever waits for news about this container (an OOM event, its death). */
   notify(): void {
     for (const w of [...this.watchers]) w();

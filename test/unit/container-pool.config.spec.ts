@@ -125,8 +125,10 @@ describe('pool configuration', () => {
       const line = example.split('\n').find((l) => l.replace(/^#\s*/, '').startsWith(`${name}=`));
       expect(line).toBeDefined();
       const def = (DEFAULT_OPTIONS as unknown as Record<string, unknown>)[key];
-      if (def !== undefined) {
-        const shown = line!.replace(/^#\s*/, '').slice(name.length + 1);
+      const shown = line!.replace(/^#\s*/, '').slice(name.length + 1);
+      if (Array.isArray(def) && def.length === 0) {
+        expect(shown).toBe('');
+      } else if (def !== undefined) {
         const parsed = readPoolEnv({ [name]: shown }).options as Record<string, unknown>;
         expect(parsed[key]).toEqual(def);
       }
