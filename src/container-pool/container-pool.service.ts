@@ -343,7 +343,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         }
         if (!this.engine || !this.engineAvailable) {
           this.logger.log(
-            `engine: ${info.name} (API ${info.apiVersion}, ${info.os}, runtimes ${info.runtimes.join('/')}, ` +
+            `engine: ${info.name} at ${info.endpoint} (API ${info.apiVersion}, ${info.os}, runtimes ${info.runtimes.join('/')}, ` +
               `seccomp ${info.seccomp ? 'on' : 'OFF'})`,
           );
         }
@@ -985,6 +985,14 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (byName) return byName;
     const matches = all.filter((c) => c.id.startsWith(ref));
     return matches.length === 1 ? matches[0] : undefined;
+  }
+
+  /**
+   * Why acquire() would fail right now (shutting down, drained, engine/image/sandbox unavailable), or null.
+   * Used by the readiness check.
+   */
+  availabilityError(): ContainerPoolError | null {
+    return this.unavailable();
   }
 
   /** Engine facts from the last successful check, or null. */

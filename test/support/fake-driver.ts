@@ -23,6 +23,22 @@ export interface FakeContainer extends DriverContainer {
   removed: boolean;
 }
 
+/** A create held in flight by the test (FakeDriver.manualCreates). */
+export interface PendingCreate {
+  spec: ContainerSpec;
+  /** Lets the create finish: the container exists and runs. */
+  succeed(): void;
+  /** Makes the create fail with this error. */
+  fail(error: Error): void;
+}
+
+/** A removal held in flight by the test (FakeDriver.manualRemoves). */
+export interface PendingRemove {
+  id: string;
+  /** The engine removes the container (its lifeline ends) and the call resolves. */
+  finish(): void;
+}
+
 type ExecBehaviour = (
   req: DriverExecRequest,
   container: FakeContainer,
@@ -37,6 +53,12 @@ export class FakeDriver implements ContainerDriver {
   createError: Error | null = null;
   /** Creates wait for this when set (to hold them in flight). */
   createGate: Promise<void> | null = null;
+  /** Creates stay in flight until the test settles them from `pendingCreates` (aborting fails them). */
+  manualCreates = false;
+  readonly pendingCreates: PendingCreate[] = [];
+  /** Removals stay in flight until the test finishes them from `pendingRemoves`. */
+  manualRemoves = false;
+  readonly pendingRemoves: PendingRemove[] = [];
   readonly containers = new Map<string, FakeContainer>();
   readonly created: FakeContainer[] = [];
   readonly removedIds: string[] = [];
@@ -56,9 +78,11 @@ export class FakeDriver implements ContainerDriver {
   private creatingNow = 0;
 
   info(): Promise<EngineInfo> {
-    if (!this.engineUp) return Promise.reject(new EngineUnavailableError('connect ECONNREFUSED (fake)'));
+    if (!this.engineUp)
+      return Promise.reject(new EngineUnavailableError('connect ECONNREFUSED (fake)'));
     return Promise.resolve({
       name: 'Fake Engine 1.0',
+      endpoint: 'fake://',
       version: '1.0',
       apiVersion: '1.41',
       os: 'fake',
@@ -83,6 +107,7 @@ export class FakeDriver implements ContainerDriver {
     try {
       if (this.createGate) await this.createGate;
       if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
+      if (this.manualCreates) await this.holdCreate(spec, signal);
       if (!this.engineUp) throw new EngineUnavailableError('connect ECONNREFUSED (fake)');
       if (this.createError) throw this.createError;
       if (signal?.aborted) throw new ExecutionAbortedError('create', signal.reason);
@@ -111,6 +136,28 @@ export class FakeDriver implements ContainerDriver {
     }
   }
 
+  private holdCreate(spec: ContainerSpec, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const entry: PendingCreate = {
+        spec,
+        succeed: () => settle(() => resolve()),
+        fail: (error) => settle(() => reject(error)),
+      };
+      const onAbort = () =>
+        settle(() => reject(new ExecutionAbortedError('Container creation', signal?.reason)));
+      const settle = (how: () => void) => {
+        const i = this.pendingCreates.indexOf(entry);
+        if (i < 0) return;
+        this.pendingCreates.splice(i, 1);
+        signal?.removeEventListener('abort', onAbort);
+        how();
+      };
+      this.pendingCreates.push(entry);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   async exec(target: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult> {
     const c = this.containers.get(target.id);
     if (!c || !c.alive) throw new ContainerLostError(target.name, 'gone (fake)');
@@ -120,6 +167,26 @@ export class FakeDriver implements ContainerDriver {
   removeContainer(id: string): Promise<void> {
     if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
     this.removeCounts.set(id, (this.removeCounts.get(id) ?? 0) + 1);
+    if (this.manualRemoves) {
+      return new Promise<void>((resolve) => {
+        const entry: PendingRemove = {
+          id,
+          finish: () => {
+            const i = this.pendingRemoves.indexOf(entry);
+            if (i < 0) return;
+            this.pendingRemoves.splice(i, 1);
+            this.finishRemove(id);
+            resolve();
+          },
+        };
+        this.pendingRemoves.push(entry);
+      });
+    }
+    this.finishRemove(id);
+    return Promise.resolve();
+  }
+
+  private finishRemove(id: string): void {
     const c = this.containers.get(id);
     if (c) {
       this.removedIds.push(id);
@@ -128,7 +195,6 @@ export class FakeDriver implements ContainerDriver {
       // The real engine ends the lifeline when the container goes.
       c.die('removed');
     }
-    return Promise.resolve();
   }
 
   listContainers(): Promise<ListedContainer[]> {

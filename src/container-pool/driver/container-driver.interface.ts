@@ -4,6 +4,8 @@ import type { PullPolicy } from '../interfaces/container-pool-options.interface'
 export interface EngineInfo {
   /** e.g. `Docker Engine 20.10.24`. */
   name: string;
+  /** Where the engine was reached, e.g. `unix:///var/run/docker.sock`. */
+  endpoint: string;
   version: string;
   apiVersion: string;
   os: string;

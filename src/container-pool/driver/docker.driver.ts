@@ -119,7 +119,8 @@ export class DockerDriver implements ContainerDriver {
       const [version, info] = await Promise.all([this.docker.version(), this.docker.info()]);
       const securityOptions: string[] = info.SecurityOptions ?? [];
       return {
-        name: `${(version as any).Platform?.Name ?? 'Docker Engine'} ${version.Version}`.trim(),
+        name: `${(version as any).Platform?.Name || 'Docker Engine'} ${version.Version}`,
+        endpoint: this.endpoint(),
         version: version.Version,
         apiVersion: version.ApiVersion,
         os: `${info.OperatingSystem ?? version.Os}`,
@@ -130,6 +131,18 @@ export class DockerDriver implements ContainerDriver {
     } catch (err) {
       throw toEngineError(err, 'ping');
     }
+  }
+
+  /** The engine address, as the Docker CLI would print it. */
+  endpoint(): string {
+    const m = this.docker.modem as unknown as {
+      socketPath?: string;
+      protocol?: string;
+      host?: string;
+      port?: string | number;
+    };
+    if (m.socketPath) return `unix://${m.socketPath}`;
+    return `${m.protocol ?? 'http'}://${m.host ?? 'localhost'}${m.port ? `:${m.port}` : ''}`;
   }
 
   async ensureImage(image: string, policy: PullPolicy, log: (message: string) => void) {
