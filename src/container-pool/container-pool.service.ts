@@ -122,7 +122,6 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   private shutdownPromise?: Promise<void>;
   private eventSub?: EventSubscription;
   private intervalName?: string;
-  private ticking = false;
 
   private readonly totals: PoolTotals = {
     created: 0,
@@ -282,7 +281,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   }
 
   private startSchedule(): void {
-    const timer = setInterval(() => void this.tick(), this.options.replenishIntervalMs);
+    const timer = setInterval(() => this.tick(), this.options.replenishIntervalMs);
     timer.unref();
     if (this.scheduler) {
       this.intervalName = `container-pool:${this.options.name}:${this.instanceId}`;
@@ -306,24 +305,21 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (this.fallbackTimer) clearInterval(this.fallbackTimer);
   }
 
-  /** Scheduled top-up: recycle expired idle containers, trim surplus, retry after failures, refill. */
-  private async tick(): Promise<void> {
-    if (this.ticking || this.shuttingDown) return;
-    this.ticking = true;
-    try {
-      const now = Date.now();
-      for (const c of [...this.idle]) {
-        if (c.expiry.getTime() <= now) void this.destroyContainer(c, 'expired');
-      }
-      const surplus = this.idle.length - (this.draining ? 0 : this.size);
-      if (surplus > 0 && !this.waiters.length) {
-        for (const c of this.idle.slice(0, surplus)) void this.destroyContainer(c, 'surplus');
-      }
-      this.pump();
-      await this.settleInFlight();
-    } finally {
-      this.ticking = false;
+  /**
+   * Scheduled top-up: recycle expired idle containers, trim surplus, retry after failures, refill. It is
+   * synchronous (creates and removals run in the background), so ticks never overlap.
+   */
+  private tick(): void {
+    if (this.shuttingDown) return;
+    const now = Date.now();
+    for (const c of [...this.idle]) {
+      if (c.expiry.getTime() <= now) void this.destroyContainer(c, 'expired');
     }
+    const surplus = this.idle.length - (this.draining ? 0 : this.size);
+    if (surplus > 0 && !this.waiters.length) {
+      for (const c of this.idle.slice(0, surplus)) void this.destroyContainer(c, 'surplus');
+    }
+    this.pump();
   }
 
   // ---------------------------------------------------------------- engine
@@ -401,7 +397,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   private markEngineDown(err: ContainerPoolError): void {
     if (!(err instanceof EngineUnavailableError)) return;
     this.prepared = false;
-    if (this.engineAvailable || !this.lastError) this.logger.error(err.message);
+    // Logged once, when the engine stops answering; onFailure() logs the retry streak.
+    if (this.engineAvailable) this.logger.error(`engine stopped answering: ${err.message}`);
     this.engineAvailable = false;
     this.lastError = err;
   }
@@ -635,6 +632,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   }
 
   private acquirePooled(opts: AcquireOptions = {}): Promise<PooledContainer> {
+    // Used without Nest's lifecycle (or before onModuleInit): start the pool on first use.
+    if (!this.initPromise) this.initialize().catch(() => undefined);
     const error = this.unavailable();
     if (error) return Promise.reject(error);
     if (opts.signal?.aborted) {

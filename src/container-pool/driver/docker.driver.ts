@@ -31,6 +31,8 @@ import { CappedSink } from './output-sink';
 
 const WATCHED_EVENTS: EngineEventType[] = ['oom', 'die', 'destroy'];
 const EVENT_RECONNECT_MAX_MS = 5_000;
+/** A removal the engine has not finished by then is reported as failed (the engine is hung). */
+const REMOVE_TIMEOUT_MS = 30_000;
 
 /** How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard lifetime. */
 export function lifelineCommand(lifetimeMs: number): string[] {
@@ -332,7 +334,9 @@ export class DockerDriver implements ContainerDriver {
 
   async removeContainer(idOrName: string): Promise<void> {
     try {
-      await this.docker.getContainer(idOrName).remove({ force: true, v: true });
+      await this.docker
+        .getContainer(idOrName)
+        .remove({ force: true, v: true, abortSignal: AbortSignal.timeout(REMOVE_TIMEOUT_MS) });
     } catch (err) {
       const status = statusOf(err);
       // 404: already gone; 409: a removal is already in progress (AutoRemove). Both mean done.
