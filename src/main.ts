@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
+import { setupContainerPoolDocs } from './container-pool/openapi/document';
 
 function listenAddress(): { host: string; port: number } {
   const host = process.env.HOST?.trim() || '127.0.0.1';
@@ -15,10 +16,15 @@ function listenAddress(): { host: string; port: number } {
 
 async function bootstrap(): Promise<void> {
   const { host, port } = listenAddress();
-  const app = await NestFactory.create(AppModule);
+  const logger = new Logger('Main');
+  // No app-wide body parser: the pool's routes parse their JSON themselves, with POOL_MAX_BODY_BYTES.
+  const app = await NestFactory.create(AppModule, { bodyParser: false });
   app.enableShutdownHooks();
+  const docs = setupContainerPoolDocs(app, 'docs');
   await app.listen(port, host);
-  new Logger('Main').log(`container-pool service listening on http://${host}:${port}`);
+  logger.log(`container-pool service listening on http://${host}:${port}`);
+  if (docs) logger.log(`API docs at http://${host}:${port}/docs (JSON at /docs-json)`);
+  else logger.warn('@nestjs/swagger is not installed: /docs is not served');
 }
 
 bootstrap().catch((err: unknown) => {

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { registerAs } from '@nestjs/config';
-import { CONTAINER_POOL_CONFIG_NAMESPACE, LIFETIME_SAFETY_MARGIN_MS } from './container-pool.constants';
+import {
+  CONTAINER_POOL_CONFIG_NAMESPACE,
+  LIFETIME_SAFETY_MARGIN_MS,
+} from './container-pool.constants';
 import { InvalidPoolConfigError } from './errors/container-pool.errors';
 import type {
   ContainerPoolModuleOptions,
@@ -11,7 +14,7 @@ import type {
 const MiB = 1024 * 1024;
 const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always', 'never'];
 
-type Kind = 'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'argv';
+type Kind = 'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'argv' | 'tokens';
 type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker'>;
 
 interface Setting {
@@ -34,11 +37,19 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   replenishIntervalMs: { kind: 'int', min: 100, description: 'interval of the top-up task' },
   singleUse: { kind: 'bool', description: 'destroy containers on release' },
   execTimeoutMs: { kind: 'int', min: 1, description: 'default execution timeout' },
-  maxExecTimeoutMs: { kind: 'int', min: 1, description: 'largest execution timeout a caller may ask' },
+  maxExecTimeoutMs: {
+    kind: 'int',
+    min: 1,
+    description: 'largest execution timeout a caller may ask',
+  },
   maxOutputBytes: { kind: 'bytes', min: 1, description: 'per-stream output cap' },
   maxStdinBytes: { kind: 'bytes', min: 0, description: 'largest stdin plus code of one execution' },
   containerLifetimeMs: { kind: 'int', min: 1000, description: 'hard limit on a container life' },
-  shutdownGraceMs: { kind: 'int', min: 0, description: 'time executions get to finish at shutdown' },
+  shutdownGraceMs: {
+    kind: 'int',
+    min: 0,
+    description: 'time executions get to finish at shutdown',
+  },
   createTimeoutMs: { kind: 'int', min: 1000, description: 'deadline of one create+start' },
   user: { kind: 'string', description: 'container user uid:gid, never root' },
   workdir: { kind: 'string', description: 'work dir and HOME (tmpfs)' },
@@ -50,10 +61,22 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   tmpSizeBytes: { kind: 'bytes', min: 1, description: 'size of the /tmp tmpfs' },
   workdirSizeBytes: { kind: 'bytes', min: 1, description: 'size of the work dir tmpfs' },
   shmSizeBytes: { kind: 'bytes', min: 1, description: 'size of /dev/shm' },
-  runtime: { kind: 'string', description: 'OCI runtime (e.g. runsc); empty for the engine default' },
-  seccompProfile: { kind: 'string', description: 'custom seccomp profile JSON; empty for the default' },
+  runtime: {
+    kind: 'string',
+    description: 'OCI runtime (e.g. runsc); empty for the engine default',
+  },
+  seccompProfile: {
+    kind: 'string',
+    description: 'custom seccomp profile JSON; empty for the default',
+  },
   requireSeccomp: { kind: 'bool', description: 'refuse to serve when the engine has no seccomp' },
+  adminToken: { kind: 'tokens', description: 'bearer token(s) of the admin API, comma separated' },
+  metricsPublic: { kind: 'bool', description: 'serve /metrics without a bearer token' },
+  maxBodyBytes: { kind: 'bytes', min: 1024, description: 'largest request body of the HTTP API' },
 };
+
+/** Shortest admin token accepted: a guessable token would open the pool to anyone who can reach it. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 export const DEFAULT_OPTIONS: ResolvedContainerPoolOptions = {
   name: 'default',
@@ -85,6 +108,9 @@ export const DEFAULT_OPTIONS: ResolvedContainerPoolOptions = {
   workdirSizeBytes: 64 * MiB,
   shmSizeBytes: 16 * MiB,
   requireSeccomp: true,
+  adminToken: [],
+  metricsPublic: false,
+  maxBodyBytes: 24 * MiB,
 };
 
 /** `maxContainers` -> `POOL_MAX_CONTAINERS`. */
@@ -133,7 +159,16 @@ function parseValue(kind: Kind, raw: string): { value?: unknown; error?: string 
       const argv = text.split(/\s+/).filter(Boolean);
       return argv.length ? { value: argv } : { error: 'must name a command' };
     }
+    case 'tokens':
+      return { value: splitTokens(text) };
   }
+}
+
+function splitTokens(text: string): string[] {
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
 }
 
 /**
@@ -157,7 +192,9 @@ export function readPoolEnv(env: NodeJS.ProcessEnv): {
 }
 
 /** The `POOL_*` environment as a @nestjs/config namespace (ConfigModule.forFeature(poolEnvConfig)). */
-export const poolEnvConfig = registerAs(CONTAINER_POOL_CONFIG_NAMESPACE, () => readPoolEnv(process.env));
+export const poolEnvConfig = registerAs(CONTAINER_POOL_CONFIG_NAMESPACE, () =>
+  readPoolEnv(process.env),
+);
 export type PoolEnvConfig = ReturnType<typeof readPoolEnv>;
 
 function label(key: string): string {
@@ -176,7 +213,12 @@ export function resolvePoolOptions(
   const defined = Object.fromEntries(
     Object.entries(explicit ?? {}).filter(([, v]) => v !== undefined),
   ) as ContainerPoolModuleOptions;
-  const merged = { ...DEFAULT_OPTIONS, ...fromEnv.options, ...defined } as ResolvedContainerPoolOptions;
+  const merged = {
+    ...DEFAULT_OPTIONS,
+    ...fromEnv.options,
+    ...defined,
+  } as ResolvedContainerPoolOptions;
+  if (typeof merged.adminToken === 'string') merged.adminToken = splitTokens(merged.adminToken);
   if (merged.runtime === '') delete merged.runtime;
   if (merged.seccompProfile === '') delete merged.seccompProfile;
 
@@ -209,8 +251,23 @@ export function resolvePoolOptions(
         }
         break;
       case 'argv':
-        if (!Array.isArray(value) || !value.length || value.some((v) => typeof v !== 'string' || !v)) {
+        if (
+          !Array.isArray(value) ||
+          !value.length ||
+          value.some((v) => typeof v !== 'string' || !v)
+        ) {
           problems.push(`${label(key)} must be a non-empty list of strings`);
+        }
+        break;
+      case 'tokens':
+        if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+          problems.push(`${label(key)} must be a string or a list of strings`);
+        } else if (value.some((v: string) => v.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(v))) {
+          // Never echo the token itself.
+          problems.push(
+            `${label(key)}: every token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters without ` +
+              'spaces (e.g. `openssl rand -hex 32`)',
+          );
         }
         break;
     }
@@ -223,7 +280,9 @@ export function resolvePoolOptions(
   }
   if (!o.image) problems.push(`${label('image')} must not be empty`);
   if (o.size > o.maxContainers) {
-    problems.push(`${label('size')} (${o.size}) must not exceed maxContainers (${o.maxContainers})`);
+    problems.push(
+      `${label('size')} (${o.size}) must not exceed maxContainers (${o.maxContainers})`,
+    );
   }
   if (o.execTimeoutMs > o.maxExecTimeoutMs) {
     problems.push(
@@ -251,7 +310,9 @@ export function resolvePoolOptions(
     problems.push(`${label('user')} must not be root (uid or gid 0)`);
   }
   if (!o.workdir.startsWith('/') || o.workdir === '/' || o.workdir === '/tmp') {
-    problems.push(`${label('workdir')} must be an absolute path other than / and /tmp, got "${o.workdir}"`);
+    problems.push(
+      `${label('workdir')} must be an absolute path other than / and /tmp, got "${o.workdir}"`,
+    );
   }
   if (o.seccompProfile !== undefined) {
     try {

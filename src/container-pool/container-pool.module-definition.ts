@@ -1,8 +1,9 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { ContainerPoolHttpExtras, DEFAULT_HTTP_EXTRAS, withHttp } from './container-pool.http';
 import type { ContainerPoolModuleOptions } from './interfaces/container-pool-options.interface';
 
 /** Extras of forRoot()/forRootAsync() that shape the module itself rather than the pool. */
-export interface ContainerPoolModuleExtras {
+export interface ContainerPoolModuleExtras extends ContainerPoolHttpExtras {
   /** Register the module globally so that every module can inject ContainerPoolService. Default false. */
   isGlobal?: boolean;
 }
@@ -15,8 +16,8 @@ export const {
 } = new ConfigurableModuleBuilder<ContainerPoolModuleOptions>({ moduleName: 'ContainerPool' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createContainerPoolOptions')
-  .setExtras<ContainerPoolModuleExtras>({ isGlobal: false }, (definition, extras) => ({
-    ...definition,
-    global: extras.isGlobal,
-  }))
+  .setExtras<ContainerPoolModuleExtras>(
+    { isGlobal: false, ...DEFAULT_HTTP_EXTRAS },
+    (definition, extras) => withHttp({ ...definition, global: extras.isGlobal }, extras),
+  )
   .build();

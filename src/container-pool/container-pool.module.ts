@@ -1,8 +1,10 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
+import { TerminusModule } from '@nestjs/terminus';
 import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './container-pool.config';
 import { CONTAINER_DRIVER, CONTAINER_POOL_RESOLVED_OPTIONS } from './container-pool.constants';
+import { CONTAINER_POOL_HTTP_SETTINGS, ContainerPoolHttpSettings } from './container-pool.http';
 import {
   ASYNC_OPTIONS_TYPE,
   CONTAINER_POOL_MODULE_OPTIONS,
@@ -11,6 +13,9 @@ import {
 } from './container-pool.module-definition';
 import { ContainerPoolService } from './container-pool.service';
 import { DockerDriver } from './driver/docker.driver';
+import { ContainerPoolHealthIndicator } from './health/container-pool.health';
+import { ContainerPoolMetrics } from './metrics/container-pool.metrics';
+import { JsonBodyMiddleware } from './middleware/json-body.middleware';
 import type {
   ContainerPoolModuleOptions,
   ResolvedContainerPoolOptions,
@@ -19,9 +24,16 @@ import type {
 /**
  * ContainerPoolModule.forRoot(options?) / forRootAsync({ imports, inject, useFactory }).
  * Brings its own scheduling and reads `POOL_*` settings through @nestjs/config without loading any `.env` file.
+ * Serves the admin API (default /admin/pool, bearer token), /health/live, /health/ready and /metrics with their
+ * own guard, validation and error mapping; the extras adminApi/adminPrefix/healthPath/metricsPath move or
+ * switch them off.
  */
 @Module({
-  imports: [ScheduleModule.forRoot(), ConfigModule.forFeature(poolEnvConfig)],
+  imports: [
+    ScheduleModule.forRoot(),
+    ConfigModule.forFeature(poolEnvConfig),
+    TerminusModule.forRoot({ logger: false }),
+  ],
   providers: [
     {
       provide: CONTAINER_POOL_RESOLVED_OPTIONS,
@@ -35,10 +47,30 @@ import type {
       useFactory: (o: ResolvedContainerPoolOptions) => new DockerDriver(o.docker),
     },
     ContainerPoolService,
+    ContainerPoolMetrics,
+    ContainerPoolHealthIndicator,
   ],
-  exports: [ContainerPoolService, CONTAINER_POOL_RESOLVED_OPTIONS, CONTAINER_DRIVER],
+  exports: [
+    ContainerPoolService,
+    CONTAINER_POOL_RESOLVED_OPTIONS,
+    CONTAINER_DRIVER,
+    ContainerPoolMetrics,
+    ContainerPoolHealthIndicator,
+  ],
 })
-export class ContainerPoolModule extends ConfigurableModuleClass {
+export class ContainerPoolModule extends ConfigurableModuleClass implements NestModule {
+  constructor(
+    @Inject(CONTAINER_POOL_HTTP_SETTINGS) private readonly http: ContainerPoolHttpSettings,
+  ) {
+    super();
+  }
+
+  /** The admin routes parse their JSON bodies themselves, with the pool's limit (see JsonBodyMiddleware). */
+  configure(consumer: MiddlewareConsumer): void {
+    if (this.http.adminController)
+      consumer.apply(JsonBodyMiddleware).forRoutes(this.http.adminController);
+  }
+
   /** The pool with these options over `POOL_*` settings over defaults; every option is optional. */
   static forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
     return super.forRoot(options);

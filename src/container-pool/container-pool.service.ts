@@ -158,7 +158,10 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       image: o.image,
       user: o.user,
       workdir: o.workdir,
-      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${o.workdir}`],
+      env: [
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        `HOME=${o.workdir}`,
+      ],
       memoryBytes: o.memoryBytes,
       nanoCpus: o.nanoCpus,
       pidsLimit: o.pidsLimit,
@@ -379,7 +382,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     });
     const now = Date.now();
     const doomed = rows.filter((r) => {
-      if (r.labels[LABELS.owner] === this.instanceId) return !this.byId.has(r.id) && r.state !== 'running';
+      if (r.labels[LABELS.owner] === this.instanceId)
+        return !this.byId.has(r.id) && r.state !== 'running';
       if (r.state === 'exited' || r.state === 'dead') return true;
       if (r.state === 'created') return now - r.createdAt.getTime() > STALE_CREATED_CONTAINER_MS;
       const expires = Date.parse(r.labels[LABELS.expiresAt] ?? '');
@@ -441,7 +445,9 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (this.failureStreak === 1) {
       this.logger.error(`${error.message} (retrying with back-off)`);
     } else {
-      this.logger.debug(`still failing (${this.failureStreak}x, next try in ${delay} ms): ${error.message}`);
+      this.logger.debug(
+        `still failing (${this.failureStreak}x, next try in ${delay} ms): ${error.message}`,
+      );
     }
     if (isPoolWide(error) && !this.idle.length) {
       for (const w of this.waiters.splice(0)) w.reject(error);
@@ -617,7 +623,11 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (this.draining) return new PoolDrainedError();
     if (!this.initPromise) return null;
     if (!this.engineAvailable && this.lastError) return this.lastError;
-    if (this.lastError && isPoolWide(this.lastError) && (!this.prepared || this.failureStreak > 0)) {
+    if (
+      this.lastError &&
+      isPoolWide(this.lastError) &&
+      (!this.prepared || this.failureStreak > 0)
+    ) {
       return this.lastError;
     }
     return null;
@@ -637,12 +647,17 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     const error = this.unavailable();
     if (error) return Promise.reject(error);
     if (opts.signal?.aborted) {
-      return Promise.reject(new ExecutionAbortedError('Waiting for a container', opts.signal.reason));
+      return Promise.reject(
+        new ExecutionAbortedError('Waiting for a container', opts.signal.reason),
+      );
     }
     const execTimeoutMs = opts.execTimeoutMs ?? this.options.execTimeoutMs;
     if (execTimeoutMs > this.options.maxExecTimeoutMs) {
       return Promise.reject(
-        new InvalidRequestError('timeoutMs', `must be at most maxExecTimeoutMs (${this.options.maxExecTimeoutMs})`),
+        new InvalidRequestError(
+          'timeoutMs',
+          `must be at most maxExecTimeoutMs (${this.options.maxExecTimeoutMs})`,
+        ),
       );
     }
     if (!this.waiters.length) {
@@ -657,15 +672,11 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       return Promise.reject(new TooManyWaitersError(this.options.maxWaiters));
     }
     const timeoutMs = opts.timeoutMs ?? this.options.acquireTimeoutMs;
-    const pending = new PendingAcquire<PooledContainer>(
-      timeoutMs,
-      opts.signal,
-      (p, err) => {
-        const i = this.waiters.indexOf(p);
-        if (i >= 0) this.waiters.splice(i, 1);
-        if (p.reject(err) && err.name === 'AcquireTimeoutError') this.totals.acquireTimeouts++;
-      },
-    );
+    const pending = new PendingAcquire<PooledContainer>(timeoutMs, opts.signal, (p, err) => {
+      const i = this.waiters.indexOf(p);
+      if (i >= 0) this.waiters.splice(i, 1);
+      if (p.reject(err) && err.name === 'AcquireTimeoutError') this.totals.acquireTimeouts++;
+    });
     this.waiters.push(pending);
     this.pump();
     return pending.promise;
@@ -736,7 +747,11 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   // ---------------------------------------------------------------- execution
 
   /** Container.execute(): runs argv in a leased container. */
-  executeIn(container: PooledContainer, cmd: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  executeIn(
+    container: PooledContainer,
+    cmd: string[],
+    opts: ExecOptions = {},
+  ): Promise<ExecResult> {
     try {
       const exec = normalizeExecOptions(cmd, opts, this.options);
       return this.runIn(container, exec, opts.signal, 0);
@@ -803,12 +818,16 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       if (abort.signal.aborted) {
         // Timed out, aborted by the caller or killed by the pool: the work really stops with the container.
         c.tainted = true;
-        await Promise.race([this.destroyContainer(c, timedOut ? 'timed out' : 'killed'), sleep(2_000)]);
+        await Promise.race([
+          this.destroyContainer(c, timedOut ? 'timed out' : 'killed'),
+          sleep(2_000),
+        ]);
         if (killedWith) throw killedWith as Error;
       } else if (raw.exitCode === 137) {
         // SIGKILL: the OOM killer, the container's death, or the program itself. Let the engine's news arrive.
         if (c.oomEvents === oomBefore && !c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
-        if (c.lostReason && c.oomEvents === oomBefore) throw new ContainerLostError(c.name, c.lostReason);
+        if (c.lostReason && c.oomEvents === oomBefore)
+          throw new ContainerLostError(c.name, c.lostReason);
       }
       const stdoutBytes = raw.stdout;
       const stderrBytes = raw.stderr;
@@ -876,7 +895,9 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       this.driver
         .removeContainer(c.id)
         .catch((err) => {
-          this.logger.warn(`removing ${c.name} failed: ${err instanceof Error ? err.message : err}`);
+          this.logger.warn(
+            `removing ${c.name} failed: ${err instanceof Error ? err.message : err}`,
+          );
           if (err instanceof EngineUnavailableError) this.markEngineDown(err);
         })
         .finally(() => {
@@ -921,7 +942,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (!Number.isInteger(maxContainers) || maxContainers < 1) {
       throw new InvalidRequestError('maxContainers', 'must be an integer of at least 1');
     }
-    if (!Number.isInteger(size) || size < 0) throw new InvalidRequestError('size', 'must be an integer of at least 0');
+    if (!Number.isInteger(size) || size < 0)
+      throw new InvalidRequestError('size', 'must be an integer of at least 0');
     if (size > maxContainers) {
       throw new InvalidRequestError('size', `must not exceed maxContainers (${maxContainers})`);
     }

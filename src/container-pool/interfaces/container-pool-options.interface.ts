@@ -73,13 +73,27 @@ export interface ContainerPoolModuleOptions {
   /** Refuse to serve when the engine reports no seccomp support. Default true. */
   requireSeccomp?: boolean;
 
+  /**
+   * Bearer token(s) of the admin API and of /metrics. Several may be configured so that they can be rotated.
+   * Each must be at least 16 characters. Default none: every admin route answers 403 until one is set.
+   * (`POOL_ADMIN_TOKEN`, comma separated)
+   */
+  adminToken?: string | string[];
+  /** Serve /metrics without a bearer token. Default false. (`POOL_METRICS_PUBLIC`) */
+  metricsPublic?: boolean;
+  /** Largest request body the pool's HTTP routes accept (code plus stdin, as JSON). Default 24 MiB. */
+  maxBodyBytes?: number;
+
   /** Engine connection; default as the Docker CLI: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`. */
   docker?: Dockerode.DockerOptions;
 }
 
 /** The options after merging and validation: what the pool runs with. */
-export interface ResolvedContainerPoolOptions
-  extends Required<Omit<ContainerPoolModuleOptions, 'runtime' | 'seccompProfile' | 'docker'>> {
+export interface ResolvedContainerPoolOptions extends Required<
+  Omit<ContainerPoolModuleOptions, 'runtime' | 'seccompProfile' | 'docker' | 'adminToken'>
+> {
+  /** The admin tokens, possibly none. */
+  adminToken: string[];
   runtime?: string;
   seccompProfile?: string;
   docker?: Dockerode.DockerOptions;

@@ -1,0 +1,90 @@
+/* Response shapes of the pool's HTTP API, for the OpenAPI document. */
+import { ApiProperty, ApiPropertyOptional } from '../openapi/swagger';
+
+export class PoolTotalsDto {
+  @ApiProperty() created!: number;
+  @ApiProperty() destroyed!: number;
+  @ApiProperty({ description: 'Creates that failed.' }) failedCreates!: number;
+  @ApiProperty() acquired!: number;
+  @ApiProperty() acquireTimeouts!: number;
+  @ApiProperty() executions!: number;
+  @ApiProperty({ description: 'Executions killed by their timeout.' }) timeouts!: number;
+  @ApiProperty({ description: 'Executions hit by the OOM killer.' }) ooms!: number;
+  @ApiProperty({ description: 'Executions whose output was truncated.' }) truncated!: number;
+  @ApiProperty({ description: 'Containers that died outside the pool.' }) containersLost!: number;
+  @ApiProperty({ description: 'Leftovers of dead instances removed.' }) orphansRemoved!: number;
+}
+
+export class PoolStatsDto {
+  @ApiProperty({ description: 'Pool name.' }) name!: string;
+  @ApiProperty({ description: 'Sandbox image.' }) image!: string;
+  @ApiProperty() idle!: number;
+  @ApiProperty() leased!: number;
+  @ApiProperty() creating!: number;
+  @ApiProperty() destroying!: number;
+  @ApiProperty({ description: 'Acquires waiting for a container.' }) waiting!: number;
+  @ApiProperty({ description: 'Idle containers kept warm.' }) size!: number;
+  @ApiProperty() maxContainers!: number;
+  @ApiProperty({ description: 'Drained by an operator: no refill, no hand-out.' })
+  draining!: boolean;
+  @ApiProperty() shuttingDown!: boolean;
+  @ApiProperty({ description: 'The Docker engine answers.' }) engineAvailable!: boolean;
+  @ApiProperty({ type: String, nullable: true, description: 'Why the pool cannot serve now.' })
+  lastError!: string | null;
+  @ApiProperty({ type: PoolTotalsDto }) totals!: PoolTotalsDto;
+}
+
+export class ContainerInfoDto {
+  @ApiProperty({ description: 'Engine id (64 hex); empty while creating.' }) id!: string;
+  @ApiProperty() name!: string;
+  @ApiProperty({ enum: ['creating', 'idle', 'leased', 'destroying'] }) state!: string;
+  @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
+  @ApiProperty({ type: String, format: 'date-time', description: 'When the pool recycles it.' })
+  expiry!: string;
+  @ApiProperty() image!: string;
+}
+
+export class RemovedContainerDto {
+  @ApiProperty({ type: ContainerInfoDto, description: 'The container as it was before removal.' })
+  removed!: ContainerInfoDto;
+}
+
+export class ExecResultDto {
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description:
+      'Exit code; null when the pool killed the program (timeout) and none was reported.',
+  })
+  exitCode!: number | null;
+  @ApiProperty({
+    description: 'Captured stdout decoded as UTF-8 (invalid sequences become U+FFFD).',
+  })
+  stdout!: string;
+  @ApiProperty({ description: 'Captured stderr decoded as UTF-8.' }) stderr!: string;
+  @ApiProperty({ format: 'byte', description: 'The exact bytes of stdout that were kept, base64.' })
+  stdoutBase64!: string;
+  @ApiProperty({ format: 'byte', description: 'The exact bytes of stderr that were kept, base64.' })
+  stderrBase64!: string;
+  @ApiProperty() timedOut!: boolean;
+  @ApiProperty() oomKilled!: boolean;
+  @ApiProperty({ description: 'Some output was dropped at maxOutputBytes.' }) truncated!: boolean;
+  @ApiProperty() durationMs!: number;
+  @ApiProperty({ description: 'Time spent waiting for a container.' }) queuedMs!: number;
+  @ApiProperty() containerId!: string;
+  @ApiProperty() executionId!: string;
+}
+
+export class ErrorBodyDto {
+  @ApiProperty() statusCode!: number;
+  @ApiProperty() error!: string;
+  @ApiProperty({
+    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+    description: 'What went wrong and what to do; one entry per field for validation errors.',
+  })
+  message!: string | string[];
+  @ApiPropertyOptional({ description: 'Stable code of a pool error, e.g. ACQUIRE_TIMEOUT.' })
+  code?: string;
+  @ApiPropertyOptional({ description: 'The field an invalid request got wrong.' }) field?: string;
+  @ApiPropertyOptional() retryable?: boolean;
+}

@@ -1,0 +1,82 @@
+import {
+  ArrayNotEmpty,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsString,
+  Matches,
+  MaxLength,
+  Min,
+} from 'class-validator';
+import { ApiPropertyOptional } from '../openapi/swagger';
+import { IsEnvRecord, IsOptionalDefined } from './validation';
+
+/** Body of POST /executions: exactly ContainerPoolService.run()'s request (cmd or code). */
+export class RunRequestDto {
+  @ApiPropertyOptional({
+    type: [String],
+    description: 'argv of the program, run without a shell. Give exactly one of cmd and code.',
+    example: ['sh', '-c', 'echo hello'],
+  })
+  @IsOptionalDefined()
+  @IsArray()
+  @ArrayNotEmpty()
+  @IsString({ each: true })
+  cmd?: string[];
+
+  @ApiPropertyOptional({
+    description:
+      "Source code run by the pool's Python interpreter. Give exactly one of cmd and code.",
+    example: 'print(6 * 7)',
+  })
+  @IsOptionalDefined()
+  @IsString()
+  code?: string;
+
+  @ApiPropertyOptional({ enum: ['python'], description: 'Language of `code`; only python.' })
+  @IsOptionalDefined()
+  @IsIn(['python'])
+  language?: 'python';
+
+  @ApiPropertyOptional({
+    description: "Written to the program's standard input (UTF-8), which is then closed.",
+  })
+  @IsOptionalDefined()
+  @IsString()
+  stdin?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'Environment variables; the program sees only these plus PATH and HOME.',
+    example: { GREETING: 'hi' },
+  })
+  @IsOptionalDefined()
+  @IsEnvRecord()
+  env?: Record<string, string>;
+
+  @ApiPropertyOptional({ description: "Absolute working directory; default the pool's work dir." })
+  @IsOptionalDefined()
+  @IsString()
+  @MaxLength(4096)
+  @Matches(/^\/[^\0]*$/, { message: 'workdir must be an absolute path' })
+  workdir?: string;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    description: 'Wall-clock timeout in ms; default execTimeoutMs, at most maxExecTimeoutMs.',
+  })
+  @IsOptionalDefined()
+  @IsInt()
+  @Min(1)
+  timeoutMs?: number;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    description: "Per-stream output cap in bytes; default and maximum the pool's maxOutputBytes.",
+  })
+  @IsOptionalDefined()
+  @IsInt()
+  @Min(1)
+  maxOutputBytes?: number;
+}

@@ -1,0 +1,173 @@
+import { STATUS_CODES } from 'node:http';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Injectable,
+  Logger,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import {
+  AcquireTimeoutError,
+  ContainerCreateError,
+  ContainerExpiredError,
+  ContainerLostError,
+  ContainerPoolError,
+  EngineUnavailableError,
+  ExecutionAbortedError,
+  ImageUnavailableError,
+  InvalidRequestError,
+  PoolDrainedError,
+  PoolShuttingDownError,
+  SandboxUnsupportedError,
+  TooManyWaitersError,
+} from '../errors/container-pool.errors';
+
+/** Status used when the client went away before the answer (nginx's "client closed request"). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** The JSON body of every error the pool's routes answer. */
+export interface ContainerPoolErrorBody {
+  statusCode: number;
+  error: string;
+  /** What went wrong and what to do; a list for validation errors (one entry per field). */
+  message: string | string[];
+  /** Stable code of a pool error (e.g. ACQUIRE_TIMEOUT). */
+  code?: string;
+  /** The field an invalid request got wrong. */
+  field?: string;
+  /** Whether trying again later may succeed. */
+  retryable?: boolean;
+}
+
+export interface HttpMapping {
+  status: number;
+  /** Seconds for the Retry-After header, when a retry later is expected to work. */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * The one place where pool errors become HTTP statuses.
+ * - invalid request: 400 (names the field)
+ * - no container now (acquire timeout, too many waiters), drained: 503 + Retry-After
+ * - engine, image or sandbox unavailable, creates failing: 503 (+ Retry-After when it recovers by itself)
+ * - shutting down: 503 without Retry-After (send the work to another instance)
+ * - container lost mid-execution: 502 — the sandbox (the upstream of this request) died under it; the
+ *   execution may be retried at once, unlike a 503, which asks the client to back off
+ * - aborted by the client: 499 (nobody reads it)
+ * - any other pool error: 500 with its message (pool messages carry no internals)
+ */
+export function httpMappingOf(err: ContainerPoolError): HttpMapping {
+  if (err instanceof InvalidRequestError) return { status: HttpStatus.BAD_REQUEST };
+  if (err instanceof AcquireTimeoutError || err instanceof TooManyWaitersError) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 1 };
+  }
+  if (err instanceof PoolDrainedError) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 30 };
+  }
+  if (err instanceof EngineUnavailableError || err instanceof ContainerCreateError) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 5 };
+  }
+  if (err instanceof ImageUnavailableError) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 30 };
+  }
+  if (err instanceof SandboxUnsupportedError || err instanceof PoolShuttingDownError) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE };
+  }
+  if (err instanceof ContainerExpiredError) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 1 };
+  }
+  if (err instanceof ContainerLostError) return { status: HttpStatus.BAD_GATEWAY };
+  if (err instanceof ExecutionAbortedError) return { status: CLIENT_CLOSED_REQUEST };
+  return { status: HttpStatus.INTERNAL_SERVER_ERROR };
+}
+
+function reason(status: number): string {
+  if (status === CLIENT_CLOSED_REQUEST) return 'Client Closed Request';
+  return STATUS_CODES[status] ?? 'Error';
+}
+
+/** The answer to any error thrown by a pool route. Never exposes a stack or an unknown error's message. */
+export function errorResponseOf(err: unknown): {
+  status: number;
+  body: ContainerPoolErrorBody;
+  headers: Record<string, string>;
+} {
+  if (err instanceof HttpException) {
+    const status = err.getStatus();
+    const res = err.getResponse();
+    const body: ContainerPoolErrorBody =
+      typeof res === 'object' && res !== null
+        ? ({
+            statusCode: status,
+            error: reason(status),
+            ...res,
+          } as ContainerPoolErrorBody)
+        : { statusCode: status, error: reason(status), message: String(res) };
+    return { status, body, headers: {} };
+  }
+  if (err instanceof ContainerPoolError) {
+    const { status, retryAfterSeconds } = httpMappingOf(err);
+    const body: ContainerPoolErrorBody = {
+      statusCode: status,
+      error: reason(status),
+      message: err.message,
+      code: err.code,
+      retryable: err.retryable,
+    };
+    if (err instanceof InvalidRequestError) body.field = err.field;
+    const headers: Record<string, string> = {};
+    if (retryAfterSeconds !== undefined) headers['Retry-After'] = String(retryAfterSeconds);
+    return { status, body, headers };
+  }
+  const status = HttpStatus.INTERNAL_SERVER_ERROR;
+  return {
+    status,
+    body: {
+      statusCode: status,
+      error: reason(status),
+      message: 'Internal error of the container pool; the server log has the details.',
+    },
+    headers: {},
+  };
+}
+
+/**
+ * Bound to the pool's controllers (not global): maps ContainerPoolError subclasses to HTTP (see
+ * httpMappingOf), keeps HttpExceptions (validation, auth) as they are, and answers anything else with a
+ * generic 500 while logging it with its stack.
+ */
+@Catch()
+@Injectable()
+export class ContainerPoolErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ContainerPoolHttp');
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(err: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<{
+      headersSent?: boolean;
+      writableEnded?: boolean;
+      destroyed?: boolean;
+    }>();
+    const req = ctx.getRequest<{ method?: string; originalUrl?: string; url?: string }>();
+    const { status, body, headers } = errorResponseOf(err);
+    if (!(err instanceof HttpException) && !(err instanceof ContainerPoolError)) {
+      this.logger.error(
+        `${req.method} ${req.originalUrl ?? req.url} failed: ${err instanceof Error ? err.message : String(err)}`,
+        err instanceof Error ? err.stack : undefined,
+      );
+    } else if (status >= 500 && status !== 503) {
+      this.logger.warn(
+        `${req.method} ${req.originalUrl ?? req.url}: ${status} ${body.code ?? ''} ${String(body.message)}`,
+      );
+    }
+    if (res.headersSent || res.writableEnded || res.destroyed) return;
+    const adapter = this.adapterHost.httpAdapter;
+    for (const [k, v] of Object.entries(headers)) adapter.setHeader(res, k, v);
+    adapter.reply(res, body, status);
+  }
+}

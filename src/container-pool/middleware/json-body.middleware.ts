@@ -1,0 +1,117 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  BadRequestException,
+  Inject,
+  Injectable,
+  NestMiddleware,
+  PayloadTooLargeException,
+  UnsupportedMediaTypeException,
+} from '@nestjs/common';
+import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../container-pool.constants';
+import { checkBearer } from '../guards/admin-token.guard';
+import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+
+type Request = IncomingMessage & { body?: unknown };
+
+function hasBody(req: IncomingMessage): boolean {
+  return (
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+  );
+}
+
+/**
+ * Parses the JSON bodies of the pool's own routes with the pool's limit (`maxBodyBytes`), so they do not depend
+ * on the host app's body parser:
+ * - over the limit (declared or read): 413 naming the limit;
+ * - not JSON: 415; malformed JSON: 400 saying so.
+ * When the host app's parser already read the body (Nest's default, 100 kB, applies first), this only
+ * enforces the declared Content-Length against the limit. Requests without a valid admin token are passed on
+ * unread: the guard refuses them, and nobody unauthenticated makes the service buffer a large body.
+ */
+@Injectable()
+export class JsonBodyMiddleware implements NestMiddleware {
+  constructor(
+    @Inject(CONTAINER_POOL_RESOLVED_OPTIONS) private readonly options: ResolvedContainerPoolOptions,
+  ) {}
+
+  use(req: Request, _res: ServerResponse, next: (error?: unknown) => void): void {
+    if (!checkBearer(req.headers.authorization, this.options.adminToken).ok) return next();
+    const limit = this.options.maxBodyBytes;
+    const tooLarge = () =>
+      new PayloadTooLargeException(
+        `Request body exceeds the limit of ${limit} bytes (maxBodyBytes, POOL_MAX_BODY_BYTES).`,
+      );
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return next(tooLarge());
+    if (req.body !== undefined || req.readableEnded || !hasBody(req)) return next();
+
+    const type = (req.headers['content-type'] ?? '').toLowerCase();
+    const [mime, ...params] = type.split(';').map((s) => s.trim());
+    if (mime !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(mime)) {
+      return next(
+        new UnsupportedMediaTypeException(
+          `Request body must be JSON: send "Content-Type: application/json" (got "${mime || 'none'}").`,
+        ),
+      );
+    }
+    const charset = params
+      .find((p) => p.startsWith('charset='))
+      ?.slice(8)
+      .replace(/"/g, '');
+    if (charset && charset !== 'utf-8' && charset !== 'utf8') {
+      return next(
+        new UnsupportedMediaTypeException(
+          `Request body must be UTF-8 JSON (got charset ${charset}).`,
+        ),
+      );
+    }
+    const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (encoding !== 'identity') {
+      return next(
+        new UnsupportedMediaTypeException(`Content-Encoding ${encoding} is not supported.`),
+      );
+    }
+
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (error) req.resume(); // discard the rest; the answer does not wait for it
+      next(error);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limit) return finish(tooLarge());
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      const text = Buffer.concat(chunks, received).toString('utf8');
+      try {
+        req.body = JSON.parse(text);
+      } catch (err) {
+        return finish(
+          new BadRequestException(
+            `Request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        );
+      }
+      finish();
+    };
+    const onError = (err: Error) =>
+      finish(new BadRequestException(`Reading the request body failed: ${err.message}`));
+    const onClose = () => {
+      if (!req.readableEnded)
+        finish(new BadRequestException('The client closed the request before its body ended.'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The OpenAPI decorators the pool's controllers and DTOs use, from @nestjs/swagger when the host app has it
+ * (an optional peer dependency) and as no-ops otherwise, so the module runs without it.
+ */
+import type * as Swagger from '@nestjs/swagger';
+
+function load(): typeof Swagger | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('@nestjs/swagger') as typeof Swagger;
+  } catch {
+    return undefined;
+  }
+}
+
+const swagger = load();
+
+/** Whether @nestjs/swagger is installed. */
+export const swaggerAvailable = swagger !== undefined;
+
+const noop = (): any => () => undefined;
+
+export const ApiBearerAuth: typeof Swagger.ApiBearerAuth = swagger?.ApiBearerAuth ?? noop;
+export const ApiBody: typeof Swagger.ApiBody = swagger?.ApiBody ?? noop;
+export const ApiExtraModels: typeof Swagger.ApiExtraModels = swagger?.ApiExtraModels ?? noop;
+export const ApiOperation: typeof Swagger.ApiOperation = swagger?.ApiOperation ?? noop;
+export const ApiParam: typeof Swagger.ApiParam = swagger?.ApiParam ?? noop;
+export const ApiProduces: typeof Swagger.ApiProduces = swagger?.ApiProduces ?? noop;
+export const ApiProperty: typeof Swagger.ApiProperty = swagger?.ApiProperty ?? noop;
+export const ApiPropertyOptional: typeof Swagger.ApiPropertyOptional =
+  swagger?.ApiPropertyOptional ?? noop;
+export const ApiResponse: typeof Swagger.ApiResponse = swagger?.ApiResponse ?? noop;
+export const ApiTags: typeof Swagger.ApiTags = swagger?.ApiTags ?? noop;
+
+/** Name of the bearer security scheme the admin routes declare (add it with DocumentBuilder.addBearerAuth). */
+export const ADMIN_BEARER_SCHEME = 'pool-admin-token';
