@@ -14,7 +14,8 @@ function shown(key: string): string {
   const kind = SETTINGS[key as keyof typeof SETTINGS].kind;
   if (Array.isArray(value)) return value.join(' ');
   if (value === undefined) return '';
-  if (kind === 'bytes' && typeof value === 'number' && value % MiB === 0) return `${value / MiB}MiB`;
+  if (kind === 'bytes' && typeof value === 'number' && value % MiB === 0)
+    return `${value / MiB}MiB`;
   return String(value);
 }
 
@@ -35,7 +36,9 @@ const rows = ['| option | setting | default | what |', '|---|---|---|---|'];
 for (const [key, setting] of Object.entries(SETTINGS)) {
   lines.push(`# ${setting.description}`);
   lines.push(`# ${envName(key)}=${shown(key)}`);
-  rows.push(`| \`${key}\` | \`${envName(key)}\` | ${shown(key) ? `\`${shown(key)}\`` : '(none)'} | ${setting.description.replace(/\|/g, '\\|')} |`);
+  rows.push(
+    `| \`${key}\` | \`${envName(key)}\` | ${shown(key) ? `\`${shown(key)}\`` : '(none)'} | ${setting.description.replace(/\|/g, '\\|')} |`,
+  );
 }
 writeFileSync(join(root, '.env.example'), lines.join('\n') + '\n');
 
@@ -47,6 +50,9 @@ if (existsSync(readmePath)) {
   const a = readme.indexOf(start);
   const b = readme.indexOf(end);
   if (a >= 0 && b > a) {
-    writeFileSync(readmePath, readme.slice(0, a + start.length) + '\n' + rows.join('\n') + '\n' + readme.slice(b));
+    writeFileSync(
+      readmePath,
+      readme.slice(0, a + start.length) + '\n' + rows.join('\n') + '\n' + readme.slice(b),
+    );
   }
 }

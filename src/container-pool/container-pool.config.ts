@@ -188,7 +188,7 @@ export function readPoolEnv(env: NodeJS.ProcessEnv): {
     if (error) problems.push(`${envName(key)} ${error}`);
     else options[key] = value;
   }
-  return { options: options as ContainerPoolModuleOptions, problems };
+  return { options, problems };
 }
 
 /** The `POOL_*` environment as a @nestjs/config namespace (ConfigModule.forFeature(poolEnvConfig)). */

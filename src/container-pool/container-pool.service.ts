@@ -747,17 +747,13 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   // ---------------------------------------------------------------- execution
 
   /** Container.execute(): runs argv in a leased container. */
-  executeIn(
+  async executeIn(
     container: PooledContainer,
     cmd: string[],
     opts: ExecOptions = {},
   ): Promise<ExecResult> {
-    try {
-      const exec = normalizeExecOptions(cmd, opts, this.options);
-      return this.runIn(container, exec, opts.signal, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const exec = normalizeExecOptions(cmd, opts, this.options);
+    return this.runIn(container, exec, opts.signal, 0);
   }
 
   private async runIn(
@@ -778,15 +774,15 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     const executionId = uuidv4();
     const started = performance.now();
     const abort = new AbortController();
-    let timedOut = false;
-    let killedWith: Error | null = null;
+    // Why the execution was stopped: the timer (timedOut) or an error to reject with (abort, loss, shutdown).
+    const stop: { timedOut: boolean; error: Error | null } = { timedOut: false, error: null };
     const kill = (error: Error | null) => {
       if (abort.signal.aborted) return;
-      killedWith = error;
+      stop.error = error;
       abort.abort();
     };
     const timer = setTimeout(() => {
-      timedOut = true;
+      stop.timedOut = true;
       kill(null);
     }, exec.timeoutMs);
     const onCallerAbort = () => kill(new ExecutionAbortedError('The execution', signal?.reason));
@@ -812,17 +808,17 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         });
       } catch (err) {
         if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason, { cause: err });
-        if (killedWith) throw killedWith;
+        if (stop.error) throw stop.error;
         throw err;
       }
       if (abort.signal.aborted) {
         // Timed out, aborted by the caller or killed by the pool: the work really stops with the container.
         c.tainted = true;
         await Promise.race([
-          this.destroyContainer(c, timedOut ? 'timed out' : 'killed'),
+          this.destroyContainer(c, stop.timedOut ? 'timed out' : 'killed'),
           sleep(2_000),
         ]);
-        if (killedWith) throw killedWith as Error;
+        if (stop.error) throw stop.error;
       } else if (raw.exitCode === 137) {
         // SIGKILL: the OOM killer, the container's death, or the program itself. Let the engine's news arrive.
         if (c.oomEvents === oomBefore && !c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
@@ -832,12 +828,12 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       const stdoutBytes = raw.stdout;
       const stderrBytes = raw.stderr;
       const result: ExecResult = {
-        exitCode: timedOut ? null : raw.exitCode,
+        exitCode: stop.timedOut ? null : raw.exitCode,
         stdout: stdoutBytes.toString('utf8'),
         stderr: stderrBytes.toString('utf8'),
         stdoutBytes,
         stderrBytes,
-        timedOut,
+        timedOut: stop.timedOut,
         oomKilled: c.oomEvents > oomBefore,
         truncated: raw.truncated,
         durationMs: Math.round((performance.now() - started) * 100) / 100,

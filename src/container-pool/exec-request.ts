@@ -93,7 +93,8 @@ export function normalizeExecOptions(
       throw new InvalidRequestError('env', 'must be an object of string values');
     }
     for (const [k, v] of Object.entries(opts.env)) {
-      if (!ENV_NAME.test(k)) throw new InvalidRequestError(`env.${k}`, 'is not a valid variable name');
+      if (!ENV_NAME.test(k))
+        throw new InvalidRequestError(`env.${k}`, 'is not a valid variable name');
       if (typeof v !== 'string') throw new InvalidRequestError(`env.${k}`, 'must be a string');
       if (v.includes('\0')) throw new InvalidRequestError(`env.${k}`, 'must not contain NUL');
       env.push(`${k}=${v}`);
@@ -101,7 +102,11 @@ export function normalizeExecOptions(
   }
   let workdir = o.workdir;
   if (opts.workdir !== undefined) {
-    if (typeof opts.workdir !== 'string' || !opts.workdir.startsWith('/') || opts.workdir.includes('\0')) {
+    if (
+      typeof opts.workdir !== 'string' ||
+      !opts.workdir.startsWith('/') ||
+      opts.workdir.includes('\0')
+    ) {
       throw new InvalidRequestError('workdir', 'must be an absolute path');
     }
     workdir = opts.workdir;
@@ -125,7 +130,10 @@ export function toCommand(
   if (hasCmd) return { cmd: validateCmd(request.cmd) };
   if (typeof request.code !== 'string') throw new InvalidRequestError('code', 'must be a string');
   if (request.language !== undefined && request.language !== 'python') {
-    throw new InvalidRequestError('language', `must be "python", got ${JSON.stringify(request.language)}`);
+    throw new InvalidRequestError(
+      'language',
+      `must be "python", got ${JSON.stringify(request.language)}`,
+    );
   }
   const code = Buffer.from(request.code, 'utf8');
   const stdinPrefix = Buffer.concat([Buffer.from(`${code.length}\n`, 'ascii'), code]);

@@ -35,7 +35,11 @@ describe('ContainerPoolService on a real engine', () => {
   });
 
   it('fills to size on init, as the engine lists by label', async () => {
-    await eventually(async () => (await engineContainers(name)).length >= 2, 20_000, 'two containers');
+    await eventually(
+      async () => (await engineContainers(name)).length >= 2,
+      20_000,
+      'two containers',
+    );
     const listed = await engineContainers(name, { 'io.container-pool.owner': pool.instanceId });
     expect(listed.filter((c) => c.State === 'running').length).toBeGreaterThanOrEqual(2);
     expect(listed[0].Labels).toMatchObject({
@@ -180,7 +184,13 @@ describe('a SIGKILLed instance', () => {
       process.execPath,
       ['-r', 'ts-node/register/transpile-only', join(__dirname, '../support/pool-host.ts')],
       {
-        env: { ...process.env, POOL_NAME: pool, POOL_IMAGE: SANDBOX_IMAGE, POOL_SIZE: '3', POOL_PULL_POLICY: 'never' },
+        env: {
+          ...process.env,
+          POOL_NAME: pool,
+          POOL_IMAGE: SANDBOX_IMAGE,
+          POOL_SIZE: '3',
+          POOL_PULL_POLICY: 'never',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -188,12 +198,12 @@ describe('a SIGKILLed instance', () => {
     return new Promise((resolve, reject) => {
       let out = '';
       let err = '';
-      child.stdout!.on('data', (d: Buffer) => {
+      child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /READY (\S+)/.exec(out);
         if (m) resolve({ child, instanceId: m[1] });
       });
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.once('exit', (code) => reject(new Error(`pool host exited with ${code}: ${err}`)));
     });
   }
@@ -207,7 +217,11 @@ describe('a SIGKILLed instance', () => {
     const second = await startHost(pool);
     const leftovers = await engineContainers(pool, { 'io.container-pool.owner': first.instanceId });
     expect(leftovers).toEqual([]);
-    expect((await engineContainers(pool)).every((c) => c.Labels['io.container-pool.owner'] === second.instanceId)).toBe(true);
+    expect(
+      (await engineContainers(pool)).every(
+        (c) => c.Labels['io.container-pool.owner'] === second.instanceId,
+      ),
+    ).toBe(true);
     second.child.kill('SIGTERM');
     await new Promise((r) => second.child.once('exit', r));
     await expectNoContainersLeft(pool, 3000);

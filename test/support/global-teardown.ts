@@ -10,7 +10,10 @@ export default async function globalTeardown(): Promise<void> {
       all: true,
       filters: { label: ['io.container-pool.managed-by=container-pool'] },
     });
-    const tests = await docker.listContainers({ all: true, filters: { label: ['io.container-pool.test'] } });
+    const tests = await docker.listContainers({
+      all: true,
+      filters: { label: ['io.container-pool.test'] },
+    });
     const ours = pool.filter((c) => (c.Labels['io.container-pool.pool'] ?? '').startsWith('test-'));
     left = [...ours, ...tests];
     if (!left.length) return;

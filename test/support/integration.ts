@@ -26,7 +26,10 @@ export function uniquePoolName(prefix = 'it'): string {
 
 /** Containers of a pool as the engine lists them (any state). */
 export async function engineContainers(pool: string, extra: Record<string, string> = {}) {
-  const label = [`io.container-pool.pool=${pool}`, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
+  const label = [
+    `io.container-pool.pool=${pool}`,
+    ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
+  ];
   return docker.listContainers({ all: true, filters: { label } });
 }
 

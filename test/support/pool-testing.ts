@@ -6,7 +6,10 @@ import type { ContainerPoolModuleOptions } from '../../src/container-pool/interf
 import { FakeDriver } from './fake-driver';
 
 /** A Nest testing module with the pool on a FakeDriver. */
-export async function createFakePool(options: ContainerPoolModuleOptions = {}, driver = new FakeDriver()) {
+export async function createFakePool(
+  options: ContainerPoolModuleOptions = {},
+  driver = new FakeDriver(),
+) {
   const moduleRef = await Test.createTestingModule({
     imports: [
       ContainerPoolModule.forRoot({
@@ -27,7 +30,11 @@ export async function createFakePool(options: ContainerPoolModuleOptions = {}, d
 }
 
 /** Polls until `check` holds (or throws after `timeoutMs`). */
-export async function waitFor(check: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => boolean,
+  timeoutMs = 2000,
+  what = 'condition',
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);

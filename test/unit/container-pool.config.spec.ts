@@ -67,7 +67,10 @@ describe('pool configuration', () => {
   });
 
   it('gives explicit options precedence over the environment over defaults', () => {
-    const o = resolvePoolOptions({ size: 3 }, readPoolEnv({ POOL_SIZE: '1', POOL_MAX_CONTAINERS: '5' }));
+    const o = resolvePoolOptions(
+      { size: 3 },
+      readPoolEnv({ POOL_SIZE: '1', POOL_MAX_CONTAINERS: '5' }),
+    );
     expect(o.size).toBe(3);
     expect(o.maxContainers).toBe(5);
     expect(o.acquireTimeoutMs).toBe(DEFAULT_OPTIONS.acquireTimeoutMs);
@@ -77,7 +80,10 @@ describe('pool configuration', () => {
     [{ POOL_SIZE: 'ten' }, /POOL_SIZE must be an integer, got "ten"/],
     [{ POOL_SIZE: '11' }, /size \(POOL_SIZE\) \(11\) must not exceed maxContainers \(10\)/],
     [{ POOL_MEMORY_BYTES: '-5' }, /memoryBytes \(POOL_MEMORY_BYTES\) must be at least/],
-    [{ POOL_PULL_POLICY: 'sometimes' }, /pullPolicy \(POOL_PULL_POLICY\) must be one of if-not-present, always, never/],
+    [
+      { POOL_PULL_POLICY: 'sometimes' },
+      /pullPolicy \(POOL_PULL_POLICY\) must be one of if-not-present, always, never/,
+    ],
     [{ POOL_MEMORY_BYTES: '128m' }, /tmpSizeBytes .* must be below memoryBytes/],
     [{ POOL_USER: '0:0' }, /user \(POOL_USER\) must not be root/],
     [{ POOL_SINGLE_USE: 'maybe' }, /POOL_SINGLE_USE must be true or false/],
@@ -89,8 +95,12 @@ describe('pool configuration', () => {
 
   it('rejects bad explicit options naming the option', () => {
     expect(problemsOf(() => resolvePoolOptions({ maxContainers: 0 }))).toMatch(/maxContainers/);
-    expect(problemsOf(() => resolvePoolOptions({ size: 1.5 }))).toMatch(/size .* must be an integer/);
-    expect(problemsOf(() => resolvePoolOptions({ nope: 1 } as never))).toMatch(/unknown option "nope"/);
+    expect(problemsOf(() => resolvePoolOptions({ size: 1.5 }))).toMatch(
+      /size .* must be an integer/,
+    );
+    expect(problemsOf(() => resolvePoolOptions({ nope: 1 } as never))).toMatch(
+      /unknown option "nope"/,
+    );
     expect(resolvePoolOptions({ size: 0 }).size).toBe(0);
   });
 
@@ -100,7 +110,9 @@ describe('pool configuration', () => {
     })
       .overrideProvider(CONTAINER_DRIVER)
       .useValue(new FakeDriver());
-    await expect(builder.compile()).rejects.toThrow(/size \(POOL_SIZE\) \(20\) must not exceed maxContainers \(5\)/);
+    await expect(builder.compile()).rejects.toThrow(
+      /size \(POOL_SIZE\) \(20\) must not exceed maxContainers \(5\)/,
+    );
   });
 
   it('supports forRootAsync with injected factories', async () => {

@@ -110,7 +110,10 @@ describe('ContainerPoolService (fake driver)', () => {
   it('never has more than maxContainers, counting creates and removals in flight', async () => {
     const driver = new FakeDriver();
     driver.createDelayMs = 5;
-    const { pool } = await start({ size: 0, maxContainers: 3, maxConcurrentCreates: 3, maxWaiters: 50 }, driver);
+    const { pool } = await start(
+      { size: 0, maxContainers: 3, maxConcurrentCreates: 3, maxWaiters: 50 },
+      driver,
+    );
     await pool.initialize();
     let peak = 0;
     const sample = setInterval(() => {
@@ -223,8 +226,17 @@ describe('ContainerPoolService (fake driver)', () => {
   it('reports OOM from the engine event that follows a SIGKILLed exec', async () => {
     const driver = new FakeDriver();
     driver.execBehaviour = (_req, c) => {
-      setTimeout(() => driver.handlers?.onEvent({ type: 'oom', containerId: c.id, timeMs: Date.now() }), 20);
-      return { exitCode: 137, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), truncated: false, aborted: false };
+      setTimeout(
+        () => driver.handlers?.onEvent({ type: 'oom', containerId: c.id, timeMs: Date.now() }),
+        20,
+      );
+      return {
+        exitCode: 137,
+        stdout: Buffer.alloc(0),
+        stderr: Buffer.alloc(0),
+        truncated: false,
+        aborted: false,
+      };
     };
     const { pool } = await start({ size: 1 }, driver);
     await pool.initialize();
@@ -238,7 +250,13 @@ describe('ContainerPoolService (fake driver)', () => {
     let seen: Buffer | null = null;
     driver.execBehaviour = (req) => {
       seen = req.stdin;
-      return { exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), truncated: false, aborted: false };
+      return {
+        exitCode: 0,
+        stdout: Buffer.alloc(0),
+        stderr: Buffer.alloc(0),
+        truncated: false,
+        aborted: false,
+      };
     };
     const { pool } = await start({ size: 1 }, driver);
     await pool.initialize();

@@ -89,7 +89,9 @@ export function toContainerError(err: unknown, name: string, what: string): Cont
     return new ContainerLostError(name, `${what}: the container is not running`, { cause: err });
   }
   if (status === undefined && isConnectionError(err)) {
-    return new EngineUnavailableError(`${what} on ${name} failed: ${describe(err)}`, { cause: err });
+    return new EngineUnavailableError(`${what} on ${name} failed: ${describe(err)}`, {
+      cause: err,
+    });
   }
   return new ContainerLostError(name, `${what} failed: ${describe(err)}`, { cause: err });
 }

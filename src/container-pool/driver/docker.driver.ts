@@ -167,7 +167,7 @@ export class DockerDriver implements ContainerDriver {
   private async pull(image: string, log: (message: string) => void): Promise<void> {
     let stream: NodeJS.ReadableStream;
     try {
-      stream = (await this.docker.pull(image)) as NodeJS.ReadableStream;
+      stream = await this.docker.pull(image);
     } catch (err) {
       if (isConnectionError(err) && statusOf(err) === undefined) throw toEngineError(err, 'pull');
       throw new ImageUnavailableError(image, `the pull failed: ${describe(err)}`, { cause: err });
@@ -191,7 +191,9 @@ export class DockerDriver implements ContainerDriver {
           const now = Date.now();
           if (now - lastLog >= 2000) {
             lastLog = now;
-            log(`pull ${image}: ${[event.id, event.status, event.progress].filter(Boolean).join(' ')}`);
+            log(
+              `pull ${image}: ${[event.id, event.status, event.progress].filter(Boolean).join(' ')}`,
+            );
           }
         },
       );
@@ -205,7 +207,10 @@ export class DockerDriver implements ContainerDriver {
     let container: Dockerode.Container | undefined;
     let lifeline: Duplex | undefined;
     try {
-      container = await this.docker.createContainer({ ...toCreateOptions(spec), abortSignal: signal });
+      container = await this.docker.createContainer({
+        ...toCreateOptions(spec),
+        abortSignal: signal,
+      });
       abortCheck();
       lifeline = (await container.attach({
         stream: true,
@@ -249,7 +254,7 @@ export class DockerDriver implements ContainerDriver {
         AttachStderr: true,
         Tty: false,
       });
-      stream = (await exec.start({ hijack: true, stdin: true, Tty: false })) as unknown as Duplex;
+      stream = await exec.start({ hijack: true, stdin: true, Tty: false });
     } catch (err) {
       throw toContainerError(err, target.name, 'starting the execution');
     }
@@ -420,7 +425,8 @@ export class DockerDriver implements ContainerDriver {
               const id = ev.Actor?.ID ?? ev.id;
               const timeMs = ev.timeNano ? Math.floor(ev.timeNano / 1e6) : (ev.time ?? 0) * 1000;
               if (ev.time) sinceSec = ev.time;
-              if (id && WATCHED_EVENTS.includes(type)) handlers.onEvent({ type, containerId: id, timeMs });
+              if (id && WATCHED_EVENTS.includes(type))
+                handlers.onEvent({ type, containerId: id, timeMs });
             } catch {
               // A malformed line is skipped; the next one is independent.
             }

@@ -14,7 +14,11 @@ export class CappedSink extends Writable {
     super({ decodeStrings: true });
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) {
+  override _write(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ) {
     const room = this.capBytes - this.kept;
     if (room >= chunk.length) {
       this.chunks.push(chunk);

@@ -93,7 +93,9 @@ export class TooManyWaitersError extends ContainerPoolError {
 export class PoolShuttingDownError extends ContainerPoolError {
   readonly code = 'POOL_SHUTTING_DOWN';
   constructor() {
-    super('The container pool is shutting down; no container can be acquired. Send the work elsewhere.');
+    super(
+      'The container pool is shutting down; no container can be acquired. Send the work elsewhere.',
+    );
   }
 }
 
@@ -102,7 +104,9 @@ export class PoolDrainedError extends ContainerPoolError {
   readonly code = 'POOL_DRAINED';
   override readonly retryable = true;
   constructor() {
-    super('The container pool is drained by an operator; resume it (POST /admin/pool/resume) to serve again.');
+    super(
+      'The container pool is drained by an operator; resume it (POST /admin/pool/resume) to serve again.',
+    );
   }
 }
 
