@@ -39,8 +39,23 @@ export function lifelineCommand(lifetimeMs: number): string[] {
   return ['timeout', '-s', 'KILL', String(Math.max(1, Math.ceil(lifetimeMs / 1000))), 'cat'];
 }
 
+/**
+ * The container's Env: the spec's entries, plus every variable the image itself sets (its ENV) and HOSTNAME named
+ * without a value, which makes the engine unset them, in the container and in every exec. So a program sees only
+ * what the pool and its caller pass, never the image's ENV (e.g. GPG_KEY, PYTHON_VERSION) nor the engine's HOSTNAME.
+ */
+export function sandboxEnv(env: string[], imageEnv: string[] = []): string[] {
+  const keyOf = (entry: string) => (entry.includes('=') ? entry.slice(0, entry.indexOf('=')) : entry);
+  const given = new Set(env.map(keyOf));
+  const unset = [...imageEnv.map(keyOf), 'HOSTNAME'].filter((k) => k && !given.has(k));
+  return [...env, ...new Set(unset)];
+}
+
 /** Builds the engine's createContainer body: the hardening table of docs/ in one place. */
-export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
+export function toCreateOptions(
+  spec: ContainerSpec,
+  imageEnv: string[] = [],
+): Dockerode.ContainerCreateOptions {
   const securityOpt = ['no-new-privileges:true'];
   if (spec.seccompProfile) securityOpt.push(`seccomp=${spec.seccompProfile}`);
   const tmpfs: Record<string, string> = {};
@@ -60,7 +75,7 @@ export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateO
     Entrypoint: [],
     User: spec.user,
     WorkingDir: spec.workdir,
-    Env: spec.env,
+    Env: sandboxEnv(spec.env, imageEnv),
     Labels: spec.labels,
     Hostname: 'sandbox',
     Tty: false,
@@ -110,6 +125,7 @@ function labelFilters(labels: Record<string, string>): string[] {
 /** ContainerDriver over the Docker Engine API, with dockerode. */
 export class DockerDriver implements ContainerDriver {
   readonly docker: Dockerode;
+  private readonly imageEnv = new Map<string, string[]>();
 
   constructor(options?: Dockerode.DockerOptions | Dockerode) {
     this.docker = options instanceof Dockerode ? options : new Dockerode(options);
@@ -148,9 +164,11 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async ensureImage(image: string, policy: PullPolicy, log: (message: string) => void) {
+    this.imageEnv.delete(image);
     let present: boolean;
     try {
-      await this.docker.getImage(image).inspect();
+      const inspected = await this.docker.getImage(image).inspect();
+      this.imageEnv.set(image, inspected.Config?.Env ?? []);
       present = true;
     } catch (err) {
       if (statusOf(err) !== 404) throw toEngineError(err, `inspecting image ${image}`);
@@ -162,6 +180,21 @@ export class DockerDriver implements ContainerDriver {
     }
     log(`pulling ${image} (pullPolicy ${policy})`);
     await this.pull(image, log);
+    this.imageEnv.delete(image);
+  }
+
+  /** The image's own ENV entries (cached per image name until the next ensureImage). */
+  private async imageEnvOf(image: string): Promise<string[]> {
+    const known = this.imageEnv.get(image);
+    if (known) return known;
+    try {
+      const env = (await this.docker.getImage(image).inspect()).Config?.Env ?? [];
+      this.imageEnv.set(image, env);
+      return env;
+    } catch {
+      // A missing image makes the create itself fail, with the right error.
+      return [];
+    }
   }
 
   private async pull(image: string, log: (message: string) => void): Promise<void> {
@@ -208,7 +241,7 @@ export class DockerDriver implements ContainerDriver {
     let lifeline: Duplex | undefined;
     try {
       container = await this.docker.createContainer({
-        ...toCreateOptions(spec),
+        ...toCreateOptions(spec, await this.imageEnvOf(spec.image)),
         abortSignal: signal,
       });
       abortCheck();
