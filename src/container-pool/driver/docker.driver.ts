@@ -45,7 +45,8 @@ export function lifelineCommand(lifetimeMs: number): string[] {
  * what the pool and its caller pass, never the image's ENV (e.g. GPG_KEY, PYTHON_VERSION) nor the engine's HOSTNAME.
  */
 export function sandboxEnv(env: string[], imageEnv: string[] = []): string[] {
-  const keyOf = (entry: string) => (entry.includes('=') ? entry.slice(0, entry.indexOf('=')) : entry);
+  const keyOf = (entry: string) =>
+    entry.includes('=') ? entry.slice(0, entry.indexOf('=')) : entry;
   const given = new Set(env.map(keyOf));
   const unset = [...imageEnv.map(keyOf), 'HOSTNAME'].filter((k) => k && !given.has(k));
   return [...env, ...new Set(unset)];
