@@ -1,0 +1,671 @@
+/** Turns the raw samples into summaries, ratios, target checks, a markdown report and console text. */
+import type {
+  AcquireResult,
+  FillResult,
+  FourWayPlan,
+  FourWayResult,
+  MemoryResult,
+  MicroResult,
+  SnippetKey,
+  ThroughputResult,
+} from './scenarios';
+import { median, pairedDifference, round, roundSummary, summarize, type Summary } from './stats';
+
+export interface BenchConfig {
+  mode: 'full' | 'quick';
+  image: string;
+  snippets: SnippetKey[];
+  fourWay: FourWayPlan;
+  /** The pool C runs through. */
+  latencyPool: { size: number; maxContainers: number; maxConcurrentCreates: number };
+  acquire: { rounds: number; perRound: number };
+  throughput: {
+    levels: number[];
+    warmupMs: number;
+    windowMs: number;
+    maxConcurrentCreates: number;
+  };
+  fill: { containers: number; concurrencies: number[]; reps: number };
+  memory: { containers: number };
+}
+
+export interface Environment {
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  kernel: string;
+  engine: string;
+  engineApi: string;
+  cgroup: string;
+  storageDriver: string;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd: number[];
+  testcontainers: string;
+}
+
+export interface RawResults {
+  /** Labels (io.container-pool.bench-run) every raw container of the run. */
+  runId: string;
+  startedAt: string;
+  finishedAt: string;
+  wallMs: number;
+  config: BenchConfig;
+  environment: Environment;
+  fourWay: FourWayResult[];
+  acquire: AcquireResult;
+  throughput: ThroughputResult[];
+  fill: FillResult[];
+  memory: MemoryResult | null;
+  micro: MicroResult;
+}
+
+export interface TargetCheck {
+  id: string;
+  target: string;
+  threshold: number;
+  measured: number;
+  unit: string;
+  pass: boolean;
+  note?: string;
+}
+
+export interface SnippetAnalysis {
+  snippet: SnippetKey;
+  /** create + start + exec (A), start + exec (B), run() (C), exec (D), settled. */
+  A: Summary;
+  Aremove: Summary;
+  B: Summary;
+  Bstop: Summary;
+  Bcycle: Summary;
+  C: Summary;
+  D: Summary;
+  Cb2b: Summary;
+  Db2b: Summary;
+  paired: ReturnType<typeof pairedDifference>;
+  pairedBackToBack: ReturnType<typeof pairedDifference>;
+  /** Where the time goes. */
+  phases: {
+    coldCreate: Summary;
+    coldStart: Summary;
+    coldExec: Summary;
+    coldRemove: Summary;
+    floorExecCreate: Summary;
+    floorExecStart: Summary;
+    floorStream: Summary;
+    floorInspect: Summary;
+    floorExtraInspects: number;
+    poolDriverExec: Summary;
+    /** run() minus the driver's exec: acquire, request checks, result, release, bookkeeping. */
+    poolOwn: Summary;
+    poolOwnBackToBack: Summary;
+    tcStart: Summary;
+    tcExec: Summary;
+  };
+  ratios: {
+    CoverA: number;
+    DoverA: number;
+    BoverA: number;
+    CoverB: number;
+    CoverD: number;
+    warmColdThreshold: number;
+  };
+}
+
+export interface Analysis {
+  snippets: SnippetAnalysis[];
+  acquire: { all: Summary; firstOfRound: Summary };
+  throughput: Array<{
+    concurrency: number;
+    rawPerSecond: number;
+    poolPerSecond: number;
+    ratio: number;
+    rawRuns: number;
+    poolRuns: number;
+    rawLatency: Summary;
+    poolLatency: Summary;
+    rawNodeCpuMsPerRun: number;
+    poolNodeCpuMsPerRun: number;
+    poolConfig: ThroughputResult['poolConfig'];
+  }>;
+  fill: Array<{
+    containers: number;
+    concurrency: number;
+    rawMedianMs: number;
+    poolMedianMs: number;
+    rawMs: number[];
+    poolMs: number[];
+    /** Pool fill rate as a share of the raw rate: raw time / pool time. */
+    ratio: number;
+  }>;
+  memory: MemoryResult | null;
+  micro: MicroResult;
+  targets: TargetCheck[];
+}
+
+const pick = <T>(rows: T[], f: (r: T) => number) => summarize(rows.map(f));
+
+export function analyze(raw: RawResults): Analysis {
+  const snippets = raw.fourWay.map((fw): SnippetAnalysis => {
+    const A = pick(fw.cold, (s) => s.latency);
+    const B = pick(fw.testcontainers, (s) => s.latency);
+    const C = pick(fw.pairs, (p) => p.c);
+    const D = pick(fw.pairs, (p) => p.d);
+    const DoverA = D.p50 / A.p50;
+    return {
+      snippet: fw.snippet,
+      A,
+      Aremove: pick(fw.cold, (s) => s.remove),
+      B,
+      Bstop: pick(fw.testcontainers, (s) => s.stop),
+      Bcycle: pick(fw.testcontainers, (s) => s.latency + s.stop),
+      C,
+      D,
+      Cb2b: pick(fw.backToBack, (p) => p.c),
+      Db2b: pick(fw.backToBack, (p) => p.d),
+      paired: pairedDifference(
+        fw.pairs.map((p) => p.c),
+        fw.pairs.map((p) => p.d),
+      ),
+      pairedBackToBack: pairedDifference(
+        fw.backToBack.map((p) => p.c),
+        fw.backToBack.map((p) => p.d),
+      ),
+      phases: {
+        coldCreate: pick(fw.cold, (s) => s.create),
+        coldStart: pick(fw.cold, (s) => s.start),
+        coldExec: pick(fw.cold, (s) => s.exec),
+        coldRemove: pick(fw.cold, (s) => s.remove),
+        floorExecCreate: pick(fw.pairs, (p) => p.dPhases.execCreate),
+        floorExecStart: pick(fw.pairs, (p) => p.dPhases.execStart),
+        floorStream: pick(fw.pairs, (p) => p.dPhases.stream),
+        floorInspect: pick(fw.pairs, (p) => p.dPhases.inspect),
+        floorExtraInspects: fw.pairs.reduce((a, p) => a + p.dExtraInspects, 0),
+        poolDriverExec: pick(fw.pairs, (p) => p.cDriverExec),
+        poolOwn: pick(fw.pairs, (p) => p.c - p.cDriverExec),
+        poolOwnBackToBack: pick(fw.backToBack, (p) => p.c - p.cDriverExec),
+        tcStart: pick(fw.testcontainers, (s) => s.start),
+        tcExec: pick(fw.testcontainers, (s) => s.exec),
+      },
+      ratios: {
+        CoverA: C.p50 / A.p50,
+        DoverA,
+        BoverA: B.p50 / A.p50,
+        CoverB: C.p50 / B.p50,
+        CoverD: C.p50 / D.p50,
+        warmColdThreshold: Math.max(0.4, DoverA + 0.05),
+      },
+    };
+  });
+
+  const throughput = raw.throughput.map((t) => ({
+    concurrency: t.concurrency,
+    rawPerSecond: t.raw.perSecond,
+    poolPerSecond: t.pool.perSecond,
+    ratio: t.pool.perSecond / t.raw.perSecond,
+    rawRuns: t.raw.runs,
+    poolRuns: t.pool.runs,
+    rawLatency: summarize(t.raw.latencies),
+    poolLatency: summarize(t.pool.latencies),
+    rawNodeCpuMsPerRun: t.raw.nodeCpuMsPerRun,
+    poolNodeCpuMsPerRun: t.pool.nodeCpuMsPerRun,
+    poolConfig: t.poolConfig,
+  }));
+
+  const fill = raw.fill.map((f) => {
+    const rawMedianMs = median(f.rawMs);
+    const poolMedianMs = median(f.poolMs);
+    return {
+      containers: f.containers,
+      concurrency: f.concurrency,
+      rawMedianMs,
+      poolMedianMs,
+      rawMs: f.rawMs,
+      poolMs: f.poolMs,
+      ratio: rawMedianMs / poolMedianMs,
+    };
+  });
+
+  const acquire = {
+    all: summarize(raw.acquire.samples),
+    firstOfRound: summarize(raw.acquire.firstOfRound),
+  };
+
+  const targets: TargetCheck[] = [];
+  targets.push({
+    id: 'acquire-p50',
+    target: 'acquire() of an idle container: p50 at most 1 ms',
+    threshold: 1,
+    measured: acquire.all.p50,
+    unit: 'ms',
+    pass: acquire.all.p50 <= 1,
+  });
+  for (const s of snippets) {
+    targets.push({
+      id: `overhead-${s.snippet}`,
+      target: `pool overhead at light load (${s.snippet}): paired median of C - D at most 5 ms`,
+      threshold: 5,
+      measured: s.paired.median,
+      unit: 'ms',
+      pass: s.paired.median <= 5,
+      note: `back to back: ${fmt(s.pairedBackToBack.median)} ms`,
+    });
+  }
+  for (const s of snippets) {
+    targets.push({
+      id: `warm-vs-cold-${s.snippet}`,
+      target: `warm against cold (${s.snippet}): C p50 at most max(0.4, D/A + 0.05) x A p50`,
+      threshold: s.ratios.warmColdThreshold,
+      measured: s.ratios.CoverA,
+      unit: 'x A p50',
+      pass: s.ratios.CoverA <= s.ratios.warmColdThreshold,
+      note: `D/A = ${fmt(s.ratios.DoverA, 3)}`,
+    });
+  }
+  for (const t of throughput.filter((x) => x.concurrency >= 4)) {
+    targets.push({
+      id: `throughput-c${t.concurrency}`,
+      target: `sustained single-use throughput at concurrency ${t.concurrency}: at least 85% of the raw cycle`,
+      threshold: 0.85,
+      measured: t.ratio,
+      unit: 'x raw',
+      pass: t.ratio >= 0.85,
+      note: `${fmt(t.poolPerSecond)} vs ${fmt(t.rawPerSecond)} runs/s`,
+    });
+  }
+  for (const f of fill) {
+    targets.push({
+      id: `fill-${f.containers}-c${f.concurrency}`,
+      target: `filling ${f.containers} containers at concurrency ${f.concurrency}: at least 85% of raw create+start`,
+      threshold: 0.85,
+      measured: f.ratio,
+      unit: 'x raw rate',
+      pass: f.ratio >= 0.85,
+      note: `pool ${fmt(f.poolMedianMs, 0)} ms vs raw ${fmt(f.rawMedianMs, 0)} ms`,
+    });
+  }
+  return { snippets, acquire, throughput, fill, memory: raw.memory, micro: raw.micro, targets };
+}
+
+export function fmt(v: number | null | undefined, digits = 1): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '-';
+  return v.toFixed(digits);
+}
+
+const MiB = 1024 * 1024;
+const mib = (v: number | null | undefined) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '-' : (v / MiB).toFixed(2);
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+const LABELS: Record<SnippetKey, string> = { python: 'Python snippet', shell: 'shell echo' };
+
+function fourWayRows(s: SnippetAnalysis): string[][] {
+  const row = (name: string, x: Summary, vsA = true) => [
+    name,
+    String(x.n),
+    fmt(x.p50),
+    fmt(x.p95),
+    fmt(x.p99),
+    fmt(x.mean),
+    vsA ? fmt(x.p50 / s.A.p50, 2) : '',
+  ];
+  return [
+    row('A cold: create + start + exec', s.A),
+    row('A: the remove that follows', s.Aremove, false),
+    row('B testcontainers: start + exec', s.B),
+    row('B: the stop (kill + remove) that follows', s.Bstop, false),
+    row('C pool run(), refill settled', s.C),
+    row('C pool run(), back to back', s.Cb2b),
+    row('D floor: exec into a running container', s.D),
+    row('D floor, back to back with C', s.Db2b),
+  ];
+}
+
+export function markdown(raw: RawResults, a: Analysis): string {
+  const e = raw.environment;
+  const out: string[] = [];
+  out.push(`# container-pool benchmark (${raw.config.mode})`);
+  out.push('');
+  out.push(
+    `${raw.startedAt}, wall time ${fmt(raw.wallMs / 1000, 0)} s. ${e.engine} (API ${e.engineApi}), ` +
+      `${e.storageDriver}, cgroup ${e.cgroup}; ${e.cpus} x ${e.cpuModel}; kernel ${e.kernel}; Node ${e.node}; ` +
+      `testcontainers ${e.testcontainers}. Image \`${raw.config.image}\`. Load average at start ` +
+      `${e.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}, at end ${e.loadAverageAtEnd.map((x) => x.toFixed(2)).join(' ')}.`,
+  );
+  out.push('');
+  out.push('## Targets');
+  out.push('');
+  out.push(
+    table(
+      ['target', 'threshold', 'measured', 'pass', 'note'],
+      a.targets.map((t) => [
+        t.target,
+        `${fmt(t.threshold, 2)} ${t.unit}`,
+        `${fmt(t.measured, t.unit === 'ms' ? 2 : 3)} ${t.unit}`,
+        t.pass ? 'yes' : '**NO**',
+        t.note ?? '',
+      ]),
+    ),
+  );
+  for (const s of a.snippets) {
+    out.push('');
+    out.push(`## Latency, ${LABELS[s.snippet]} (ms)`);
+    out.push('');
+    out.push(table(['method', 'n', 'p50', 'p95', 'p99', 'mean', 'p50 / A p50'], fourWayRows(s)));
+    out.push('');
+    out.push(
+      `Paired C - D (settled, alternating order): median ${fmt(s.paired.median, 2)} ms ` +
+        `(95% CI ${fmt(s.paired.ci95[0], 2)} to ${fmt(s.paired.ci95[1], 2)}, n ${s.paired.n}); back to back: ` +
+        `median ${fmt(s.pairedBackToBack.median, 2)} ms (95% CI ${fmt(s.pairedBackToBack.ci95[0], 2)} to ` +
+        `${fmt(s.pairedBackToBack.ci95[1], 2)}, n ${s.pairedBackToBack.n}).`,
+    );
+    out.push(
+      `Ratios of p50: C/A ${fmt(s.ratios.CoverA, 3)}, D/A ${fmt(s.ratios.DoverA, 3)}, B/A ` +
+        `${fmt(s.ratios.BoverA, 3)}, C/B ${fmt(s.ratios.CoverB, 3)}, C/D ${fmt(s.ratios.CoverD, 3)}.`,
+    );
+  }
+  out.push('');
+  out.push('## Where the time goes (p50 / p95, ms)');
+  out.push('');
+  const ph = (x: Summary) => `${fmt(x.p50)} / ${fmt(x.p95)}`;
+  out.push(
+    table(
+      ['part', ...a.snippets.map((s) => LABELS[s.snippet])],
+      [
+        ['A: createContainer', ...a.snippets.map((s) => ph(s.phases.coldCreate))],
+        ['A: start', ...a.snippets.map((s) => ph(s.phases.coldStart))],
+        [
+          'A: exec (create, start, stream, inspect)',
+          ...a.snippets.map((s) => ph(s.phases.coldExec)),
+        ],
+        ['A: remove({ force: true })', ...a.snippets.map((s) => ph(s.phases.coldRemove))],
+        ['B: GenericContainer.start()', ...a.snippets.map((s) => ph(s.phases.tcStart))],
+        ['B: exec', ...a.snippets.map((s) => ph(s.phases.tcExec))],
+        ['D: exec create', ...a.snippets.map((s) => ph(s.phases.floorExecCreate))],
+        ['D: exec start', ...a.snippets.map((s) => ph(s.phases.floorExecStart))],
+        ['D: output stream until its end', ...a.snippets.map((s) => ph(s.phases.floorStream))],
+        ['D: exec inspect (exit code)', ...a.snippets.map((s) => ph(s.phases.floorInspect))],
+        [
+          'C: driver exec (engine part of run())',
+          ...a.snippets.map((s) => ph(s.phases.poolDriverExec)),
+        ],
+        [
+          "C: the pool's own time (run() - driver exec), settled",
+          ...a.snippets.map((s) => ph(s.phases.poolOwn)),
+        ],
+        [
+          "C: the pool's own time, back to back",
+          ...a.snippets.map((s) => ph(s.phases.poolOwnBackToBack)),
+        ],
+      ],
+    ),
+  );
+  out.push('');
+  out.push('## acquire() of an idle container (ms)');
+  out.push('');
+  out.push(
+    table(
+      ['samples', 'n', 'p50', 'p95', 'p99', 'max'],
+      [
+        ['all', a.acquire.all],
+        ['first of each round (pool full and quiet)', a.acquire.firstOfRound],
+      ].map(([name, x]) => {
+        const s = x as Summary;
+        return [
+          name as string,
+          String(s.n),
+          fmt(s.p50, 3),
+          fmt(s.p95, 3),
+          fmt(s.p99, 3),
+          fmt(s.max, 3),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push('## Sustained single-use throughput, shell echo (runs/s)');
+  out.push('');
+  out.push(
+    table(
+      [
+        'concurrency',
+        'raw cycle',
+        'pool',
+        'pool / raw',
+        'raw p50 ms',
+        'pool p50 ms',
+        'node CPU ms/run raw',
+        'node CPU ms/run pool',
+        'pool size / max / creates',
+      ],
+      a.throughput.map((t) => [
+        String(t.concurrency),
+        fmt(t.rawPerSecond, 2),
+        fmt(t.poolPerSecond, 2),
+        fmt(t.ratio, 3),
+        fmt(t.rawLatency.p50),
+        fmt(t.poolLatency.p50),
+        fmt(t.rawNodeCpuMsPerRun, 2),
+        fmt(t.poolNodeCpuMsPerRun, 2),
+        `${t.poolConfig.size} / ${t.poolConfig.maxContainers} / ${t.poolConfig.maxConcurrentCreates}`,
+      ]),
+    ),
+  );
+  out.push('');
+  out.push('## Filling the pool against raw parallel create + start (ms)');
+  out.push('');
+  out.push(
+    table(
+      [
+        'containers',
+        'concurrency',
+        'raw median',
+        'pool median',
+        'pool rate / raw rate',
+        'raw reps',
+        'pool reps',
+      ],
+      a.fill.map((f) => [
+        String(f.containers),
+        String(f.concurrency),
+        fmt(f.rawMedianMs, 0),
+        fmt(f.poolMedianMs, 0),
+        fmt(f.ratio, 3),
+        f.rawMs.map((x) => fmt(x, 0)).join(', '),
+        f.poolMs.map((x) => fmt(x, 0)).join(', '),
+      ]),
+    ),
+  );
+  if (a.memory) {
+    const m = a.memory;
+    const p = m.perContainer;
+    out.push('');
+    out.push(`## Memory per idle container (MiB, ${m.containers} idle containers)`);
+    out.push('');
+    out.push(
+      table(
+        ['part', 'MiB per container'],
+        [
+          ['container cgroup: memory.usage_in_bytes', mib(p.cgroupUsageBytes)],
+          ['  of which rss', mib(p.cgroupRssBytes)],
+          ['containerd-shim (PSS)', mib(p.shimPssBytes)],
+          ['dockerd + containerd RSS growth', mib(p.engineRssDeltaBytes)],
+          ['**total on the host**', `**${mib(p.totalBytes)}**`],
+          ['cross-check: MemAvailable drop', mib(p.memAvailableDeltaBytes)],
+        ],
+      ),
+    );
+    out.push('');
+    out.push(`Method: ${m.method}.`);
+  }
+  out.push('');
+  out.push("## The pool's per-execution bookkeeping (µs per call)");
+  out.push('');
+  out.push(
+    table(
+      ['item', 'µs'],
+      [
+        ['per-execution log line, ConsoleLogger to /dev/null', fmt(a.micro.loggerLineUs, 2)],
+        ['the same with the log level disabled', fmt(a.micro.loggerDisabledUs, 3)],
+        ['uuid v4 (execution id)', fmt(a.micro.uuidUs, 3)],
+      ],
+    ),
+  );
+  out.push('');
+  out.push('![latency distributions](latency.svg)');
+  out.push('');
+  return out.join('\n');
+}
+
+/** The console summary: the four-way comparison, the ratios and the targets. */
+export function consoleSummary(a: Analysis): string {
+  const out: string[] = [];
+  const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+  const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
+  for (const s of a.snippets) {
+    out.push('');
+    out.push(`${LABELS[s.snippet]}: latency in ms`);
+    out.push(
+      `  ${pad('method', 44)}${lpad('n', 5)}${lpad('p50', 9)}${lpad('p95', 9)}${lpad('p99', 9)}${lpad('/A p50', 9)}`,
+    );
+    for (const r of fourWayRows(s)) {
+      out.push(
+        `  ${pad(r[0], 44)}${lpad(r[1], 5)}${lpad(r[2], 9)}${lpad(r[3], 9)}${lpad(r[4], 9)}${lpad(r[6], 9)}`,
+      );
+    }
+    out.push(
+      `  ratios of p50: C/A ${fmt(s.ratios.CoverA, 3)}  D/A ${fmt(s.ratios.DoverA, 3)}  B/A ${fmt(s.ratios.BoverA, 3)}  ` +
+        `C/B ${fmt(s.ratios.CoverB, 3)}  C/D ${fmt(s.ratios.CoverD, 3)}`,
+    );
+    out.push(
+      `  paired C - D: settled ${fmt(s.paired.median, 2)} ms (95% CI ${fmt(s.paired.ci95[0], 2)}..${fmt(s.paired.ci95[1], 2)}), ` +
+        `back to back ${fmt(s.pairedBackToBack.median, 2)} ms; pool's own time p50 ${fmt(s.phases.poolOwn.p50, 2)} ms`,
+    );
+  }
+  out.push('');
+  out.push(
+    `acquire(): p50 ${fmt(a.acquire.all.p50, 3)} ms, p95 ${fmt(a.acquire.all.p95, 3)} ms, p99 ${fmt(a.acquire.all.p99, 3)} ms (n ${a.acquire.all.n})`,
+  );
+  for (const t of a.throughput) {
+    out.push(
+      `throughput c=${t.concurrency}: pool ${fmt(t.poolPerSecond, 2)}/s, raw cycle ${fmt(t.rawPerSecond, 2)}/s, ratio ${fmt(t.ratio, 3)}`,
+    );
+  }
+  for (const f of a.fill) {
+    out.push(
+      `fill ${f.containers} at c=${f.concurrency}: pool ${fmt(f.poolMedianMs, 0)} ms, raw ${fmt(f.rawMedianMs, 0)} ms, rate ratio ${fmt(f.ratio, 3)}`,
+    );
+  }
+  if (a.memory) {
+    out.push(
+      `memory per idle container: ${mib(a.memory.perContainer.totalBytes)} MiB on the host ` +
+        `(cgroup ${mib(a.memory.perContainer.cgroupUsageBytes)}, shim ${mib(a.memory.perContainer.shimPssBytes)}, ` +
+        `engine ${mib(a.memory.perContainer.engineRssDeltaBytes)})`,
+    );
+  }
+  out.push('');
+  out.push('targets:');
+  for (const t of a.targets) {
+    out.push(
+      `  [${t.pass ? 'pass' : 'FAIL'}] ${t.target}: ${fmt(t.measured, t.unit === 'ms' ? 2 : 3)} ${t.unit} ` +
+        `(threshold ${fmt(t.threshold, 2)})${t.note ? `; ${t.note}` : ''}`,
+    );
+  }
+  return out.join('\n');
+}
+
+function roundAll<T extends object>(sample: T): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(sample as Record<string, number>).map(([k, v]) => [k, round(v, 2)]),
+  );
+}
+
+/** The JSON written to results.json: configuration, environment, analysis and every raw sample (0.01 ms). */
+export function toJson(raw: RawResults, a: Analysis): unknown {
+  const r2 = (v: number) => round(v, 2);
+  const sum = (s: Summary) => roundSummary(s);
+  return {
+    runId: raw.runId,
+    startedAt: raw.startedAt,
+    finishedAt: raw.finishedAt,
+    wallMs: Math.round(raw.wallMs),
+    config: raw.config,
+    environment: raw.environment,
+    targets: a.targets.map((t) => ({
+      ...t,
+      measured: round(t.measured, 4),
+      threshold: round(t.threshold, 4),
+    })),
+    latency: Object.fromEntries(
+      a.snippets.map((s) => [
+        s.snippet,
+        {
+          A: sum(s.A),
+          Aremove: sum(s.Aremove),
+          B: sum(s.B),
+          Bstop: sum(s.Bstop),
+          Bcycle: sum(s.Bcycle),
+          C: sum(s.C),
+          D: sum(s.D),
+          Cb2b: sum(s.Cb2b),
+          Db2b: sum(s.Db2b),
+          pairedCminusD: { ...s.paired, median: r2(s.paired.median), ci95: s.paired.ci95.map(r2) },
+          pairedCminusDBackToBack: {
+            ...s.pairedBackToBack,
+            median: r2(s.pairedBackToBack.median),
+            ci95: s.pairedBackToBack.ci95.map(r2),
+          },
+          ratios: Object.fromEntries(Object.entries(s.ratios).map(([k, v]) => [k, round(v, 4)])),
+          phases: Object.fromEntries(
+            Object.entries(s.phases).map(([k, v]) => [k, typeof v === 'number' ? v : sum(v)]),
+          ),
+        },
+      ]),
+    ),
+    acquire: {
+      all: roundSummary(a.acquire.all, 4),
+      firstOfRound: roundSummary(a.acquire.firstOfRound, 4),
+    },
+    throughput: a.throughput.map((t) => ({
+      ...t,
+      rawPerSecond: r2(t.rawPerSecond),
+      poolPerSecond: r2(t.poolPerSecond),
+      ratio: round(t.ratio, 4),
+      rawLatency: sum(t.rawLatency),
+      poolLatency: sum(t.poolLatency),
+      rawNodeCpuMsPerRun: r2(t.rawNodeCpuMsPerRun),
+      poolNodeCpuMsPerRun: r2(t.poolNodeCpuMsPerRun),
+    })),
+    fill: a.fill.map((f) => ({
+      ...f,
+      rawMedianMs: r2(f.rawMedianMs),
+      poolMedianMs: r2(f.poolMedianMs),
+      rawMs: f.rawMs.map(r2),
+      poolMs: f.poolMs.map(r2),
+      ratio: round(f.ratio, 4),
+    })),
+    memory: a.memory,
+    micro: a.micro,
+    samples: raw.fourWay.map((fw) => ({
+      snippet: fw.snippet,
+      cold: fw.cold.map((s) => roundAll(s)),
+      testcontainers: fw.testcontainers.map((s) => roundAll(s)),
+      pairs: fw.pairs.map((p) => ({
+        c: r2(p.c),
+        d: r2(p.d),
+        first: p.first,
+        cDriverExec: r2(p.cDriverExec),
+      })),
+      backToBack: fw.backToBack.map((p) => ({
+        c: r2(p.c),
+        d: r2(p.d),
+        first: p.first,
+        cDriverExec: r2(p.cDriverExec),
+      })),
+    })),
+    acquireSamples: raw.acquire.samples.map((v) => round(v, 4)),
+  };
+}

@@ -1,0 +1,320 @@
+/**
+ * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
+ *
+ *   ts-node bench/run.ts [--quick] [--out <dir>] [--image <ref>]
+ *
+ * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool and
+ * D a raw exec into a running container, for a Python snippet and a shell echo; acquire(); sustained
+ * single-use throughput; filling; memory per idle container. Writes results.json, results.md and latency.svg
+ * to the output folder (default bench/results; --quick: bench/results/tmp/quick, not committed) and prints the four-way
+ * comparison, the ratios and the targets. Timing is reported, never asserted.
+ */
+import 'reflect-metadata';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release } from 'node:os';
+import { join, resolve } from 'node:path';
+import Dockerode from 'dockerode';
+import { latencyChartSvg, type ChartPanel } from './chart';
+import { benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
+import { startBenchPool } from './pool-host';
+import {
+  analyze,
+  consoleSummary,
+  markdown,
+  toJson,
+  type Analysis,
+  type BenchConfig,
+  type Environment,
+  type RawResults,
+} from './report';
+import {
+  SNIPPETS,
+  measureAcquire,
+  measureFill,
+  measureMemory,
+  measureMicro,
+  measureThroughput,
+  runFourWay,
+  startFloorContainer,
+  type BenchContext,
+  type FillResult,
+  type FourWayResult,
+  type ThroughputResult,
+} from './scenarios';
+
+export const DEFAULT_IMAGE = process.env.POOL_IMAGE || 'container-pool-sandbox:bookworm';
+
+/** The full benchmark: about 6 minutes on the 2-core reference machine. */
+export function fullConfig(image = DEFAULT_IMAGE): BenchConfig {
+  return {
+    mode: 'full',
+    image,
+    snippets: ['python', 'shell'],
+    fourWay: { rounds: 120, warmup: 5, testcontainers: 60, backToBack: 100 },
+    latencyPool: { size: 4, maxContainers: 16, maxConcurrentCreates: 2 },
+    acquire: { rounds: 8, perRound: 16 },
+    throughput: { levels: [1, 4, 16], warmupMs: 3000, windowMs: 10_000, maxConcurrentCreates: 4 },
+    fill: { containers: 20, concurrencies: [2, 4], reps: 3 },
+    memory: { containers: 20 },
+  };
+}
+
+/** A smoke run of every part with a handful of samples (seconds): keeps the benchmark working, proves nothing. */
+export function quickConfig(image = DEFAULT_IMAGE): BenchConfig {
+  return {
+    mode: 'quick',
+    image,
+    snippets: ['python', 'shell'],
+    fourWay: { rounds: 4, warmup: 1, testcontainers: 2, backToBack: 4 },
+    latencyPool: { size: 2, maxContainers: 16, maxConcurrentCreates: 2 },
+    acquire: { rounds: 1, perRound: 4 },
+    throughput: { levels: [1, 4], warmupMs: 500, windowMs: 1500, maxConcurrentCreates: 4 },
+    fill: { containers: 4, concurrencies: [2], reps: 1 },
+    memory: { containers: 2 },
+  };
+}
+
+export interface RunOptions {
+  /** Prefix of the pools' names; the tests pass a `test-…` name. */
+  poolPrefix?: string;
+  log?: (line: string) => void;
+  docker?: Dockerode;
+}
+
+async function describeEnvironment(docker: Dockerode): Promise<Environment> {
+  const [version, info] = await Promise.all([docker.version(), docker.info()]);
+  let testcontainers = '?';
+  try {
+    const pkg = JSON.parse(
+      await readFile(
+        join(__dirname, '..', 'node_modules', 'testcontainers', 'package.json'),
+        'utf8',
+      ),
+    ) as { version: string };
+    testcontainers = pkg.version;
+  } catch {
+    // reported as '?'
+  }
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? '?',
+    kernel: release(),
+    engine: `${(version as any).Platform?.Name || 'Docker Engine'} ${version.Version}`,
+    engineApi: version.ApiVersion,
+    cgroup: `v${info.CgroupVersion ?? '?'} (${info.CgroupDriver ?? '?'})`,
+    storageDriver: info.Driver ?? '?',
+    loadAverageAtStart: loadavg(),
+    loadAverageAtEnd: [],
+    testcontainers,
+  };
+}
+
+/** Runs every part of the benchmark with `config`; removes everything it created, whatever happens. */
+export async function runBench(config: BenchConfig, opts: RunOptions = {}): Promise<RawResults> {
+  const docker = opts.docker ?? new Dockerode();
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  let imageEnv: string[];
+  try {
+    imageEnv = (await docker.getImage(config.image).inspect()).Config?.Env ?? [];
+  } catch (err) {
+    throw new Error(
+      `image ${config.image} is not on the engine (${(err as Error).message}); build it with ` +
+        '`bash scripts/build-sandbox-image.sh` (npm run bench does this itself)',
+    );
+  }
+  const ctx: BenchContext = {
+    docker,
+    image: config.image,
+    runId,
+    poolPrefix: opts.poolPrefix ?? `bench-${runId}`,
+    options: benchPoolOptions(config.image),
+    imageEnv,
+    log,
+  };
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const environment = await describeEnvironment(docker);
+  log(
+    `bench (${config.mode}) on ${environment.engine}, ${environment.cpus} CPUs, load ${environment.loadAverageAtStart
+      .map((v) => v.toFixed(2))
+      .join(' ')}, image ${config.image}`,
+  );
+  try {
+    log("micro: the pool's per-execution bookkeeping");
+    const micro = measureMicro(config.mode === 'quick' ? 2000 : 20_000);
+
+    log(
+      `four-way latency: ${config.fourWay.rounds} rounds per snippet (+${config.fourWay.warmup} warm-up)`,
+    );
+    const fourWay: FourWayResult[] = [];
+    const host = await startBenchPool({
+      name: `${ctx.poolPrefix}-lat`,
+      image: config.image,
+      ...config.latencyPool,
+    });
+    const floor = await startFloorContainer(ctx).catch(async (err) => {
+      await host.close();
+      throw err;
+    });
+    try {
+      for (const key of config.snippets) {
+        fourWay.push(await runFourWay(ctx, host, floor, SNIPPETS[key], config.fourWay));
+      }
+    } finally {
+      await host.close();
+      await rawRemove(docker, floor.id);
+    }
+
+    log(`acquire(): ${config.acquire.rounds} rounds of ${config.acquire.perRound}`);
+    const acquire = await measureAcquire(ctx, config.acquire.rounds, config.acquire.perRound);
+
+    const throughput: ThroughputResult[] = [];
+    for (const [i, c] of config.throughput.levels.entries()) {
+      log(`throughput at concurrency ${c}`);
+      throughput.push(
+        await measureThroughput(
+          ctx,
+          c,
+          config.throughput.warmupMs,
+          config.throughput.windowMs,
+          i % 2 === 1,
+          config.throughput.maxConcurrentCreates,
+        ),
+      );
+    }
+
+    const fill: FillResult[] = [];
+    for (const c of config.fill.concurrencies) {
+      log(`fill ${config.fill.containers} at concurrency ${c}`);
+      fill.push(await measureFill(ctx, config.fill.containers, c, config.fill.reps));
+    }
+
+    log(`memory of ${config.memory.containers} idle containers`);
+    const memory = await measureMemory(ctx, config.memory.containers);
+
+    environment.loadAverageAtEnd = loadavg();
+    return {
+      runId,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      wallMs: performance.now() - t0,
+      config,
+      environment,
+      fourWay,
+      acquire,
+      throughput,
+      fill,
+      memory,
+      micro,
+    };
+  } finally {
+    const left = await removeBenchContainers(docker, runId).catch(() => 0);
+    if (left) log(`removed ${left} leftover bench container(s)`);
+  }
+}
+
+const COLORS = { A: '#d62728', B: '#9467bd', C: '#2ca02c', Cb: '#98c98a', D: '#1f77b4' };
+
+export function chartFor(raw: RawResults): string {
+  const panels: ChartPanel[] = raw.fourWay.map((fw) => ({
+    title: SNIPPETS[fw.snippet].label,
+    series: [
+      {
+        label: 'A cold: create + start + exec',
+        color: COLORS.A,
+        samples: fw.cold.map((s) => s.latency),
+      },
+      {
+        label: 'B testcontainers: start + exec',
+        color: COLORS.B,
+        samples: fw.testcontainers.map((s) => s.latency),
+      },
+      { label: 'C pool run(), settled', color: COLORS.C, samples: fw.pairs.map((p) => p.c) },
+      {
+        label: 'C pool run(), back to back',
+        color: COLORS.Cb,
+        samples: fw.backToBack.map((p) => p.c),
+      },
+      {
+        label: 'D exec into running container',
+        color: COLORS.D,
+        samples: fw.pairs.map((p) => p.d),
+      },
+    ],
+  }));
+  return latencyChartSvg(
+    panels,
+    `${raw.environment.engine}, ${raw.environment.cpus} CPUs, ${raw.startedAt}. box p25-p75, thick line p50, ` +
+      'whiskers p1-p99, dots every sample',
+  );
+}
+
+/** Writes results.json, results.md and latency.svg; returns their paths. */
+export async function writeResults(
+  outDir: string,
+  raw: RawResults,
+  analysis: Analysis,
+): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const files = {
+    json: join(outDir, 'results.json'),
+    md: join(outDir, 'results.md'),
+    svg: join(outDir, 'latency.svg'),
+  };
+  await writeFile(files.json, JSON.stringify(toJson(raw, analysis), null, 2) + '\n');
+  await writeFile(files.md, markdown(raw, analysis));
+  await writeFile(files.svg, chartFor(raw));
+  return Object.values(files);
+}
+
+function parseArgs(argv: string[]): { quick: boolean; out?: string; image?: string } {
+  const args = { quick: false } as { quick: boolean; out?: string; image?: string };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') args.quick = true;
+    else if (a === '--out') args.out = argv[++i];
+    else if (a === '--image') args.image = argv[++i];
+    else if (a === '-h' || a === '--help') {
+      console.log('usage: npm run bench [-- --quick] [-- --out <dir>] [-- --image <ref>]');
+      process.exit(0);
+    } else
+      throw new Error(`unknown argument ${a} (usage: npm run bench [-- --quick] [-- --out <dir>])`);
+  }
+  return args;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
+  const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
+  const docker = new Dockerode();
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.error(`\n${signal}: removing the benchmark's containers, then exiting`);
+    removeBenchContainers(docker)
+      .catch(() => undefined)
+      .finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const raw = await runBench(config, { docker });
+  const analysis = analyze(raw);
+  const files = await writeResults(outDir, raw, analysis);
+  console.log(consoleSummary(analysis));
+  console.log('');
+  console.log(`wall time ${(raw.wallMs / 1000).toFixed(0)} s; wrote ${files.join(', ')}`);
+  if (config.mode === 'quick')
+    console.log('(quick mode: a smoke run, too few samples for any conclusion)');
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  });
+}

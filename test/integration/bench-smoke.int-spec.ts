@@ -1,0 +1,128 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BENCH_RUN_LABEL } from '../../bench/engine';
+import { analyze, consoleSummary } from '../../bench/report';
+import { quickConfig, runBench, writeResults } from '../../bench/run';
+import type { RawResults } from '../../bench/report';
+import { docker, SANDBOX_IMAGE, uniquePoolName } from '../support/integration';
+
+const finitePositive = (v: number) => Number.isFinite(v) && v > 0;
+
+/**
+ * Keeps `npm run bench` working: the quick mode's functions on the real engine, with every part present and
+ * well formed. Structure only: timing is reported by the benchmark, never asserted here.
+ */
+describe('benchmark (quick mode, structure only)', () => {
+  let raw: RawResults;
+  let dir: string;
+  const config = quickConfig(SANDBOX_IMAGE);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
+    raw = await runBench(config, {
+      docker,
+      poolPrefix: uniquePoolName('bench'),
+      log: () => undefined,
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('measures A, B, C and D for both snippets, with the samples the plan asks for', () => {
+    expect(raw.fourWay.map((f) => f.snippet)).toEqual(['python', 'shell']);
+    for (const fw of raw.fourWay) {
+      expect(fw.cold).toHaveLength(config.fourWay.rounds);
+      expect(fw.testcontainers).toHaveLength(config.fourWay.testcontainers);
+      expect(fw.pairs).toHaveLength(config.fourWay.rounds);
+      expect(fw.backToBack).toHaveLength(config.fourWay.backToBack);
+      for (const s of fw.cold) {
+        for (const v of [s.latency, s.create, s.start, s.exec, s.remove])
+          expect(finitePositive(v)).toBe(true);
+        expect(s.latency).toBeGreaterThanOrEqual(s.create + s.start);
+      }
+      for (const s of fw.testcontainers) {
+        for (const v of [s.latency, s.start, s.exec, s.stop]) expect(finitePositive(v)).toBe(true);
+      }
+      for (const p of [...fw.pairs, ...fw.backToBack]) {
+        expect(finitePositive(p.c) && finitePositive(p.d) && finitePositive(p.cDriverExec)).toBe(
+          true,
+        );
+        expect(p.cDriverExec).toBeLessThanOrEqual(p.c);
+      }
+      // Alternating order, as the paired comparison needs.
+      expect(fw.pairs.map((p) => p.first)).toEqual(
+        fw.pairs.map((_, i) => ((i + config.fourWay.warmup) % 2 === 0 ? 'C' : 'D')),
+      );
+    }
+  });
+
+  it('measures acquire(), throughput, filling and memory', () => {
+    expect(raw.acquire.samples).toHaveLength(config.acquire.rounds * config.acquire.perRound);
+    expect(raw.acquire.samples.every(finitePositive)).toBe(true);
+    expect(raw.throughput.map((t) => t.concurrency)).toEqual(config.throughput.levels);
+    for (const t of raw.throughput) {
+      for (const side of [t.raw, t.pool]) {
+        expect(Number.isInteger(side.runs)).toBe(true);
+        expect(side.latencies).toHaveLength(side.runs);
+        expect(side.windowMs).toBe(config.throughput.windowMs);
+      }
+    }
+    expect(raw.fill.map((f) => f.concurrency)).toEqual(config.fill.concurrencies);
+    for (const f of raw.fill) {
+      expect(f.rawMs).toHaveLength(config.fill.reps);
+      expect(f.poolMs).toHaveLength(config.fill.reps);
+    }
+    expect(raw.memory?.containers).toBe(config.memory.containers);
+    expect(raw.memory?.after.dockerdRssBytes).toBeGreaterThan(0);
+    expect(Number.isFinite(raw.micro.loggerLineUs)).toBe(true);
+  });
+
+  it('checks every target and writes JSON, markdown and an SVG chart', async () => {
+    const analysis = analyze(raw);
+    const ids = analysis.targets.map((t) => t.id);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'acquire-p50',
+        'overhead-python',
+        'overhead-shell',
+        'warm-vs-cold-python',
+        'warm-vs-cold-shell',
+        'throughput-c4',
+        `fill-${config.fill.containers}-c${config.fill.concurrencies[0]}`,
+      ]),
+    );
+    for (const t of analysis.targets) expect(typeof t.pass).toBe('boolean');
+    expect(consoleSummary(analysis)).toContain('targets:');
+
+    const files = await writeResults(dir, raw, analysis);
+    expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([
+      'latency.svg',
+      'results.json',
+      'results.md',
+    ]);
+    const json = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as {
+      latency: Record<string, { C: { n: number } }>;
+      targets: unknown[];
+    };
+    expect(Object.keys(json.latency).sort()).toEqual(['python', 'shell']);
+    expect(json.latency.python.C.n).toBe(config.fourWay.rounds);
+    expect(json.targets).toHaveLength(analysis.targets.length);
+    const md = await readFile(join(dir, 'results.md'), 'utf8');
+    expect(md).toContain('## Targets');
+    expect(md).toContain('## Latency, Python snippet (ms)');
+    const svg = await readFile(join(dir, 'latency.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('C pool run(), settled');
+  });
+
+  it('leaves no container of its own behind', async () => {
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${BENCH_RUN_LABEL}=${raw.runId}`] },
+    });
+    expect(left.map((c) => c.Names[0])).toEqual([]);
+  });
+});
