@@ -1,0 +1,164 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { INestApplication } from '@nestjs/common';
+import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
+import { expectPoolHealthy } from '../../support/hostile';
+import {
+  engineContainers,
+  eventually,
+  expectNoContainersLeft,
+  SANDBOX_IMAGE,
+  startPool,
+  uniquePoolName,
+} from '../../support/integration';
+
+const OWNER = 'io.container-pool.owner';
+
+/** 20. The service dies (SIGKILL) or freezes (SIGSTOP): its containers do not outlive it, a sibling's do. */
+describe('faults: the owning process is SIGKILLed or frozen', () => {
+  const name = uniquePoolName('owner');
+  const hosts: ChildProcess[] = [];
+  let sibling: { app: INestApplication; pool: ContainerPoolService } | undefined;
+  let siblingIds: string[] = [];
+
+  /** A separate Node process hosting an instance of the same pool (test/support/pool-host.ts). */
+  function startHost(
+    env: Record<string, string> = {},
+  ): Promise<{ child: ChildProcess; instanceId: string }> {
+    const child = spawn(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', join(__dirname, '../../support/pool-host.ts')],
+      {
+        env: {
+          ...process.env,
+          POOL_NAME: name,
+          POOL_IMAGE: SANDBOX_IMAGE,
+          POOL_SIZE: '3',
+          POOL_PULL_POLICY: 'never',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    hosts.push(child);
+    return new Promise((resolve, reject) => {
+      let out = '';
+      let err = '';
+      const timer = setTimeout(
+        () => reject(new Error(`pool host not ready after 60 s: ${err}`)),
+        60_000,
+      );
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /READY (\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve({ child, instanceId: m[1] });
+        }
+      });
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`pool host exited (${code ?? signal}) before READY: ${err}`));
+      });
+    });
+  }
+
+  const ownedBy = async (instanceId: string) => engineContainers(name, { [OWNER]: instanceId });
+
+  async function expectSiblingUntouched(): Promise<void> {
+    const s = sibling!;
+    const now = await ownedBy(s.pool.instanceId);
+    expect(now.map((c) => c.Id).sort()).toEqual([...siblingIds].sort());
+    expect(now.every((c) => c.State === 'running')).toBe(true);
+    expect(s.pool.stats().totals.containersLost).toBe(0);
+  }
+
+  beforeAll(async () => {
+    // The sibling: another instance of the same pool (another owner id), alive throughout, never used here.
+    sibling = await startPool({ name, size: 2, maxContainers: 2, replenishIntervalMs: 60_000 });
+    await sibling.pool.initialize();
+    siblingIds = (await ownedBy(sibling.pool.instanceId)).map((c) => c.Id);
+    expect(siblingIds).toHaveLength(2);
+  });
+
+  afterAll(async () => {
+    for (const h of hosts) {
+      if (h.exitCode === null && h.signalCode === null) {
+        h.kill('SIGCONT');
+        h.kill('SIGKILL');
+      }
+    }
+    if (sibling) {
+      await expectPoolHealthy(sibling.pool, name);
+      await sibling.app.close();
+    }
+    await expectNoContainersLeft(name, 15_000);
+  });
+
+  it('SIGKILL: the dead instance containers are gone by the time a new instance has started', async () => {
+    const first = await startHost();
+    const mine = await ownedBy(first.instanceId);
+    expect(mine).toHaveLength(3);
+    first.child.kill('SIGKILL');
+    const second = await startHost();
+    expect(await ownedBy(first.instanceId)).toEqual([]);
+    expect((await ownedBy(second.instanceId)).length).toBe(3);
+    await expectSiblingUntouched();
+    second.child.kill('SIGTERM');
+    await new Promise((r) => second.child.once('exit', r));
+    await eventually(
+      async () => (await ownedBy(second.instanceId)).length === 0,
+      10_000,
+      'graceful exit',
+    );
+    await expectSiblingUntouched();
+  }, 120_000);
+
+  it('SIGKILL without any restart: the containers die with their owner (their lifeline)', async () => {
+    const host = await startHost();
+    expect(await ownedBy(host.instanceId)).toHaveLength(3);
+    const killedAt = Date.now();
+    host.child.kill('SIGKILL');
+    await eventually(
+      async () => (await ownedBy(host.instanceId)).length === 0,
+      10_000,
+      'orphans gone',
+    );
+    // Seconds, not the 30 min lifetime: the attached stdin of PID 1's child closed with the process.
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    await expectSiblingUntouched();
+  }, 120_000);
+
+  it('frozen owner (SIGSTOP, sockets open): its containers still do not outlive containerLifetimeMs', async () => {
+    const lifetimeMs = 8_000;
+    const host = await startHost({
+      POOL_EXEC_TIMEOUT_MS: '1000',
+      POOL_MAX_EXEC_TIMEOUT_MS: '1000',
+      POOL_REPLENISH_INTERVAL_MS: '500',
+      POOL_CONTAINER_LIFETIME_MS: String(lifetimeMs),
+    });
+    const mine = await ownedBy(host.instanceId);
+    expect(mine).toHaveLength(3);
+    const createdAt = Math.min(
+      ...mine.map((c) => Date.parse(c.Labels['io.container-pool.created-at'])),
+    );
+    host.child.kill('SIGSTOP');
+    // Frozen, its lifelines stay open: the containers live on for now...
+    await new Promise((r) =>
+      setTimeout(r, Math.max(0, createdAt + lifetimeMs - 3_000 - Date.now())),
+    );
+    expect(
+      (await ownedBy(host.instanceId)).filter((c) => c.State === 'running').length,
+    ).toBeGreaterThan(0);
+    // ...and are gone once their lifetime is over (the in-container `timeout -s KILL`), plus removal slack.
+    await eventually(
+      async () => (await ownedBy(host.instanceId)).length === 0,
+      Math.max(0, createdAt + lifetimeMs + 5_000 - Date.now()),
+      'the frozen owner containers gone after their lifetime',
+    );
+    await expectSiblingUntouched();
+    host.child.kill('SIGCONT');
+    host.child.kill('SIGKILL');
+  }, 120_000);
+});
