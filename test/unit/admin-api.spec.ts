@@ -1,0 +1,263 @@
+import { INestApplication, Logger, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.constants';
+import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
+import type { ContainerPoolModuleExtras } from '../../src/container-pool/container-pool.module-definition';
+import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
+import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
+import { tokenFingerprint } from '../../src/container-pool/guards/admin-token.guard';
+import type { DriverExecResult } from '../../src/container-pool/driver/container-driver.interface';
+import { FakeDriver } from '../support/fake-driver';
+import { waitFor } from '../support/pool-testing';
+
+const TOKEN = 'unit-admin-token-0123456789';
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+async function host(
+  options: ContainerPoolModuleOptions & ContainerPoolModuleExtras = {},
+  appOptions: { bodyParser?: boolean } = {},
+  driver = new FakeDriver(),
+) {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      ContainerPoolModule.forRoot({
+        image: 'fake:latest',
+        size: 1,
+        maxContainers: 3,
+        replenishIntervalMs: 60_000,
+        adminToken: TOKEN,
+        ...options,
+      }),
+    ],
+  })
+    .overrideProvider(CONTAINER_DRIVER)
+    .useValue(driver)
+    .compile();
+  const app = moduleRef.createNestApplication({ logger: false, ...appOptions });
+  await app.init();
+  const pool = app.get(ContainerPoolService);
+  await pool.initialize().catch(() => undefined);
+  return { app, pool, driver, http: () => request(app.getHttpServer()) };
+}
+
+describe('admin API (fake driver)', () => {
+  let app: INestApplication | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it('serves stats, containers, executions with auth and maps validation', async () => {
+    const h = await host();
+    app = h.app;
+    await h.http().get('/admin/pool').expect(401);
+    const stats = await h.http().get('/admin/pool').set(auth).expect(200);
+    expect(stats.body).toMatchObject({ idle: 1, leased: 0, maxContainers: 3 });
+    const list = await h.http().get('/admin/pool/containers').set(auth).expect(200);
+    expect(list.body).toHaveLength(1);
+    const run = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['echo', 'hi'] })
+      .expect(200);
+    expect(run.body).toMatchObject({ exitCode: 0, stdout: 'ran echo hi\n' });
+    expect(Buffer.from(run.body.stdoutBase64, 'base64').toString()).toBe('ran echo hi\n');
+    const bad = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['x'], timeoutMs: 'soon', extra: 1 })
+      .expect(400);
+    expect(bad.body.message).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^timeoutMs/), expect.stringMatching(/extra/)]),
+    );
+    await waitFor(() => h.pool.stats().idle === 1, 2000, 'refill');
+  });
+
+  it('health and metrics', async () => {
+    const h = await host();
+    app = h.app;
+    await h.http().get('/health/live').expect(200);
+    const ready = await h.http().get('/health/ready').expect(200);
+    expect(ready.body.status).toBe('ok');
+    await h.http().get('/metrics').expect(401);
+    const m = await h.http().get('/metrics').set(auth).expect(200);
+    expect(m.text).toContain('container_pool_containers{state="idle",pool=');
+    expect(m.headers['content-type']).toMatch(/text\/plain/);
+  });
+
+  it('maps pool errors at the edge: engine down 503 + Retry-After, not ready with the reason', async () => {
+    const down = new FakeDriver();
+    down.engineUp = false;
+    const h = await host({ size: 0 }, {}, down);
+    app = h.app;
+    const res = await h.http().post('/admin/pool/replenish').set(auth).expect(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body).toMatchObject({ code: 'ENGINE_UNAVAILABLE', retryable: true });
+    expect(res.body.message).toMatch(/Docker engine unavailable/);
+    const ready = await h.http().get('/health/ready').expect(503);
+    expect(ready.body.error.containerPool).toMatchObject({
+      status: 'down',
+      engineAvailable: false,
+    });
+    expect(ready.body.error.containerPool.reason).toMatch(/Docker engine unavailable/);
+    await h.http().get('/health/live').expect(200);
+  });
+
+  it('acquire timeout: 503 with Retry-After', async () => {
+    const h = await host({ size: 0, maxContainers: 1, acquireTimeoutMs: 100 });
+    app = h.app;
+    let open!: () => void;
+    h.driver.createGate = new Promise<void>((r) => (open = r));
+    const res = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['true'] })
+      .expect(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.body.code).toBe('ACQUIRE_TIMEOUT');
+    open();
+  });
+
+  it('a container lost mid-execution: 502; an unknown error: 500 without details; shutdown: 503', async () => {
+    const h = await host({ size: 0, maxContainers: 2 });
+    app = h.app;
+    const none = Buffer.alloc(0);
+    h.driver.execBehaviour = (req, c) =>
+      new Promise<DriverExecResult>((resolve) => {
+        const done = () =>
+          resolve({ exitCode: null, stdout: none, stderr: none, truncated: false, aborted: true });
+        req.signal.addEventListener('abort', done, { once: true });
+        setTimeout(() => c.die('it was killed (fake)'), 10);
+      });
+    const lost = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['true'] })
+      .expect(502);
+    expect(lost.body).toMatchObject({ code: 'CONTAINER_LOST', retryable: true });
+
+    h.driver.execBehaviour = () => {
+      throw new TypeError('internal detail /srv/secret.js:1');
+    };
+    const unknown = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['true'] })
+      .expect(500);
+    expect(JSON.stringify(unknown.body)).not.toMatch(/internal detail|secret|stack/);
+
+    await h.pool.shutdown();
+    const down = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['true'] })
+      .expect(503);
+    expect(down.body.code).toBe('POOL_SHUTTING_DOWN');
+    expect(down.headers['retry-after']).toBeUndefined();
+  });
+
+  it('logs each state-changing call with the token fingerprint, never the token', async () => {
+    const lines: string[] = [];
+    const spies = (['log', 'warn'] as const).map((level) =>
+      jest.spyOn(Logger.prototype, level).mockImplementation((...args: any[]) => {
+        lines.push(`${level} ${String(args[0])}`);
+      }),
+    );
+    try {
+      const h = await host({ size: 0 });
+      app = h.app;
+      await h.http().put('/admin/pool/size').set(auth).send({ size: 2 }).expect(200);
+      await h
+        .http()
+        .put('/admin/pool/size')
+        .set(auth)
+        .send({ size: 1, maxContainers: 1 })
+        .expect(200);
+      await h.http().post('/admin/pool/drain').set(auth).expect(200);
+      await h.http().delete('/admin/pool/containers/no-such').set(auth).expect(404);
+      const fp = tokenFingerprint(TOKEN);
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(
+            new RegExp(`^log token=${fp} action=resize size=2 result=ok idle=`),
+          ),
+          expect.stringMatching(new RegExp(`token=${fp} action=drain result=ok`)),
+          expect.stringMatching(
+            new RegExp(`^warn token=${fp} action=remove-container no-such result=error`),
+          ),
+        ]),
+      );
+      expect(lines.join('\n')).not.toContain(TOKEN);
+    } finally {
+      spies.forEach((s) => s.mockRestore());
+    }
+  });
+
+  it('forRootAsync: options from a factory, prefix and paths from the extras', async () => {
+    const driver = new FakeDriver();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ContainerPoolModule.forRootAsync({
+          useFactory: () => ({
+            image: 'fake:latest',
+            size: 0,
+            adminToken: [TOKEN],
+            metricsPublic: true,
+          }),
+          adminPrefix: 'ops/pool',
+          healthPath: false,
+          metricsPath: 'ops/metrics',
+        }),
+      ],
+    })
+      .overrideProvider(CONTAINER_DRIVER)
+      .useValue(driver)
+      .compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    const api = () => request(app!.getHttpServer());
+    await api().get('/ops/pool').set(auth).expect(200);
+    await api().get('/admin/pool').set(auth).expect(404);
+    await api().get('/health/live').expect(404);
+    await api().get('/ops/metrics').expect(200);
+  });
+
+  it('two pools in one app: own prefixes, own metric registries', async () => {
+    const pool = (name: string, prefix: string, metricsPath: string) =>
+      ContainerPoolModule.forRoot({
+        name,
+        image: 'fake:latest',
+        size: 0,
+        adminToken: TOKEN,
+        adminPrefix: prefix,
+        metricsPath,
+        healthPath: `${name}/health`,
+      });
+    @Module({ imports: [pool('one', 'admin/one', 'one/metrics')] })
+    class One {}
+    @Module({ imports: [pool('two', 'admin/two', 'two/metrics')] })
+    class Two {}
+    const moduleRef = await Test.createTestingModule({ imports: [One, Two] })
+      .overrideProvider(CONTAINER_DRIVER)
+      .useValue(new FakeDriver())
+      .compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    const api = () => request(app!.getHttpServer());
+    expect((await api().get('/admin/one').set(auth).expect(200)).body.name).toBe('one');
+    expect((await api().get('/admin/two').set(auth).expect(200)).body.name).toBe('two');
+    const one = await api().get('/one/metrics').set(auth).expect(200);
+    const two = await api().get('/two/metrics').set(auth).expect(200);
+    expect(one.text).toContain('pool="one"');
+    expect(one.text).not.toContain('pool="two"');
+    expect(two.text).toContain('pool="two"');
+    await api().get('/two/health/ready').expect(200);
+  });
+});
