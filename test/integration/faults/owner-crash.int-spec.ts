@@ -48,7 +48,7 @@ describe('faults: the owning process is SIGKILLed or frozen', () => {
         () => reject(new Error(`pool host not ready after 60 s: ${err}`)),
         60_000,
       );
-      child.stdout!.on('data', (d: Buffer) => {
+      child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /READY (\S+)/.exec(out);
         if (m) {
@@ -56,7 +56,7 @@ describe('faults: the owning process is SIGKILLed or frozen', () => {
           resolve({ child, instanceId: m[1] });
         }
       });
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         reject(new Error(`pool host exited (${code ?? signal}) before READY: ${err}`));
