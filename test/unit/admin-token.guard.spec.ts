@@ -58,10 +58,8 @@ describe('checkBearer', () => {
   it('compares equal-length SHA-256 digests with timingSafeEqual, every token, whatever matches', () => {
     // The module object itself (what the guard calls through), not an import wrapper.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const spy = jest.spyOn(
-      require('node:crypto') as typeof import('node:crypto'),
-      'timingSafeEqual',
-    );
+    const nodeCrypto = require('node:crypto') as typeof import('node:crypto');
+    const spy = jest.spyOn(nodeCrypto, 'timingSafeEqual');
     try {
       checkBearer(`Bearer ${A}`, [A, B, 'token-c-0123456789abcdef']);
       expect(spy).toHaveBeenCalledTimes(3);
