@@ -3,6 +3,7 @@
  * restart; the shared main engine is never touched. Where that engine cannot run (not root, no dockerd), the
  * cases print why and skip.
  */
+import type { Server } from 'node:http';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
@@ -103,10 +104,10 @@ describe('faults: the engine goes away and comes back', () => {
       await eventually(() => pool.stats().lastError !== null, 5_000, 'the pool to notice');
       expect(pool.stats().engineAvailable).toBe(false);
 
-      const ready = await request(app.getHttpServer()).get('/health/ready');
+      const ready = await request(app.getHttpServer() as Server).get('/health/ready');
       expect(ready.status).toBe(503);
       expect(JSON.stringify(ready.body)).toMatch(/engine/i);
-      const live = await request(app.getHttpServer()).get('/health/live');
+      const live = await request(app.getHttpServer() as Server).get('/health/live');
       expect(live.status).toBe(200);
 
       for (let i = 0; i < 3; i++) {
@@ -127,7 +128,7 @@ describe('faults: the engine goes away and comes back', () => {
       await eventually(() => pool.stats().idle >= 2, 20_000, 'the pool refilled');
       const recoveryMs = Date.now() - back;
       expect(pool.stats()).toMatchObject({ engineAvailable: true, lastError: null });
-      const readyAgain = await request(app.getHttpServer()).get('/health/ready');
+      const readyAgain = await request(app.getHttpServer() as Server).get('/health/ready');
       expect(readyAgain.status).toBe(200);
       await expectHealthyOnFaultEngine(pool, name);
       // Recovery is driven by the event stream reconnecting (at most 5 s) or the back-off, never a restart.
