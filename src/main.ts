@@ -20,6 +20,9 @@ async function bootstrap(): Promise<void> {
   // No app-wide body parser: the pool's routes parse their JSON themselves, with POOL_MAX_BODY_BYTES.
   const app = await NestFactory.create(AppModule, { bodyParser: false });
   app.enableShutdownHooks();
+  (app.getHttpAdapter().getInstance() as { disable?: (setting: string) => void }).disable?.(
+    'x-powered-by',
+  );
   const docs = setupContainerPoolDocs(app, 'docs');
   await app.listen(port, host);
   logger.log(`container-pool service listening on http://${host}:${port}`);

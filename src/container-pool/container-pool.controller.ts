@@ -8,7 +8,9 @@ import {
   HttpStatus,
   Logger,
   NotFoundException,
+  OnApplicationBootstrap,
   OnModuleInit,
+  Optional,
   Param,
   Post,
   Put,
@@ -19,6 +21,7 @@ import {
   UsePipes,
   ValidationPipe,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { ContainerPoolService } from './container-pool.service';
 import { ResizeDto } from './dto/resize.dto';
 import {
@@ -116,11 +119,31 @@ const E503 = {
 @UseGuards(AdminTokenGuard)
 @UsePipes(new JsonObjectBodyPipe(), containerPoolValidationPipe())
 @UseFilters(ContainerPoolErrorFilter)
-export class ContainerPoolController implements OnModuleInit {
+export class ContainerPoolController implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger: Logger;
 
-  constructor(private readonly pool: ContainerPoolService) {
+  constructor(
+    private readonly pool: ContainerPoolService,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
+  ) {
     this.logger = new Logger(`ContainerPoolAdmin:${pool.options.name}`);
+  }
+
+  /**
+   * Nest's default JSON parser (100 kB) reads bodies before any module middleware, and Nest answers bodies over
+   * its limit with a 500: say so once, since code and stdin of executions are often larger.
+   */
+  onApplicationBootstrap(): void {
+    const adapter = this.adapterHost?.httpAdapter as
+      { isMiddlewareApplied?: (name: string) => boolean } | undefined;
+    if (adapter?.isMiddlewareApplied?.('jsonParser')) {
+      this.logger.warn(
+        "The host app's JSON body parser reads request bodies before the pool's routes, so its limit (100 kB " +
+          'unless raised) applies to executions instead of maxBodyBytes (' +
+          `${this.pool.options.maxBodyBytes} bytes). Create the app with { bodyParser: false } or raise it with ` +
+          "app.useBodyParser('json', { limit }); ignore this if you already did the latter.",
+      );
+    }
   }
 
   onModuleInit(): void {

@@ -1,10 +1,10 @@
 import { Controller, DynamicModule, Type } from '@nestjs/common';
 import { ContainerPoolController } from './container-pool.controller';
+import { CONTAINER_POOL_HTTP_SETTINGS } from './container-pool-http.constants';
 import { ContainerPoolHealthController } from './health/container-pool-health.controller';
 import { ContainerPoolMetricsController } from './metrics/container-pool-metrics.controller';
 
-/** Injection token of the module's resolved HTTP settings (ContainerPoolHttpSettings). */
-export const CONTAINER_POOL_HTTP_SETTINGS = Symbol('CONTAINER_POOL_HTTP_SETTINGS');
+export { CONTAINER_POOL_HTTP_SETTINGS };
 
 /** The HTTP part of forRoot()/forRootAsync() extras. */
 export interface ContainerPoolHttpExtras {

@@ -468,7 +468,7 @@ describe('admin API on the real engine (default host app)', () => {
       expect(refused.headers['retry-after']).toBe('30');
       expect(refused.body).toMatchObject({ code: 'POOL_DRAINED', retryable: true });
       const ready = await api().get('/health/ready').expect(503);
-      expect(ready.body.error.containerPool.reason).toMatch(/drained/);
+      expect(ready.body.error.containerPool.reason).toMatch(/drained .*POST \/admin\/pool\/resume/);
       await new Promise((r) => setTimeout(r, 300));
       expect(pool.stats().idle).toBe(0);
 

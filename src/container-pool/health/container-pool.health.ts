@@ -1,12 +1,20 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool-http.constants';
+import type { ContainerPoolHttpSettings } from '../container-pool.http';
 import { ContainerPoolService } from '../container-pool.service';
 
 /** Why the pool cannot serve now, or null when it can. */
-export function notReadyReason(pool: ContainerPoolService): string | null {
+export function notReadyReason(
+  pool: ContainerPoolService,
+  adminPrefix?: string | null,
+): string | null {
   const s = pool.stats();
   if (s.shuttingDown) return 'the pool is shutting down';
-  if (s.draining) return 'the pool is drained by an operator (POST /resume to serve again)';
+  if (s.draining) {
+    const how = adminPrefix ? `POST /${adminPrefix}/resume` : 'ContainerPoolService.resume()';
+    return `the pool is drained by an operator (${how} to serve again)`;
+  }
   const unavailable = pool.availabilityError();
   if (unavailable) return unavailable.message;
   if (!s.engineAvailable) return s.lastError ?? 'the Docker engine has not answered yet';
@@ -29,6 +37,9 @@ export class ContainerPoolHealthIndicator {
   constructor(
     private readonly pool: ContainerPoolService,
     private readonly indicators: HealthIndicatorService,
+    @Optional()
+    @Inject(CONTAINER_POOL_HTTP_SETTINGS)
+    private readonly http?: ContainerPoolHttpSettings,
   ) {}
 
   isReady<const Key extends string>(key: Key): HealthIndicatorResult<Key> {
@@ -43,7 +54,7 @@ export class ContainerPoolHealthIndicator {
       maxContainers: s.maxContainers,
       engineAvailable: s.engineAvailable,
     };
-    const reason = notReadyReason(this.pool);
+    const reason = notReadyReason(this.pool, this.http?.adminPrefix);
     return reason === null ? check.up(details) : check.down({ ...details, reason });
   }
 }

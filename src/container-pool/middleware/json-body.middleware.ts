@@ -11,7 +11,7 @@ import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../container-pool.constants';
 import { checkBearer } from '../guards/admin-token.guard';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 
-type Request = IncomingMessage & { body?: unknown };
+type Request = IncomingMessage & { body?: unknown; rawBody?: Buffer };
 
 function hasBody(req: IncomingMessage): boolean {
   return (
@@ -43,6 +43,8 @@ export class JsonBodyMiddleware implements NestMiddleware {
       );
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) return next(tooLarge());
+    // Read by the host's parser with `rawBody: true`: its size is known even when it came chunked.
+    if (req.rawBody && req.rawBody.length > limit) return next(tooLarge());
     if (req.body !== undefined || req.readableEnded || !hasBody(req)) return next();
 
     const type = (req.headers['content-type'] ?? '').toLowerCase();

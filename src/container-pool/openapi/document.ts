@@ -32,7 +32,12 @@ export function setupContainerPoolDocs(app: INestApplication, path = 'docs'): bo
     )
     .setVersion(packageVersion())
     .addBearerAuth(
-      { type: 'http', scheme: 'bearer', description: 'A token of POOL_ADMIN_TOKEN' },
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'opaque',
+        description: 'A token of POOL_ADMIN_TOKEN',
+      },
       ADMIN_BEARER_SCHEME,
     )
     .build();
