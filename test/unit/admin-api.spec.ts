@@ -7,6 +7,8 @@ import type { ContainerPoolModuleExtras } from '../../src/container-pool/contain
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
 import { tokenFingerprint } from '../../src/container-pool/guards/admin-token.guard';
+import { setupContainerPoolDocs } from '../../src/container-pool/openapi/document';
+import { ADMIN_BEARER_SCHEME } from '../../src/container-pool/openapi/swagger';
 import type { DriverExecResult } from '../../src/container-pool/driver/container-driver.interface';
 import { FakeDriver } from '../support/fake-driver';
 import { waitFor } from '../support/pool-testing';
@@ -259,5 +261,60 @@ describe('admin API (fake driver)', () => {
     expect(one.text).not.toContain('pool="two"');
     expect(two.text).toContain('pool="two"');
     await api().get('/two/health/ready').expect(200);
+  });
+
+  it('documents every route in OpenAPI, with the bearer scheme on the guarded ones', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [ContainerPoolModule.forRoot({ image: 'fake:latest', size: 0, adminToken: TOKEN })],
+    })
+      .overrideProvider(CONTAINER_DRIVER)
+      .useValue(new FakeDriver())
+      .compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    expect(setupContainerPoolDocs(app, 'docs')).toBe(true);
+    await app.init();
+    const api = () => request(app!.getHttpServer());
+    await api().get('/docs').expect(200);
+    const doc = (await api().get('/docs-json').expect(200)).body;
+    expect(doc.components.securitySchemes[ADMIN_BEARER_SCHEME]).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+    });
+    const ops = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(
+      ([path, byMethod]) =>
+        Object.entries(byMethod).map(([method, op]) => ({
+          route: `${method.toUpperCase()} ${path}`,
+          op,
+        })),
+    );
+    expect(ops.map((o) => o.route).sort()).toEqual(
+      [
+        'DELETE /admin/pool/containers/{id}',
+        'GET /admin/pool',
+        'GET /admin/pool/containers',
+        'GET /health/live',
+        'GET /health/ready',
+        'GET /metrics',
+        'POST /admin/pool/drain',
+        'POST /admin/pool/executions',
+        'POST /admin/pool/replenish',
+        'POST /admin/pool/resume',
+        'PUT /admin/pool/size',
+      ].sort(),
+    );
+    for (const { route, op } of ops) {
+      if (route.includes('/health/')) expect(op.security).toBeUndefined();
+      else {
+        expect(op.security).toEqual([{ [ADMIN_BEARER_SCHEME]: [] }]);
+        expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
+      }
+    }
+    const exec = ops.find((o) => o.route === 'POST /admin/pool/executions')!.op;
+    expect(Object.keys(exec.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '413', '502', '503']),
+    );
+    expect(doc.components.schemas.ExecResultDto.properties.stdoutBase64).toMatchObject({
+      format: 'byte',
+    });
   });
 });
