@@ -139,7 +139,7 @@ export class DockerDriver implements ContainerDriver {
       const securityOptions: string[] = info.SecurityOptions ?? [];
       return {
         name: `${(version as any).Platform?.Name || 'Docker Engine'} ${version.Version}`,
-        endpoint: this.endpoint(),
+        endpoint: await this.endpoint(),
         version: version.Version,
         apiVersion: version.ApiVersion,
         os: `${info.OperatingSystem ?? version.Os}`,
@@ -153,14 +153,16 @@ export class DockerDriver implements ContainerDriver {
   }
 
   /** The engine address, as the Docker CLI would print it. */
-  endpoint(): string {
+  async endpoint(): Promise<string> {
     const m = this.docker.modem as unknown as {
-      socketPath?: string;
+      socketPath?: string | (() => Promise<string>);
       protocol?: string;
       host?: string;
       port?: string | number;
     };
-    if (m.socketPath) return `unix://${m.socketPath}`;
+    // docker-modem keeps a function that finds the default socket when none was configured.
+    const socket = typeof m.socketPath === 'function' ? await m.socketPath() : m.socketPath;
+    if (socket) return `unix://${socket}`;
     return `${m.protocol ?? 'http'}://${m.host ?? 'localhost'}${m.port ? `:${m.port}` : ''}`;
   }
 
