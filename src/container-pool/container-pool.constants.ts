@@ -33,3 +33,6 @@ export const BACKOFF_MAX_MS = 30_000;
 
 /** A container found in state `created` younger than this may be a sibling's create in flight. */
 export const STALE_CREATED_CONTAINER_MS = 120_000;
+
+/** Longest a top-up waits for running executions while the stock is healthy (see ContainerPoolService). */
+export const REFILL_DEFER_MAX_MS = 2_000;

@@ -19,6 +19,7 @@ import {
   LIFETIME_SAFETY_MARGIN_MS,
   MANAGED_BY_VALUE,
   OOM_EVENT_GRACE_MS,
+  REFILL_DEFER_MAX_MS,
   STALE_CREATED_CONTAINER_MS,
 } from './container-pool.constants';
 import type {
@@ -116,6 +117,12 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   private failureStreak = 0;
   private backoffUntil = 0;
   private retryTimer?: NodeJS.Timeout;
+  /** Executions in flight: a top-up waits for them while the stock is healthy (see deferRefill). */
+  private executing = 0;
+  /** When the current top-up started waiting for executions (0: none waits). */
+  private refillDeferredSince = 0;
+  private refillTimer?: NodeJS.Timeout;
+  private pumpQueued = false;
   private draining = false;
   private shuttingDown = false;
   private initPromise?: Promise<void>;
@@ -241,6 +248,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     const started = Date.now();
     this.stopSchedule();
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.refillTimer) clearTimeout(this.refillTimer);
     for (const w of this.waiters.splice(0)) w.reject(new PoolShuttingDownError());
 
     const executions = [...this.byId.values()].flatMap((c) => [...c.executions]);
@@ -514,7 +522,48 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       this.options.maxConcurrentCreates - this.creating,
       this.maxContainers - this.total(),
     );
+    if (n <= 0 || this.deferRefill()) return;
     for (let i = 0; i < n; i++) this.createOne();
+  }
+
+  /** pump() after the current task: an acquire's caller starts its execution first (see deferRefill). */
+  private pumpSoon(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  /**
+   * A create costs the engine about as much CPU as several executions, and an execution running meanwhile pays
+   * for it in latency. So while executions run, nobody waits and the stock is healthy (at least half of `size`
+   * idle or being created), the top-up waits until they end, for at most REFILL_DEFER_MAX_MS. Low stock and
+   * waiters are served at once: under sustained load the refill overlaps with the executions.
+   */
+  private deferRefill(): boolean {
+    const healthy =
+      !this.waiters.length && this.idle.length + this.creating >= Math.ceil(this.size / 2);
+    if (!this.executing || !healthy) {
+      this.refillDeferredSince = 0;
+      return false;
+    }
+    const now = Date.now();
+    this.refillDeferredSince ||= now;
+    const leftMs = this.refillDeferredSince + REFILL_DEFER_MAX_MS - now;
+    if (leftMs <= 0) {
+      this.refillDeferredSince = 0;
+      return false;
+    }
+    if (!this.refillTimer) {
+      this.refillTimer = setTimeout(() => {
+        this.refillTimer = undefined;
+        this.pump();
+      }, leftMs);
+      this.refillTimer.unref();
+    }
+    return true;
   }
 
   private createOne(): void {
@@ -664,7 +713,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       const c = this.takeIdle();
       if (c) {
         this.lease(c);
-        this.pump();
+        this.pumpSoon();
         return Promise.resolve(c);
       }
     }
@@ -698,8 +747,9 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       c.expiry.getTime() > Date.now() &&
       c.executions.size === 0;
     if (!reusable) {
-      void this.destroyContainer(c, 'released');
-      this.pump();
+      // The caller has its result first; the engine work of the removal and of the refill starts right after.
+      void this.destroyContainer(c, 'released', true);
+      this.pumpSoon();
       return;
     }
     this.leased.delete(c);
@@ -794,6 +844,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       done: new Promise<void>((r) => (resolveDone = r)),
     };
     c.executions.add(active);
+    this.executing++;
 
     try {
       let raw;
@@ -854,6 +905,9 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       clearTimeout(timer);
       signal?.removeEventListener('abort', onCallerAbort);
       c.executions.delete(active);
+      this.executing--;
+      // A top-up that waited for the executions starts now (after the caller has its result).
+      if (!this.executing && this.refillDeferredSince) this.pumpSoon();
       resolveDone();
     }
   }
@@ -876,8 +930,15 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
 
   // ---------------------------------------------------------------- removal
 
-  /** Container.destroy(): removes it now; resolves when the engine has removed it. */
-  destroyContainer(c: PooledContainer, reason = 'destroyed'): Promise<void> {
+  /**
+   * Container.destroy(): removes it now; resolves when the engine has removed it. `afterCurrentTask` issues the
+   * engine call after the current task (release() lets the caller continue first).
+   */
+  destroyContainer(
+    c: PooledContainer,
+    reason = 'destroyed',
+    afterCurrentTask = false,
+  ): Promise<void> {
     if (c.removal) return c.removal;
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
@@ -887,9 +948,11 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     for (const e of c.executions) {
       e.kill(new ContainerLostError(c.name, 'it was destroyed while an execution was running'));
     }
+    const removed = afterCurrentTask
+      ? new Promise<void>((r) => setImmediate(r)).then(() => this.driver.removeContainer(c.id))
+      : this.driver.removeContainer(c.id);
     c.removal = this.track(
-      this.driver
-        .removeContainer(c.id)
+      removed
         .catch((err) => {
           this.logger.warn(
             `removing ${c.name} failed: ${err instanceof Error ? err.message : err}`,
