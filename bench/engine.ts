@@ -11,10 +11,11 @@ import type { ContainerSpec } from '../src/container-pool/driver/container-drive
 import { toCreateOptions } from '../src/container-pool/driver/docker.driver';
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
 
-/** Every container the benchmark creates outside the pool carries this label (the tests' leak check sees it). */
-export const BENCH_LABEL = 'io.container-pool.test';
-export const BENCH_LABEL_VALUE = 'bench';
-/** And this one, with the run's id, so that a run removes exactly its own leftovers. */
+/**
+ * Every container the benchmark creates outside the pool carries this label, with the run's id, so that a run
+ * removes exactly its own leftovers. (The tests add io.container-pool.test=bench for their leak check; a
+ * benchmark run from the command line does not, so that a test run's teardown never removes its containers.)
+ */
 export const BENCH_RUN_LABEL = 'io.container-pool.bench-run';
 
 const now = () => performance.now();
@@ -26,13 +27,12 @@ const now = () => performance.now();
 export function benchSpec(
   o: ResolvedContainerPoolOptions,
   name: string,
-  runId: string,
-  extraLabels: Record<string, string> = {},
+  labels: Record<string, string>,
 ): ContainerSpec {
   return {
     name,
     image: o.image,
-    labels: { [BENCH_LABEL]: BENCH_LABEL_VALUE, [BENCH_RUN_LABEL]: runId, ...extraLabels },
+    labels,
     user: o.user,
     workdir: o.workdir,
     env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${o.workdir}`],
@@ -169,10 +169,12 @@ export async function rawCreateStart(
   return { container, create: t1 - t0, start: now() - t1 };
 }
 
-/** Removes every container this run (or any bench run, when runId is omitted) left behind. */
-export async function removeBenchContainers(docker: Dockerode, runId?: string): Promise<number> {
-  const label = runId ? [`${BENCH_RUN_LABEL}=${runId}`] : [`${BENCH_LABEL}=${BENCH_LABEL_VALUE}`];
-  const rows = await docker.listContainers({ all: true, filters: { label } });
+/** Removes every container the run `runId` left behind. */
+export async function removeBenchContainers(docker: Dockerode, runId: string): Promise<number> {
+  const rows = await docker.listContainers({
+    all: true,
+    filters: { label: [`${BENCH_RUN_LABEL}=${runId}`] },
+  });
   await Promise.allSettled(rows.map((r) => rawRemove(docker, r.Id)));
   return rows.length;
 }

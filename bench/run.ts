@@ -15,7 +15,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import Dockerode from 'dockerode';
 import { latencyChartSvg, type ChartPanel } from './chart';
-import { benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
+import { BENCH_RUN_LABEL, benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
 import { startBenchPool } from './pool-host';
 import {
   analyze,
@@ -74,9 +74,17 @@ export function quickConfig(image = DEFAULT_IMAGE): BenchConfig {
   };
 }
 
+export function newRunId(): string {
+  return `${Date.now().toString(36)}${process.pid.toString(36)}`;
+}
+
 export interface RunOptions {
   /** Prefix of the pools' names; the tests pass a `test-…` name. */
   poolPrefix?: string;
+  /** Extra labels for the containers created outside the pool (the tests add io.container-pool.test). */
+  labels?: Record<string, string>;
+  /** Id of the run (labels its containers); a fresh one by default. */
+  runId?: string;
   log?: (line: string) => void;
   docker?: Dockerode;
 }
@@ -114,7 +122,7 @@ async function describeEnvironment(docker: Dockerode): Promise<Environment> {
 export async function runBench(config: BenchConfig, opts: RunOptions = {}): Promise<RawResults> {
   const docker = opts.docker ?? new Dockerode();
   const log = opts.log ?? ((line: string) => console.log(line));
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const runId = opts.runId ?? newRunId();
   let imageEnv: string[];
   try {
     imageEnv = (await docker.getImage(config.image).inspect()).Config?.Env ?? [];
@@ -128,6 +136,7 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
     docker,
     image: config.image,
     runId,
+    labels: { ...opts.labels, [BENCH_RUN_LABEL]: runId },
     poolPrefix: opts.poolPrefix ?? `bench-${runId}`,
     options: benchPoolOptions(config.image),
     imageEnv,
@@ -290,19 +299,20 @@ async function main(): Promise<void> {
   const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
   const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
   const docker = new Dockerode();
+  const runId = newRunId();
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(130);
     stopping = true;
     console.error(`\n${signal}: removing the benchmark's containers, then exiting`);
-    removeBenchContainers(docker)
+    removeBenchContainers(docker, runId)
       .catch(() => undefined)
       .finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const raw = await runBench(config, { docker });
+  const raw = await runBench(config, { docker, runId });
   const analysis = analyze(raw);
   const files = await writeResults(outDir, raw, analysis);
   console.log(consoleSummary(analysis));

@@ -15,9 +15,6 @@ import type { ContainerPoolService } from '../src/container-pool/container-pool.
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
 import type { RunRequest } from '../src/container-pool/interfaces/run-request.interface';
 import {
-  BENCH_LABEL,
-  BENCH_LABEL_VALUE,
-  BENCH_RUN_LABEL,
   benchSpec,
   parallel,
   rawCreateStart,
@@ -68,8 +65,10 @@ export const SNIPPETS: Record<SnippetKey, Snippet> = {
 export interface BenchContext {
   docker: Dockerode;
   image: string;
-  /** Labels every raw container of this run; the cleanup removes by it. */
+  /** The run's id: its containers are labelled io.container-pool.bench-run=<runId>, the cleanup removes by it. */
   runId: string;
+  /** Labels of every container the run creates outside the pool (A, B, D, raw cycles and fills). */
+  labels: Record<string, string>;
   /** Prefix of pool names (the tests use `test-…` names so that their leak check covers the bench). */
   poolPrefix: string;
   /** The pool's resolved options: raw containers are built from the same spec. */
@@ -111,7 +110,7 @@ export interface ColdSample {
 
 /** A: one hardened container per execution, created, started, exec'd, then removed. */
 export async function coldOnce(ctx: BenchContext, snippet: Snippet): Promise<ColdSample> {
-  const spec = benchSpec(ctx.options, rawName(ctx, 'cold'), ctx.runId);
+  const spec = benchSpec(ctx.options, rawName(ctx, 'cold'), ctx.labels);
   const t0 = now();
   const { container, create, start } = await rawCreateStart(ctx.docker, spec, ctx.imageEnv);
   let r: RawExecResult;
@@ -188,7 +187,7 @@ export async function testcontainersOnce(
     .withDroppedCapabilities('ALL')
     .withSecurityOpt('no-new-privileges:true')
     .withTmpFs({ '/tmp': `rw,nosuid,nodev,noexec,size=${o.tmpSizeBytes}` })
-    .withLabels({ [BENCH_LABEL]: BENCH_LABEL_VALUE, [BENCH_RUN_LABEL]: ctx.runId })
+    .withLabels(ctx.labels)
     .start();
   const t1 = now();
   let result: Awaited<ReturnType<typeof started.exec>>;
@@ -248,10 +247,14 @@ export async function floorOnce(
   return { latency, phases: r.phases, extraInspects: r.extraInspects };
 }
 
+/** Quiet time after the pool settled, before a settled measurement: the engine finishes its own tail work. */
+export const SETTLE_QUIET_MS = 50;
+
 /**
- * One C/D pair in the given order. With `settle`, waits first until the pool is full and quiet (the refill of
- * the previous C finished), so that C and D see the same idle engine; without, runs back to back and the refill
- * competes with both for the same cores.
+ * One C/D pair in the given order. With `settle`, each of the two starts on a full, quiet pool: the refill (and
+ * removal) of the previous C finished and SETTLE_QUIET_MS passed, so that neither pays for the other's engine
+ * work (without it, whichever runs second is ~10 ms slower). Without `settle`, the two run back to back and the
+ * refill competes with both for the same cores.
  */
 export async function pairOnce(
   ctx: BenchContext,
@@ -261,14 +264,17 @@ export async function pairOnce(
   first: 'C' | 'D',
   settle: boolean,
 ): Promise<PairSample> {
-  if (settle) await waitSettled(host.pool, 30_000, 20);
+  const settled = () => (settle ? waitSettled(host.pool, 30_000, SETTLE_QUIET_MS) : undefined);
   let c!: { latency: number; driverExec: number };
   let d!: Awaited<ReturnType<typeof floorOnce>>;
+  await settled();
   if (first === 'C') {
     c = await poolOnce(host, snippet);
+    await settled();
     d = await floorOnce(ctx, floor, snippet);
   } else {
     d = await floorOnce(ctx, floor, snippet);
+    await settled();
     c = await poolOnce(host, snippet);
   }
   return {
@@ -285,7 +291,7 @@ export async function pairOnce(
 export async function startFloorContainer(ctx: BenchContext): Promise<Dockerode.Container> {
   const { container } = await rawCreateStart(
     ctx.docker,
-    benchSpec(ctx.options, rawName(ctx, 'floor'), ctx.runId),
+    benchSpec(ctx.options, rawName(ctx, 'floor'), ctx.labels),
     ctx.imageEnv,
   );
   return container;
@@ -490,7 +496,7 @@ export async function measureThroughput(
   };
   const rawSide = () =>
     sustained(concurrency, warmupMs, windowMs, async () => {
-      const spec = benchSpec(ctx.options, rawName(ctx, 'tp'), ctx.runId);
+      const spec = benchSpec(ctx.options, rawName(ctx, 'tp'), ctx.labels);
       const { container } = await rawCreateStart(ctx.docker, spec, ctx.imageEnv);
       try {
         const r = await rawExec(ctx.docker, container, snippet.cmd);
@@ -580,7 +586,7 @@ export async function measureFill(
     const made = await parallel(n, concurrency, () =>
       rawCreateStart(
         ctx.docker,
-        benchSpec(ctx.options, rawName(ctx, 'fill'), ctx.runId),
+        benchSpec(ctx.options, rawName(ctx, 'fill'), ctx.labels),
         ctx.imageEnv,
       ),
     );

@@ -5,7 +5,7 @@ import { BENCH_RUN_LABEL } from '../../bench/engine';
 import { analyze, consoleSummary } from '../../bench/report';
 import { quickConfig, runBench, writeResults } from '../../bench/run';
 import type { RawResults } from '../../bench/report';
-import { docker, SANDBOX_IMAGE, uniquePoolName } from '../support/integration';
+import { docker, SANDBOX_IMAGE, TEST_LABEL, uniquePoolName } from '../support/integration';
 
 const finitePositive = (v: number) => Number.isFinite(v) && v > 0;
 
@@ -23,6 +23,7 @@ describe('benchmark (quick mode, structure only)', () => {
     raw = await runBench(config, {
       docker,
       poolPrefix: uniquePoolName('bench'),
+      labels: { [TEST_LABEL]: 'bench' },
       log: () => undefined,
     });
   }, 300_000);
