@@ -81,6 +81,10 @@ export interface SnippetAnalysis {
   D: Summary;
   Cb2b: Summary;
   Db2b: Summary;
+  /** C' (run({ cmd }) of the same program), settled; n 0 when the snippet has none. */
+  Ccmd: Summary;
+  /** C' - D of the same round. */
+  pairedCmd: ReturnType<typeof pairedDifference>;
   paired: ReturnType<typeof pairedDifference>;
   pairedBackToBack: ReturnType<typeof pairedDifference>;
   /** Where the time goes. */
@@ -134,8 +138,13 @@ export interface Analysis {
     poolMedianMs: number;
     rawMs: number[];
     poolMs: number[];
-    /** Pool fill rate as a share of the raw rate: raw time / pool time. */
+    /**
+     * Pool fill rate as a share of the raw rate: the median over repetitions of raw time / pool time (each
+     * repetition runs both, back to back, so that the machine's drift cancels).
+     */
     ratio: number;
+    /** The same from the medians: raw median / pool median. */
+    ratioOfMedians: number;
   }>;
   memory: MemoryResult | null;
   micro: MicroResult;
@@ -162,6 +171,11 @@ export function analyze(raw: RawResults): Analysis {
       D,
       Cb2b: pick(fw.backToBack, (p) => p.c),
       Db2b: pick(fw.backToBack, (p) => p.d),
+      Ccmd: summarize(fw.cmdVariant),
+      pairedCmd: pairedDifference(
+        fw.cmdVariant,
+        fw.pairs.map((p) => p.d),
+      ),
       paired: pairedDifference(
         fw.pairs.map((p) => p.c),
         fw.pairs.map((p) => p.d),
@@ -221,7 +235,8 @@ export function analyze(raw: RawResults): Analysis {
       poolMedianMs,
       rawMs: f.rawMs,
       poolMs: f.poolMs,
-      ratio: rawMedianMs / poolMedianMs,
+      ratio: median(f.rawMs.map((r, i) => r / f.poolMs[i])),
+      ratioOfMedians: rawMedianMs / poolMedianMs,
     };
   });
 
@@ -319,6 +334,7 @@ function fourWayRows(s: SnippetAnalysis): string[][] {
     row('B: the stop (kill + remove) that follows', s.Bstop, false),
     row('C pool run(), refill settled', s.C),
     row('C pool run(), back to back', s.Cb2b),
+    ...(s.Ccmd.n ? [row("C' pool run({ cmd }) of the same program, settled", s.Ccmd)] : []),
     row('D floor: exec into a running container', s.D),
     row('D floor, back to back with C', s.Db2b),
   ];
@@ -362,6 +378,13 @@ export function markdown(raw: RawResults, a: Analysis): string {
         `median ${fmt(s.pairedBackToBack.median, 2)} ms (95% CI ${fmt(s.pairedBackToBack.ci95[0], 2)} to ` +
         `${fmt(s.pairedBackToBack.ci95[1], 2)}, n ${s.pairedBackToBack.n}).`,
     );
+    if (s.Ccmd.n) {
+      out.push(
+        `C' - D (the same program as run({ cmd }), no code framing): median ${fmt(s.pairedCmd.median, 2)} ms ` +
+          `(95% CI ${fmt(s.pairedCmd.ci95[0], 2)} to ${fmt(s.pairedCmd.ci95[1], 2)}); so run({ code })'s framing ` +
+          `costs about ${fmt(s.paired.median - s.pairedCmd.median, 2)} ms.`,
+      );
+    }
     out.push(
       `Ratios of p50: C/A ${fmt(s.ratios.CoverA, 3)}, D/A ${fmt(s.ratios.DoverA, 3)}, B/A ` +
         `${fmt(s.ratios.BoverA, 3)}, C/B ${fmt(s.ratios.CoverB, 3)}, C/D ${fmt(s.ratios.CoverD, 3)}.`,
@@ -529,11 +552,11 @@ export function consoleSummary(a: Analysis): string {
     out.push('');
     out.push(`${LABELS[s.snippet]}: latency in ms`);
     out.push(
-      `  ${pad('method', 44)}${lpad('n', 5)}${lpad('p50', 9)}${lpad('p95', 9)}${lpad('p99', 9)}${lpad('/A p50', 9)}`,
+      `  ${pad('method', 52)}${lpad('n', 5)}${lpad('p50', 9)}${lpad('p95', 9)}${lpad('p99', 9)}${lpad('/A p50', 9)}`,
     );
     for (const r of fourWayRows(s)) {
       out.push(
-        `  ${pad(r[0], 44)}${lpad(r[1], 5)}${lpad(r[2], 9)}${lpad(r[3], 9)}${lpad(r[4], 9)}${lpad(r[6], 9)}`,
+        `  ${pad(r[0], 52)}${lpad(r[1], 5)}${lpad(r[2], 9)}${lpad(r[3], 9)}${lpad(r[4], 9)}${lpad(r[6], 9)}`,
       );
     }
     out.push(
@@ -544,6 +567,12 @@ export function consoleSummary(a: Analysis): string {
       `  paired C - D: settled ${fmt(s.paired.median, 2)} ms (95% CI ${fmt(s.paired.ci95[0], 2)}..${fmt(s.paired.ci95[1], 2)}), ` +
         `back to back ${fmt(s.pairedBackToBack.median, 2)} ms; pool's own time p50 ${fmt(s.phases.poolOwn.p50, 2)} ms`,
     );
+    if (s.Ccmd.n) {
+      out.push(
+        `  C' - D (run({ cmd }) of the same program): ${fmt(s.pairedCmd.median, 2)} ms; run({ code })'s framing ` +
+          `about ${fmt(s.paired.median - s.pairedCmd.median, 2)} ms`,
+      );
+    }
   }
   out.push('');
   out.push(
@@ -612,6 +641,12 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
           D: sum(s.D),
           Cb2b: sum(s.Cb2b),
           Db2b: sum(s.Db2b),
+          Ccmd: sum(s.Ccmd),
+          pairedCmdMinusD: {
+            ...s.pairedCmd,
+            median: r2(s.pairedCmd.median),
+            ci95: s.pairedCmd.ci95.map(r2),
+          },
           pairedCminusD: { ...s.paired, median: r2(s.paired.median), ci95: s.paired.ci95.map(r2) },
           pairedCminusDBackToBack: {
             ...s.pairedBackToBack,
@@ -646,6 +681,7 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
       rawMs: f.rawMs.map(r2),
       poolMs: f.poolMs.map(r2),
       ratio: round(f.ratio, 4),
+      ratioOfMedians: round(f.ratioOfMedians, 4),
     })),
     memory: a.memory,
     micro: a.micro,
@@ -659,6 +695,7 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
         first: p.first,
         cDriverExec: r2(p.cDriverExec),
       })),
+      cmdVariant: fw.cmdVariant.map(r2),
       backToBack: fw.backToBack.map((p) => ({
         c: r2(p.c),
         d: r2(p.d),

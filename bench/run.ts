@@ -54,7 +54,7 @@ export function fullConfig(image = DEFAULT_IMAGE): BenchConfig {
     latencyPool: { size: 4, maxContainers: 16, maxConcurrentCreates: 2 },
     acquire: { rounds: 8, perRound: 16 },
     throughput: { levels: [1, 4, 16], warmupMs: 3000, windowMs: 10_000, maxConcurrentCreates: 4 },
-    fill: { containers: 20, concurrencies: [2, 4], reps: 3 },
+    fill: { containers: 20, concurrencies: [2, 4], reps: 5 },
     memory: { containers: 20 },
   };
 }

@@ -38,6 +38,11 @@ export interface Snippet {
   cmd: string[];
   /** What C passes to pool.run(). */
   request: RunRequest;
+  /**
+   * The same program as a plain command (run({ cmd })), when `request` is something else: C' runs it, so that
+   * the pool's own overhead and the cost of run({ code })'s framing (code on stdin) show separately.
+   */
+  cmdRequest?: RunRequest;
   /** Expected stdout (every sample is checked). */
   expect: string;
 }
@@ -51,6 +56,7 @@ export const SNIPPETS: Record<SnippetKey, Snippet> = {
     label: 'Python snippet',
     cmd: ['python3', '-c', PYTHON_CODE],
     request: { code: PYTHON_CODE },
+    cmdRequest: { cmd: ['python3', '-c', PYTHON_CODE] },
     expect: '{"sum": 332833500, "pi": 3.14159}\n',
   },
   shell: {
@@ -222,13 +228,14 @@ export interface PairSample {
   dExtraInspects: number;
 }
 
-/** C: one run() through the pool. */
+/** C: one run() through the pool (`asCmd`: C', the snippet's plain-command form). */
 export async function poolOnce(
   host: BenchPool,
   snippet: Snippet,
+  asCmd = false,
 ): Promise<{ latency: number; driverExec: number }> {
   const t0 = now();
-  const r = await host.pool.run(snippet.request);
+  const r = await host.pool.run(asCmd && snippet.cmdRequest ? snippet.cmdRequest : snippet.request);
   const latency = now() - t0;
   check(snippet, r.stdout, r.exitCode, 'pool run()');
   return { latency, driverExec: host.lastDriverExecMs };
@@ -307,6 +314,8 @@ export interface FourWayResult {
   pairs: PairSample[];
   /** Back-to-back pairs: no waiting, the refill competes with the executions. */
   backToBack: PairSample[];
+  /** C' (the snippet as run({ cmd })), settled, one per round; empty when the snippet has no cmdRequest. */
+  cmdVariant: number[];
 }
 
 export interface FourWayPlan {
@@ -337,6 +346,7 @@ export async function runFourWay(
     testcontainers: [],
     pairs: [],
     backToBack: [],
+    cmdVariant: [],
   };
   const total = plan.warmup + plan.rounds;
   for (let i = 0; i < total; i++) {
@@ -349,6 +359,11 @@ export async function runFourWay(
     }
     const pair = await pairOnce(ctx, host, floor, snippet, i % 2 === 0 ? 'C' : 'D', true);
     if (keep) result.pairs.push(pair);
+    if (snippet.cmdRequest) {
+      await waitSettled(host.pool, 30_000, SETTLE_QUIET_MS);
+      const cmd = await poolOnce(host, snippet, true);
+      if (keep) result.cmdVariant.push(cmd.latency);
+    }
     if ((i + 1) % 25 === 0) ctx.log(`  ${snippet.key}: ${i + 1}/${total} rounds`);
   }
   await waitSettled(host.pool, 30_000, 20);

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# The benchmark: `npm run bench` (about 6 minutes), `npm run bench -- --quick` (a smoke run, seconds).
+# The benchmark: `npm run bench` (about 7 minutes), `npm run bench -- --quick` (a smoke run, about 30 s).
 #
-# Makes sure a Docker engine answers (scripts/ensure-docker.sh) and the sandbox image exists
-# (scripts/build-sandbox-image.sh, a no-op when it is there), then runs bench/run.ts with ts-node.
-# Results: bench/results/{results.json,results.md,latency.svg} (--quick: bench/results/tmp/quick/, ignored by git).
-# Arguments are passed on: --quick, --out <dir>, --image <ref>.
+# On a fresh machine too: installs npm packages when missing, gets a Docker engine answering
+# (scripts/ensure-docker.sh; an engine that already answers is never touched), builds the sandbox image when
+# missing (scripts/build-sandbox-image.sh), then runs bench/run.ts with ts-node. Every comparison (cold
+# containers, testcontainers-node, the pool, a raw exec) runs on that engine and that image, in one run.
+# Results: bench/results/{results.json,results.md,latency.svg} (--quick: bench/results/tmp/quick/, ignored by
+# git). Arguments are passed on: --quick, --out <dir>, --image <ref>.
 #
-# Env: POOL_IMAGE (an existing image to benchmark instead of container-pool-sandbox:bookworm; not built),
-#      TESTCONTAINERS_RYUK_DISABLED (forced to true: the reaper's image would come from a registry).
+# Env: POOL_IMAGE (an existing image to benchmark instead of container-pool-sandbox:bookworm; not built).
+#      TESTCONTAINERS_RYUK_DISABLED is forced to true: the reaper's image would come from a registry.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log() { printf '[bench] %s\n' "$*" >&2; }
 
-bash scripts/ensure-docker.sh >&2
-if [ -z "${POOL_IMAGE:-}" ]; then
-  bash scripts/build-sandbox-image.sh sandbox >&2
+if [ ! -d node_modules ] ||
+  ! node -e "require.resolve('ts-node'); require.resolve('testcontainers'); require.resolve('@nestjs/core')" 2>/dev/null; then
+  log "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
 fi
-[ -d node_modules/testcontainers ] || {
-  echo "[bench] node_modules is incomplete: run 'npm ci' first" >&2
-  exit 1
-}
+
+bash scripts/ensure-docker.sh >/dev/null
+if [ -z "${POOL_IMAGE:-}" ]; then
+  bash scripts/build-sandbox-image.sh sandbox
+fi
+
 export TESTCONTAINERS_RYUK_DISABLED=true
 exec node --require ts-node/register/transpile-only bench/run.ts "$@"
