@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 
@@ -49,7 +50,7 @@ if (faultEngineUnavailable && process.env.CONTAINER_POOL_REQUIRE_FAULT_ENGINE) {
 export function itWithFaultEngine(name: string, fn: () => Promise<void>, timeoutMs?: number): void {
   if (faultEngineUnavailable) {
     it.skip(`${name} [needs the fault engine: ${faultEngineUnavailable}]`, () => undefined);
-    // eslint-disable-next-line no-console
+
     console.warn(`SKIPPED "${name}": ${faultEngineUnavailable}`);
     return;
   }
@@ -78,6 +79,13 @@ function run(command: string): Promise<string> {
       },
     );
   });
+}
+
+/** The pid of the fault dockerd, from the pid file its script gave it. */
+function faultDaemonPid(): number {
+  const pid = Number(readFileSync('/run/container-pool-fault/dockerd.pid', 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error('no pid of the fault dockerd');
+  return pid;
 }
 
 /** A dockerode client of the fault engine. */
@@ -109,6 +117,13 @@ export const faultEngine = {
   /** Stops it, checks that nothing of it is left, releases the lease. */
   async stop(): Promise<void> {
     await run('stop');
+  },
+  /** SIGSTOPs the fault dockerd: it keeps its sockets open but answers nothing (a hung engine). */
+  freeze(): void {
+    process.kill(faultDaemonPid(), 'SIGSTOP');
+  },
+  thaw(): void {
+    process.kill(faultDaemonPid(), 'SIGCONT');
   },
   async isUp(): Promise<boolean> {
     try {

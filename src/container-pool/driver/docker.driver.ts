@@ -281,6 +281,8 @@ export class DockerDriver implements ContainerDriver {
     let exec: Dockerode.Exec;
     let stream: Duplex;
     try {
+      // The signal also bounds these calls: an engine that does not answer cannot hold the execution past its
+      // timeout (or the caller's abort).
       exec = await container.exec({
         Cmd: request.cmd,
         Env: request.env,
@@ -289,9 +291,19 @@ export class DockerDriver implements ContainerDriver {
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
+        abortSignal: signal,
       });
-      stream = await exec.start({ hijack: true, stdin: true, Tty: false });
+      stream = await exec.start({ hijack: true, stdin: true, Tty: false, abortSignal: signal });
     } catch (err) {
+      if (signal.aborted) {
+        return {
+          stdout: Buffer.alloc(0),
+          stderr: Buffer.alloc(0),
+          truncated: false,
+          exitCode: null,
+          aborted: true,
+        };
+      }
       throw toContainerError(err, target.name, 'starting the execution');
     }
 
@@ -349,7 +361,7 @@ export class DockerDriver implements ContainerDriver {
       if (signal.aborted) return 'aborted';
       let info: Dockerode.ExecInspectInfo;
       try {
-        info = await exec.inspect();
+        info = await exec.inspect({ abortSignal: signal });
       } catch (err) {
         if (signal.aborted) return 'aborted';
         throw toContainerError(err, target.name, 'reading the exit code');

@@ -71,6 +71,13 @@ describe('faults: the engine goes away and comes back', () => {
   }, 200_000);
 
   afterEach(async () => {
+    if (!faultEngineUnavailable) {
+      try {
+        faultEngine.thaw();
+      } catch {
+        // not running
+      }
+    }
     await app?.close();
     app = undefined;
     if (faultEngineUnavailable) return;
@@ -176,6 +183,47 @@ describe('faults: the engine goes away and comes back', () => {
       );
       expect(pool.stats().totals.containersLost).toBeGreaterThanOrEqual(3);
       for (const info of pool.containers()) expect(before.has(info.id)).toBe(false);
+      await expectHealthyOnFaultEngine(pool, name);
+    },
+    90_000,
+  );
+
+  itWithFaultEngine(
+    '22/17. engine hung (dockerd SIGSTOPped) before and during an execution: the timer still fires',
+    async () => {
+      const name = uniquePoolName('fault-hung');
+      names.push(name);
+      const host = await startPool(faultPoolOptions(name));
+      app = host.app;
+      const { pool } = host;
+      await pool.initialize();
+
+      // Hung before the execution starts: the exec calls themselves are bounded by its timeout.
+      faultEngine.freeze();
+      const a = await pool.run({ cmd: ['echo', 'never'], timeoutMs: 1_000 });
+      expect(a).toMatchObject({ timedOut: true, exitCode: null, stdout: '' });
+      // The timeout, plus at most 2 s waiting for the removal of its container.
+      expect(a.durationMs).toBeLessThan(1_000 + 2_500);
+      faultEngine.thaw();
+
+      // Hung while the program runs.
+      const running = pool.run({ cmd: ['sh', '-c', 'echo started; sleep 30'], timeoutMs: 1_500 });
+      await new Promise((r) => setTimeout(r, 700));
+      faultEngine.freeze();
+      const b = await running;
+      expect(b).toMatchObject({ timedOut: true, exitCode: null, stdout: 'started\n' });
+      expect(b.durationMs).toBeLessThan(1_500 + 2_500);
+      faultEngine.thaw();
+
+      // Both containers are removed once the engine answers again, and the pool serves.
+      await eventually(
+        async () => {
+          const listed = new Set((await faultEngineContainers(name)).map((c) => c.Id));
+          return !listed.has(a.containerId) && !listed.has(b.containerId);
+        },
+        35_000,
+        'the timed-out containers removed',
+      );
       await expectHealthyOnFaultEngine(pool, name);
     },
     90_000,
