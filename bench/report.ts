@@ -333,10 +333,10 @@ function fourWayRows(s: SnippetAnalysis): string[][] {
     row('B testcontainers: start + exec', s.B),
     row('B: the stop (kill + remove) that follows', s.Bstop, false),
     row('C pool run(), refill settled', s.C),
-    row('C pool run(), back to back', s.Cb2b),
+    row('C pool run(), back to back (consecutive runs)', s.Cb2b),
     ...(s.Ccmd.n ? [row("C' pool run({ cmd }) of the same program, settled", s.Ccmd)] : []),
     row('D floor: exec into a running container', s.D),
-    row('D floor, back to back with C', s.Db2b),
+    row('D floor, back to back (consecutive execs)', s.Db2b),
   ];
 }
 

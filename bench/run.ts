@@ -224,7 +224,14 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
   }
 }
 
-const COLORS = { A: '#d62728', B: '#9467bd', C: '#2ca02c', Cb: '#98c98a', D: '#1f77b4' };
+const COLORS = {
+  A: '#d62728',
+  B: '#9467bd',
+  C: '#2ca02c',
+  Cb: '#98c98a',
+  D: '#1f77b4',
+  Db: '#8fb8dc',
+};
 
 export function chartFor(raw: RawResults): string {
   const panels: ChartPanel[] = raw.fourWay.map((fw) => ({
@@ -250,6 +257,11 @@ export function chartFor(raw: RawResults): string {
         label: 'D exec into running container',
         color: COLORS.D,
         samples: fw.pairs.map((p) => p.d),
+      },
+      {
+        label: 'D, back to back',
+        color: COLORS.Db,
+        samples: fw.backToBack.map((p) => p.d),
       },
     ],
   }));

@@ -366,13 +366,62 @@ export async function runFourWay(
     }
     if ((i + 1) % 25 === 0) ctx.log(`  ${snippet.key}: ${i + 1}/${total} rounds`);
   }
-  await waitSettled(host.pool, 30_000, 20);
-  const warm = Math.min(plan.warmup, 3);
-  for (let i = 0; i < warm + plan.backToBack; i++) {
-    const pair = await pairOnce(ctx, host, floor, snippet, i % 2 === 0 ? 'C' : 'D', false);
-    if (i >= warm) result.backToBack.push(pair);
-  }
+  result.backToBack = await backToBack(ctx, host, floor, snippet, plan.backToBack);
   return result;
+}
+
+/** Executions per block of the back-to-back comparison (the first of each block is not kept). */
+export const BACK_TO_BACK_BLOCK = 10;
+
+/**
+ * Back to back: blocks of consecutive run() calls (C) and blocks of consecutive raw execs (D), alternating
+ * which block comes first. Within a C block every run's refill and removal compete with the next runs for the
+ * same cores, as for a caller that runs one execution after the other; D blocks have no such work. The first
+ * execution of each block starts on a quiet pool and is not kept. The i-th kept C is paired with the i-th D.
+ */
+export async function backToBack(
+  ctx: BenchContext,
+  host: BenchPool,
+  floor: Dockerode.Container,
+  snippet: Snippet,
+  count: number,
+): Promise<PairSample[]> {
+  const cs: Array<{ latency: number; driverExec: number }> = [];
+  const ds: Array<Awaited<ReturnType<typeof floorOnce>>> = [];
+  const firsts: Array<'C' | 'D'> = [];
+  for (let b = 0; cs.length < count; b++) {
+    const cBlock = async () => {
+      for (let k = 0; k < BACK_TO_BACK_BLOCK; k++) {
+        const c = await poolOnce(host, snippet);
+        if (k > 0 && cs.length < count) cs.push(c);
+      }
+    };
+    const dBlock = async () => {
+      for (let k = 0; k < BACK_TO_BACK_BLOCK; k++) {
+        const d = await floorOnce(ctx, floor, snippet);
+        if (k > 0 && ds.length < count) ds.push(d);
+      }
+    };
+    await waitSettled(host.pool, 30_000, SETTLE_QUIET_MS);
+    const first = b % 2 === 0 ? 'C' : 'D';
+    for (let k = 1; k < BACK_TO_BACK_BLOCK; k++) firsts.push(first);
+    if (first === 'C') {
+      await cBlock();
+      await waitSettled(host.pool, 30_000, SETTLE_QUIET_MS);
+      await dBlock();
+    } else {
+      await dBlock();
+      await cBlock();
+    }
+  }
+  return cs.map((c, i) => ({
+    c: c.latency,
+    d: ds[i].latency,
+    first: firsts[i],
+    cDriverExec: c.driverExec,
+    dPhases: ds[i].phases,
+    dExtraInspects: ds[i].extraInspects,
+  }));
 }
 
 // ------------------------------------------------------------------------------------------------ acquire()
