@@ -254,9 +254,11 @@ export class DockerDriver implements ContainerDriver {
         stdout: true,
         stderr: true,
         hijack: true,
+        // Bounds the call only: the signal never fires once the create has succeeded.
+        abortSignal: signal,
       })) as unknown as Duplex;
       abortCheck();
-      await container.start();
+      await container.start({ abortSignal: signal });
       abortCheck();
     } catch (err) {
       lifeline?.destroy();
