@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 
@@ -81,6 +81,37 @@ function run(command: string): Promise<string> {
   });
 }
 
+const ROOTS = ['/run/container-pool-fault', '/var/lib/container-pool-fault'];
+
+/** Processes, mounts and cgroups of the fault engine still present on this machine. */
+export function faultEngineLeftovers(): string[] {
+  const left: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (ROOTS.some((r) => cmd.includes(r)) || cmd.includes('-namespace container-pool-fault')) {
+        left.push(`process ${pid}: ${cmd.trim().slice(0, 120)}`);
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const target = line.split(' ')[1] ?? '';
+    if (ROOTS.some((r) => target.startsWith(r))) left.push(`mount ${target}`);
+  }
+  for (const controller of ['memory', 'pids', 'cpu']) {
+    try {
+      readdirSync(`/sys/fs/cgroup/${controller}/container-pool-fault`);
+      left.push(`cgroup /sys/fs/cgroup/${controller}/container-pool-fault`);
+    } catch {
+      // none: as it should be
+    }
+  }
+  return left;
+}
+
 /** The pid of the fault dockerd, from the pid file its script gave it. */
 function faultDaemonPid(): number {
   const pid = Number(readFileSync('/run/container-pool-fault/dockerd.pid', 'utf8').trim());
@@ -114,9 +145,11 @@ export const faultEngine = {
   async restart(): Promise<void> {
     await run('restart');
   },
-  /** Stops it, checks that nothing of it is left, releases the lease. */
+  /** Stops it, checks that nothing of it is left (process, mount, cgroup), releases the lease. */
   async stop(): Promise<void> {
     await run('stop');
+    const left = faultEngineLeftovers();
+    if (left.length) throw new Error(`the fault engine left things behind: ${left.join('; ')}`);
   },
   /** SIGSTOPs the fault dockerd: it keeps its sockets open but answers nothing (a hung engine). */
   freeze(): void {
