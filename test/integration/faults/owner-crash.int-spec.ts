@@ -82,6 +82,20 @@ describe('faults: the owning process is SIGKILLed or frozen', () => {
     expect(siblingIds).toHaveLength(2);
   });
 
+  afterEach(async () => {
+    // The surviving instance of the pool still serves, and holds exactly its own containers.
+    const s = sibling!;
+    await expectPoolHealthy(s.pool, name);
+    // Its run used (and replaced) one of its containers: the next case compares against the new set.
+    await eventually(
+      () => s.pool.stats().idle === 2 && s.pool.stats().destroying === 0,
+      20_000,
+      'the sibling refilled',
+    );
+    siblingIds = (await ownedBy(s.pool.instanceId)).map((c) => c.Id);
+    expect(siblingIds).toHaveLength(2);
+  });
+
   afterAll(async () => {
     for (const h of hosts) {
       if (h.exitCode === null && h.signalCode === null) {
