@@ -14,7 +14,11 @@ export default async function globalTeardown(): Promise<void> {
       all: true,
       filters: { label: ['io.container-pool.test'] },
     });
-    const ours = pool.filter((c) => (c.Labels['io.container-pool.pool'] ?? '').startsWith('test-'));
+    // This run's pools only (uniquePoolName() puts the runner's pid in the name): a parallel run is not ours.
+    const ours = pool.filter((c) => {
+      const name = c.Labels['io.container-pool.pool'] ?? '';
+      return name.startsWith('test-') && name.includes(`-${process.pid}-`);
+    });
     left = [...ours, ...tests];
     if (!left.length) return;
     await new Promise((r) => setTimeout(r, 200));
