@@ -3,8 +3,9 @@
  * - the container's own cgroup: `memory.usage_in_bytes` (cgroup v1, includes page cache) and `total_rss` of
  *   `memory.stat` under /sys/fs/cgroup/memory/docker/<id>/ (cgroup v2: `memory.current` / `anon` of
  *   `memory.stat` under /sys/fs/cgroup/system.slice/docker-<id>.scope/ or /sys/fs/cgroup/docker/<id>/);
- * - the containerd-shim that holds the container: its PSS from /proc/<pid>/smaps_rollup (shared pages of the
- *   shim binary are split between the shims, so summing PSS does not count them N times);
+ * - the containerd-shim that holds the container: its anonymous memory (`Anonymous` of /proc/<pid>/smaps_rollup:
+ *   what one more shim costs) and its PSS (plus its share of the shim binary's pages, which are in the page
+ *   cache anyway);
  * - the engine: RSS (VmRSS) of dockerd and containerd, before and after the containers exist;
  * - the machine: MemAvailable of /proc/meminfo, before and after (noisy on a shared machine).
  */
@@ -16,6 +17,8 @@ export interface HostMemorySnapshot {
   cgroupRssBytes: number | null;
   /** Sum of the PSS of their shims; null when no shim was found. */
   shimPssBytes: number | null;
+  /** Sum of the anonymous memory of their shims; null when no shim was found. */
+  shimAnonBytes: number | null;
   shimsFound: number;
   cgroupsFound: number;
   dockerdRssBytes: number;
@@ -97,6 +100,7 @@ export async function readHostMemory(containerIds: string[]): Promise<HostMemory
   let cgroupRss = 0;
   let cgroupsFound = 0;
   let shimPss = 0;
+  let shimAnon = 0;
   let shimsFound = 0;
   const shims = procs.filter((p) => p.comm.startsWith('containerd-shim'));
   for (const id of containerIds) {
@@ -110,6 +114,7 @@ export async function readHostMemory(containerIds: string[]): Promise<HostMemory
     if (shim) {
       shimsFound++;
       shimPss += await kbField(`/proc/${shim.pid}/smaps_rollup`, 'Pss');
+      shimAnon += await kbField(`/proc/${shim.pid}/smaps_rollup`, 'Anonymous');
     }
   }
   const memAvailableBytes = await kbField('/proc/meminfo', 'MemAvailable');
@@ -117,6 +122,7 @@ export async function readHostMemory(containerIds: string[]): Promise<HostMemory
     cgroupUsageBytes: cgroupsFound ? cgroupUsage : null,
     cgroupRssBytes: cgroupsFound ? cgroupRss : null,
     shimPssBytes: shimsFound ? shimPss : null,
+    shimAnonBytes: shimsFound ? shimAnon : null,
     shimsFound,
     cgroupsFound,
     dockerdRssBytes,

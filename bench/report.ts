@@ -420,7 +420,7 @@ export function markdown(raw: RawResults, a: Analysis): string {
           ...a.snippets.map((s) => ph(s.phases.poolOwn)),
         ],
         [
-          "C: the pool's own time, back to back",
+          'C: run() - driver exec, back to back (includes waiting for a refill)',
           ...a.snippets.map((s) => ph(s.phases.poolOwnBackToBack)),
         ],
       ],
@@ -514,7 +514,8 @@ export function markdown(raw: RawResults, a: Analysis): string {
         [
           ['container cgroup: memory.usage_in_bytes', mib(p.cgroupUsageBytes)],
           ['  of which rss', mib(p.cgroupRssBytes)],
-          ['containerd-shim (PSS)', mib(p.shimPssBytes)],
+          ['containerd-shim: anonymous memory', mib(p.shimAnonBytes)],
+          ['  (its PSS, with its share of the shim binary)', mib(p.shimPssBytes)],
           ['dockerd + containerd RSS growth', mib(p.engineRssDeltaBytes)],
           ['**total on the host**', `**${mib(p.totalBytes)}**`],
           ['cross-check: MemAvailable drop', mib(p.memAvailableDeltaBytes)],
@@ -591,7 +592,7 @@ export function consoleSummary(a: Analysis): string {
   if (a.memory) {
     out.push(
       `memory per idle container: ${mib(a.memory.perContainer.totalBytes)} MiB on the host ` +
-        `(cgroup ${mib(a.memory.perContainer.cgroupUsageBytes)}, shim ${mib(a.memory.perContainer.shimPssBytes)}, ` +
+        `(cgroup ${mib(a.memory.perContainer.cgroupUsageBytes)}, shim ${mib(a.memory.perContainer.shimAnonBytes)}, ` +
         `engine ${mib(a.memory.perContainer.engineRssDeltaBytes)})`,
     );
   }

@@ -704,11 +704,13 @@ export interface MemoryResult {
     /** The container's own cgroup: memory.usage_in_bytes (includes page cache), and its rss part. */
     cgroupUsageBytes: number | null;
     cgroupRssBytes: number | null;
-    /** Proportional set size of the container's containerd-shim. */
+    /** Anonymous memory of the container's containerd-shim (what one more shim costs). */
+    shimAnonBytes: number | null;
+    /** Proportional set size of the shim (adds its share of the shim binary, in the page cache anyway). */
     shimPssBytes: number | null;
     /** Growth of dockerd + containerd RSS, divided by the containers (noisy: Go heaps grow in steps). */
     engineRssDeltaBytes: number;
-    /** cgroup usage + shim PSS + engine growth. */
+    /** cgroup usage + shim anonymous memory + engine growth (when positive). */
     totalBytes: number | null;
     /** MemAvailable drop of the whole machine, divided (noisy on a shared machine). */
     memAvailableDeltaBytes: number;
@@ -739,18 +741,20 @@ export async function measureMemory(ctx: BenchContext, n: number): Promise<Memor
         before.containerdRssBytes) /
       ids.length;
     const cg = perCg(after.cgroupUsageBytes);
-    const shim = after.shimPssBytes === null ? null : after.shimPssBytes / after.shimsFound;
+    const perShim = (v: number | null) => (v === null ? null : v / after.shimsFound);
+    const shim = perShim(after.shimAnonBytes);
     return {
       containers: ids.length,
       method:
-        'cgroup v1 memory.usage_in_bytes and memory.stat total_rss of each container; PSS (smaps_rollup) of ' +
-        "each container's containerd-shim; RSS growth of dockerd + containerd; MemAvailable drop",
+        'cgroup v1 memory.usage_in_bytes and memory.stat total_rss of each container; anonymous memory and PSS ' +
+        "(smaps_rollup) of each container's containerd-shim; RSS growth of dockerd + containerd; MemAvailable drop",
       before,
       after,
       perContainer: {
         cgroupUsageBytes: cg,
         cgroupRssBytes: perCg(after.cgroupRssBytes),
-        shimPssBytes: shim,
+        shimAnonBytes: shim,
+        shimPssBytes: perShim(after.shimPssBytes),
         engineRssDeltaBytes: engineDelta,
         totalBytes: cg === null || shim === null ? null : cg + shim + Math.max(0, engineDelta),
         memAvailableDeltaBytes: (before.memAvailableBytes - after.memAvailableBytes) / ids.length,
