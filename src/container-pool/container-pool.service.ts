@@ -517,8 +517,11 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       return;
     }
     const target = (this.draining ? 0 : this.size) + this.waiters.length;
+    const deficit = target - this.idle.length - this.creating;
+    // Full again: a later top-up's wait for executions starts afresh.
+    if (deficit <= 0) this.refillDeferredSince = 0;
     const n = Math.min(
-      target - this.idle.length - this.creating,
+      deficit,
       this.options.maxConcurrentCreates - this.creating,
       this.maxContainers - this.total(),
     );
