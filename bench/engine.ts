@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import Dockerode from 'dockerode';
-import { resolvePoolOptions } from '../src/container-pool/container-pool.config';
+import { containerSpecOf, resolvePoolOptions } from '../src/container-pool/container-pool.config';
 import type { ContainerSpec } from '../src/container-pool/driver/container-driver.interface';
 import { toCreateOptions } from '../src/container-pool/driver/docker.driver';
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
@@ -20,36 +20,13 @@ export const BENCH_RUN_LABEL = 'io.container-pool.bench-run';
 
 const now = () => performance.now();
 
-/**
- * The container spec the pool builds from its options (ContainerPoolService's constructor does the same), with
- * benchmark labels instead of the pool's.
- */
+/** The container spec the pool builds from its options (containerSpecOf), with benchmark labels. */
 export function benchSpec(
   o: ResolvedContainerPoolOptions,
   name: string,
   labels: Record<string, string>,
 ): ContainerSpec {
-  return {
-    name,
-    image: o.image,
-    labels,
-    user: o.user,
-    workdir: o.workdir,
-    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${o.workdir}`],
-    memoryBytes: o.memoryBytes,
-    nanoCpus: o.nanoCpus,
-    pidsLimit: o.pidsLimit,
-    nofileLimit: o.nofileLimit,
-    fileSizeLimitBytes: o.fileSizeLimitBytes,
-    tmpfs: [
-      { path: '/tmp', sizeBytes: o.tmpSizeBytes, mode: '1777', exec: false },
-      { path: o.workdir, sizeBytes: o.workdirSizeBytes, mode: '0700', exec: true, owner: o.user },
-    ],
-    shmSizeBytes: o.shmSizeBytes,
-    runtime: o.runtime,
-    seccompProfile: o.seccompProfile,
-    lifetimeMs: o.containerLifetimeMs,
-  };
+  return { ...containerSpecOf(o), name, labels };
 }
 
 /** The pool's resolved options for the benchmark image (also what the raw containers are built from). */

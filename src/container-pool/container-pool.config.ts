@@ -4,6 +4,7 @@ import {
   CONTAINER_POOL_CONFIG_NAMESPACE,
   LIFETIME_SAFETY_MARGIN_MS,
 } from './container-pool.constants';
+import type { ContainerSpec } from './driver/container-driver.interface';
 import { InvalidPoolConfigError } from './errors/container-pool.errors';
 import type {
   ContainerPoolModuleOptions,
@@ -344,4 +345,45 @@ export function configHash(o: ResolvedContainerPoolOptions): string {
     containerLifetimeMs: o.containerLifetimeMs,
   };
   return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 16);
+}
+
+/** Every effective setting as `key=value` for the startup log; tokens are counted, never shown. */
+export function describeSettings(o: ResolvedContainerPoolOptions): string {
+  return Object.keys(SETTINGS)
+    .map((key) => {
+      const value = (
+        o as unknown as Record<string, string | number | boolean | string[] | undefined>
+      )[key];
+      if (key === 'adminToken')
+        return `adminToken=${Array.isArray(value) ? value.length : 0} token(s)`;
+      if (key === 'seccompProfile') return `seccompProfile=${value ? 'custom' : 'engine default'}`;
+      if (value === undefined) return `${key}=(default)`;
+      return `${key}=${Array.isArray(value) ? value.join(' ') : String(value)}`;
+    })
+    .join(' ');
+}
+
+/** The engine-neutral shape of every container of a pool with these options (name and labels come per create). */
+export function containerSpecOf(
+  o: ResolvedContainerPoolOptions,
+): Omit<ContainerSpec, 'name' | 'labels'> {
+  return {
+    image: o.image,
+    user: o.user,
+    workdir: o.workdir,
+    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${o.workdir}`],
+    memoryBytes: o.memoryBytes,
+    nanoCpus: o.nanoCpus,
+    pidsLimit: o.pidsLimit,
+    nofileLimit: o.nofileLimit,
+    fileSizeLimitBytes: o.fileSizeLimitBytes,
+    tmpfs: [
+      { path: '/tmp', sizeBytes: o.tmpSizeBytes, mode: '1777', exec: false },
+      { path: o.workdir, sizeBytes: o.workdirSizeBytes, mode: '0700', exec: true, owner: o.user },
+    ],
+    shmSizeBytes: o.shmSizeBytes,
+    runtime: o.runtime,
+    seccompProfile: o.seccompProfile,
+    lifetimeMs: o.containerLifetimeMs,
+  };
 }

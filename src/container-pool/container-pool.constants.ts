@@ -36,3 +36,6 @@ export const STALE_CREATED_CONTAINER_MS = 120_000;
 
 /** Longest a top-up waits for running executions while the stock is healthy (see ContainerPoolService). */
 export const REFILL_DEFER_MAX_MS = 2_000;
+
+/** A container that dies sooner than this after its start counts as a failed create (back-off, no loop). */
+export const EARLY_DEATH_MS = 2_000;

@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { v4 as uuidv4 } from 'uuid';
-import { configHash } from './container-pool.config';
+import { configHash, containerSpecOf, describeSettings } from './container-pool.config';
 import {
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,
@@ -20,6 +20,7 @@ import {
   MANAGED_BY_VALUE,
   OOM_EVENT_GRACE_MS,
   REFILL_DEFER_MAX_MS,
+  EARLY_DEATH_MS,
   STALE_CREATED_CONTAINER_MS,
 } from './container-pool.constants';
 import type {
@@ -30,6 +31,7 @@ import type {
   EventSubscription,
 } from './driver/container-driver.interface';
 import {
+  AcquireTimeoutError,
   ContainerCreateError,
   ContainerExpiredError,
   ContainerLostError,
@@ -71,6 +73,9 @@ function asPoolError(err: unknown): ContainerPoolError {
   return new ContainerCreateError(err instanceof Error ? err.message : String(err), { cause: err });
 }
 
+/** How long a killed execution waits for its container's removal before it returns (the kill is issued). */
+const KILL_WAIT_MS = 500;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Events the pool emits for observers (metrics): see ContainerPoolService.events. */
@@ -107,6 +112,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   private destroying = 0;
   private readonly waiters: PendingAcquire<PooledContainer>[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Creates in flight (their promises settle, never reject, once the container is in or the create failed). */
+  private readonly creates = new Set<Promise<void>>();
   private nameCounter = 0;
 
   private engine: EngineInfo | null = null;
@@ -123,6 +130,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   private refillDeferredSince = 0;
   private refillTimer?: NodeJS.Timeout;
   private pumpQueued = false;
+  /** Containers died right after their start: a create only counts as a success once one lives on. */
+  private earlyDeathSuspected = false;
   private draining = false;
   private shuttingDown = false;
   private initPromise?: Promise<void>;
@@ -160,29 +169,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       [LABELS.owner]: this.instanceId,
       [LABELS.configHash]: this.hash,
     };
-    const owner = o.user;
-    this.spec = {
-      image: o.image,
-      user: o.user,
-      workdir: o.workdir,
-      env: [
-        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        `HOME=${o.workdir}`,
-      ],
-      memoryBytes: o.memoryBytes,
-      nanoCpus: o.nanoCpus,
-      pidsLimit: o.pidsLimit,
-      nofileLimit: o.nofileLimit,
-      fileSizeLimitBytes: o.fileSizeLimitBytes,
-      tmpfs: [
-        { path: '/tmp', sizeBytes: o.tmpSizeBytes, mode: '1777', exec: false },
-        { path: o.workdir, sizeBytes: o.workdirSizeBytes, mode: '0700', exec: true, owner },
-      ],
-      shmSizeBytes: o.shmSizeBytes,
-      runtime: o.runtime,
-      seccompProfile: o.seccompProfile,
-      lifetimeMs: o.containerLifetimeMs,
-    };
+    this.spec = containerSpecOf(o);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -210,12 +197,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (this.shuttingDown) throw new PoolShuttingDownError();
     const o = this.options;
     this.logger.log(
-      `pool "${o.name}" (instance ${this.instanceId}): image=${o.image} size=${o.size} ` +
-        `maxContainers=${o.maxContainers} maxWaiters=${o.maxWaiters} maxConcurrentCreates=${o.maxConcurrentCreates} ` +
-        `acquireTimeoutMs=${o.acquireTimeoutMs} execTimeoutMs=${o.execTimeoutMs} maxExecTimeoutMs=${o.maxExecTimeoutMs} ` +
-        `maxOutputBytes=${o.maxOutputBytes} containerLifetimeMs=${o.containerLifetimeMs} singleUse=${o.singleUse} ` +
-        `memoryBytes=${o.memoryBytes} nanoCpus=${o.nanoCpus} pidsLimit=${o.pidsLimit} user=${o.user}` +
-        (o.runtime ? ` runtime=${o.runtime}` : ''),
+      `pool "${o.name}" (instance ${this.instanceId}) effective settings: ${describeSettings(o)}`,
     );
     this.startSchedule();
     this.eventSub = this.driver.watchEvents(
@@ -225,12 +207,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         onStatus: (connected) => this.onEventStream(connected),
       },
     );
-    try {
-      await this.prepare();
-    } catch (err) {
-      this.onFailure(err);
-      throw err;
-    }
+    await this.prepare();
     await this.replenish();
   }
 
@@ -323,6 +300,13 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
   private tick(): void {
     if (this.shuttingDown) return;
     const now = Date.now();
+    if (
+      this.earlyDeathSuspected &&
+      this.idle.some((c) => now - c.createdAt.getTime() >= EARLY_DEATH_MS)
+    ) {
+      this.earlyDeathSuspected = false;
+      this.onSuccess();
+    }
     for (const c of [...this.idle]) {
       if (c.expiry.getTime() <= now) void this.destroyContainer(c, 'expired');
     }
@@ -335,47 +319,54 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
 
   // ---------------------------------------------------------------- engine
 
-  /** Engine check, seccomp/runtime check, sweep of dead leftovers, image. Cached until the engine fails. */
+  /**
+   * Engine check, seccomp/runtime check, sweep of dead leftovers, image. Cached until the engine fails. A failure
+   * is recorded once (back-off, waiters told) however many callers wait for it; success ends a failure streak.
+   */
   private prepare(): Promise<void> {
     if (this.prepared) return Promise.resolve();
-    this.preparing ??= this.track(
-      (async () => {
-        const o = this.options;
-        let info: EngineInfo;
-        try {
-          info = await this.driver.info();
-        } catch (err) {
-          this.markEngineDown(asPoolError(err));
-          throw err;
-        }
-        if (!this.engine || !this.engineAvailable) {
-          this.logger.log(
-            `engine: ${info.name} at ${info.endpoint} (API ${info.apiVersion}, ${info.os}, runtimes ${info.runtimes.join('/')}, ` +
-              `seccomp ${info.seccomp ? 'on' : 'OFF'})`,
-          );
-        }
-        this.engine = info;
-        this.engineAvailable = true;
-        if (o.requireSeccomp && !o.seccompProfile && !info.seccomp) {
-          throw new SandboxUnsupportedError(
-            'the engine reports no seccomp support (docker info: SecurityOptions lacks seccomp), so the sandbox ' +
-              'would run without a syscall filter. Use an engine built with seccomp, or set requireSeccomp false ' +
-              '(POOL_REQUIRE_SECCOMP=false) only if you accept that risk',
-          );
-        }
-        if (o.runtime && !info.runtimes.includes(o.runtime)) {
-          throw new SandboxUnsupportedError(
-            `runtime "${o.runtime}" is not registered with the engine (it has ${info.runtimes.join(', ')}); ` +
-              `add it to daemon.json "runtimes" or unset POOL_RUNTIME`,
-          );
-        }
-        await this.sweep();
-        await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.logger.log(m));
-        this.prepared = true;
-      })().finally(() => {
+    this.preparing ??= (async () => {
+      const o = this.options;
+      let info: EngineInfo;
+      try {
+        info = await this.driver.info();
+      } catch (err) {
+        this.markEngineDown(asPoolError(err));
+        throw err;
+      }
+      if (!this.engine || !this.engineAvailable) {
+        this.logger.log(
+          `engine: ${info.name} at ${info.endpoint} (API ${info.apiVersion}, ${info.os}, runtimes ${info.runtimes.join('/')}, ` +
+            `seccomp ${info.seccomp ? 'on' : 'OFF'})`,
+        );
+      }
+      this.engine = info;
+      this.engineAvailable = true;
+      if (o.requireSeccomp && !o.seccompProfile && !info.seccomp) {
+        throw new SandboxUnsupportedError(
+          'the engine reports no seccomp support (docker info: SecurityOptions lacks seccomp), so the sandbox ' +
+            'would run without a syscall filter. Use an engine built with seccomp, or set requireSeccomp false ' +
+            '(POOL_REQUIRE_SECCOMP=false) only if you accept that risk',
+        );
+      }
+      if (o.runtime && !info.runtimes.includes(o.runtime)) {
+        throw new SandboxUnsupportedError(
+          `runtime "${o.runtime}" is not registered with the engine (it has ${info.runtimes.join(', ')}); ` +
+            `add it to daemon.json "runtimes" or unset POOL_RUNTIME`,
+        );
+      }
+      await this.sweep();
+      await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.logger.log(m));
+      this.prepared = true;
+      this.onSuccess();
+    })()
+      .catch((err: unknown) => {
+        if (!this.shuttingDown) this.onFailure(err);
+        throw asPoolError(err);
+      })
+      .finally(() => {
         this.preparing = undefined;
-      }),
-    );
+      });
     return this.preparing;
   }
 
@@ -390,20 +381,31 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     });
     const now = Date.now();
     const doomed = rows.filter((r) => {
-      if (r.labels[LABELS.owner] === this.instanceId)
-        return !this.byId.has(r.id) && r.state !== 'running';
+      if (r.labels[LABELS.owner] === this.instanceId) {
+        return !this.byId.has(r.id) && !this.creatingNames.has(r.name) && r.state !== 'running';
+      }
       if (r.state === 'exited' || r.state === 'dead') return true;
       if (r.state === 'created') return now - r.createdAt.getTime() > STALE_CREATED_CONTAINER_MS;
       const expires = Date.parse(r.labels[LABELS.expiresAt] ?? '');
       return r.state === 'running' && Number.isFinite(expires) && now > expires + 60_000;
     });
     if (!doomed.length) return;
-    await Promise.all(doomed.map((r) => this.driver.removeContainer(r.id)));
-    this.totals.orphansRemoved += doomed.length;
-    this.logger.warn(
-      `removed ${doomed.length} leftover container(s) of pool "${this.options.name}": ` +
-        doomed.map((r) => `${r.name} (${r.state})`).join(', '),
-    );
+    const results = await Promise.allSettled(doomed.map((r) => this.driver.removeContainer(r.id)));
+    const removed = doomed.filter((_, i) => results[i].status === 'fulfilled');
+    this.totals.orphansRemoved += removed.length;
+    if (removed.length) {
+      this.logger.warn(
+        `removed ${removed.length} leftover container(s) of pool "${this.options.name}": ` +
+          removed.map((r) => `${r.name} (${r.state})`).join(', '),
+      );
+    }
+    results.forEach((r, i) => {
+      if (r.status !== 'rejected') return;
+      const error = asPoolError(r.reason);
+      // The engine going away fails the preparation; one stubborn leftover never does.
+      if (error instanceof EngineUnavailableError) throw error;
+      this.logger.warn(`could not remove leftover container ${doomed[i].name}: ${error.message}`);
+    });
   }
 
   private markEngineDown(err: ContainerPoolError): void {
@@ -448,6 +450,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     this.failureStreak++;
     this.lastError = error;
     if (error instanceof EngineUnavailableError) this.markEngineDown(error);
+    // The image vanished after the start (or was never there): ensure it again on the next try.
+    if (error instanceof ImageUnavailableError) this.prepared = false;
     const delay = Math.min(BACKOFF_INITIAL_MS * 2 ** (this.failureStreak - 1), BACKOFF_MAX_MS);
     this.backoffUntil = Date.now() + delay;
     if (this.failureStreak === 1) {
@@ -497,6 +501,11 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
    * many creates as the targets, the cap, the create concurrency and the back-off allow.
    */
   private pump(): void {
+    this.refill(false);
+  }
+
+  /** pump(); `force` skips the wait for running executions (deferRefill). */
+  private refill(force: boolean): void {
     if (this.shuttingDown) return;
     while (this.waiters.length && this.idle.length) {
       const w = this.waiters[0];
@@ -506,12 +515,15 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       this.lease(c, w);
     }
     if (!this.initPromise) return;
-    if (Date.now() < this.backoffUntil) return this.scheduleRetry();
+    if (Date.now() < this.backoffUntil) {
+      this.scheduleRetry();
+      return;
+    }
     if (!this.prepared) {
       if (!this.preparing) {
         this.prepare().then(
           () => this.pump(),
-          (err) => this.onFailure(err),
+          () => undefined, // recorded by prepare()
         );
       }
       return;
@@ -525,7 +537,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       this.options.maxConcurrentCreates - this.creating,
       this.maxContainers - this.total(),
     );
-    if (n <= 0 || this.deferRefill()) return;
+    if (n <= 0 || (!force && this.deferRefill())) return;
     for (let i = 0; i < n; i++) this.createOne();
   }
 
@@ -569,6 +581,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     return true;
   }
 
+  /** Starts one create, tracked in `creates` until the container is in the pool or the create failed. */
   private createOne(): void {
     const o = this.options;
     const name = `cpool-${o.name}-${this.instanceId.slice(0, 8)}-${++this.nameCounter}`;
@@ -595,7 +608,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         clearTimeout(timer);
         this.creatingNames.delete(name);
         this.totals.created++;
-        this.onSuccess();
+        // After containers died right after their start, only one that lives on ends the failure streak.
+        if (!this.earlyDeathSuspected) this.onSuccess();
         this.events.emit('created', { durationMs: performance.now() - started });
         // Recycle early enough that the longest allowed execution still fits in the lifetime.
         const expiry = new Date(
@@ -603,7 +617,28 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         );
         const c = new PooledContainer(this, dc, o.image, createdAt, expiry, hardDeadline);
         this.byId.set(c.id, c);
-        void dc.exited.then((reason) => this.onContainerLost(c, reason));
+        void dc.exited.then((reason) => {
+          // A container that dies right after its start is a failed create (a bad image, a lifeline the
+          // limits kill): back off rather than replace it in a loop.
+          const livedMs = Date.now() - createdAt.getTime();
+          if (c.state === 'idle' && livedMs < EARLY_DEATH_MS) {
+            // Unless the engine itself went away (a restart kills every container): then it is not the image.
+            this.driver.info().then(
+              () => {
+                if (this.shuttingDown) return;
+                this.earlyDeathSuspected = true;
+                this.onFailure(
+                  new ContainerCreateError(
+                    `container ${c.name} exited ${livedMs} ms after its start (${reason}); check that the ` +
+                      `image has sh, cat and timeout and that the limits let them run`,
+                  ),
+                );
+              },
+              (err) => this.markEngineDown(asPoolError(err)),
+            );
+          }
+          this.onContainerLost(c, reason);
+        });
         if (this.shuttingDown || this.draining) {
           void this.destroyContainer(c, 'not needed');
         } else {
@@ -622,7 +657,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         this.pump();
       },
     );
-    void this.track(done);
+    this.creates.add(done);
+    void this.track(done).finally(() => this.creates.delete(done));
   }
 
   private onContainerLost(c: PooledContainer, reason: string): void {
@@ -643,7 +679,6 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     const now = Date.now();
     while (this.idle.length) {
       const c = this.idle.shift()!;
-      if (c.lostReason) continue;
       if (c.expiry.getTime() <= now) {
         void this.destroyContainer(c, 'expired');
         continue;
@@ -669,12 +704,25 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     return true;
   }
 
+  /** Why a waiter got nothing, for its AcquireTimeoutError. */
+  private shortage(): string {
+    if (this.lastError) return `creating containers fails (${this.lastError.message})`;
+    if (this.creating) {
+      return (
+        `${this.creating} container(s) are still being created and all others are in use ` +
+        `(maxContainers ${this.maxContainers})`
+      );
+    }
+    return `every container is in use (maxContainers ${this.maxContainers})`;
+  }
+
   /** Why acquires cannot be served now, or null. */
   private unavailable(): ContainerPoolError | null {
     if (this.shuttingDown) return new PoolShuttingDownError();
     if (this.draining) return new PoolDrainedError();
     if (!this.initPromise) return null;
     if (!this.engineAvailable && this.lastError) return this.lastError;
+    if (this.idle.length) return null;
     if (
       this.lastError &&
       isPoolWide(this.lastError) &&
@@ -720,14 +768,20 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         return Promise.resolve(c);
       }
     }
-    if (this.waiters.length >= this.options.maxWaiters) {
+    // maxWaiters bounds the callers waiting at the cap, not those a create (in flight or allowed) will serve.
+    const servable = this.creating + Math.max(0, this.maxContainers - this.total());
+    if (this.waiters.length - servable >= this.options.maxWaiters) {
       return Promise.reject(new TooManyWaitersError(this.options.maxWaiters));
     }
     const timeoutMs = opts.timeoutMs ?? this.options.acquireTimeoutMs;
     const pending = new PendingAcquire<PooledContainer>(timeoutMs, opts.signal, (p, err) => {
       const i = this.waiters.indexOf(p);
       if (i >= 0) this.waiters.splice(i, 1);
-      if (p.reject(err) && err.name === 'AcquireTimeoutError') this.totals.acquireTimeouts++;
+      const error =
+        err instanceof AcquireTimeoutError
+          ? new AcquireTimeoutError(p.timeoutMs, this.shortage())
+          : err;
+      if (p.reject(error) && error instanceof AcquireTimeoutError) this.totals.acquireTimeouts++;
     });
     this.waiters.push(pending);
     this.pump();
@@ -861,24 +915,37 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
           signal: abort.signal,
         });
       } catch (err) {
+        c.tainted = true;
+        if (!stop.error && !c.lostReason) {
+          // The engine says the container is gone (404/409): drop it now. A broken connection may be the
+          // container's death too (an engine restart): its lifeline tells within moments.
+          if (err instanceof ContainerLostError)
+            this.onContainerLost(c, 'the engine no longer runs it');
+          else await c.waitForNews(OOM_EVENT_GRACE_MS);
+        }
         if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason, { cause: err });
         if (stop.error) throw stop.error;
         throw err;
+      } finally {
+        // The execution is over: what follows (kill, OOM check) is not part of its time.
+        clearTimeout(timer);
       }
+      const durationMs = performance.now() - started;
+      let oomKilled = false;
       if (abort.signal.aborted) {
         // Timed out, aborted by the caller or killed by the pool: the work really stops with the container.
         c.tainted = true;
         await Promise.race([
           this.destroyContainer(c, stop.timedOut ? 'timed out' : 'killed'),
-          sleep(2_000),
+          sleep(KILL_WAIT_MS),
         ]);
         if (stop.error) throw stop.error;
       } else if (raw.exitCode === 137) {
-        // SIGKILL: the OOM killer, the container's death, or the program itself. Let the engine's news arrive.
-        if (c.oomEvents === oomBefore && !c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
-        if (c.lostReason && c.oomEvents === oomBefore)
-          throw new ContainerLostError(c.name, c.lostReason);
+        // SIGKILL: the OOM killer, the container's death, or the program itself.
+        oomKilled = await this.wasOomKilled(c, oomBefore);
+        if (c.lostReason && !oomKilled) throw new ContainerLostError(c.name, c.lostReason);
       }
+      oomKilled ||= c.oomEvents > oomBefore;
       const stdoutBytes = raw.stdout;
       const stderrBytes = raw.stderr;
       const result: ExecResult = {
@@ -888,9 +955,9 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
         stdoutBytes,
         stderrBytes,
         timedOut: stop.timedOut,
-        oomKilled: c.oomEvents > oomBefore,
+        oomKilled,
         truncated: raw.truncated,
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        durationMs: Math.round(durationMs * 100) / 100,
         queuedMs: Math.round(queuedMs * 100) / 100,
         containerId: c.id,
         executionId,
@@ -912,6 +979,27 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       // A top-up that waited for the executions starts now (after the caller has its result).
       if (!this.executing && this.refillDeferredSince) this.pumpSoon();
       resolveDone();
+    }
+  }
+
+  /**
+   * After an exec died of SIGKILL: the engine's `oom` event usually arrives within milliseconds; when it has not
+   * (a loaded engine), the container's own memory cgroup counter decides. The check also finds a dead container.
+   */
+  private async wasOomKilled(c: PooledContainer, oomEventsBefore: number): Promise<boolean> {
+    if (c.oomEvents === oomEventsBefore && !c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
+    if (c.oomEvents > oomEventsBefore) return true;
+    if (c.lostReason || !this.driver.oomKillCount) return false;
+    try {
+      const count = await this.driver.oomKillCount(c.driverContainer);
+      if (count === null || count <= c.oomKillsReported) return false;
+      c.oomKillsReported = count;
+      return true;
+    } catch (err) {
+      // The container (or the engine) is gone: its lifeline will say so in a moment.
+      if (!c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
+      if (!c.lostReason) throw err;
+      return false;
     }
   }
 
@@ -958,8 +1046,10 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       removed
         .catch((err) => {
           this.logger.warn(
-            `removing ${c.name} failed: ${err instanceof Error ? err.message : err}`,
+            `removing ${c.name} failed: ${err instanceof Error ? err.message : err}; letting it go ` +
+              `(its lifeline closes, so it exits and the engine removes it)`,
           );
+          c.driverContainer.detach?.();
           if (err instanceof EngineUnavailableError) this.markEngineDown(err);
         })
         .finally(() => {
@@ -975,7 +1065,10 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
 
   // ---------------------------------------------------------------- operations
 
-  /** Tops up now (skipping any back-off) and resolves when the creates it started have finished. */
+  /**
+   * Tops up now (skipping any back-off and the wait for running executions) and resolves when the pool is full
+   * or a create failed; it waits for its own creates only, never for ones other work keeps starting.
+   */
   async replenish(): Promise<PoolStats> {
     if (this.shuttingDown) throw new PoolShuttingDownError();
     if (!this.initPromise) {
@@ -983,16 +1076,18 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       return this.stats();
     }
     this.backoffUntil = 0;
-    if (!this.prepared) {
-      try {
-        await this.prepare();
-      } catch (err) {
-        this.onFailure(err);
-        throw asPoolError(err);
-      }
+    if (!this.prepared) await this.prepare();
+    // Batches of maxConcurrentCreates until the pool is full; bounded, so steady load cannot keep it going.
+    for (
+      let rounds = Math.ceil(this.size / this.options.maxConcurrentCreates) + 1;
+      rounds > 0;
+      rounds--
+    ) {
+      this.refill(true);
+      if (!this.creates.size) break;
+      await Promise.all([...this.creates]);
+      if (this.failureStreak > 0) break;
     }
-    this.pump();
-    await this.settleInFlight();
     if (this.lastError && isPoolWide(this.lastError)) throw this.lastError;
     return this.stats();
   }
@@ -1007,7 +1102,9 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
     if (!Number.isInteger(size) || size < 0)
       throw new InvalidRequestError('size', 'must be an integer of at least 0');
     if (size > maxContainers) {
-      throw new InvalidRequestError('size', `must not exceed maxContainers (${maxContainers})`);
+      throw change.size === undefined
+        ? new InvalidRequestError('maxContainers', `must be at least size (${size})`)
+        : new InvalidRequestError('size', `must not exceed maxContainers (${maxContainers})`);
     }
     this.size = size;
     this.maxContainers = maxContainers;

@@ -30,10 +30,6 @@ export class PendingAcquire<T> {
     }
   }
 
-  get isSettled(): boolean {
-    return this.settled;
-  }
-
   resolve(value: T): boolean {
     if (!this.finish()) return false;
     this.resolveFn(value);

@@ -24,6 +24,8 @@ export class PooledContainer implements Container {
   /** An execution timed out or was aborted in it: never reuse it. */
   tainted = false;
   oomEvents = 0;
+  /** The cgroup's OOM kill counter when last read, so a reused container reports each kill once. */
+  oomKillsReported = 0;
   removal?: Promise<void>;
   readonly executions = new Set<ActiveExecution>();
   private readonly watchers = new Set<() => void>();

@@ -63,6 +63,12 @@ export class FakeDriver implements ContainerDriver {
   readonly created: FakeContainer[] = [];
   readonly removedIds: string[] = [];
   readonly removeCounts = new Map<string, number>();
+  /** Removals of these ids fail with the error. */
+  readonly removeErrors = new Map<string, Error>();
+  /** The memory cgroup's OOM kill counter per container id (oomKillCount). */
+  readonly oomKills = new Map<string, number>();
+  /** Called with every container the fake engine creates (e.g. to let it die at once). */
+  onCreated?: (c: FakeContainer) => void;
   listed: ListedContainer[] = [];
   handlers?: EngineEventHandlers;
   execBehaviour: ExecBehaviour = (req) => ({
@@ -130,6 +136,7 @@ export class FakeDriver implements ContainerDriver {
       };
       this.containers.set(id, c);
       this.created.push(c);
+      this.onCreated?.(c);
       return c;
     } finally {
       this.creatingNow--;
@@ -167,6 +174,8 @@ export class FakeDriver implements ContainerDriver {
   removeContainer(id: string): Promise<void> {
     if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
     this.removeCounts.set(id, (this.removeCounts.get(id) ?? 0) + 1);
+    const refusal = this.removeErrors.get(id);
+    if (refusal) return Promise.reject(refusal);
     if (this.manualRemoves) {
       return new Promise<void>((resolve) => {
         const entry: PendingRemove = {
@@ -195,6 +204,10 @@ export class FakeDriver implements ContainerDriver {
       // The real engine ends the lifeline when the container goes.
       c.die('removed');
     }
+  }
+
+  oomKillCount(target: DriverContainer): Promise<number | null> {
+    return Promise.resolve(this.oomKills.get(target.id) ?? 0);
   }
 
   listContainers(): Promise<ListedContainer[]> {

@@ -6,6 +6,8 @@ import { BUSYBOX_IMAGE, SANDBOX_IMAGE } from './integration';
  * fails here with the command that fixes it (`npm test` runs that command itself).
  */
 export default async function globalSetup(): Promise<void> {
+  // globalTeardown runs in this process: it checks only containers made after this moment.
+  process.env.CONTAINER_POOL_TEST_RUN_STARTED_MS = String(Date.now());
   const docker = new Dockerode();
   try {
     await docker.ping();

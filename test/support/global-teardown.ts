@@ -19,7 +19,9 @@ export default async function globalTeardown(): Promise<void> {
       const name = c.Labels['io.container-pool.pool'] ?? '';
       return name.startsWith('test-') && name.includes(`-${process.pid}-`);
     });
-    left = [...ours, ...tests];
+    // Test-labelled containers made during this run (engine time is in seconds).
+    const startedSec = Number(process.env.CONTAINER_POOL_TEST_RUN_STARTED_MS ?? 0) / 1000 - 1;
+    left = [...ours, ...tests.filter((c) => c.Created >= startedSec)];
     if (!left.length) return;
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -58,6 +58,8 @@ export interface DriverContainer {
    * engine broke. The container is no longer usable after that. The string says why.
    */
   exited: Promise<string>;
+  /** Lets go of the container's lifeline, so that it exits by itself (used when a removal failed). */
+  detach?(): void;
 }
 
 export interface DriverExecRequest {
@@ -121,6 +123,11 @@ export interface ContainerDriver {
   createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer>;
   /** Runs one command in a running container. */
   exec(container: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult>;
+  /**
+   * How many processes the kernel's OOM killer has killed in the container so far (its memory cgroup's
+   * counter), or null when the engine cannot tell. Used when an exec was SIGKILLed and no `oom` event came.
+   */
+  oomKillCount?(container: DriverContainer): Promise<number | null>;
   /** Kills and removes a container; a container already gone counts as removed. */
   removeContainer(idOrName: string): Promise<void>;
   /** Containers (any state) carrying all these labels. */

@@ -69,7 +69,9 @@ export function toCreateError(err: unknown, image: string): ContainerPoolError {
   if (status === 404 && /image/i.test(message)) {
     return new ImageUnavailableError(image, message, { cause: err });
   }
-  if (status === 400 || /runtime|seccomp|unknown or invalid/i.test(message)) {
+  // Only what no retry can fix: a bad request, an unknown runtime, a seccomp profile the engine rejects.
+  // "OCI runtime create failed: ..." is runc failing this once (e.g. EAGAIN): retryable, not pool-wide.
+  if (status === 400 || /unknown or invalid runtime|unknown runtime|seccomp/i.test(message)) {
     return new SandboxUnsupportedError(message, { cause: err });
   }
   if (status !== undefined && status >= 500 && /connection refused|cannot connect/i.test(message)) {

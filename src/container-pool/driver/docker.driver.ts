@@ -2,8 +2,10 @@ import type { Duplex, Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { BACKOFF_INITIAL_MS } from '../container-pool.constants';
 import {
+  ContainerCreateError,
   ContainerLostError,
-  ExecutionAbortedError,
+  ContainerPoolError,
+  ContainerRemoveError,
   ImageUnavailableError,
 } from '../errors/container-pool.errors';
 import type { PullPolicy } from '../interfaces/container-pool-options.interface';
@@ -31,6 +33,13 @@ import { CappedSink } from './output-sink';
 
 const WATCHED_EVENTS: EngineEventType[] = ['oom', 'die', 'destroy'];
 const EVENT_RECONNECT_MAX_MS = 5_000;
+/** Deadline of the engine's quick calls (ping, info, version, list, inspect). */
+const ENGINE_CALL_TIMEOUT_MS = 15_000;
+
+/** `{ abortSignal }` for a quick engine call: the caller's signal, else the default deadline. */
+function deadline(signal?: AbortSignal): { abortSignal: AbortSignal } {
+  return { abortSignal: signal ?? AbortSignal.timeout(ENGINE_CALL_TIMEOUT_MS) };
+}
 /** A removal the engine has not finished by then is reported as failed (the engine is hung). */
 const REMOVE_TIMEOUT_MS = 30_000;
 
@@ -132,10 +141,19 @@ export class DockerDriver implements ContainerDriver {
     this.docker = options instanceof Dockerode ? options : new Dockerode(options);
   }
 
+  /** ping / version / info with a deadline: dockerode accepts `{ abortSignal }` there, its typings omit it. */
+  private quickCall<T>(method: 'ping' | 'version' | 'info'): Promise<T> {
+    const fn = this.docker[method] as unknown as (opts: object) => Promise<T>;
+    return fn.call(this.docker, deadline());
+  }
+
   async info(): Promise<EngineInfo> {
     try {
-      await this.docker.ping();
-      const [version, info] = await Promise.all([this.docker.version(), this.docker.info()]);
+      await this.quickCall('ping');
+      const [version, info] = await Promise.all([
+        this.quickCall<Dockerode.DockerVersion>('version'),
+        this.quickCall<any>('info'),
+      ]);
       const securityOptions: string[] = info.SecurityOptions ?? [];
       return {
         name: `${(version as any).Platform?.Name || 'Docker Engine'} ${version.Version}`,
@@ -170,7 +188,9 @@ export class DockerDriver implements ContainerDriver {
     this.imageEnv.delete(image);
     let present: boolean;
     try {
-      const inspected = await this.docker.getImage(image).inspect();
+      const inspected = await this.docker
+        .getImage(image)
+        .inspect(deadline() as Dockerode.ImageInspectOptions);
       this.imageEnv.set(image, inspected.Config?.Env ?? []);
       present = true;
     } catch (err) {
@@ -186,17 +206,24 @@ export class DockerDriver implements ContainerDriver {
     this.imageEnv.delete(image);
   }
 
-  /** The image's own ENV entries (cached per image name until the next ensureImage). */
-  private async imageEnvOf(image: string): Promise<string[]> {
+  /**
+   * The image's own ENV entries (cached per image name until the next ensureImage). Without them the image's
+   * variables could not be unset, so a failure fails the create.
+   */
+  private async imageEnvOf(image: string, signal?: AbortSignal): Promise<string[]> {
     const known = this.imageEnv.get(image);
     if (known) return known;
     try {
-      const env = (await this.docker.getImage(image).inspect()).Config?.Env ?? [];
+      const inspected = await this.docker
+        .getImage(image)
+        .inspect(deadline(signal) as Dockerode.ImageInspectOptions);
+      const env = inspected.Config?.Env ?? [];
       this.imageEnv.set(image, env);
       return env;
-    } catch {
-      // A missing image makes the create itself fail, with the right error.
-      return [];
+    } catch (err) {
+      if (statusOf(err) === 404)
+        throw new ImageUnavailableError(image, 'the engine does not have it');
+      throw toCreateError(err, image);
     }
   }
 
@@ -238,13 +265,15 @@ export class DockerDriver implements ContainerDriver {
 
   async createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer> {
     const abortCheck = () => {
-      if (signal?.aborted) throw new ExecutionAbortedError('Container creation', signal.reason);
+      if (!signal?.aborted) return;
+      const why = signal.reason instanceof Error ? signal.reason.message : 'aborted';
+      throw new ContainerCreateError(`the create was given up: ${why}`, { cause: signal.reason });
     };
     let container: Dockerode.Container | undefined;
     let lifeline: Duplex | undefined;
     try {
       container = await this.docker.createContainer({
-        ...toCreateOptions(spec, await this.imageEnvOf(spec.image)),
+        ...toCreateOptions(spec, await this.imageEnvOf(spec.image, signal)),
         abortSignal: signal,
       });
       abortCheck();
@@ -264,6 +293,7 @@ export class DockerDriver implements ContainerDriver {
       lifeline?.destroy();
       // Whatever got created must not stay behind: remove by name (the id may never have arrived).
       this.removeContainer(container?.id ?? spec.name).catch(() => undefined);
+      if (signal?.aborted && !(err instanceof ContainerPoolError)) abortCheck();
       throw toCreateError(err, spec.image);
     }
     const line = lifeline;
@@ -274,7 +304,14 @@ export class DockerDriver implements ContainerDriver {
       line.once('close', () => resolve('the container stopped'));
       line.once('error', (err: Error) => resolve(`its lifeline broke: ${err.message}`));
     });
-    return { id: container.id, name: spec.name, handle: container, exited };
+    return {
+      id: container.id,
+      name: spec.name,
+      handle: container,
+      exited,
+      // Closing the attached stdin makes PID 1's `cat` see EOF: the container exits and the engine removes it.
+      detach: () => line.destroy(),
+    };
   }
 
   async exec(target: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult> {
@@ -343,6 +380,9 @@ export class DockerDriver implements ContainerDriver {
       truncated: stdout.truncated || stderr.truncated,
     };
     if (outcome === 'aborted') return { ...base, exitCode: null, aborted: true };
+    // The connection broke before the output ended: what was read may be incomplete, never a success.
+    if (outcome instanceof Error)
+      throw toContainerError(outcome, target.name, 'reading the output');
 
     const exitCode = await this.waitForExitCode(exec, target, signal);
     if (exitCode === 'aborted') return { ...base, exitCode: null, aborted: true };
@@ -387,6 +427,20 @@ export class DockerDriver implements ContainerDriver {
     }
   }
 
+  async oomKillCount(target: DriverContainer): Promise<number | null> {
+    // The container sees its own memory cgroup: cgroup v1 memory.oom_control, v2 memory.events.
+    const r = await this.exec(target, {
+      cmd: ['cat', '/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/cgroup/memory.events'],
+      env: [],
+      workdir: '/',
+      stdin: null,
+      maxOutputBytes: 4096,
+      signal: AbortSignal.timeout(5_000),
+    });
+    const m = /^oom_kill (\d+)$/m.exec(r.stdout.toString('utf8'));
+    return m ? Number(m[1]) : null;
+  }
+
   async removeContainer(idOrName: string): Promise<void> {
     try {
       await this.docker
@@ -396,7 +450,10 @@ export class DockerDriver implements ContainerDriver {
       const status = statusOf(err);
       // 404: already gone; 409: a removal is already in progress (AutoRemove). Both mean done.
       if (status === 404 || status === 409) return;
-      throw toEngineError(err, `removing container ${idOrName}`);
+      if (status === undefined && isConnectionError(err)) {
+        throw toEngineError(err, `removing container ${idOrName}`);
+      }
+      throw new ContainerRemoveError(idOrName, describe(err), { cause: err });
     }
   }
 
@@ -405,6 +462,7 @@ export class DockerDriver implements ContainerDriver {
       const rows = await this.docker.listContainers({
         all: true,
         filters: { label: labelFilters(labels) },
+        ...deadline(),
       });
       return rows.map((r) => ({
         id: r.Id,

@@ -65,13 +65,34 @@ export class ContainerCreateError extends ContainerPoolError {
   }
 }
 
+/** The engine refused to remove a container (it is still let go: its lifeline is dropped, so it exits). */
+export class ContainerRemoveError extends ContainerPoolError {
+  readonly code = 'CONTAINER_REMOVE_FAILED';
+  override readonly retryable = true;
+  constructor(
+    readonly container: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Could not remove container ${container}: ${detail}. It exits by itself once let go; if it stays, ` +
+        `remove it with \`docker rm -f ${container}\` and check the engine's log.`,
+      options,
+    );
+  }
+}
+
 /** No container became available within the acquire timeout. */
 export class AcquireTimeoutError extends ContainerPoolError {
   readonly code = 'ACQUIRE_TIMEOUT';
   override readonly retryable = true;
-  constructor(readonly timeoutMs: number) {
+  constructor(
+    readonly timeoutMs: number,
+    /** Why, as the pool saw it when the time ran out. */
+    why = 'every container is in use (maxContainers)',
+  ) {
     super(
-      `No container became available within ${timeoutMs} ms: every container is in use (maxContainers). ` +
+      `No container became available within ${timeoutMs} ms: ${why}. ` +
         `Retry later, raise maxContainers or acquireTimeoutMs, or release containers sooner.`,
     );
   }
@@ -105,7 +126,8 @@ export class PoolDrainedError extends ContainerPoolError {
   override readonly retryable = true;
   constructor() {
     super(
-      'The container pool is drained by an operator; resume it (POST /admin/pool/resume) to serve again.',
+      'The container pool is drained by an operator; resume it to serve again (ContainerPoolService.resume(), ' +
+        'or POST <admin prefix>/resume on the admin API).',
     );
   }
 }

@@ -110,7 +110,13 @@ describe('faults: containers killed or removed outside the pool; endless streams
         } finally {
           pool.release(c);
         }
-        expect(pool.containers().map((x) => x.id)).not.toContain(c.id);
+        // Never idle again; gone from the pool once its removal is through.
+        expect(pool.containers().find((x) => x.id === c.id)?.state ?? 'gone').not.toBe('idle');
+        await eventually(
+          () => !pool.containers().some((x) => x.id === c.id),
+          5_000,
+          'the lost container to leave the pool',
+        );
       });
     }
   });

@@ -67,7 +67,7 @@ describe('faults: image missing, no registry', () => {
       // Later acquires fail at once with the same typed error.
       const t1 = Date.now();
       await expect(pool.run({ cmd: ['true'] })).rejects.toBeInstanceOf(ImageUnavailableError);
-      expect(Date.now() - t1).toBeLessThan(200);
+      expect(Date.now() - t1).toBeLessThan(1_000);
 
       // Back-off: over 4 s, a handful of attempts (250 ms doubling), never a loop.
       const from = driver.ensureCalls.length;
