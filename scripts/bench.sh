@@ -12,13 +12,10 @@
 #      TESTCONTAINERS_RYUK_DISABLED is forced to true: the reaper's image would come from a registry.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-log() { printf '[bench] %s\n' "$*" >&2; }
-
-if [ ! -d node_modules ] ||
-  ! node -e "require.resolve('ts-node'); require.resolve('testcontainers'); require.resolve('@nestjs/core')" 2>/dev/null; then
-  log "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund
-fi
+CP_SCRIPT_NAME="bench"
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
+ensure_node_packages ts-node testcontainers @nestjs/core
 
 bash scripts/ensure-docker.sh >/dev/null
 if [ -z "${POOL_IMAGE:-}" ]; then

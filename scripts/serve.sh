@@ -7,16 +7,11 @@
 # Usage: npm run serve
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-log() { printf '[serve] %s\n' "$*" >&2; }
+CP_SCRIPT_NAME="serve"
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
+ensure_node_packages @nestjs/core
 
-if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
-  echo "Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
-fi
-if [ ! -d node_modules ] || ! node -e "require.resolve('@nestjs/core')" 2>/dev/null; then
-  log "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund
-fi
 bash scripts/ensure-docker.sh >/dev/null
 
 if [ -f .env ]; then

@@ -265,3 +265,20 @@ with_engine_lock() {
     "$@"
   ) 9>"$CP_LOCK"
 }
+
+# Node.js 20.19+ and the project's npm packages (npm ci from the lockfile when any of the given modules is
+# missing). Usage: ensure_node_packages [module ...]   (default: jest @nestjs/core)
+ensure_node_packages() {
+  if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+    die "Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))"
+  fi
+  local mods=("$@") m missing=""
+  [ ${#mods[@]} -gt 0 ] || mods=(jest @nestjs/core)
+  for m in "${mods[@]}"; do
+    node -e "require.resolve('$m')" 2>/dev/null || missing=1
+  done
+  if [ ! -d "$CP_SCRIPTS_DIR/../node_modules" ] || [ -n "$missing" ]; then
+    log "installing npm packages (npm ci)"
+    (cd "$CP_SCRIPTS_DIR/.." && npm ci --no-audit --no-fund)
+  fi
+}

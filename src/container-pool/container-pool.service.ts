@@ -629,7 +629,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
                 this.earlyDeathSuspected = true;
                 this.onFailure(
                   new ContainerCreateError(
-                    `container ${c.name} exited ${livedMs} ms after its start (${reason}); check that the ` +
+                    `container ${c.name} exited ${livedMs} ms after its start (${reason}); if this repeats, check that the ` +
                       `image has sh, cat and timeout and that the limits let them run`,
                   ),
                 );

@@ -1,5 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import {
@@ -8,6 +7,7 @@ import {
   expectNoContainersLeft,
   SANDBOX_IMAGE,
   startPool,
+  startPoolHost,
   uniquePoolName,
 } from '../support/integration';
 
@@ -179,34 +179,7 @@ describe('a SIGKILLed instance', () => {
     for (const h of hosts) if (h.exitCode === null) h.kill('SIGKILL');
   });
 
-  function startHost(pool: string): Promise<{ child: ChildProcess; instanceId: string }> {
-    const child = spawn(
-      process.execPath,
-      ['-r', 'ts-node/register/transpile-only', join(__dirname, '../support/pool-host.ts')],
-      {
-        env: {
-          ...process.env,
-          POOL_NAME: pool,
-          POOL_IMAGE: SANDBOX_IMAGE,
-          POOL_SIZE: '3',
-          POOL_PULL_POLICY: 'never',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    hosts.push(child);
-    return new Promise((resolve, reject) => {
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /READY (\S+)/.exec(out);
-        if (m) resolve({ child, instanceId: m[1] });
-      });
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.once('exit', (code) => reject(new Error(`pool host exited with ${code}: ${err}`)));
-    });
-  }
+  const startHost = (pool: string) => startPoolHost({ POOL_NAME: pool }, hosts);
 
   it('leaves no container behind once the next instance has started', async () => {
     const pool = uniquePoolName('sigkill');

@@ -1,8 +1,13 @@
-import { INestApplication, Module } from '@nestjs/common';
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import Dockerode from 'dockerode';
+import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.constants';
 import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
+import type { ContainerPoolModuleExtras } from '../../src/container-pool/container-pool.module-definition';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
+import type { ContainerDriver } from '../../src/container-pool/driver/container-driver.interface';
 import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
 
 /** The Python sandbox image the test scripts build (or POOL_IMAGE when set). */
@@ -48,12 +53,17 @@ export async function expectNoContainersLeft(pool: string, withinMs = 5000): Pro
   }
 }
 
-/** Starts a Nest app hosting a pool on the real engine. Close it with app.close(). */
+/**
+ * Starts a Nest app hosting a pool on the real engine, optionally through a driver of the test's making (a
+ * DockerDriver subclass that injects delays or counts calls) in place of the module's own. Close it with
+ * app.close().
+ */
 export async function startPool(
-  options: ContainerPoolModuleOptions = {},
+  options: ContainerPoolModuleOptions & ContainerPoolModuleExtras = {},
+  driver?: ContainerDriver,
 ): Promise<{ app: INestApplication; pool: ContainerPoolService; name: string }> {
   const name = options.name ?? uniquePoolName();
-  @Module({
+  let builder = Test.createTestingModule({
     imports: [
       ContainerPoolModule.forRoot({
         image: SANDBOX_IMAGE,
@@ -64,12 +74,54 @@ export async function startPool(
         name,
       }),
     ],
-  })
-  class HostModule {}
-  const moduleRef = await Test.createTestingModule({ imports: [HostModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
+  });
+  if (driver) builder = builder.overrideProvider(CONTAINER_DRIVER).useValue(driver);
+  const app = (await builder.compile()).createNestApplication({ logger: ['error', 'warn'] });
   await app.init();
   return { app, pool: app.get(ContainerPoolService), name };
+}
+
+/** A separate Node process hosting an instance of a pool (test/support/pool-host.ts), once it is READY. */
+export function startPoolHost(
+  env: Record<string, string>,
+  hosts: ChildProcess[] = [],
+): Promise<{ child: ChildProcess; instanceId: string }> {
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', join(__dirname, 'pool-host.ts')],
+    {
+      env: {
+        ...process.env,
+        POOL_IMAGE: SANDBOX_IMAGE,
+        POOL_SIZE: '3',
+        POOL_PULL_POLICY: 'never',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  hosts.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(
+      () => reject(new Error(`pool host not ready after 60 s: ${err}`)),
+      60_000,
+    );
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, instanceId: m[1] });
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`pool host exited (${code ?? signal}) before READY: ${err}`));
+    });
+  });
 }
 
 /** Polls until `check` holds. */

@@ -481,6 +481,7 @@ export class DockerDriver implements ContainerDriver {
     let stream: Readable | undefined;
     let timer: NodeJS.Timeout | undefined;
     let sinceSec: number | undefined;
+    const seen = new Set<string>();
     let delayMs = BACKOFF_INITIAL_MS;
     let connected = false;
 
@@ -511,6 +512,8 @@ export class DockerDriver implements ContainerDriver {
         const current = s as Readable;
         stream = current;
         delayMs = BACKOFF_INITIAL_MS;
+        // Events while disconnected are replayed from here on the next reconnect.
+        sinceSec ??= Math.floor(Date.now() / 1000) - 1;
         setStatus(true);
         let pending = '';
         current.on('data', (chunk: Buffer) => {
@@ -533,6 +536,11 @@ export class DockerDriver implements ContainerDriver {
               const id = ev.Actor?.ID ?? ev.id;
               const timeMs = ev.timeNano ? Math.floor(ev.timeNano / 1e6) : (ev.time ?? 0) * 1000;
               if (ev.time) sinceSec = ev.time;
+              // A reconnect replays from the last second seen: report each event once.
+              const key = `${id}:${type}:${ev.timeNano ?? ev.time}`;
+              if (seen.has(key)) continue;
+              seen.add(key);
+              if (seen.size > 1000) seen.delete(seen.values().next().value as string);
               if (id && WATCHED_EVENTS.includes(type))
                 handlers.onEvent({ type, containerId: id, timeMs });
             } catch {

@@ -6,12 +6,13 @@ import {
   ExecutionAbortedError,
   PoolShuttingDownError,
 } from '../../../src/container-pool/errors/container-pool.errors';
-import { onEngine, startPoolWith } from '../../support/faults';
+import { onEngine } from '../../support/faults';
 import { expectPoolHealthy } from '../../support/hostile';
 import {
   engineContainers,
   eventually,
   expectNoContainersLeft,
+  startPool,
   uniquePoolName,
 } from '../../support/integration';
 
@@ -25,7 +26,7 @@ describe('faults: callers that give up, and shutdown under load', () => {
 
     beforeAll(async () => {
       // maxContainers 1: a slot that is not freed would block the next run.
-      ({ app, pool, name } = await startPoolWith({
+      ({ app, pool, name } = await startPool({
         name: uniquePoolName('abort'),
         size: 1,
         maxContainers: 1,
@@ -112,7 +113,7 @@ describe('faults: callers that give up, and shutdown under load', () => {
   describe('25. shutdown with waiters and running executions', () => {
     it('waiters rejected with the typed error, executions stopped, every container removed, twice is safe', async () => {
       const name = uniquePoolName('shutdown');
-      const { app, pool } = await startPoolWith({
+      const { app, pool } = await startPool({
         name,
         size: 2,
         maxContainers: 2,
@@ -172,7 +173,7 @@ describe('faults: callers that give up, and shutdown under load', () => {
       await expectNoContainersLeft(name);
 
       // The engine and the name are clean: a new instance of the pool serves at once.
-      const next = await startPoolWith({ name, size: 1 });
+      const next = await startPool({ name, size: 1 });
       await next.pool.initialize();
       await expectPoolHealthy(next.pool, name);
       await next.app.close();

@@ -3,13 +3,13 @@ import type { ContainerPoolService } from '../../../src/container-pool/container
 import { DockerDriver } from '../../../src/container-pool/driver/docker.driver';
 import { ImageUnavailableError } from '../../../src/container-pool/errors/container-pool.errors';
 import type { PullPolicy } from '../../../src/container-pool/interfaces/container-pool-options.interface';
-import { startPoolWith } from '../../support/faults';
 import { expectPoolHealthy } from '../../support/hostile';
 import {
   BUSYBOX_IMAGE,
   docker,
   eventually,
   expectNoContainersLeft,
+  startPool,
   uniquePoolName,
 } from '../../support/integration';
 
@@ -42,7 +42,7 @@ describe('faults: image missing, no registry', () => {
       const driver = new CountingDriver();
       const name = uniquePoolName('noimage');
       const image = `${repo}:latest`;
-      const host = await startPoolWith(
+      const host = await startPool(
         { name, image, pullPolicy, size: 2, acquireTimeoutMs: 30_000 },
         driver,
       );

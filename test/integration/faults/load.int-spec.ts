@@ -1,12 +1,13 @@
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
 import { AcquireTimeoutError } from '../../../src/container-pool/errors/container-pool.errors';
-import { SlowCreateDriver, startPoolWith } from '../../support/faults';
+import { SlowCreateDriver } from '../../support/faults';
 import { expectOnlyPoolContainers, expectPoolHealthy } from '../../support/hostile';
 import {
   engineContainers,
   eventually,
   expectNoContainersLeft,
+  startPool,
   uniquePoolName,
 } from '../../support/integration';
 
@@ -52,7 +53,7 @@ describe('faults: slow creates and acquire storms', () => {
       driver.delayMs = 2_000;
       driver.where = 'before';
       const name = uniquePoolName('slow');
-      const host = await startPoolWith(
+      const host = await startPool(
         {
           name,
           size: 0,
@@ -111,7 +112,7 @@ describe('faults: slow creates and acquire storms', () => {
       driver.delayMs = 2_000;
       driver.where = 'after';
       const name = uniquePoolName('late');
-      const host = await startPoolWith(
+      const host = await startPool(
         { name, size: 1, maxContainers: 2, createTimeoutMs: 1_000, acquireTimeoutMs: 5_000 },
         driver,
       );
@@ -135,7 +136,7 @@ describe('faults: slow creates and acquire storms', () => {
       it(`500 concurrent acquires at maxContainers 10 (singleUse ${singleUse}): cap held, none handed out twice, excess rejected at the timeout`, async () => {
         const name = uniquePoolName('storm');
         const acquireTimeoutMs = 2_000;
-        const host = await startPoolWith({
+        const host = await startPool({
           name,
           size: 2,
           maxContainers: 10,

@@ -1,5 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
 import { expectPoolHealthy } from '../../support/hostile';
@@ -7,8 +6,8 @@ import {
   engineContainers,
   eventually,
   expectNoContainersLeft,
-  SANDBOX_IMAGE,
   startPool,
+  startPoolHost,
   uniquePoolName,
 } from '../../support/integration';
 
@@ -21,48 +20,9 @@ describe('faults: the owning process is SIGKILLed or frozen', () => {
   let sibling: { app: INestApplication; pool: ContainerPoolService } | undefined;
   let siblingIds: string[] = [];
 
-  /** A separate Node process hosting an instance of the same pool (test/support/pool-host.ts). */
-  function startHost(
-    env: Record<string, string> = {},
-  ): Promise<{ child: ChildProcess; instanceId: string }> {
-    const child = spawn(
-      process.execPath,
-      ['-r', 'ts-node/register/transpile-only', join(__dirname, '../../support/pool-host.ts')],
-      {
-        env: {
-          ...process.env,
-          POOL_NAME: name,
-          POOL_IMAGE: SANDBOX_IMAGE,
-          POOL_SIZE: '3',
-          POOL_PULL_POLICY: 'never',
-          ...env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    hosts.push(child);
-    return new Promise((resolve, reject) => {
-      let out = '';
-      let err = '';
-      const timer = setTimeout(
-        () => reject(new Error(`pool host not ready after 60 s: ${err}`)),
-        60_000,
-      );
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /READY (\S+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ child, instanceId: m[1] });
-        }
-      });
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`pool host exited (${code ?? signal}) before READY: ${err}`));
-      });
-    });
-  }
+  /** A separate Node process hosting an instance of the same pool. */
+  const startHost = (env: Record<string, string> = {}) =>
+    startPoolHost({ POOL_NAME: name, ...env }, hosts);
 
   const ownedBy = async (instanceId: string) => engineContainers(name, { [OWNER]: instanceId });
 
