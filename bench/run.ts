@@ -33,7 +33,7 @@ import {
   measureFill,
   measureMemory,
   measureMicro,
-  measureThroughput,
+  measureThroughputBothOrders,
   runFourWay,
   startFloorContainer,
   type BenchContext,
@@ -180,15 +180,14 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
     const acquire = await measureAcquire(ctx, config.acquire.rounds, config.acquire.perRound);
 
     const throughput: ThroughputResult[] = [];
-    for (const [i, c] of config.throughput.levels.entries()) {
-      log(`throughput at concurrency ${c}`);
+    for (const c of config.throughput.levels) {
+      log(`throughput at concurrency ${c} (raw then pool, then pool then raw)`);
       throughput.push(
-        await measureThroughput(
+        await measureThroughputBothOrders(
           ctx,
           c,
           config.throughput.warmupMs,
           config.throughput.windowMs,
-          i % 2 === 1,
           config.throughput.maxConcurrentCreates,
         ),
       );

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: `npm run bench` (about 7 minutes), `npm run bench -- --quick` (a smoke run, about 30 s).
+# The benchmark: `npm run bench` (about 8 minutes), `npm run bench -- --quick` (a smoke run, about 30 s).
 #
 # On a fresh machine too: installs npm packages when missing, gets a Docker engine answering
 # (scripts/ensure-docker.sh; an engine that already answers is never touched), builds the sandbox image when
