@@ -68,7 +68,9 @@ describe('benchmark (quick mode, structure only)', () => {
       for (const side of [t.raw, t.pool]) {
         expect(Number.isInteger(side.runs)).toBe(true);
         expect(side.latencies).toHaveLength(side.runs);
-        expect(side.windowMs).toBe(config.throughput.windowMs);
+        // Both orders (raw then pool, pool then raw), each with its own window, added up.
+        expect(side.windowMs).toBe(2 * config.throughput.windowMs);
+        expect(side.perSecond).toBeCloseTo((side.runs * 1000) / side.windowMs, 6);
       }
     }
     expect(raw.fill.map((f) => f.concurrency)).toEqual(config.fill.concurrencies);
