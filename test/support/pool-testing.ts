@@ -1,3 +1,4 @@
+import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
@@ -27,6 +28,23 @@ export async function createFakePool(
   const app = moduleRef.createNestApplication({ logger: false });
   const pool = app.get(ContainerPoolService);
   return { app, pool, driver };
+}
+
+/**
+ * For a describe block: `start(options, driver?)` boots a pool on a FakeDriver (app.init() included) and every
+ * app it started is closed after each test.
+ */
+export function useFakePools() {
+  const apps: INestApplication[] = [];
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+  return async function start(options: ContainerPoolModuleOptions = {}, driver = new FakeDriver()) {
+    const made = await createFakePool(options, driver);
+    apps.push(made.app);
+    await made.app.init();
+    return made;
+  };
 }
 
 /** Polls until `check` holds (or throws after `timeoutMs`). */

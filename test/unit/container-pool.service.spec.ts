@@ -8,23 +8,11 @@ import {
   TooManyWaitersError,
 } from '../../src/container-pool/errors/container-pool.errors';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
-import { createFakePool, tick, waitFor } from '../support/pool-testing';
+import { tick, useFakePools, waitFor } from '../support/pool-testing';
 import { FakeDriver, hangingExec } from '../support/fake-driver';
-import type { INestApplication } from '@nestjs/common';
 
 describe('ContainerPoolService (fake driver)', () => {
-  let app: INestApplication | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
-
-  async function start(options = {}, driver = new FakeDriver()) {
-    const made = await createFakePool(options, driver);
-    app = made.app;
-    await app.init();
-    return made;
-  }
+  const start = useFakePools();
 
   it('fills to size on init and hands out an idle container without creating', async () => {
     const { pool, driver } = await start({ size: 2 });
@@ -373,8 +361,7 @@ describe('ContainerPoolService (fake driver)', () => {
   });
 
   it('is an injectable service resolved by type', async () => {
-    const { app: a, pool } = await createFakePool();
-    app = a;
+    const { pool } = await start();
     expect(pool).toBeInstanceOf(ContainerPoolService);
   });
 });

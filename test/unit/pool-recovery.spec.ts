@@ -1,26 +1,14 @@
-import type { INestApplication } from '@nestjs/common';
 import {
   ContainerCreateError,
   ContainerRemoveError,
   EngineUnavailableError,
 } from '../../src/container-pool/errors/container-pool.errors';
 import { FakeDriver } from '../support/fake-driver';
-import { createFakePool, tick, waitFor } from '../support/pool-testing';
+import { tick, useFakePools, waitFor } from '../support/pool-testing';
 
 /** States the pool must always leave by itself (found in review), on the fake driver. */
 describe('ContainerPoolService recovery', () => {
-  let app: INestApplication | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
-
-  async function start(options = {}, driver = new FakeDriver()) {
-    const made = await createFakePool(options, driver);
-    app = made.app;
-    await app.init();
-    return made;
-  }
+  const start = useFakePools();
 
   it('serves again after the engine comes back, even with size 0 (nothing to create on its own)', async () => {
     const driver = new FakeDriver();
