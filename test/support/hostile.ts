@@ -1,8 +1,15 @@
 import { readFileSync } from 'node:fs';
+import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
 import type { ExecResult } from '../../src/container-pool/interfaces/exec-result.interface';
-import { docker, engineContainers, eventually } from './integration';
+import {
+  docker,
+  engineContainers,
+  eventually,
+  expectNoContainersLeft,
+  startPool,
+} from './integration';
 
 const MiB = 1024 * 1024;
 
@@ -110,4 +117,28 @@ export function cgroupValue(controller: string, id: string, file: string): strin
 /** The engine's view of a container's limits. */
 export async function hostConfigOf(id: string) {
   return (await docker.getContainer(id).inspect()).HostConfig;
+}
+
+/**
+ * One pool with HOSTILE_LIMITS for a describe block: started (and filled) before its tests, checked after each
+ * test (it still serves, it holds only its own containers), closed and checked for leaks after all.
+ */
+export function useHostilePool(): {
+  app?: INestApplication;
+  pool: ContainerPoolService;
+  name: string;
+} {
+  const ctx = {} as { app?: INestApplication; pool: ContainerPoolService; name: string };
+  beforeAll(async () => {
+    Object.assign(ctx, await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4 }));
+    await ctx.pool.initialize();
+  });
+  afterEach(async () => {
+    await expectPoolHealthy(ctx.pool, ctx.name);
+  });
+  afterAll(async () => {
+    await ctx.app?.close();
+    if (ctx.name) await expectNoContainersLeft(ctx.name);
+  });
+  return ctx;
 }

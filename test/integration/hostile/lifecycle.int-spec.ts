@@ -1,8 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import type { INestApplication } from '@nestjs/common';
-import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
-import { expectPoolHealthy, HOSTILE_LIMITS, py, report, sh } from '../../support/hostile';
-import { docker, eventually, expectNoContainersLeft, startPool } from '../../support/integration';
+import { py, report, sh, useHostilePool } from '../../support/hostile';
+import { docker, eventually } from '../../support/integration';
 
 /** Host processes whose command line contains `marker` (this machine runs the engine). */
 function hostProcesses(marker: string): string[] {
@@ -30,29 +28,13 @@ async function containerGone(id: string): Promise<boolean> {
 
 /** Hostile workloads against the lifecycle: what one run leaves behind must not reach the next. */
 describe('hostile workloads: nothing survives a run', () => {
-  let app: INestApplication;
-  let pool: ContainerPoolService;
-  let name: string;
-
-  beforeAll(async () => {
-    ({ app, pool, name } = await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4 }));
-    await pool.initialize();
-  });
-
-  afterEach(async () => {
-    await expectPoolHealthy(pool, name);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await expectNoContainersLeft(name);
-  });
+  const ctx = useHostilePool();
 
   describe('8. background processes', () => {
     it('shell: nohup, setsid and a double fork do not survive into a later run', async () => {
       const marker = `${Date.now() % 100000}.${process.pid % 1000}`;
       const first = await sh(
-        pool,
+        ctx.pool,
         [
           `nohup sleep 1${marker} >/dev/null 2>&1 &`,
           `setsid sleep 2${marker} >/dev/null 2>&1 < /dev/null &`,
@@ -74,7 +56,7 @@ describe('hostile workloads: nothing survives a run', () => {
         10_000,
         'the background sleeps gone from the host',
       );
-      const second = await sh(pool, 'ps -eo args --no-headers | grep "^sleep" || echo none');
+      const second = await sh(ctx.pool, 'ps -eo args --no-headers | grep "^sleep" || echo none');
       expect(second.containerId).not.toBe(first.containerId);
       expect(second.stdout).toBe('none\n');
     });
@@ -82,7 +64,7 @@ describe('hostile workloads: nothing survives a run', () => {
     it('Python: a daemonized grandchild (double fork + setsid) is gone with the container', async () => {
       const marker = `cp-daemon-${Date.now()}`;
       const first = await py(
-        pool,
+        ctx.pool,
         [
           'import os, sys, time',
           'if os.fork() == 0:',
@@ -110,13 +92,16 @@ describe('hostile workloads: nothing survives a run', () => {
         'the daemon gone from the host',
       );
       // Only a process whose argv[0] is the marker (the probe's own command line merely contains it).
-      const second = await sh(pool, `ps -eo args --no-headers | awk '$1 == "${marker}"' | wc -l`);
+      const second = await sh(
+        ctx.pool,
+        `ps -eo args --no-headers | awk '$1 == "${marker}"' | wc -l`,
+      );
       expect(second.stdout).toBe('0\n');
     });
 
     it('shell: a background process holding stdout ends with the run at its timeout', async () => {
       const marker = `hold-${Date.now()}`;
-      const held = await pool.run({
+      const held = await ctx.pool.run({
         cmd: ['bash', '-c', `(exec -a ${marker} sleep 600) & echo started`],
         timeoutMs: 1_500,
       });
@@ -134,7 +119,7 @@ describe('hostile workloads: nothing survives a run', () => {
   describe('9. files', () => {
     it('Python: files written in one run are not visible to the next', async () => {
       const write = await py(
-        pool,
+        ctx.pool,
         [
           'import json, os',
           'paths = ["/tmp/secret", os.path.expanduser("~/secret"), "/dev/shm/secret", "/workspace/secret"]',
@@ -145,7 +130,7 @@ describe('hostile workloads: nothing survives a run', () => {
       );
       expect(report<{ written: string[] }>(write).written).toHaveLength(4);
       const read = await py(
-        pool,
+        ctx.pool,
         [
           'import json, os',
           'paths = ["/tmp/secret", os.path.expanduser("~/secret"), "/dev/shm/secret", "/workspace/secret"]',
@@ -157,9 +142,12 @@ describe('hostile workloads: nothing survives a run', () => {
     });
 
     it('shell: the same with sh', async () => {
-      const write = await sh(pool, 'echo one > /tmp/s && echo two > "$HOME/s" && ls /tmp "$HOME"');
+      const write = await sh(
+        ctx.pool,
+        'echo one > /tmp/s && echo two > "$HOME/s" && ls /tmp "$HOME"',
+      );
       expect(write.stdout).toContain('s');
-      const read = await sh(pool, 'ls -A /tmp "$HOME"; cat /tmp/s 2>&1 || true');
+      const read = await sh(ctx.pool, 'ls -A /tmp "$HOME"; cat /tmp/s 2>&1 || true');
       expect(read.stdout).not.toMatch(/^s$/m);
       expect(read.stdout).toMatch(/No such file/);
     });

@@ -1,43 +1,16 @@
-import type { INestApplication } from '@nestjs/common';
-import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
-import {
-  cgroupValue,
-  expectPoolHealthy,
-  HOSTILE_LIMITS,
-  hostConfigOf,
-  py,
-  report,
-  sh,
-} from '../../support/hostile';
-import { expectNoContainersLeft, startPool } from '../../support/integration';
+import { cgroupValue, hostConfigOf, py, report, sh, useHostilePool } from '../../support/hostile';
 
 const MiB = 1024 * 1024;
 
 /** Hostile workloads against the resource limits: processes, memory, disk, CPU, file descriptors. */
 describe('hostile workloads: resource limits', () => {
-  let app: INestApplication;
-  let pool: ContainerPoolService;
-  let name: string;
-
-  beforeAll(async () => {
-    ({ app, pool, name } = await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4 }));
-    await pool.initialize();
-  });
-
-  afterEach(async () => {
-    await expectPoolHealthy(pool, name);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await expectNoContainersLeft(name);
-  });
+  const ctx = useHostilePool();
 
   describe('1. fork bomb', () => {
     const timeoutMs = 3_000;
 
     it('Python: the pids limit holds, the run is killed at its timeout, a concurrent run is unaffected', async () => {
-      const c = await pool.acquire();
+      const c = await ctx.pool.acquire();
       const hostView = await hostConfigOf(c.id);
       expect(hostView.PidsLimit).toBe(64);
       let peakPids = 0;
@@ -67,7 +40,7 @@ describe('hostile workloads: resource limits', () => {
         );
         // Another execution at the same time, in another container, is unaffected.
         await new Promise((r) => setTimeout(r, 500));
-        const other = await pool.run({ code: 'print(sum(range(1000)))' });
+        const other = await ctx.pool.run({ code: 'print(sum(range(1000)))' });
         expect(other).toMatchObject({ exitCode: 0, stdout: '499500\n', timedOut: false });
         const r = await bomb;
         expect(r.timedOut || r.exitCode !== 0).toBe(true);
@@ -75,7 +48,7 @@ describe('hostile workloads: resource limits', () => {
         expect(r.stdout).toContain('fork failed: Resource temporarily unavailable');
       } finally {
         clearInterval(sampler);
-        pool.release(c);
+        ctx.pool.release(c);
       }
       expect(peakPids).toBeGreaterThan(32);
       expect(peakPids).toBeLessThanOrEqual(64);
@@ -83,7 +56,7 @@ describe('hostile workloads: resource limits', () => {
 
     it('shell: the classic bomb hits the limit and ends by the timeout', async () => {
       const started = Date.now();
-      const r = await sh(pool, 'bomb() { bomb | bomb & }; bomb; sleep 30', { timeoutMs });
+      const r = await sh(ctx.pool, 'bomb() { bomb | bomb & }; bomb; sleep 30', { timeoutMs });
       expect(r.timedOut || r.exitCode !== 0).toBe(true);
       expect(r.durationMs).toBeLessThanOrEqual(timeoutMs + 1_000);
       expect(Date.now() - started).toBeLessThan(timeoutMs + 5_000);
@@ -93,7 +66,7 @@ describe('hostile workloads: resource limits', () => {
   describe('2. memory bomb', () => {
     it('Python: one process past the limit is OOM-killed and reported as oomKilled', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         'chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))',
         {
           timeoutMs: 8_000,
@@ -105,7 +78,7 @@ describe('hostile workloads: resource limits', () => {
     it('Python: children each under the limit but together over it: the limit binds the container', async () => {
       // Four children of 48 MiB each: any one fits in 128 MiB, all four do not.
       const r = await py(
-        pool,
+        ctx.pool,
         [
           'import os, json, time',
           'pids = []',
@@ -132,7 +105,7 @@ describe('hostile workloads: resource limits', () => {
     });
 
     it('shell: tail of /dev/zero (an endless line) is OOM-killed', async () => {
-      const r = await sh(pool, 'exec tail /dev/zero', { timeoutMs: 8_000 });
+      const r = await sh(ctx.pool, 'exec tail /dev/zero', { timeoutMs: 8_000 });
       expect(r).toMatchObject({ exitCode: 137, oomKilled: true, timedOut: false });
     });
   });
@@ -140,7 +113,7 @@ describe('hostile workloads: resource limits', () => {
   describe('3. disk fill', () => {
     it('Python: ENOSPC at the /tmp tmpfs size; the root filesystem is read-only', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         [
           'import errno, json, os',
           'out = {}',
@@ -174,7 +147,7 @@ describe('hostile workloads: resource limits', () => {
 
     it('shell: dd into /tmp stops at the tmpfs size; touching / fails', async () => {
       const r = await sh(
-        pool,
+        ctx.pool,
         'dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1; ls -l /tmp/fill; touch /x 2>&1; echo done',
       );
       expect(r.stdout).toMatch(/No space left on device/);
@@ -186,14 +159,14 @@ describe('hostile workloads: resource limits', () => {
 
   describe('6. CPU spin', () => {
     it('Python: killed at the timeout with timedOut set', async () => {
-      const r = await py(pool, 'while True:\n    pass', { timeoutMs: 1_500 });
+      const r = await py(ctx.pool, 'while True:\n    pass', { timeoutMs: 1_500 });
       expect(r).toMatchObject({ timedOut: true, exitCode: null, oomKilled: false });
       expect(r.durationMs).toBeGreaterThanOrEqual(1_500);
       expect(r.durationMs).toBeLessThanOrEqual(2_500);
     });
 
     it('shell: killed at the timeout with timedOut set', async () => {
-      const r = await sh(pool, 'while :; do :; done', { timeoutMs: 1_500 });
+      const r = await sh(ctx.pool, 'while :; do :; done', { timeoutMs: 1_500 });
       expect(r).toMatchObject({ timedOut: true, exitCode: null });
       expect(r.durationMs).toBeLessThanOrEqual(2_500);
     });
@@ -202,7 +175,7 @@ describe('hostile workloads: resource limits', () => {
   describe('15. file-descriptor bomb', () => {
     it('Python: EMFILE at the nofile limit', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         [
           'import errno, json, os, resource',
           'fds = []',
@@ -223,7 +196,7 @@ describe('hostile workloads: resource limits', () => {
     });
 
     it('shell: the limit is 64 and cannot be raised', async () => {
-      const r = await sh(pool, 'ulimit -n; ulimit -n 4096 2>&1 || echo refused; ulimit -n');
+      const r = await sh(ctx.pool, 'ulimit -n; ulimit -n 4096 2>&1 || echo refused; ulimit -n');
       const lines = r.stdout.trim().split('\n');
       expect(lines[0]).toBe('64');
       expect(r.stdout).toMatch(/refused|Operation not permitted|Invalid argument/);

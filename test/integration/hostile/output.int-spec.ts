@@ -1,35 +1,16 @@
-import type { INestApplication } from '@nestjs/common';
-import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
-import { expectPoolHealthy, HOSTILE_LIMITS, py, sh } from '../../support/hostile';
-import { expectNoContainersLeft, startPool } from '../../support/integration';
+import { HOSTILE_LIMITS, py, sh, useHostilePool } from '../../support/hostile';
 
 const CAP = HOSTILE_LIMITS.maxOutputBytes;
 const MiB = 1024 * 1024;
 
 /** Hostile workloads against the output path: floods, binary output, stdin. */
 describe('hostile workloads: output and input', () => {
-  let app: INestApplication;
-  let pool: ContainerPoolService;
-  let name: string;
-
-  beforeAll(async () => {
-    ({ app, pool, name } = await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4 }));
-    await pool.initialize();
-  });
-
-  afterEach(async () => {
-    await expectPoolHealthy(pool, name);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await expectNoContainersLeft(name);
-  });
+  const ctx = useHostilePool();
 
   describe('4. output floods', () => {
     it('Python: a stdout flood is capped at maxOutputBytes, truncated set, stderr untouched', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         'import sys\nsys.stdout.buffer.write(b"a" * (20 * 1024 * 1024))\nsys.stderr.write("done\\n")',
       );
       expect(r).toMatchObject({ exitCode: 0, truncated: true, timedOut: false, stderr: 'done\n' });
@@ -39,7 +20,7 @@ describe('hostile workloads: output and input', () => {
 
     it('Python: a stderr flood is capped, stdout untouched', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         'import sys\nsys.stderr.buffer.write(b"e" * (20 * 1024 * 1024))\nsys.stdout.write("fine\\n")',
       );
       expect(r).toMatchObject({ exitCode: 0, truncated: true, stdout: 'fine\n' });
@@ -49,7 +30,7 @@ describe('hostile workloads: output and input', () => {
 
     it('Python: both streams flooded at once stay apart, each capped', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         [
           'import sys',
           'for _ in range(2000):',
@@ -73,7 +54,7 @@ describe('hostile workloads: output and input', () => {
         );
       }, 10);
       try {
-        const r = await sh(pool, 'cat /dev/zero & cat /dev/zero >&2', { timeoutMs: 3_000 });
+        const r = await sh(ctx.pool, 'cat /dev/zero & cat /dev/zero >&2', { timeoutMs: 3_000 });
         expect(r).toMatchObject({ timedOut: true, truncated: true });
         expect(r.stdoutBytes.length).toBe(CAP);
         expect(r.stderrBytes.length).toBe(CAP);
@@ -84,7 +65,7 @@ describe('hostile workloads: output and input', () => {
       // Hundreds of MiB went through the socket; the service kept only the capped bytes (plus GC slack: about
       // 48 MiB measured with 1 GB of output, and it does not grow with the volume).
       expect(peak).toBeLessThan(96 * MiB);
-      const totals = pool.stats().totals;
+      const totals = ctx.pool.stats().totals;
       expect(totals.truncated).toBeGreaterThanOrEqual(4);
     });
   });
@@ -92,7 +73,7 @@ describe('hostile workloads: output and input', () => {
   describe('5. binary and invalid UTF-8 output', () => {
     it('Python: every byte value and broken UTF-8 sequences arrive unchanged in the raw buffers', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         [
           'import sys',
           'payload = bytes(range(256)) + b"\\xff\\xfe\\xc3\\x28\\xe2\\x82" + b"\\x00end"',
@@ -113,7 +94,7 @@ describe('hostile workloads: output and input', () => {
     });
 
     it('shell: printf of raw bytes', async () => {
-      const r = await sh(pool, "printf '\\000\\001\\377\\376abc'");
+      const r = await sh(ctx.pool, "printf '\\000\\001\\377\\376abc'");
       expect(r.stdoutBytes.equals(Buffer.from([0, 1, 0xff, 0xfe, 0x61, 0x62, 0x63]))).toBe(true);
     });
   });
@@ -121,7 +102,7 @@ describe('hostile workloads: output and input', () => {
   describe('7. stdin when none is given', () => {
     it('Python: reading stdin gets EOF at once, no hang', async () => {
       const r = await py(
-        pool,
+        ctx.pool,
         'import sys\ndata = sys.stdin.buffer.read()\nprint(len(data), repr(input.__name__))',
         {
           timeoutMs: 3_000,
@@ -131,14 +112,14 @@ describe('hostile workloads: output and input', () => {
     });
 
     it('Python: input() raises EOFError rather than waiting', async () => {
-      const r = await py(pool, 'try:\n    input()\nexcept EOFError:\n    print("eof")', {
+      const r = await py(ctx.pool, 'try:\n    input()\nexcept EOFError:\n    print("eof")', {
         timeoutMs: 3_000,
       });
       expect(r).toMatchObject({ exitCode: 0, stdout: 'eof\n', timedOut: false });
     });
 
     it('shell: cat with no stdin ends at once', async () => {
-      const r = await pool.run({ cmd: ['cat'], timeoutMs: 3_000 });
+      const r = await ctx.pool.run({ cmd: ['cat'], timeoutMs: 3_000 });
       expect(r).toMatchObject({ exitCode: 0, stdout: '', timedOut: false });
     });
   });
