@@ -42,8 +42,11 @@ export function summarize(values: readonly number[]): Summary {
   };
 }
 
-/** Deterministic PRNG (mulberry32) so that the bootstrap gives the same interval for the same data. */
-function rng(seed: number): () => number {
+/**
+ * mulberry32: a tiny, well-mixed 32-bit PRNG; the same seed gives the same sequence everywhere (the bootstrap
+ * here, the seeded invariant test of the pool).
+ */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -57,7 +60,7 @@ function rng(seed: number): () => number {
 /** 95% percentile-bootstrap interval of the median. */
 export function bootstrapMedianCi(values: readonly number[], rounds = 2000): [number, number] {
   if (values.length < 2) return [NaN, NaN];
-  const next = rng(0x5eed);
+  const next = mulberry32(0x5eed);
   const medians: number[] = [];
   const sample = new Array<number>(values.length);
   for (let r = 0; r < rounds; r++) {

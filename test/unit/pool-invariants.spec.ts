@@ -22,19 +22,8 @@ import {
   EngineUnavailableError,
 } from '../../src/container-pool/errors/container-pool.errors';
 import type { Container } from '../../src/container-pool/interfaces/container.interface';
+import { mulberry32 } from '../../bench/stats';
 import { FakeDriver } from '../support/fake-driver';
-
-/** mulberry32: a tiny, well-mixed 32-bit PRNG; the same seed gives the same sequence everywhere. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const DEFAULT_SEEDS = [1, 7, 42, 1337, 20240601, 987654321];
 const SEEDS = process.env.INVARIANT_SEED
