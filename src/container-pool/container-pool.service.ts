@@ -908,6 +908,7 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
       try {
         raw = await this.driver.exec(c.driverContainer, {
           cmd: exec.cmd,
+          user: this.options.user,
           env: exec.env,
           workdir: exec.workdir,
           stdin: exec.stdin,
@@ -915,6 +916,8 @@ export class ContainerPoolService implements ContainerOwner, OnModuleInit, OnApp
           signal: abort.signal,
         });
       } catch (err) {
+        // The engine refused to start the program (nothing ran): the container is as it was.
+        if (err instanceof InvalidRequestError && !stop.error) throw err;
         c.tainted = true;
         if (!stop.error && !c.lostReason) {
           // The engine says the container is gone (404/409): drop it now. A broken connection may be the

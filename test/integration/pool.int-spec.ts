@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
+import { InvalidRequestError } from '../../src/container-pool/errors/container-pool.errors';
 import {
   engineContainers,
   eventually,
@@ -93,6 +94,40 @@ describe('ContainerPoolService on a real engine', () => {
     expect(r.stdout.trim()).toBe('65534 65534');
   });
 
+  it('an exec the engine cannot start is an InvalidRequestError naming cmd[0] or workdir', async () => {
+    const cases: [Parameters<ContainerPoolService['run']>[0], string, RegExp][] = [
+      [{ cmd: ['nosuch-program'] }, 'cmd[0]', /executable file not found/],
+      [{ cmd: ['/etc/passwd'] }, 'cmd[0]', /permission denied/],
+      [{ cmd: ['true'], workdir: '/nonexistent' }, 'workdir', /no such file or directory/],
+      [{ cmd: ['true'], workdir: '/etc/passwd' }, 'workdir', /not a directory/],
+    ];
+    for (const [request, field, reason] of cases) {
+      const err = (await pool.run(request).catch((e: unknown) => e)) as InvalidRequestError;
+      expect(err).toBeInstanceOf(InvalidRequestError);
+      expect(err.field).toBe(field);
+      expect(err.message).toMatch(reason);
+    }
+    // A program that prints the engine's text and exits 126, and a shell's own 127, are the program's results.
+    const forged = await pool.run({
+      cmd: [
+        'sh',
+        '-c',
+        'echo "OCI runtime exec failed: exec failed: unable to start container process: x: unknown"; exit 126',
+      ],
+    });
+    expect(forged).toMatchObject({
+      exitCode: 126,
+      stdout: expect.stringMatching(/^OCI runtime exec failed/),
+    });
+    const shell = await pool.run({ cmd: ['sh', '-c', 'nosuch-program'] });
+    expect(shell).toMatchObject({ exitCode: 127, stderr: expect.stringMatching(/not found/) });
+  });
+
+  it('keeps the work dir 0700, owned by the sandbox user', async () => {
+    const r = await pool.run({ cmd: ['sh', '-c', 'stat -c "%a %u:%g" .; pwd'] });
+    expect(r.stdout).toBe('700 65534:65534\n/workspace\n');
+  });
+
   it('has no network: a connect fails', async () => {
     const r = await pool.run({
       code: [
@@ -155,7 +190,10 @@ describe('ContainerPoolService on a real engine', () => {
       expect(info.HostConfig.ReadonlyRootfs).toBe(true);
       expect(info.HostConfig.CapDrop).toEqual(['ALL']);
       expect(info.HostConfig.Privileged).toBe(false);
-      expect(info.Config.User).toBe('65534:65534');
+      // The main process (the lifeline) is root without capabilities; every execution runs as the sandbox user.
+      expect(info.Config.User).toBe('0:0');
+      expect(info.HostConfig.CapAdd ?? []).toEqual([]);
+      expect((await c.execute(['id', '-u'])).stdout).toBe('65534\n');
       return (await c.execute(['echo', 'inside'])).stdout;
     });
     expect(out).toBe('inside\n');

@@ -124,6 +124,7 @@ export class FakeDriver implements ContainerDriver {
         id,
         name: spec.name,
         handle: { id },
+        execUser: spec.user,
         exited,
         spec,
         alive: true,

@@ -58,12 +58,16 @@ export interface DriverContainer {
    * engine broke. The container is no longer usable after that. The string says why.
    */
   exited: Promise<string>;
+  /** `uid:gid` of the sandbox user: every exec of the driver's own (e.g. the OOM counter) runs as it. */
+  execUser: string;
   /** Lets go of the container's lifeline, so that it exits by itself (used when a removal failed). */
   detach?(): void;
 }
 
 export interface DriverExecRequest {
   cmd: string[];
+  /** `uid:gid` the program runs as (the sandbox user; never the container's main user). */
+  user: string;
   env: string[];
   workdir: string;
   stdin: Buffer | null;

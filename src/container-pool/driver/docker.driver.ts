@@ -7,6 +7,7 @@ import {
   ContainerPoolError,
   ContainerRemoveError,
   ImageUnavailableError,
+  InvalidRequestError,
 } from '../errors/container-pool.errors';
 import type { PullPolicy } from '../interfaces/container-pool-options.interface';
 import type {
@@ -42,6 +43,14 @@ function deadline(signal?: AbortSignal): { abortSignal: AbortSignal } {
 }
 /** A removal the engine has not finished by then is reported as failed (the engine is hung). */
 const REMOVE_TIMEOUT_MS = 30_000;
+
+/**
+ * The user of the container's main process (docker-init and the lifeline): root inside the container, with no
+ * capability at all (CapDrop ALL, empty bounding set). Every execution runs as the sandbox user instead, so the
+ * sandboxed code can neither signal, ptrace nor open /proc/<pid>/fd of its lifeline (different uid, no
+ * CAP_KILL/CAP_SYS_PTRACE): see docs/security.md.
+ */
+export const LIFELINE_USER = '0:0';
 
 /** How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard lifetime. */
 export function lifelineCommand(lifetimeMs: number): string[] {
@@ -83,8 +92,9 @@ export function toCreateOptions(
     Image: spec.image,
     Cmd: lifelineCommand(spec.lifetimeMs),
     Entrypoint: [],
-    User: spec.user,
-    WorkingDir: spec.workdir,
+    // Not the sandbox user: see LIFELINE_USER. No WorkingDir either: runc would copy the mode of the directory
+    // dockerd makes for it onto the work dir's tmpfs (0755); each exec sets its own cwd, so the tmpfs stays 0700.
+    User: LIFELINE_USER,
     Env: sandboxEnv(spec.env, imageEnv),
     Labels: spec.labels,
     Hostname: 'sandbox',
@@ -126,6 +136,28 @@ export function toCreateOptions(
       ...(spec.runtime ? { Runtime: spec.runtime } : {}),
     },
   };
+}
+
+/**
+ * The typed error of an exec the engine could not start, from runc's message (e.g. `exec: "nosuch": executable
+ * file not found in $PATH`, `chdir to cwd ("/x") set in config.json failed: no such file or directory`).
+ */
+export function notStarted(output: { stdout: Buffer; stderr: Buffer }): InvalidRequestError {
+  const text = Buffer.concat([output.stdout, output.stderr]).toString('utf8').slice(0, 2000);
+  const reason =
+    /unable to start container process: (.*?)(?:: unknown)?\s*$/m.exec(text)?.[1] ??
+    (text.trim() || 'the engine did not start it');
+  if (/chdir to cwd/.test(reason)) {
+    return new InvalidRequestError(
+      'workdir',
+      `the engine could not enter it (${reason.replace(/ set in config\.json failed/, '')}); it must be an ` +
+        'existing directory of the container',
+    );
+  }
+  return new InvalidRequestError(
+    'cmd[0]',
+    `the engine could not start the program (${reason}); name an executable of the image, by path or on PATH`,
+  );
 }
 
 function labelFilters(labels: Record<string, string>): string[] {
@@ -309,6 +341,7 @@ export class DockerDriver implements ContainerDriver {
       name: spec.name,
       handle: container,
       exited,
+      execUser: spec.user,
       // Closing the attached stdin makes PID 1's `cat` see EOF: the container exits and the engine removes it.
       detach: () => line.destroy(),
     };
@@ -324,6 +357,7 @@ export class DockerDriver implements ContainerDriver {
       // timeout (or the caller's abort).
       exec = await container.exec({
         Cmd: request.cmd,
+        User: request.user,
         Env: request.env,
         WorkingDir: request.workdir,
         AttachStdin: true,
@@ -384,7 +418,7 @@ export class DockerDriver implements ContainerDriver {
     if (outcome instanceof Error)
       throw toContainerError(outcome, target.name, 'reading the output');
 
-    const exitCode = await this.waitForExitCode(exec, target, signal);
+    const exitCode = await this.waitForExitCode(exec, target, signal, base);
     if (exitCode === 'aborted') return { ...base, exitCode: null, aborted: true };
     return { ...base, exitCode, aborted: false };
   }
@@ -397,6 +431,7 @@ export class DockerDriver implements ContainerDriver {
     exec: Dockerode.Exec,
     target: DriverContainer,
     signal: AbortSignal,
+    output: { stdout: Buffer; stderr: Buffer },
   ): Promise<number | 'aborted'> {
     let delayMs = 2;
     for (;;) {
@@ -408,6 +443,9 @@ export class DockerDriver implements ContainerDriver {
         if (signal.aborted) return 'aborted';
         throw toContainerError(err, target.name, 'reading the exit code');
       }
+      // Pid 0: the engine never started the program (runc refused the exec), so no code of the sandbox ran and
+      // the output is the engine's own message. A program that prints the same text has a pid.
+      if (!info.Running && (info as { Pid?: number }).Pid === 0) throw notStarted(output);
       if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
         return info.ExitCode;
       }
@@ -431,6 +469,7 @@ export class DockerDriver implements ContainerDriver {
     // The container sees its own memory cgroup: cgroup v1 memory.oom_control, v2 memory.events.
     const r = await this.exec(target, {
       cmd: ['cat', '/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/cgroup/memory.events'],
+      user: target.execUser,
       env: [],
       workdir: '/',
       stdin: null,
