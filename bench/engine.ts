@@ -6,9 +6,12 @@
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import Dockerode from 'dockerode';
-import { containerSpecOf, resolvePoolOptions } from '../src/container-pool/container-pool.config';
-import type { ContainerSpec } from '../src/container-pool/driver/container-driver.interface';
-import { toCreateOptions } from '../src/container-pool/driver/docker.driver';
+import {
+  containerSpecOf,
+  resolvePoolOptions,
+} from '../src/container-pool/config/container-pool.config';
+import type { ContainerSpec } from '../src/container-pool/engine/container-driver.interface';
+import { toCreateOptions } from '../src/container-pool/engine/docker/docker.driver';
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
 
 /**

@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { CONTAINER_DRIVER } from '../src/container-pool/container-pool.constants';
 import { ContainerPoolModule } from '../src/container-pool/container-pool.module';
 import { ContainerPoolService } from '../src/container-pool/container-pool.service';
-import type { ContainerDriver } from '../src/container-pool/driver/container-driver.interface';
+import type { ContainerDriver } from '../src/container-pool/engine/container-driver.interface';
 import type { ContainerPoolModuleOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
 
 export interface BenchPool {

@@ -17,6 +17,8 @@ bash scripts/build-sandbox-image.sh all
 log "type check and lint"
 npx tsc --noEmit -p tsconfig.json
 npx eslint "{src,test,bench}/**/*.ts"
+# No import circle in src/, type-only imports included (.madgerc).
+npx madge --circular src
 
 log "unit tests"
 npx jest --selectProjects unit "$@"

@@ -11,33 +11,29 @@ export {
   poolEnvConfig,
   readPoolEnv,
   resolvePoolOptions,
-} from './container-pool/container-pool.config';
+} from './container-pool/config/container-pool.config';
 export * from './container-pool/errors';
 export * from './container-pool/interfaces';
-export * from './container-pool/driver/container-driver.interface';
-export { DockerDriver } from './container-pool/driver/docker.driver';
-export {
-  CONTAINER_POOL_HTTP_SETTINGS,
-  type ContainerPoolHttpExtras,
-  type ContainerPoolHttpSettings,
-} from './container-pool/container-pool.http';
-export { ContainerPoolController } from './container-pool/container-pool.controller';
-export { RunRequestDto } from './container-pool/dto/run-request.dto';
-export { ResizeDto } from './container-pool/dto/resize.dto';
-export * from './container-pool/dto/responses.dto';
+export * from './container-pool/engine/container-driver.interface';
+export { DockerDriver } from './container-pool/engine/docker/docker.driver';
+export { type ContainerPoolHttpExtras } from './container-pool/http/container-pool-http';
+export { ContainerPoolController } from './container-pool/http/admin.controller';
+export { RunRequestDto } from './container-pool/http/dto/run-request.dto';
+export { ResizeDto } from './container-pool/http/dto/resize.dto';
+export * from './container-pool/http/dto/responses.dto';
 export {
   ContainerPoolErrorFilter,
   errorResponseOf,
   httpMappingOf,
   type ContainerPoolErrorBody,
-} from './container-pool/filters/container-pool-error.filter';
+} from './container-pool/http/filters/container-pool-error.filter';
 export {
   AdminTokenGuard,
   MetricsAccessGuard,
   tokenFingerprint,
   type AdminIdentity,
-} from './container-pool/guards/admin-token.guard';
+} from './container-pool/http/guards/admin-token.guard';
 export { ContainerPoolHealthIndicator } from './container-pool/health/container-pool.health';
 export { ContainerPoolMetrics } from './container-pool/metrics/container-pool.metrics';
-export { ADMIN_BEARER_SCHEME } from './container-pool/openapi/swagger';
-export { setupContainerPoolDocs } from './container-pool/openapi/document';
+export { ADMIN_BEARER_SCHEME } from './container-pool/http/openapi/swagger';
+export { setupContainerPoolDocs } from './container-pool/http/openapi/document';

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
-import { setupContainerPoolDocs } from './container-pool/openapi/document';
+import { setupContainerPoolDocs } from './container-pool/http/openapi/document';
 
 function listenAddress(): { host: string; port: number } {
   const host = process.env.HOST?.trim() || '127.0.0.1';

@@ -39,3 +39,6 @@ export const REFILL_DEFER_MAX_MS = 2_000;
 
 /** A container that dies sooner than this after its start counts as a failed create (back-off, no loop). */
 export const EARLY_DEATH_MS = 2_000;
+
+/** Injection token of the module's resolved HTTP settings (ContainerPoolHttpSettings). */
+export const CONTAINER_POOL_HTTP_SETTINGS = Symbol('CONTAINER_POOL_HTTP_SETTINGS');

@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { ContainerPoolHttpExtras, DEFAULT_HTTP_EXTRAS, withHttp } from './container-pool.http';
+import { ContainerPoolHttpExtras, DEFAULT_HTTP_EXTRAS, withHttp } from './http/container-pool-http';
 import type { ContainerPoolModuleOptions } from './interfaces/container-pool-options.interface';
 
 /** Extras of forRoot()/forRootAsync() that shape the module itself rather than the pool. */

@@ -2,9 +2,13 @@ import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule } from '@
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
-import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './container-pool.config';
-import { CONTAINER_DRIVER, CONTAINER_POOL_RESOLVED_OPTIONS } from './container-pool.constants';
-import { CONTAINER_POOL_HTTP_SETTINGS, ContainerPoolHttpSettings } from './container-pool.http';
+import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './config/container-pool.config';
+import {
+  CONTAINER_DRIVER,
+  CONTAINER_POOL_HTTP_SETTINGS,
+  CONTAINER_POOL_RESOLVED_OPTIONS,
+} from './container-pool.constants';
+import type { ContainerPoolHttpSettings } from './interfaces/http-settings.interface';
 import {
   ASYNC_OPTIONS_TYPE,
   CONTAINER_POOL_MODULE_OPTIONS,
@@ -12,10 +16,10 @@ import {
   OPTIONS_TYPE,
 } from './container-pool.module-definition';
 import { ContainerPoolService } from './container-pool.service';
-import { DockerDriver } from './driver/docker.driver';
+import { DockerDriver } from './engine/docker/docker.driver';
 import { ContainerPoolHealthIndicator } from './health/container-pool.health';
 import { ContainerPoolMetrics } from './metrics/container-pool.metrics';
-import { JsonBodyMiddleware } from './middleware/json-body.middleware';
+import { JsonBodyMiddleware } from './http/middleware/json-body.middleware';
 import type {
   ContainerPoolModuleOptions,
   ResolvedContainerPoolOptions,

@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { v4 as uuidv4 } from 'uuid';
-import { configHash, containerSpecOf, describeSettings } from './container-pool.config';
+import { configHash, containerSpecOf, describeSettings } from './config/container-pool.config';
 import {
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,
@@ -29,7 +29,7 @@ import type {
   EngineEvent,
   EngineInfo,
   EventSubscription,
-} from './driver/container-driver.interface';
+} from './engine/container-driver.interface';
 import {
   AcquireTimeoutError,
   ContainerCreateError,
@@ -46,7 +46,7 @@ import {
   SandboxUnsupportedError,
   TooManyWaitersError,
 } from './errors/container-pool.errors';
-import { normalizeExecOptions, toCommand } from './exec-request';
+import { normalizeExecOptions, toCommand } from './execution/exec-request';
 import type { ResolvedContainerPoolOptions } from './interfaces/container-pool-options.interface';
 import type {
   Container,
@@ -56,8 +56,8 @@ import type {
 } from './interfaces/container.interface';
 import type { ExecResult } from './interfaces/exec-result.interface';
 import type { AcquireOptions, ExecOptions, RunRequest } from './interfaces/run-request.interface';
-import { PendingAcquire } from './pending-acquire';
-import { ActiveExecution, ContainerOwner, PooledContainer } from './pooled-container';
+import { PendingAcquire } from './pool/pending-acquire';
+import { ActiveExecution, ContainerOwner, PooledContainer } from './pool/pooled-container';
 
 /** Errors after which nothing can be created until the cause is fixed: acquires fail fast meanwhile. */
 function isPoolWide(err: unknown): boolean {

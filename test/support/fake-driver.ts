@@ -8,7 +8,7 @@ import {
   EngineInfo,
   EventSubscription,
   ListedContainer,
-} from '../../src/container-pool/driver/container-driver.interface';
+} from '../../src/container-pool/engine/container-driver.interface';
 import {
   ContainerLostError,
   EngineUnavailableError,

@@ -1,8 +1,8 @@
 import type {
   ContainerSpec,
   DriverContainer,
-} from '../../src/container-pool/driver/container-driver.interface';
-import { DockerDriver } from '../../src/container-pool/driver/docker.driver';
+} from '../../src/container-pool/engine/container-driver.interface';
+import { DockerDriver } from '../../src/container-pool/engine/docker/docker.driver';
 import { docker } from './integration';
 
 /** A DockerDriver whose creates take `delayMs` longer, before the engine sees them or after they started. */

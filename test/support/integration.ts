@@ -7,7 +7,7 @@ import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.consta
 import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
 import type { ContainerPoolModuleExtras } from '../../src/container-pool/container-pool.module-definition';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
-import type { ContainerDriver } from '../../src/container-pool/driver/container-driver.interface';
+import type { ContainerDriver } from '../../src/container-pool/engine/container-driver.interface';
 import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
 
 /** The Python sandbox image the test scripts build (or POOL_IMAGE when set). */

@@ -6,10 +6,10 @@ import { ContainerPoolModule } from '../../src/container-pool/container-pool.mod
 import type { ContainerPoolModuleExtras } from '../../src/container-pool/container-pool.module-definition';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
-import { tokenFingerprint } from '../../src/container-pool/guards/admin-token.guard';
-import { setupContainerPoolDocs } from '../../src/container-pool/openapi/document';
-import { ADMIN_BEARER_SCHEME } from '../../src/container-pool/openapi/swagger';
-import type { DriverExecResult } from '../../src/container-pool/driver/container-driver.interface';
+import { tokenFingerprint } from '../../src/container-pool/http/guards/admin-token.guard';
+import { setupContainerPoolDocs } from '../../src/container-pool/http/openapi/document';
+import { ADMIN_BEARER_SCHEME } from '../../src/container-pool/http/openapi/swagger';
+import type { DriverExecResult } from '../../src/container-pool/engine/container-driver.interface';
 import { FakeDriver } from '../support/fake-driver';
 import { waitFor } from '../support/pool-testing';
 

@@ -1,12 +1,12 @@
 import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
-import { containerPoolValidationPipe } from '../../src/container-pool/container-pool.controller';
-import { ResizeDto } from '../../src/container-pool/dto/resize.dto';
-import { RunRequestDto } from '../../src/container-pool/dto/run-request.dto';
+import { containerPoolValidationPipe } from '../../src/container-pool/http/admin.controller';
+import { ResizeDto } from '../../src/container-pool/http/dto/resize.dto';
+import { RunRequestDto } from '../../src/container-pool/http/dto/run-request.dto';
 import {
   containerRefKind,
   ContainerRefPipe,
-} from '../../src/container-pool/pipes/container-ref.pipe';
-import { JsonObjectBodyPipe } from '../../src/container-pool/pipes/json-object-body.pipe';
+} from '../../src/container-pool/http/pipes/container-ref.pipe';
+import { JsonObjectBodyPipe } from '../../src/container-pool/http/pipes/json-object-body.pipe';
 
 const body = (metatype: ArgumentMetadata['metatype']): ArgumentMetadata => ({
   type: 'body',

@@ -1,12 +1,12 @@
 import { ExecutionContext, ForbiddenException, UnauthorizedException } from '@nestjs/common';
-import { DEFAULT_OPTIONS } from '../../src/container-pool/container-pool.config';
+import { DEFAULT_OPTIONS } from '../../src/container-pool/config/container-pool.config';
 import {
   ADMIN_IDENTITY,
   AdminTokenGuard,
   checkBearer,
   MetricsAccessGuard,
   tokenFingerprint,
-} from '../../src/container-pool/guards/admin-token.guard';
+} from '../../src/container-pool/http/guards/admin-token.guard';
 
 const A = 'token-a-0123456789abcdef';
 const B = 'token-b-0123456789abcdef';

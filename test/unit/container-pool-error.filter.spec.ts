@@ -20,7 +20,7 @@ import {
   ContainerPoolErrorFilter,
   errorResponseOf,
   httpMappingOf,
-} from '../../src/container-pool/filters/container-pool-error.filter';
+} from '../../src/container-pool/http/filters/container-pool-error.filter';
 
 describe('pool errors to HTTP', () => {
   it.each<[ContainerPoolError, number, number | undefined]>([

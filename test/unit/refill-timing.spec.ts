@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { REFILL_DEFER_MAX_MS } from '../../src/container-pool/container-pool.constants';
-import type { DriverExecResult } from '../../src/container-pool/driver/container-driver.interface';
+import type { DriverExecResult } from '../../src/container-pool/engine/container-driver.interface';
 import { FakeDriver } from '../support/fake-driver';
 import { createFakePool, tick, waitFor } from '../support/pool-testing';
 

@@ -1,4 +1,4 @@
-import { sandboxEnv, toCreateOptions } from '../../src/container-pool/driver/docker.driver';
+import { sandboxEnv, toCreateOptions } from '../../src/container-pool/engine/docker/docker.driver';
 
 describe('sandboxEnv (the container environment)', () => {
   it('keeps the given entries and unsets the image ENV and HOSTNAME by naming them without a value', () => {

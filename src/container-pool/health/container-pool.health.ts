@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool-http.constants';
-import type { ContainerPoolHttpSettings } from '../container-pool.http';
+import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool.constants';
+import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
 import { ContainerPoolService } from '../container-pool.service';
 
 /** Why the pool cannot serve now, or null when it can. */

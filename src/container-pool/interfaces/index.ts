@@ -2,3 +2,4 @@ export * from './container-pool-options.interface';
 export * from './container.interface';
 export * from './exec-result.interface';
 export * from './run-request.interface';
+export * from './http-settings.interface';

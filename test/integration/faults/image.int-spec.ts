@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
-import { DockerDriver } from '../../../src/container-pool/driver/docker.driver';
+import { DockerDriver } from '../../../src/container-pool/engine/docker/docker.driver';
 import { ImageUnavailableError } from '../../../src/container-pool/errors/container-pool.errors';
 import type { PullPolicy } from '../../../src/container-pool/interfaces/container-pool-options.interface';
 import { expectPoolHealthy } from '../../support/hostile';

@@ -1,7 +1,7 @@
 import { Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
-import { ApiOperation, ApiTags } from '../openapi/swagger';
-import { ContainerPoolHealthIndicator } from './container-pool.health';
+import { ApiOperation, ApiTags } from './openapi/swagger';
+import { ContainerPoolHealthIndicator } from '../health/container-pool.health';
 
 /**
  * GET <healthPath>/live and <healthPath>/ready (default /health/...), without auth.

@@ -5,7 +5,7 @@ import {
   EngineUnavailableError,
   ImageUnavailableError,
   SandboxUnsupportedError,
-} from '../errors/container-pool.errors';
+} from '../../errors/container-pool.errors';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',

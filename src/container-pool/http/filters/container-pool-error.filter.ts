@@ -23,7 +23,7 @@ import {
   PoolShuttingDownError,
   SandboxUnsupportedError,
   TooManyWaitersError,
-} from '../errors/container-pool.errors';
+} from '../../errors/container-pool.errors';
 
 /** Status used when the client went away before the answer (nginx's "client closed request"). */
 export const CLIENT_CLOSED_REQUEST = 499;

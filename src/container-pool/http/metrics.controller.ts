@@ -1,6 +1,6 @@
 import { Get, Header, Res, UseFilters, UseGuards } from '@nestjs/common';
-import { ContainerPoolErrorFilter } from '../filters/container-pool-error.filter';
-import { MetricsAccessGuard } from '../guards/admin-token.guard';
+import { ContainerPoolErrorFilter } from './filters/container-pool-error.filter';
+import { MetricsAccessGuard } from './guards/admin-token.guard';
 import {
   ADMIN_BEARER_SCHEME,
   ApiBearerAuth,
@@ -8,9 +8,9 @@ import {
   ApiProduces,
   ApiResponse,
   ApiTags,
-} from '../openapi/swagger';
-import { ErrorBodyDto } from '../dto/responses.dto';
-import { ContainerPoolMetrics } from './container-pool.metrics';
+} from './openapi/swagger';
+import { ErrorBodyDto } from './dto/responses.dto';
+import { ContainerPoolMetrics } from '../metrics/container-pool.metrics';
 
 /**
  * GET <metricsPath> (default /metrics): Prometheus text. Bearer token required unless `metricsPublic`.

@@ -1,6 +1,6 @@
-import { InvalidRequestError } from './errors/container-pool.errors';
-import type { ResolvedContainerPoolOptions } from './interfaces/container-pool-options.interface';
-import type { ExecOptions, RunRequest } from './interfaces/run-request.interface';
+import { InvalidRequestError } from '../errors/container-pool.errors';
+import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+import type { ExecOptions, RunRequest } from '../interfaces/run-request.interface';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -1,10 +1,9 @@
 import { Controller, DynamicModule, Type } from '@nestjs/common';
-import { ContainerPoolController } from './container-pool.controller';
-import { CONTAINER_POOL_HTTP_SETTINGS } from './container-pool-http.constants';
-import { ContainerPoolHealthController } from './health/container-pool-health.controller';
-import { ContainerPoolMetricsController } from './metrics/container-pool-metrics.controller';
-
-export { CONTAINER_POOL_HTTP_SETTINGS };
+import { ContainerPoolController } from './admin.controller';
+import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool.constants';
+import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
+import { ContainerPoolHealthController } from './health.controller';
+import { ContainerPoolMetricsController } from './metrics.controller';
 
 /** The HTTP part of forRoot()/forRootAsync() extras. */
 export interface ContainerPoolHttpExtras {
@@ -24,14 +23,6 @@ export const DEFAULT_HTTP_EXTRAS: Required<ContainerPoolHttpExtras> = {
   healthPath: 'health',
   metricsPath: 'metrics',
 };
-
-/** What the module routes, after defaults; the controllers are the per-path subclasses it registered. */
-export interface ContainerPoolHttpSettings {
-  adminPrefix: string | null;
-  healthPath: string | null;
-  metricsPath: string | null;
-  adminController: Type | null;
-}
 
 function normalizePath(option: string, value: unknown): string {
   if (typeof value !== 'string' || !/^\/?[a-zA-Z0-9._~-]+(\/[a-zA-Z0-9._~-]+)*\/?$/.test(value)) {

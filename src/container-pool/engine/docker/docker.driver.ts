@@ -1,6 +1,6 @@
 import type { Duplex, Readable } from 'node:stream';
 import Dockerode from 'dockerode';
-import { BACKOFF_INITIAL_MS } from '../container-pool.constants';
+import { BACKOFF_INITIAL_MS } from '../../container-pool.constants';
 import {
   ContainerCreateError,
   ContainerLostError,
@@ -8,8 +8,8 @@ import {
   ContainerRemoveError,
   ImageUnavailableError,
   InvalidRequestError,
-} from '../errors/container-pool.errors';
-import type { PullPolicy } from '../interfaces/container-pool-options.interface';
+} from '../../errors/container-pool.errors';
+import type { PullPolicy } from '../../interfaces/container-pool-options.interface';
 import type {
   ContainerDriver,
   ContainerSpec,
@@ -21,7 +21,7 @@ import type {
   EngineInfo,
   EventSubscription,
   ListedContainer,
-} from './container-driver.interface';
+} from '../container-driver.interface';
 import {
   describe,
   isConnectionError,
@@ -30,7 +30,7 @@ import {
   toCreateError,
   toEngineError,
 } from './docker-errors';
-import { CappedSink } from './output-sink';
+import { CappedSink } from '../../execution/output-sink';
 
 const WATCHED_EVENTS: EngineEventType[] = ['oom', 'die', 'destroy'];
 const EVENT_RECONNECT_MAX_MS = 5_000;

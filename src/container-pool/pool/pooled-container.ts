@@ -1,8 +1,8 @@
 import type Dockerode from 'dockerode';
-import type { DriverContainer } from './driver/container-driver.interface';
-import type { Container, ContainerState } from './interfaces/container.interface';
-import type { ExecResult } from './interfaces/exec-result.interface';
-import type { ExecOptions } from './interfaces/run-request.interface';
+import type { DriverContainer } from '../engine/container-driver.interface';
+import type { Container, ContainerState } from '../interfaces/container.interface';
+import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { ExecOptions } from '../interfaces/run-request.interface';
 
 /** What a PooledContainer needs from its pool. */
 export interface ContainerOwner {

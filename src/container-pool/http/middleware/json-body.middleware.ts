@@ -7,9 +7,9 @@ import {
   PayloadTooLargeException,
   UnsupportedMediaTypeException,
 } from '@nestjs/common';
-import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../container-pool.constants';
+import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants';
 import { checkBearer } from '../guards/admin-token.guard';
-import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+import type { ResolvedContainerPoolOptions } from '../../interfaces/container-pool-options.interface';
 
 type Request = IncomingMessage & { body?: unknown; rawBody?: Buffer };
 

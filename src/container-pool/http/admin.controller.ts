@@ -22,7 +22,7 @@ import {
   ValidationPipe,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { ContainerPoolService } from './container-pool.service';
+import { ContainerPoolService } from '../container-pool.service';
 import { ResizeDto } from './dto/resize.dto';
 import {
   ContainerInfoDto,
@@ -34,9 +34,9 @@ import {
 import { RunRequestDto } from './dto/run-request.dto';
 import { ContainerPoolErrorFilter } from './filters/container-pool-error.filter';
 import { ADMIN_IDENTITY, AdminIdentity, AdminTokenGuard } from './guards/admin-token.guard';
-import type { ContainerInfo, PoolStats } from './interfaces/container.interface';
-import type { ExecResult } from './interfaces/exec-result.interface';
-import type { RunRequest } from './interfaces/run-request.interface';
+import type { ContainerInfo, PoolStats } from '../interfaces/container.interface';
+import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { RunRequest } from '../interfaces/run-request.interface';
 import {
   ADMIN_BEARER_SCHEME,
   ApiBearerAuth,

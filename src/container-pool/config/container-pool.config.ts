@@ -3,14 +3,14 @@ import { registerAs } from '@nestjs/config';
 import {
   CONTAINER_POOL_CONFIG_NAMESPACE,
   LIFETIME_SAFETY_MARGIN_MS,
-} from './container-pool.constants';
-import type { ContainerSpec } from './driver/container-driver.interface';
-import { InvalidPoolConfigError } from './errors/container-pool.errors';
+} from '../container-pool.constants';
+import type { ContainerSpec } from '../engine/container-driver.interface';
+import { InvalidPoolConfigError } from '../errors/container-pool.errors';
 import type {
   ContainerPoolModuleOptions,
   PullPolicy,
   ResolvedContainerPoolOptions,
-} from './interfaces/container-pool-options.interface';
+} from '../interfaces/container-pool-options.interface';
 
 const MiB = 1024 * 1024;
 const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always', 'never'];

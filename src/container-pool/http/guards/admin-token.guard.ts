@@ -8,8 +8,8 @@ import {
   Logger,
   UnauthorizedException,
 } from '@nestjs/common';
-import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../container-pool.constants';
-import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants';
+import type { ResolvedContainerPoolOptions } from '../../interfaces/container-pool-options.interface';
 
 /** Who made an admin request, as the guard left it on the request. Never the token itself. */
 export interface AdminIdentity {

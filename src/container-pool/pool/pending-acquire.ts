@@ -1,4 +1,4 @@
-import { AcquireTimeoutError, ExecutionAbortedError } from './errors/container-pool.errors';
+import { AcquireTimeoutError, ExecutionAbortedError } from '../errors/container-pool.errors';
 
 /**
  * One caller waiting for a container (after tarn.js's PendingOperation): it owns its timer and its abort

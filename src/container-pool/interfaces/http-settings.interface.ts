@@ -1,0 +1,9 @@
+import type { Type } from '@nestjs/common';
+
+/** What the module routes, after defaults; the controllers are the per-path subclasses it registered. */
+export interface ContainerPoolHttpSettings {
+  adminPrefix: string | null;
+  healthPath: string | null;
+  metricsPath: string | null;
+  adminController: Type | null;
+}
