@@ -6,10 +6,7 @@
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import Dockerode from 'dockerode';
-import {
-  containerSpecOf,
-  resolvePoolOptions,
-} from '../src/container-pool/config/container-pool.config';
+import { containerSpecOf, resolvePoolOptions } from '../src/container-pool/config';
 import type { ContainerSpec } from '../src/container-pool/engine/container-driver.interface';
 import { toCreateOptions } from '../src/container-pool/engine/docker/docker.driver';
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';

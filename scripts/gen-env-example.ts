@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_OPTIONS, envName, SETTINGS } from '../src/container-pool/config/container-pool.config';
+import { DEFAULT_OPTIONS, envName, SETTINGS } from '../src/container-pool/config';
 
 const MiB = 1024 * 1024;
 const root = join(__dirname, '..');

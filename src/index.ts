@@ -11,7 +11,7 @@ export {
   poolEnvConfig,
   readPoolEnv,
   resolvePoolOptions,
-} from './container-pool/config/container-pool.config';
+} from './container-pool/config';
 export * from './container-pool/errors';
 export * from './container-pool/interfaces';
 export * from './container-pool/engine/container-driver.interface';

@@ -2,7 +2,7 @@ import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule } from '@
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
-import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './config/container-pool.config';
+import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './config';
 import {
   CONTAINER_DRIVER,
   CONTAINER_POOL_HTTP_SETTINGS,

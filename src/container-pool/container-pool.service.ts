@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { v4 as uuidv4 } from 'uuid';
-import { configHash, containerSpecOf, describeSettings } from './config/container-pool.config';
+import { configHash, containerSpecOf, describeSettings } from './config';
 import {
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,

@@ -1,7 +1,4 @@
-import {
-  readPoolEnv,
-  resolvePoolOptions,
-} from '../../src/container-pool/config/container-pool.config';
+import { readPoolEnv, resolvePoolOptions } from '../../src/container-pool/config';
 import { InvalidPoolConfigError } from '../../src/container-pool/errors/container-pool.errors';
 
 const T1 = 'first-token-0123456789';

@@ -1,5 +1,5 @@
 import { ExecutionContext, ForbiddenException, UnauthorizedException } from '@nestjs/common';
-import { DEFAULT_OPTIONS } from '../../src/container-pool/config/container-pool.config';
+import { DEFAULT_OPTIONS } from '../../src/container-pool/config';
 import {
   ADMIN_IDENTITY,
   AdminTokenGuard,

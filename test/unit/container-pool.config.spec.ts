@@ -7,7 +7,7 @@ import {
   readPoolEnv,
   resolvePoolOptions,
   SETTINGS,
-} from '../../src/container-pool/config/container-pool.config';
+} from '../../src/container-pool/config';
 import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.constants';

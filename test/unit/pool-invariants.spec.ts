@@ -13,7 +13,7 @@
  * Reproduce a failure with INVARIANT_SEED=<seed> (printed on failure); INVARIANT_STEPS sets the steps per seed.
  */
 import { Logger } from '@nestjs/common';
-import { resolvePoolOptions } from '../../src/container-pool/config/container-pool.config';
+import { resolvePoolOptions } from '../../src/container-pool/config';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import type { DriverExecResult } from '../../src/container-pool/engine/container-driver.interface';
 import {

@@ -1,0 +1,112 @@
+import type {
+  ContainerPoolModuleOptions,
+  PullPolicy,
+  ResolvedContainerPoolOptions,
+} from '../interfaces/container-pool-options.interface';
+
+export const MiB = 1024 * 1024;
+export const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always', 'never'];
+
+export type Kind = 'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'argv' | 'tokens';
+type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker'>;
+
+export interface Setting {
+  kind: Kind;
+  min?: number;
+  description: string;
+}
+
+/** Every setting, its kind, lower bound and one-line description. Defaults live in DEFAULT_OPTIONS. */
+export const SETTINGS: Record<SettingKey, Setting> = {
+  name: { kind: 'string', description: 'pool name, put on container labels' },
+  image: { kind: 'string', description: 'sandbox image' },
+  pullPolicy: { kind: 'pullPolicy', description: 'if-not-present | always | never' },
+  pythonCommand: { kind: 'argv', description: 'interpreter for run({ code }), space separated' },
+  size: { kind: 'int', min: 0, description: 'idle containers kept warm' },
+  maxContainers: { kind: 'int', min: 1, description: 'cap on all containers of the pool' },
+  maxWaiters: { kind: 'int', min: 0, description: 'acquires allowed to wait at the cap' },
+  maxConcurrentCreates: { kind: 'int', min: 1, description: 'container creations in flight' },
+  acquireTimeoutMs: { kind: 'int', min: 1, description: 'how long acquire() waits' },
+  replenishIntervalMs: { kind: 'int', min: 100, description: 'interval of the top-up task' },
+  singleUse: { kind: 'bool', description: 'destroy containers on release' },
+  execTimeoutMs: { kind: 'int', min: 1, description: 'default execution timeout' },
+  maxExecTimeoutMs: {
+    kind: 'int',
+    min: 1,
+    description: 'largest execution timeout a caller may ask',
+  },
+  maxOutputBytes: { kind: 'bytes', min: 1, description: 'per-stream output cap' },
+  maxStdinBytes: { kind: 'bytes', min: 0, description: 'largest stdin plus code of one execution' },
+  containerLifetimeMs: { kind: 'int', min: 1000, description: 'hard limit on a container life' },
+  shutdownGraceMs: {
+    kind: 'int',
+    min: 0,
+    description: 'time executions get to finish at shutdown',
+  },
+  createTimeoutMs: { kind: 'int', min: 1000, description: 'deadline of one create+start' },
+  user: { kind: 'string', description: 'container user uid:gid, never root' },
+  workdir: { kind: 'string', description: 'work dir and HOME (tmpfs)' },
+  memoryBytes: { kind: 'bytes', min: 6 * MiB, description: 'memory limit, swap disabled' },
+  nanoCpus: { kind: 'int', min: 1_000_000, description: 'CPU limit in 1e-9 CPUs' },
+  pidsLimit: { kind: 'int', min: 8, description: 'process limit' },
+  nofileLimit: { kind: 'int', min: 16, description: 'open files limit' },
+  fileSizeLimitBytes: { kind: 'bytes', min: 1, description: 'largest file a process may write' },
+  tmpSizeBytes: { kind: 'bytes', min: 1, description: 'size of the /tmp tmpfs' },
+  workdirSizeBytes: { kind: 'bytes', min: 1, description: 'size of the work dir tmpfs' },
+  shmSizeBytes: { kind: 'bytes', min: 1, description: 'size of /dev/shm' },
+  runtime: {
+    kind: 'string',
+    description: 'OCI runtime (e.g. runsc); empty for the engine default',
+  },
+  seccompProfile: {
+    kind: 'string',
+    description: 'custom seccomp profile JSON; empty for the default',
+  },
+  requireSeccomp: { kind: 'bool', description: 'refuse to serve when the engine has no seccomp' },
+  adminToken: { kind: 'tokens', description: 'bearer token(s) of the admin API, comma separated' },
+  metricsPublic: { kind: 'bool', description: 'serve /metrics without a bearer token' },
+  maxBodyBytes: { kind: 'bytes', min: 1024, description: 'largest request body of the HTTP API' },
+};
+
+/** Shortest admin token accepted: a guessable token would open the pool to anyone who can reach it. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+export const DEFAULT_OPTIONS: ResolvedContainerPoolOptions = {
+  name: 'default',
+  image: 'python:3.13-slim',
+  pullPolicy: 'if-not-present',
+  pythonCommand: ['python3'],
+  size: 2,
+  maxContainers: 10,
+  maxWaiters: 100,
+  maxConcurrentCreates: 2,
+  acquireTimeoutMs: 30_000,
+  replenishIntervalMs: 5_000,
+  singleUse: true,
+  execTimeoutMs: 30_000,
+  maxExecTimeoutMs: 300_000,
+  maxOutputBytes: 1 * MiB,
+  maxStdinBytes: 16 * MiB,
+  containerLifetimeMs: 1_800_000,
+  shutdownGraceMs: 10_000,
+  createTimeoutMs: 60_000,
+  user: '65534:65534',
+  workdir: '/workspace',
+  memoryBytes: 256 * MiB,
+  nanoCpus: 1_000_000_000,
+  pidsLimit: 128,
+  nofileLimit: 256,
+  fileSizeLimitBytes: 128 * MiB,
+  tmpSizeBytes: 64 * MiB,
+  workdirSizeBytes: 64 * MiB,
+  shmSizeBytes: 16 * MiB,
+  requireSeccomp: true,
+  adminToken: [],
+  metricsPublic: false,
+  maxBodyBytes: 24 * MiB,
+};
+
+/** `maxContainers` -> `POOL_MAX_CONTAINERS`. */
+export function envName(key: string): string {
+  return 'POOL_' + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
