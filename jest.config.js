@@ -7,6 +7,8 @@ const base = {
 };
 
 module.exports = {
+  // A global option (ignored inside a project): the integration cases that start pool hosts need more than 5 s.
+  testTimeout: 120000,
   projects: [
     {
       ...base,

@@ -8,7 +8,8 @@ import { Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { containerSpecOf, resolvePoolOptions } from '../src/container-pool/config';
 import type { ContainerSpec } from '../src/container-pool/engine/container-driver.interface';
-import { toCreateOptions } from '../src/container-pool/engine/docker/docker.driver';
+import { toCreateOptions } from '../src/container-pool/engine/docker/docker-create-options';
+import { execMainProcess } from '../src/container-pool/transport/exec/exec.transport';
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
 
 /**
@@ -26,7 +27,7 @@ export function benchSpec(
   name: string,
   labels: Record<string, string>,
 ): ContainerSpec {
-  return { ...containerSpecOf(o), name, labels };
+  return { ...containerSpecOf(o), ...execMainProcess(o.containerLifetimeMs), name, labels };
 }
 
 /** The pool's resolved options for the benchmark image (also what the raw containers are built from). */

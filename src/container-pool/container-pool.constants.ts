@@ -4,6 +4,9 @@ export const CONTAINER_DRIVER = Symbol('CONTAINER_POOL_DRIVER');
 /** Injection token of the validated, fully resolved options (ResolvedContainerPoolOptions). */
 export const CONTAINER_POOL_RESOLVED_OPTIONS = Symbol('CONTAINER_POOL_RESOLVED_OPTIONS');
 
+/** Injection token of this module instance's id: the owner label of its containers (a UUID per process). */
+export const CONTAINER_POOL_INSTANCE_ID = Symbol('CONTAINER_POOL_INSTANCE_ID');
+
 /** Namespace of the `POOL_*` settings registered with @nestjs/config (`registerAs`). */
 export const CONTAINER_POOL_CONFIG_NAMESPACE = 'containerPool';
 

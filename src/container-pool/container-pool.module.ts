@@ -2,10 +2,12 @@ import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule } from '@
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
+import { v4 as uuidv4 } from 'uuid';
 import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './config';
 import {
   CONTAINER_DRIVER,
   CONTAINER_POOL_HTTP_SETTINGS,
+  CONTAINER_POOL_INSTANCE_ID,
   CONTAINER_POOL_RESOLVED_OPTIONS,
 } from './container-pool.constants';
 import type { ContainerPoolHttpSettings } from './interfaces/http-settings.interface';
@@ -50,6 +52,7 @@ import type {
       inject: [CONTAINER_POOL_RESOLVED_OPTIONS],
       useFactory: (o: ResolvedContainerPoolOptions) => new DockerDriver(o.docker),
     },
+    { provide: CONTAINER_POOL_INSTANCE_ID, useFactory: () => uuidv4() },
     ContainerPoolService,
     ContainerPoolMetrics,
     ContainerPoolHealthIndicator,

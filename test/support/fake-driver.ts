@@ -8,12 +8,15 @@ import {
   EngineInfo,
   EventSubscription,
   ListedContainer,
+  ListedState,
+  SandboxRequirements,
 } from '../../src/container-pool/engine/container-driver.interface';
 import {
   ContainerLostError,
   EngineUnavailableError,
   ExecutionAbortedError,
   ImageUnavailableError,
+  SandboxUnsupportedError,
 } from '../../src/container-pool/errors/container-pool.errors';
 
 export interface FakeContainer extends DriverContainer {
@@ -39,10 +42,33 @@ export interface PendingRemove {
   finish(): void;
 }
 
+/** What a fake exec produces: the program's whole output, written to the caller's sinks by the fake. */
+export interface FakeExecResult {
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  truncated: boolean;
+  aborted: boolean;
+}
+
+/** A container as the fake engine lists it, with Docker's state words (exited, dead, created, running). */
+export interface FakeListed {
+  id: string;
+  name: string;
+  state: string;
+  labels: Record<string, string>;
+  createdAt: Date;
+}
+
+function listedState(state: string): ListedState {
+  if (state === 'running' || state === 'created') return state;
+  return state === 'exited' || state === 'dead' ? 'stopped' : 'other';
+}
+
 type ExecBehaviour = (
   req: DriverExecRequest,
   container: FakeContainer,
-) => Promise<DriverExecResult> | DriverExecResult;
+) => Promise<FakeExecResult> | FakeExecResult;
 
 /** An in-memory engine for unit tests: every call is counted and can be made slow or failing. */
 export class FakeDriver implements ContainerDriver {
@@ -69,7 +95,7 @@ export class FakeDriver implements ContainerDriver {
   readonly oomKills = new Map<string, number>();
   /** Called with every container the fake engine creates (e.g. to let it die at once). */
   onCreated?: (c: FakeContainer) => void;
-  listed: ListedContainer[] = [];
+  listed: FakeListed[] = [];
   handlers?: EngineEventHandlers;
   execBehaviour: ExecBehaviour = (req) => ({
     exitCode: 0,
@@ -135,6 +161,7 @@ export class FakeDriver implements ContainerDriver {
           die(reason);
         },
       };
+      await spec.ready(c, signal);
       this.containers.set(id, c);
       this.created.push(c);
       this.onCreated?.(c);
@@ -169,7 +196,19 @@ export class FakeDriver implements ContainerDriver {
   async exec(target: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult> {
     const c = this.containers.get(target.id);
     if (!c || !c.alive) throw new ContainerLostError(target.name, 'gone (fake)');
-    return this.execBehaviour(request, c);
+    const r = await this.execBehaviour(request, c);
+    if (r.stdout.length) request.stdout.write(r.stdout);
+    if (r.stderr.length) request.stderr.write(r.stderr);
+    return { exitCode: r.exitCode, aborted: r.aborted };
+  }
+
+  verifySandbox(info: EngineInfo, needs: SandboxRequirements): void {
+    if (needs.seccomp && !info.seccomp) {
+      throw new SandboxUnsupportedError('the engine reports no seccomp support (fake)');
+    }
+    if (needs.runtime && !info.runtimes.includes(needs.runtime)) {
+      throw new SandboxUnsupportedError(`runtime "${needs.runtime}" is not registered (fake)`);
+    }
   }
 
   removeContainer(id: string): Promise<void> {
@@ -213,7 +252,13 @@ export class FakeDriver implements ContainerDriver {
 
   listContainers(): Promise<ListedContainer[]> {
     if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
-    return Promise.resolve(this.listed);
+    return Promise.resolve(
+      this.listed.map((r): ListedContainer => ({
+        ...r,
+        state: listedState(r.state),
+        engineState: r.state,
+      })),
+    );
   }
 
   watchEvents(_labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription {

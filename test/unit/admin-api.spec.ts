@@ -9,8 +9,7 @@ import type { ContainerPoolModuleOptions } from '../../src/container-pool/interf
 import { tokenFingerprint } from '../../src/container-pool/http/guards/admin-token.guard';
 import { setupContainerPoolDocs } from '../../src/container-pool/http/openapi/document';
 import { ADMIN_BEARER_SCHEME } from '../../src/container-pool/http/openapi/swagger';
-import type { DriverExecResult } from '../../src/container-pool/engine/container-driver.interface';
-import { FakeDriver } from '../support/fake-driver';
+import { FakeDriver, type FakeExecResult } from '../support/fake-driver';
 import { waitFor } from '../support/pool-testing';
 
 const TOKEN = 'unit-admin-token-0123456789';
@@ -129,7 +128,7 @@ describe('admin API (fake driver)', () => {
     app = h.app;
     const none = Buffer.alloc(0);
     h.driver.execBehaviour = (req, c) =>
-      new Promise<DriverExecResult>((resolve) => {
+      new Promise<FakeExecResult>((resolve) => {
         const done = () =>
           resolve({ exitCode: null, stdout: none, stderr: none, truncated: false, aborted: true });
         req.signal.addEventListener('abort', done, { once: true });

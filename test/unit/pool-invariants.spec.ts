@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /**
  * Randomized, seeded, reproducible invariant test of the pool's state machine on a fake engine whose creates,
  * removals and executions stay in flight until the test settles them, and whose clock is jest's fake clock.
@@ -15,7 +16,6 @@
 import { Logger } from '@nestjs/common';
 import { resolvePoolOptions } from '../../src/container-pool/config';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
-import type { DriverExecResult } from '../../src/container-pool/engine/container-driver.interface';
 import {
   ContainerCreateError,
   ContainerPoolError,
@@ -23,7 +23,7 @@ import {
 } from '../../src/container-pool/errors/container-pool.errors';
 import type { Container } from '../../src/container-pool/interfaces/container.interface';
 import { mulberry32 } from '../../bench/stats';
-import { FakeDriver } from '../support/fake-driver';
+import { FakeDriver, type FakeExecResult } from '../support/fake-driver';
 
 const DEFAULT_SEEDS = [1, 7, 42, 1337, 20240601, 987654321];
 const SEEDS = process.env.INVARIANT_SEED
@@ -37,7 +37,7 @@ interface Holder {
 }
 
 interface PendingExec {
-  resolve(result: DriverExecResult): void;
+  resolve(result: FakeExecResult): void;
   signal: AbortSignal;
 }
 
@@ -65,7 +65,7 @@ async function runScenario(seed: number, steps: number, log: string[]): Promise<
   driver.manualRemoves = true;
   const pendingExecs: PendingExec[] = [];
   driver.execBehaviour = (req) =>
-    new Promise<DriverExecResult>((resolve) => {
+    new Promise<FakeExecResult>((resolve) => {
       const entry: PendingExec = {
         signal: req.signal,
         resolve: (r) => {
@@ -104,7 +104,7 @@ async function runScenario(seed: number, steps: number, log: string[]): Promise<
     shutdownGraceMs: 100,
     createTimeoutMs: 1000,
   });
-  const pool = new ContainerPoolService(options, driver);
+  const pool = new ContainerPoolService(options, driver, randomUUID());
   // Container names carry the random instance id; the log keeps only their sequence number.
   const short = (name: string) => name.replace(/^cpool-.*-([0-9]+)$/, 'c$1');
   log.push(

@@ -1,14 +1,13 @@
 import type { INestApplication } from '@nestjs/common';
 import { REFILL_DEFER_MAX_MS } from '../../src/container-pool/container-pool.constants';
-import type { DriverExecResult } from '../../src/container-pool/engine/container-driver.interface';
-import { FakeDriver } from '../support/fake-driver';
+import { FakeDriver, type FakeExecResult } from '../support/fake-driver';
 import { createFakePool, tick, waitFor } from '../support/pool-testing';
 
 /** Executions held by the test until it lets them finish. */
 function gatedExecs(driver: FakeDriver) {
   const open: Array<() => void> = [];
   driver.execBehaviour = () =>
-    new Promise<DriverExecResult>((resolve) =>
+    new Promise<FakeExecResult>((resolve) =>
       open.push(() =>
         resolve({
           exitCode: 0,

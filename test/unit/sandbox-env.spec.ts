@@ -1,4 +1,7 @@
-import { sandboxEnv, toCreateOptions } from '../../src/container-pool/engine/docker/docker.driver';
+import {
+  sandboxEnv,
+  toCreateOptions,
+} from '../../src/container-pool/engine/docker/docker-create-options';
 
 describe('sandboxEnv (the container environment)', () => {
   it('keeps the given entries and unsets the image ENV and HOSTNAME by naming them without a value', () => {

@@ -2,6 +2,12 @@ import { createHash } from 'node:crypto';
 import type { ContainerSpec } from '../engine/container-driver.interface';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 
+/** What the pool's options decide of a container: all but its name, labels and main process (the transport's). */
+export type ContainerShape = Omit<
+  ContainerSpec,
+  'name' | 'labels' | 'command' | 'init' | 'mainUser' | 'capAdd' | 'ready'
+>;
+
 /** Hash of everything that shapes a container, put on its labels. */
 export function configHash(o: ResolvedContainerPoolOptions): string {
   const shape = {
@@ -24,9 +30,7 @@ export function configHash(o: ResolvedContainerPoolOptions): string {
 }
 
 /** The engine-neutral shape of every container of a pool with these options (name and labels come per create). */
-export function containerSpecOf(
-  o: ResolvedContainerPoolOptions,
-): Omit<ContainerSpec, 'name' | 'labels'> {
+export function containerSpecOf(o: ResolvedContainerPoolOptions): ContainerShape {
   return {
     image: o.image,
     user: o.user,

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { PullPolicy } from '../interfaces/container-pool-options.interface';
 
 /** What the engine says about itself. */
@@ -15,6 +16,14 @@ export interface EngineInfo {
   defaultRuntime: string;
 }
 
+/** What a pool requires of the engine before it serves (see ContainerDriver.verifySandbox). */
+export interface SandboxRequirements {
+  /** A syscall filter must apply: the engine's default profile (no custom one is given). */
+  seccomp: boolean;
+  /** An OCI runtime that must be registered, e.g. `runsc`. */
+  runtime?: string;
+}
+
 export interface TmpfsSpec {
   path: string;
   sizeBytes: number;
@@ -25,11 +34,15 @@ export interface TmpfsSpec {
   owner?: string;
 }
 
-/** Everything that shapes one sandbox container, independent of the engine. */
+/**
+ * Everything that shapes one sandbox container, independent of the engine. The main-process fields (`command`,
+ * `init`, `mainUser`, `capAdd`, `ready`) are the transport's decision; the rest comes from the pool's options.
+ */
 export interface ContainerSpec {
   name: string;
   image: string;
   labels: Record<string, string>;
+  /** `uid:gid` of every execution: the sandbox user. */
   user: string;
   workdir: string;
   /** `KEY=value` entries; only these are set. */
@@ -45,6 +58,19 @@ export interface ContainerSpec {
   seccompProfile?: string;
   /** The container kills itself after this long, whatever happens to its owner. */
   lifetimeMs: number;
+  /** argv of the container's main process. */
+  command: string[];
+  /** Whether the engine's init wraps the main process as PID 1 (it reaps orphans). */
+  init: boolean;
+  /** `uid:gid` of the main process. */
+  mainUser: string;
+  /** Capabilities of the main process (everything else is dropped). */
+  capAdd: string[];
+  /**
+   * Resolves once the container can take work (after its start); creating the container resolves only then,
+   * and a rejection is a failed create (the container is removed).
+   */
+  ready(container: DriverContainer, signal?: AbortSignal): Promise<void>;
 }
 
 /** A started container held by this process. */
@@ -52,7 +78,7 @@ export interface DriverContainer {
   id: string;
   name: string;
   /** Engine-specific handle (a dockerode Container for the Docker driver). */
-  handle: any;
+  handle: unknown;
   /**
    * Settles (never rejects) when the container's lifeline ends: it stopped, was removed, or the connection to the
    * engine broke. The container is no longer usable after that. The string says why.
@@ -71,7 +97,10 @@ export interface DriverExecRequest {
   env: string[];
   workdir: string;
   stdin: Buffer | null;
-  maxOutputBytes: number;
+  /** Where the program's stdout goes; the caller caps it (its writes must complete synchronously). */
+  stdout: Writable;
+  /** Where the program's stderr goes. */
+  stderr: Writable;
   /** Aborting stops reading at once; the caller kills the container. */
   signal: AbortSignal;
 }
@@ -79,9 +108,6 @@ export interface DriverExecRequest {
 export interface DriverExecResult {
   /** null when aborted. */
   exitCode: number | null;
-  stdout: Buffer;
-  stderr: Buffer;
-  truncated: boolean;
   aborted: boolean;
 }
 
@@ -104,11 +130,15 @@ export interface EventSubscription {
   close(): void;
 }
 
+/** A container's state as the pool needs it, whatever the engine calls it. */
+export type ListedState = 'running' | 'created' | 'stopped' | 'other';
+
 export interface ListedContainer {
   id: string;
   name: string;
-  /** Engine state: created, running, exited, dead, removing, paused, restarting. */
-  state: string;
+  state: ListedState;
+  /** The engine's own word for the state (for logs), e.g. `exited`. */
+  engineState: string;
   labels: Record<string, string>;
   createdAt: Date;
 }
@@ -121,9 +151,11 @@ export interface ListedContainer {
 export interface ContainerDriver {
   /** Pings the engine and describes it. */
   info(): Promise<EngineInfo>;
+  /** Throws SandboxUnsupportedError (saying how to fix the engine) when it lacks a required control. */
+  verifySandbox(info: EngineInfo, needs: SandboxRequirements): void;
   /** Makes sure the image is present according to the policy, following a pull to its end. */
   ensureImage(image: string, policy: PullPolicy, log: (message: string) => void): Promise<void>;
-  /** Creates, attaches the lifeline of, and starts a container. Aborting gives up and removes it. */
+  /** Creates, attaches the lifeline of, starts and awaits `spec.ready`. Aborting gives up and removes it. */
   createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer>;
   /** Runs one command in a running container. */
   exec(container: DriverContainer, request: DriverExecRequest): Promise<DriverExecResult>;
@@ -138,6 +170,6 @@ export interface ContainerDriver {
   listContainers(labels: Record<string, string>): Promise<ListedContainer[]>;
   /** Follows the engine's container events for containers with these labels, reconnecting by itself. */
   watchEvents(labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription;
-  /** Releases connections. */
+  /** Releases connections. Called by the driver's owner (the module), never by a pool. */
   close(): Promise<void>;
 }

@@ -180,7 +180,8 @@ export class InvalidRequestError extends ContainerPoolError {
   readonly code = 'INVALID_REQUEST';
   constructor(
     readonly field: string,
-    detail: string,
+    /** What is wrong with it, e.g. `must be an absolute path`. */
+    readonly detail: string,
   ) {
     super(`Invalid ${field}: ${detail}`);
   }

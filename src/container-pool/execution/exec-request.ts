@@ -4,31 +4,16 @@ import type { ExecOptions, RunRequest } from '../interfaces/run-request.interfac
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/**
- * Reads the code framed on stdin (`<length>\n<code>`), then runs it as `python3 -c` would, in `__main__`, with
- * the rest of stdin left to the program. Code of any size works (argv is capped at 128 KiB by the kernel).
- */
-export const PYTHON_BOOTSTRAP = [
-  'def _b():',
-  ' import os,sys',
-  " h=b''",
-  " while not h.endswith(b'\\n'):",
-  '  c=os.read(0,1)',
-  "  if not c: raise SystemExit('container-pool: truncated code frame')",
-  '  h+=c',
-  ' n=int(h);b=bytearray()',
-  ' while len(b)<n:',
-  '  c=os.read(0,min(n-len(b),1<<20))',
-  "  if not c: raise SystemExit('container-pool: truncated code frame')",
-  '  b+=c',
-  " del globals()['_b']",
-  " sys.argv[:]=['-c']",
-  " return compile(bytes(b),'<string>','exec')",
-  'exec(_b())',
-].join('\n');
+/** The limits a request is checked against. */
+export type ExecLimits = Pick<
+  ResolvedContainerPoolOptions,
+  'execTimeoutMs' | 'maxExecTimeoutMs' | 'maxOutputBytes' | 'maxStdinBytes' | 'workdir'
+>;
 
+/** One execution, checked and completed: `cmd` for argv, `code` for Python source. */
 export interface NormalizedExec {
-  cmd: string[];
+  cmd?: string[];
+  code?: Buffer;
   stdin: Buffer | null;
   env: string[];
   workdir: string;
@@ -36,13 +21,64 @@ export interface NormalizedExec {
   maxOutputBytes: number;
 }
 
-function assertInt(field: string, value: unknown, min: number, max: number): number {
+/** The shape rules the HTTP DTO cannot know: they depend on the pool's limits, or tie two fields together. */
+interface LimitFields {
+  cmd?: unknown;
+  code?: unknown;
+  language?: unknown;
+  timeoutMs?: unknown;
+  maxOutputBytes?: unknown;
+}
+
+/**
+ * Every problem of a request against the pool's limits, in field order (empty when it is fine): the one list the
+ * library and the HTTP edge share. Values of the wrong type are left to the type checks.
+ */
+export function limitProblems(request: LimitFields, limits: ExecLimits): InvalidRequestError[] {
+  const problems: InvalidRequestError[] = [];
+  if ((request.cmd === undefined) === (request.code === undefined)) {
+    problems.push(
+      new InvalidRequestError(
+        'cmd',
+        'or code: give exactly one of cmd (argv) and code (source text)',
+      ),
+    );
+  }
+  if (request.language !== undefined && request.code === undefined) {
+    problems.push(new InvalidRequestError('language', 'is only allowed with code'));
+  }
+  if (typeof request.timeoutMs === 'number' && request.timeoutMs > limits.maxExecTimeoutMs) {
+    problems.push(
+      new InvalidRequestError(
+        'timeoutMs',
+        `must not be greater than maxExecTimeoutMs (${limits.maxExecTimeoutMs})`,
+      ),
+    );
+  }
+  if (
+    typeof request.maxOutputBytes === 'number' &&
+    request.maxOutputBytes > limits.maxOutputBytes
+  ) {
+    problems.push(
+      new InvalidRequestError(
+        'maxOutputBytes',
+        `must not be greater than the pool's maxOutputBytes (${limits.maxOutputBytes})`,
+      ),
+    );
+  }
+  return problems;
+}
+
+/** A problem as one sentence naming its field, e.g. `timeoutMs must not be greater than ...`. */
+export function problemText(problem: InvalidRequestError): string {
+  return `${problem.field} ${problem.detail}`;
+}
+
+function assertPositiveInt(field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new InvalidRequestError(field, `must be an integer, got ${JSON.stringify(value)}`);
   }
-  if (value < min || value > max) {
-    throw new InvalidRequestError(field, `must be between ${min} and ${max}, got ${value}`);
-  }
+  if (value < 1) throw new InvalidRequestError(field, `must not be less than 1, got ${value}`);
   return value;
 }
 
@@ -59,33 +95,27 @@ export function validateCmd(cmd: unknown): string[] {
 }
 
 /** Checks and completes the options of one execution against the pool's limits. */
-export function normalizeExecOptions(
-  cmd: string[],
+function normalizeOptions(
+  target: { cmd?: string[]; code?: Buffer },
   opts: ExecOptions,
-  o: ResolvedContainerPoolOptions,
-  stdinPrefix?: Buffer,
+  limits: ExecLimits,
+  /** limitProblems() of the request. */
+  problems: InvalidRequestError[],
 ): NormalizedExec {
-  validateCmd(cmd);
   const timeoutMs =
     opts.timeoutMs === undefined
-      ? o.execTimeoutMs
-      : assertInt('timeoutMs', opts.timeoutMs, 1, o.maxExecTimeoutMs);
+      ? limits.execTimeoutMs
+      : assertPositiveInt('timeoutMs', opts.timeoutMs);
   const maxOutputBytes =
     opts.maxOutputBytes === undefined
-      ? o.maxOutputBytes
-      : assertInt('maxOutputBytes', opts.maxOutputBytes, 1, o.maxOutputBytes);
+      ? limits.maxOutputBytes
+      : assertPositiveInt('maxOutputBytes', opts.maxOutputBytes);
+  if (problems.length) throw problems[0];
   let stdin: Buffer | null = null;
   if (opts.stdin !== undefined && opts.stdin !== null) {
     if (typeof opts.stdin === 'string') stdin = Buffer.from(opts.stdin, 'utf8');
     else if (Buffer.isBuffer(opts.stdin)) stdin = opts.stdin;
     else throw new InvalidRequestError('stdin', 'must be a string or a Buffer');
-  }
-  if (stdinPrefix) stdin = stdin ? Buffer.concat([stdinPrefix, stdin]) : stdinPrefix;
-  if (stdin && stdin.length > o.maxStdinBytes) {
-    throw new InvalidRequestError(
-      stdinPrefix ? 'code' : 'stdin',
-      `code plus stdin is ${stdin.length} bytes, above maxStdinBytes (${o.maxStdinBytes})`,
-    );
   }
   const env: string[] = [];
   if (opts.env !== undefined) {
@@ -100,7 +130,7 @@ export function normalizeExecOptions(
       env.push(`${k}=${v}`);
     }
   }
-  let workdir = o.workdir;
+  let workdir = limits.workdir;
   if (opts.workdir !== undefined) {
     if (
       typeof opts.workdir !== 'string' ||
@@ -111,23 +141,19 @@ export function normalizeExecOptions(
     }
     workdir = opts.workdir;
   }
-  return { cmd, stdin, env, workdir, timeoutMs, maxOutputBytes };
+  return { ...target, stdin, env, workdir, timeoutMs, maxOutputBytes };
 }
 
-/** Turns run()'s request into argv plus framed stdin. */
-export function toCommand(
-  request: RunRequest,
-  o: ResolvedContainerPoolOptions,
-): { cmd: string[]; stdinPrefix?: Buffer } {
+/** run()'s request: exactly one of `cmd` and `code`, and the execution options. */
+export function normalizeRunRequest(request: RunRequest, limits: ExecLimits): NormalizedExec {
   if (request === null || typeof request !== 'object') {
     throw new InvalidRequestError('request', 'must be an object with cmd or code');
   }
-  const hasCmd = request.cmd !== undefined;
-  const hasCode = request.code !== undefined;
-  if (hasCmd === hasCode) {
-    throw new InvalidRequestError('cmd', 'give exactly one of cmd (argv) or code (source text)');
+  const problems = limitProblems(request, limits);
+  if (problems[0]?.field === 'cmd' || problems[0]?.field === 'language') throw problems[0];
+  if (request.cmd !== undefined) {
+    return normalizeOptions({ cmd: validateCmd(request.cmd) }, request, limits, problems);
   }
-  if (hasCmd) return { cmd: validateCmd(request.cmd) };
   if (typeof request.code !== 'string') throw new InvalidRequestError('code', 'must be a string');
   if (request.language !== undefined && request.language !== 'python') {
     throw new InvalidRequestError(
@@ -135,7 +161,29 @@ export function toCommand(
       `must be "python", got ${JSON.stringify(request.language)}`,
     );
   }
-  const code = Buffer.from(request.code, 'utf8');
-  const stdinPrefix = Buffer.concat([Buffer.from(`${code.length}\n`, 'ascii'), code]);
-  return { cmd: [...o.pythonCommand, '-c', PYTHON_BOOTSTRAP], stdinPrefix };
+  return normalizeOptions({ code: Buffer.from(request.code, 'utf8') }, request, limits, problems);
+}
+
+/** Container.execute()'s argv and options. */
+export function normalizeExecRequest(
+  cmd: string[],
+  opts: ExecOptions,
+  limits: ExecLimits,
+): NormalizedExec {
+  const target = { cmd: validateCmd(cmd) };
+  const problems = limitProblems(
+    { ...target, timeoutMs: opts.timeoutMs, maxOutputBytes: opts.maxOutputBytes },
+    limits,
+  );
+  return normalizeOptions(target, opts, limits, problems);
+}
+
+/** The program's whole stdin (code frame included) must fit `maxStdinBytes`. */
+export function checkStdinSize(stdin: Buffer | null, isCode: boolean, limits: ExecLimits): void {
+  if (stdin && stdin.length > limits.maxStdinBytes) {
+    throw new InvalidRequestError(
+      isCode ? 'code' : 'stdin',
+      `code plus stdin is ${stdin.length} bytes, above maxStdinBytes (${limits.maxStdinBytes})`,
+    );
+  }
 }

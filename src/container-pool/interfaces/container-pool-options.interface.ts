@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import type { DockerConnectionOptions } from '../engine/docker/docker.types';
 
 export type PullPolicy = 'if-not-present' | 'always' | 'never';
 
@@ -85,7 +85,7 @@ export interface ContainerPoolModuleOptions {
   maxBodyBytes?: number;
 
   /** Engine connection; default as the Docker CLI: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`. */
-  docker?: Dockerode.DockerOptions;
+  docker?: DockerConnectionOptions;
 }
 
 /** The options after merging and validation: what the pool runs with. */
@@ -96,5 +96,5 @@ export interface ResolvedContainerPoolOptions extends Required<
   adminToken: string[];
   runtime?: string;
   seccompProfile?: string;
-  docker?: Dockerode.DockerOptions;
+  docker?: DockerConnectionOptions;
 }

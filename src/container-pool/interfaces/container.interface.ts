@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import type { DockerContainerHandle } from '../engine/docker/docker.types';
 import type { ExecResult } from './exec-result.interface';
 import type { ExecOptions } from './run-request.interface';
 
@@ -12,7 +12,7 @@ export interface Container {
   /** When the pool recycles it; it is never handed out after this. */
   readonly expiry: Date;
   /** The dockerode handle. */
-  readonly dockerContainer: Dockerode.Container;
+  readonly dockerContainer: DockerContainerHandle;
   /** Runs argv in the container; resolves for every outcome of the program. */
   execute(cmd: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Removes the container now (it leaves the pool); resolves when the engine has removed it. */

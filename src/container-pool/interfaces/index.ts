@@ -3,3 +3,4 @@ export * from './container.interface';
 export * from './exec-result.interface';
 export * from './run-request.interface';
 export * from './http-settings.interface';
+export * from './events.interface';

@@ -1,14 +1,5 @@
-import type Dockerode from 'dockerode';
-import type { DriverContainer } from '../engine/container-driver.interface';
-import type { Container, ContainerState } from '../interfaces/container.interface';
-import type { ExecResult } from '../interfaces/exec-result.interface';
-import type { ExecOptions } from '../interfaces/run-request.interface';
-
-/** What a PooledContainer needs from its pool. */
-export interface ContainerOwner {
-  executeIn(container: PooledContainer, cmd: string[], opts?: ExecOptions): Promise<ExecResult>;
-  destroyContainer(container: PooledContainer): Promise<void>;
-}
+import type { ContainerState } from '../interfaces/container.interface';
+import type { SourcedContainer } from './container-source';
 
 /** An execution in flight, as the pool sees it: it can be killed with an error. */
 export interface ActiveExecution {
@@ -16,53 +7,43 @@ export interface ActiveExecution {
   readonly done: Promise<unknown>;
 }
 
-/** The pool's record of one container; also what acquire() hands out (as `Container`). */
-export class PooledContainer implements Container {
+/** The pool's record of one container. */
+export class PooledContainer {
   state: ContainerState = 'idle';
   /** Why the container died outside the pool's control, or null. */
   lostReason: string | null = null;
   /** An execution timed out or was aborted in it: never reuse it. */
   tainted = false;
+  /** OOM kills the engine reported for it. */
   oomEvents = 0;
   /** The cgroup's OOM kill counter when last read, so a reused container reports each kill once. */
   oomKillsReported = 0;
   removal?: Promise<void>;
+  /** Stops following the container's fate (set once the pool watches it). */
+  unwatch?: () => void;
   readonly executions = new Set<ActiveExecution>();
   private readonly watchers = new Set<() => void>();
 
-  constructor(
-    private readonly owner: ContainerOwner,
-    readonly driverContainer: DriverContainer,
-    readonly image: string,
-    readonly createdAt: Date,
-    /** When the pool recycles it: no hand-out after this. */
-    readonly expiry: Date,
-    /** When the container kills itself (its lifetime). */
-    readonly hardDeadline: Date,
-  ) {}
+  constructor(readonly source: SourcedContainer) {}
 
   get id(): string {
-    return this.driverContainer.id;
+    return this.source.id;
   }
 
   get name(): string {
-    return this.driverContainer.name;
+    return this.source.name;
   }
 
-  get dockerContainer(): Dockerode.Container {
-    return this.driverContainer.handle as Dockerode.Container;
+  get createdAt(): Date {
+    return this.source.createdAt;
   }
 
-  execute(cmd: string[], opts?: ExecOptions): Promise<ExecResult> {
-    return this.owner.executeIn(this, cmd, opts);
+  get expiry(): Date {
+    return this.source.expiry;
   }
 
-  destroy(): Promise<void> {
-    return this.owner.destroyContainer(this);
-  }
-
-  belongsTo(owner: ContainerOwner): boolean {
-    return this.owner === owner;
+  get hardDeadline(): Date {
+    return this.source.hardDeadline;
   }
 
   /** Wakes whoever waits for news about this container (an OOM event, its death). */
@@ -81,9 +62,5 @@ export class PooledContainer implements Container {
       const timer = setTimeout(done, ms);
       this.watchers.add(done);
     });
-  }
-
-  toJSON() {
-    return { id: this.id, name: this.name, state: this.state };
   }
 }

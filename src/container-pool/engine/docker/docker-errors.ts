@@ -4,6 +4,7 @@ import {
   ContainerPoolError,
   EngineUnavailableError,
   ImageUnavailableError,
+  InvalidRequestError,
   SandboxUnsupportedError,
 } from '../../errors/container-pool.errors';
 
@@ -96,4 +97,26 @@ export function toContainerError(err: unknown, name: string, what: string): Cont
     });
   }
   return new ContainerLostError(name, `${what} failed: ${describe(err)}`, { cause: err });
+}
+
+/**
+ * The typed error of an exec the engine could not start, from runc's message (e.g. `exec: "nosuch": executable
+ * file not found in $PATH`, `chdir to cwd ("/x") set in config.json failed: no such file or directory`).
+ */
+export function notStarted(output: { stdout: Buffer; stderr: Buffer }): InvalidRequestError {
+  const text = Buffer.concat([output.stdout, output.stderr]).toString('utf8').slice(0, 2000);
+  const reason =
+    /unable to start container process: (.*?)(?:: unknown)?\s*$/m.exec(text)?.[1] ??
+    (text.trim() || 'the engine did not start it');
+  if (/chdir to cwd/.test(reason)) {
+    return new InvalidRequestError(
+      'workdir',
+      `the engine could not enter it (${reason.replace(/ set in config\.json failed/, '')}); it must be an ` +
+        'existing directory of the container',
+    );
+  }
+  return new InvalidRequestError(
+    'cmd[0]',
+    `the engine could not start the program (${reason}); name an executable of the image, by path or on PATH`,
+  );
 }

@@ -1,0 +1,116 @@
+import type { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import { BACKOFF_INITIAL_MS } from '../../container-pool.constants';
+import type {
+  EngineEventHandlers,
+  EngineEventType,
+  EventSubscription,
+} from '../container-driver.interface';
+import { labelFilters } from './docker-call';
+
+const WATCHED_EVENTS: EngineEventType[] = ['oom', 'die', 'destroy'];
+const EVENT_RECONNECT_MAX_MS = 5_000;
+
+/**
+ * Follows the engine's `oom`/`die`/`destroy` events of the containers carrying these labels. The stream ends when
+ * the engine restarts: it reconnects with back-off, replays from the last second seen (`since`) and reports each
+ * event once.
+ */
+export function watchDockerEvents(
+  docker: Dockerode,
+  labels: Record<string, string>,
+  handlers: EngineEventHandlers,
+): EventSubscription {
+  let closed = false;
+  let stream: Readable | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let sinceSec: number | undefined;
+  const seen = new Set<string>();
+  let delayMs = BACKOFF_INITIAL_MS;
+  let connected = false;
+
+  const setStatus = (next: boolean, error?: Error) => {
+    if (next !== connected || error) handlers.onStatus(next, error);
+    connected = next;
+  };
+  const reconnect = (error?: Error) => {
+    stream = undefined;
+    if (closed) return;
+    setStatus(false, error);
+    timer = setTimeout(connect, delayMs);
+    delayMs = Math.min(delayMs * 2, EVENT_RECONNECT_MAX_MS);
+  };
+  const connect = () => {
+    timer = undefined;
+    if (closed) return;
+    const opts: Record<string, unknown> = {
+      filters: { type: ['container'], event: WATCHED_EVENTS, label: labelFilters(labels) },
+    };
+    if (sinceSec !== undefined) opts.since = String(sinceSec);
+    docker.getEvents(opts, (err, s) => {
+      if (closed) {
+        (s as Readable | undefined)?.destroy();
+        return;
+      }
+      if (err || !s) return reconnect(err ?? new Error('no event stream'));
+      const current = s as Readable;
+      stream = current;
+      delayMs = BACKOFF_INITIAL_MS;
+      // Events while disconnected are replayed from here on the next reconnect.
+      sinceSec ??= Math.floor(Date.now() / 1000) - 1;
+      setStatus(true);
+      let pending = '';
+      current.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl).trim();
+          pending = pending.slice(nl + 1);
+          if (!line) continue;
+          try {
+            const ev = JSON.parse(line) as {
+              Action?: string;
+              status?: string;
+              id?: string;
+              Actor?: { ID?: string };
+              time?: number;
+              timeNano?: number;
+            };
+            const type = (ev.Action ?? ev.status) as EngineEventType;
+            const id = ev.Actor?.ID ?? ev.id;
+            const timeMs = ev.timeNano ? Math.floor(ev.timeNano / 1e6) : (ev.time ?? 0) * 1000;
+            if (ev.time) sinceSec = ev.time;
+            // A reconnect replays from the last second seen: report each event once.
+            const key = `${id}:${type}:${ev.timeNano ?? ev.time}`;
+            if (seen.has(key)) continue;
+            seen.add(key);
+            if (seen.size > 1000) seen.delete(seen.values().next().value as string);
+            if (id && WATCHED_EVENTS.includes(type))
+              handlers.onEvent({ type, containerId: id, timeMs });
+          } catch {
+            // A malformed line is skipped; the next one is independent.
+          }
+        }
+      });
+      let ended = false;
+      const onGone = (e?: Error) => {
+        if (ended) return;
+        ended = true;
+        current.removeAllListeners('data');
+        reconnect(e ?? new Error('the engine closed the event stream'));
+      };
+      current.once('end', () => onGone());
+      current.once('close', () => onGone());
+      current.once('error', (e: Error) => onGone(e));
+    });
+  };
+  connect();
+  return {
+    close: () => {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      stream?.destroy();
+      stream = undefined;
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export * from './docker.driver';
+export * from './docker.types';
+export { sandboxEnv, toCreateOptions } from './docker-create-options';

@@ -1,0 +1,235 @@
+import {
+  LABELS,
+  LIFETIME_SAFETY_MARGIN_MS,
+  MANAGED_BY_VALUE,
+  STALE_CREATED_CONTAINER_MS,
+} from '../container-pool.constants';
+import { EngineUnavailableError } from '../errors/container-pool.errors';
+import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+import type {
+  ContainerSource,
+  ContainerWatch,
+  PendingContainer,
+  PoolLog,
+  SourcedContainer,
+} from '../pool/container-source';
+import type { ContainerDriver, ContainerSpec, DriverContainer } from './container-driver.interface';
+import type { EngineMonitor } from './engine-monitor';
+
+/** The options a provisioner works with. */
+export type ProvisionerOptions = Pick<
+  ResolvedContainerPoolOptions,
+  | 'name'
+  | 'image'
+  | 'pullPolicy'
+  | 'requireSeccomp'
+  | 'seccompProfile'
+  | 'runtime'
+  | 'createTimeoutMs'
+  | 'containerLifetimeMs'
+  | 'maxExecTimeoutMs'
+>;
+
+export interface ProvisionerDeps {
+  options: ProvisionerOptions;
+  /** Every container's spec but its name and labels: options plus the transport's main process. */
+  spec: Omit<ContainerSpec, 'name' | 'labels'>;
+  /** The owner label value: this process's instance. */
+  instanceId: string;
+  configHash: string;
+  log: PoolLog;
+  /** Logged once, when the pool starts (the effective settings). */
+  startMessage: string;
+  /** Counts leftovers removed by the sweep (the `orphansRemoved` total). */
+  onSwept(count: number): void;
+}
+
+/** A pooled container on the engine: the pool's view, holding the driver's container. */
+interface EngineContainer extends SourcedContainer {
+  readonly handle: DriverContainer;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The ContainerSource of one pool on one engine: names and labels its containers (managed-by, pool, owner,
+ * created-at, expires-at, config hash), bounds each create by `createTimeoutMs`, prepares the engine (sandbox
+ * controls, sweep of dead leftovers, image) and follows each container's fate through its lifeline and the
+ * engine monitor's events.
+ */
+export class Provisioner implements ContainerSource {
+  private nameCounter = 0;
+  /** Names of this pool's containers from the create call until their removal: the sweep leaves them. */
+  private readonly held = new Set<string>();
+  private readonly labels: Record<string, string>;
+
+  private readonly options: ProvisionerOptions;
+  private readonly spec: Omit<ContainerSpec, 'name' | 'labels'>;
+  private readonly instanceId: string;
+  private readonly log: PoolLog;
+
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly monitor: EngineMonitor,
+    private readonly deps: ProvisionerDeps,
+  ) {
+    const { options, instanceId, configHash } = deps;
+    this.options = options;
+    this.spec = deps.spec;
+    this.instanceId = instanceId;
+    this.log = deps.log;
+    this.labels = {
+      [LABELS.managedBy]: MANAGED_BY_VALUE,
+      [LABELS.pool]: options.name,
+      [LABELS.owner]: instanceId,
+      [LABELS.configHash]: configHash,
+    };
+  }
+
+  start(): void {
+    this.log.log(this.deps.startMessage);
+    this.monitor.start();
+  }
+
+  async prepare(): Promise<void> {
+    const o = this.options;
+    const info = await this.monitor.check();
+    this.driver.verifySandbox(info, {
+      seccomp: o.requireSeccomp && !o.seccompProfile,
+      runtime: o.runtime,
+    });
+    await this.sweep();
+    await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.log.log(m));
+  }
+
+  /**
+   * Removes this pool's containers left by dead instances: not running (AutoRemove covers most; this covers
+   * containers that never started), or past their lifetime. A sibling's live containers are never touched.
+   */
+  private async sweep(): Promise<void> {
+    const rows = await this.driver.listContainers({
+      [LABELS.managedBy]: MANAGED_BY_VALUE,
+      [LABELS.pool]: this.options.name,
+    });
+    const now = Date.now();
+    const doomed = rows.filter((r) => {
+      // This instance's own: the pool removes those it holds itself; here only the dead ones and creates that
+      // outlived their deadline (no create is in flight longer).
+      if (r.labels[LABELS.owner] === this.instanceId) {
+        if (r.state === 'created')
+          return now - r.createdAt.getTime() > this.options.createTimeoutMs;
+        return r.state === 'stopped';
+      }
+      if (r.state === 'stopped') return true;
+      if (r.state === 'created') return now - r.createdAt.getTime() > STALE_CREATED_CONTAINER_MS;
+      const expires = Date.parse(r.labels[LABELS.expiresAt] ?? '');
+      return r.state === 'running' && Number.isFinite(expires) && now > expires + 60_000;
+    });
+    if (!doomed.length) return;
+    const results = await Promise.allSettled(doomed.map((r) => this.driver.removeContainer(r.id)));
+    const removed = doomed.filter((_, i) => results[i].status === 'fulfilled');
+    if (removed.length) {
+      this.deps.onSwept(removed.length);
+      this.log.warn(
+        `removed ${removed.length} leftover container(s) of pool "${this.options.name}": ` +
+          removed.map((r) => `${r.name} (${r.engineState})`).join(', '),
+      );
+    }
+    results.forEach((r, i) => {
+      if (r.status !== 'rejected') return;
+      // The engine going away fails the preparation; one stubborn leftover never does.
+      if (r.reason instanceof EngineUnavailableError) throw r.reason;
+      this.log.warn(
+        `could not remove leftover container ${doomed[i].name}: ${messageOf(r.reason)}`,
+      );
+    });
+  }
+
+  create(signal?: AbortSignal): PendingContainer {
+    const o = this.options;
+    const name = `cpool-${o.name}-${this.instanceId.slice(0, 8)}-${++this.nameCounter}`;
+    const createdAt = new Date();
+    const hardDeadline = new Date(createdAt.getTime() + o.containerLifetimeMs);
+    const spec: ContainerSpec = {
+      ...this.spec,
+      name,
+      labels: {
+        ...this.labels,
+        [LABELS.createdAt]: createdAt.toISOString(),
+        [LABELS.expiresAt]: hardDeadline.toISOString(),
+      },
+    };
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new Error(`create took longer than ${o.createTimeoutMs} ms`)),
+      o.createTimeoutMs,
+    );
+    const bounded = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+    this.held.add(name);
+    const created = this.driver.createContainer(spec, bounded);
+    created.then(
+      () => clearTimeout(timer),
+      () => {
+        clearTimeout(timer);
+        this.held.delete(name);
+      },
+    );
+    const ready = created.then((dc): EngineContainer => ({
+      id: dc.id,
+      name: dc.name,
+      image: o.image,
+      createdAt,
+      // Recycle early enough that the longest allowed execution still fits in the lifetime.
+      expiry: new Date(hardDeadline.getTime() - o.maxExecTimeoutMs - LIFETIME_SAFETY_MARGIN_MS),
+      hardDeadline,
+      handle: dc,
+    }));
+    return { name, createdAt, ready };
+  }
+
+  watch(container: SourcedContainer, watch: ContainerWatch): () => void {
+    const c = container as EngineContainer;
+    let done = false;
+    const stop = this.monitor.watchContainer(c.id, (e) => {
+      if (done) return;
+      if (e.type === 'oom') watch.oom();
+      else watch.gone(e.type === 'die' ? 'it exited' : 'it was removed');
+    });
+    void c.handle.exited.then((reason) => {
+      if (!done) watch.gone(reason);
+    });
+    return () => {
+      done = true;
+      stop();
+    };
+  }
+
+  remove(container: SourcedContainer): Promise<void> {
+    const forget = () => this.held.delete(container.name);
+    const removal = this.driver.removeContainer(container.id);
+    removal.then(forget, forget);
+    return removal;
+  }
+
+  letGo(container: SourcedContainer): void {
+    (container as EngineContainer).handle.detach?.();
+  }
+
+  engineAnswers(): Promise<boolean> {
+    return this.monitor.answers();
+  }
+
+  async removeLeftovers(): Promise<void> {
+    try {
+      const left = await this.driver.listContainers({
+        [LABELS.owner]: this.instanceId,
+        [LABELS.pool]: this.options.name,
+      });
+      await Promise.allSettled(left.map((c) => this.driver.removeContainer(c.id)));
+    } catch {
+      // The engine went away: the containers' lifelines end with this process anyway.
+    }
+  }
+}

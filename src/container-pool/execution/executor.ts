@@ -1,0 +1,205 @@
+import type { EventEmitter } from 'node:events';
+import { v4 as uuidv4 } from 'uuid';
+import { LIFETIME_SAFETY_MARGIN_MS, OOM_EVENT_GRACE_MS } from '../container-pool.constants';
+import type { DriverContainer } from '../engine/container-driver.interface';
+import {
+  ContainerExpiredError,
+  ContainerLostError,
+  ContainerReleasedError,
+  ExecutionAbortedError,
+  InvalidRequestError,
+  PoolShuttingDownError,
+} from '../errors/container-pool.errors';
+import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+import type { PoolTotals } from '../interfaces/container.interface';
+import type { ContainerPoolEventMap } from '../interfaces/events.interface';
+import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { PoolLog } from '../pool/container-source';
+import type { ActiveExecution, PooledContainer } from '../pool/pooled-container';
+import type { WarmPool } from '../pool/warm-pool';
+import type { Transport, TransportJob } from '../transport/transport.interface';
+import { checkStdinSize, ExecLimits, NormalizedExec } from './exec-request';
+import { CappedSink } from './output-sink';
+
+/** How long a killed execution waits for its container's removal before it returns (the kill is issued). */
+const KILL_WAIT_MS = 500;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+const round2 = (ms: number) => Math.round(ms * 100) / 100;
+
+/** A job ready for a container: the transport's argv and stdin, and the limits of this execution. */
+export interface PreparedJob {
+  job: TransportJob;
+  timeoutMs: number;
+  maxOutputBytes: number;
+}
+
+export interface ExecutorDeps {
+  pool: WarmPool;
+  transport: Transport;
+  options: ExecLimits & Pick<ResolvedContainerPoolOptions, 'user' | 'pythonCommand'>;
+  events: EventEmitter<ContainerPoolEventMap>;
+  totals: PoolTotals;
+  log: PoolLog;
+}
+
+/**
+ * Runs jobs in leased containers, transport-neutral: the wall timer, the caller's abort, the kill on overrun (by
+ * removing the container: the engine cannot kill one exec), taint, loss, the OOM verdict (asked of the
+ * transport), the output caps (sinks built here) and the ExecResult, with one log line per execution.
+ */
+export class Executor {
+  constructor(private readonly deps: ExecutorDeps) {}
+
+  /** The transport's job for a checked request (the code framed ahead of stdin); checks the stdin size. */
+  prepare(exec: NormalizedExec): PreparedJob {
+    const o = this.deps.options;
+    let cmd = exec.cmd;
+    let stdin = exec.stdin;
+    if (exec.code) {
+      const framed = this.deps.transport.codeJob(exec.code, o.pythonCommand);
+      cmd = framed.cmd;
+      stdin = stdin ? Buffer.concat([framed.stdinPrefix, stdin]) : framed.stdinPrefix;
+    }
+    checkStdinSize(stdin, exec.code !== undefined, o);
+    return {
+      job: { cmd: cmd!, user: o.user, env: exec.env, workdir: exec.workdir, stdin },
+      timeoutMs: exec.timeoutMs,
+      maxOutputBytes: exec.maxOutputBytes,
+    };
+  }
+
+  /** Runs the job in a leased container; resolves for every outcome of the program. */
+  async run(
+    c: PooledContainer,
+    prepared: PreparedJob,
+    signal: AbortSignal | undefined,
+    queuedMs: number,
+  ): Promise<ExecResult> {
+    const { pool, transport } = this.deps;
+    const { timeoutMs } = prepared;
+    if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason);
+    if (pool.isShuttingDown) throw new PoolShuttingDownError();
+    if (c.state !== 'leased') throw new ContainerReleasedError(c.name);
+    const leftMs = c.hardDeadline.getTime() - Date.now();
+    if (leftMs < timeoutMs + LIFETIME_SAFETY_MARGIN_MS) {
+      throw new ContainerExpiredError(c.name, leftMs, timeoutMs);
+    }
+    if (signal?.aborted) throw new ExecutionAbortedError('The execution', signal.reason);
+
+    const executionId = uuidv4();
+    const started = performance.now();
+    const abort = new AbortController();
+    // Why the execution was stopped: the timer (timedOut) or an error to reject with (abort, loss, shutdown).
+    const stop: { timedOut: boolean; error: Error | null } = { timedOut: false, error: null };
+    const kill = (error: Error | null) => {
+      if (abort.signal.aborted) return;
+      stop.error = error;
+      abort.abort();
+    };
+    const timer = setTimeout(() => {
+      stop.timedOut = true;
+      kill(null);
+    }, timeoutMs);
+    const onCallerAbort = () => kill(new ExecutionAbortedError('The execution', signal?.reason));
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const oomBefore = c.oomEvents;
+    let resolveDone!: () => void;
+    const active: ActiveExecution = {
+      kill: (error) => kill(error),
+      done: new Promise<void>((r) => (resolveDone = r)),
+    };
+    c.executions.add(active);
+    pool.executionStarted();
+    const target = c.source.handle as DriverContainer;
+    const stdout = new CappedSink(prepared.maxOutputBytes);
+    const stderr = new CappedSink(prepared.maxOutputBytes);
+
+    try {
+      let outcome;
+      try {
+        outcome = await transport.run(target, prepared.job, { stdout, stderr }, abort.signal);
+      } catch (err) {
+        // The engine refused to start the program (nothing ran): the container is as it was.
+        if (err instanceof InvalidRequestError && !stop.error) throw err;
+        c.tainted = true;
+        if (!stop.error && !c.lostReason) {
+          // The engine says the container is gone (404/409): drop it now. A broken connection may be the
+          // container's death too (an engine restart): its lifeline tells within moments.
+          if (err instanceof ContainerLostError) pool.lost(c, 'the engine no longer runs it');
+          else await c.waitForNews(OOM_EVENT_GRACE_MS);
+        }
+        if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason, { cause: err });
+        if (stop.error) throw stop.error;
+        throw err;
+      } finally {
+        // The execution is over: what follows (kill, OOM check) is not part of its time.
+        clearTimeout(timer);
+      }
+      const durationMs = performance.now() - started;
+      let oomKilled = false;
+      if (abort.signal.aborted) {
+        // Timed out, aborted by the caller or killed by the pool: the work really stops with the container.
+        c.tainted = true;
+        await Promise.race([
+          pool.destroy(c, stop.timedOut ? 'timed out' : 'killed'),
+          sleep(KILL_WAIT_MS),
+        ]);
+        if (stop.error) throw stop.error;
+      } else if (outcome.exitCode === 137) {
+        // SIGKILL: the OOM killer, the container's death, or the program itself.
+        oomKilled = await transport.wasOomKilled(target, c, oomBefore);
+        if (c.lostReason && !oomKilled) throw new ContainerLostError(c.name, c.lostReason);
+      }
+      oomKilled ||= c.oomEvents > oomBefore;
+      const stdoutBytes = stdout.bytes;
+      const stderrBytes = stderr.bytes;
+      const result: ExecResult = {
+        exitCode: stop.timedOut ? null : outcome.exitCode,
+        stdout: stdoutBytes.toString('utf8'),
+        stderr: stderrBytes.toString('utf8'),
+        stdoutBytes,
+        stderrBytes,
+        timedOut: stop.timedOut,
+        oomKilled,
+        truncated: stdout.truncated || stderr.truncated,
+        durationMs: round2(durationMs),
+        queuedMs: round2(queuedMs),
+        containerId: c.id,
+        executionId,
+      };
+      this.record(c, result);
+      return result;
+    } catch (err) {
+      this.deps.log.warn(
+        `exec ${executionId} container=${c.name} failed after ${Math.round(performance.now() - started)} ms: ` +
+          `${err instanceof Error ? err.message : String(err)}`,
+      );
+      pool.engineFailed(err);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerAbort);
+      c.executions.delete(active);
+      pool.executionEnded();
+      resolveDone();
+    }
+  }
+
+  private record(c: PooledContainer, r: ExecResult): void {
+    const totals = this.deps.totals;
+    totals.executions++;
+    if (r.timedOut) totals.timeouts++;
+    if (r.oomKilled) totals.ooms++;
+    if (r.truncated) totals.truncated++;
+    const flags = [r.timedOut && 'timedOut', r.oomKilled && 'oomKilled', r.truncated && 'truncated']
+      .filter(Boolean)
+      .join(',');
+    this.deps.log.log(
+      `exec ${r.executionId} container=${c.name} exit=${r.exitCode ?? '-'} durationMs=${Math.round(r.durationMs)} ` +
+        `queuedMs=${Math.round(r.queuedMs)} stdout=${r.stdoutBytes.length}B stderr=${r.stderrBytes.length}B` +
+        (flags ? ` flags=${flags}` : ''),
+    );
+    this.deps.events.emit('executed', { result: r });
+  }
+}

@@ -1,0 +1,200 @@
+import type { EventEmitter } from 'node:events';
+import { configHash, containerSpecOf, describeSettings } from '../config';
+import type { ContainerDriver } from '../engine/container-driver.interface';
+import type { EngineMonitor } from '../engine/engine-monitor';
+import { Provisioner } from '../engine/provisioner';
+import { InvalidRequestError } from '../errors/container-pool.errors';
+import { normalizeExecRequest, normalizeRunRequest } from '../execution/exec-request';
+import { Executor } from '../execution/executor';
+import { LeasedContainer, LeaseOwner } from '../execution/leased-container';
+import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
+import type {
+  Container,
+  ContainerInfo,
+  PoolStats,
+  PoolTotals,
+} from '../interfaces/container.interface';
+import type { ContainerPoolEventMap } from '../interfaces/events.interface';
+import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { AcquireOptions, ExecOptions, RunRequest } from '../interfaces/run-request.interface';
+import type { IntervalHost, PoolLog } from '../pool/container-source';
+import type { PooledContainer } from '../pool/pooled-container';
+import { WarmPool } from '../pool/warm-pool';
+import { ExecTransport } from '../transport/exec/exec.transport';
+import type { ContainerPoolError } from '../errors/container-pool.errors';
+
+export interface ContainerPoolDeps {
+  options: ResolvedContainerPoolOptions;
+  driver: ContainerDriver;
+  monitor: EngineMonitor;
+  /** Owner label value of this process's containers. */
+  instanceId: string;
+  events: EventEmitter<ContainerPoolEventMap>;
+  log: PoolLog;
+  intervals?: IntervalHost;
+}
+
+function emptyTotals(): PoolTotals {
+  return {
+    created: 0,
+    destroyed: 0,
+    failedCreates: 0,
+    acquired: 0,
+    acquireTimeouts: 0,
+    executions: 0,
+    timeouts: 0,
+    ooms: 0,
+    truncated: 0,
+    containersLost: 0,
+    orphansRemoved: 0,
+  };
+}
+
+/**
+ * One pool of containers, wired: the warm pool (rules), its provisioner on the engine, the transport and the
+ * executor. Every per-pool operation of ContainerPoolService is here.
+ */
+export class ContainerPool implements LeaseOwner {
+  private readonly warm: WarmPool;
+  private readonly executor: Executor;
+  private readonly leases = new WeakMap<PooledContainer, LeasedContainer>();
+  private readonly totals = emptyTotals();
+
+  constructor(private readonly deps: ContainerPoolDeps) {
+    const o = deps.options;
+    const { events, log, instanceId } = deps;
+    const transport = new ExecTransport(deps.driver);
+    const provisioner = new Provisioner(deps.driver, deps.monitor, {
+      options: o,
+      spec: { ...containerSpecOf(o), ...transport.mainProcess(o.containerLifetimeMs) },
+      instanceId,
+      configHash: configHash(o),
+      log,
+      startMessage: `pool "${o.name}" (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
+      onSwept: (count) => (this.totals.orphansRemoved += count),
+    });
+    this.warm = new WarmPool(o, {
+      source: provisioner,
+      engine: deps.monitor,
+      log,
+      events,
+      totals: this.totals,
+      intervals: deps.intervals,
+      intervalName: `container-pool:${o.name}:${instanceId}`,
+    });
+    this.executor = new Executor({
+      pool: this.warm,
+      transport,
+      options: o,
+      events,
+      totals: this.totals,
+      log,
+    });
+  }
+
+  get name(): string {
+    return this.deps.options.name;
+  }
+
+  initialize(): Promise<void> {
+    return this.warm.initialize();
+  }
+
+  shutdown(): Promise<void> {
+    return this.warm.shutdown();
+  }
+
+  private lease(entry: PooledContainer): LeasedContainer {
+    let lease = this.leases.get(entry);
+    if (!lease) this.leases.set(entry, (lease = new LeasedContainer(entry, this)));
+    return lease;
+  }
+
+  private own(container: Container): PooledContainer {
+    if (container instanceof LeasedContainer && container.belongsTo(this)) return container.entry;
+    throw new InvalidRequestError('container', 'is not a container of this pool');
+  }
+
+  async acquire(opts?: AcquireOptions): Promise<Container> {
+    return this.lease(await this.warm.acquire(opts));
+  }
+
+  release(container: Container): void {
+    this.warm.release(this.own(container));
+  }
+
+  async withContainer<T>(
+    fn: (container: Container) => Promise<T> | T,
+    opts?: AcquireOptions,
+  ): Promise<T> {
+    const c = await this.acquire(opts);
+    try {
+      return await fn(c);
+    } finally {
+      this.release(c);
+    }
+  }
+
+  async run(request: RunRequest): Promise<ExecResult> {
+    const prepared = this.executor.prepare(normalizeRunRequest(request, this.deps.options));
+    const queuedFrom = performance.now();
+    const entry = await this.warm.acquire({
+      signal: request.signal,
+      execTimeoutMs: prepared.timeoutMs,
+    });
+    const queuedMs = performance.now() - queuedFrom;
+    try {
+      return await this.executor.run(entry, prepared, request.signal, queuedMs);
+    } finally {
+      this.warm.release(entry);
+    }
+  }
+
+  /** Container.execute(). */
+  async execute(
+    entry: PooledContainer,
+    cmd: string[],
+    opts: ExecOptions = {},
+  ): Promise<ExecResult> {
+    const prepared = this.executor.prepare(normalizeExecRequest(cmd, opts, this.deps.options));
+    return this.executor.run(entry, prepared, opts.signal, 0);
+  }
+
+  /** Container.destroy(). */
+  destroy(entry: PooledContainer): Promise<void> {
+    return this.warm.destroy(entry);
+  }
+
+  replenish(): Promise<PoolStats> {
+    return this.warm.replenish();
+  }
+
+  resize(change: { size?: number; maxContainers?: number }): PoolStats {
+    return this.warm.resize(change);
+  }
+
+  drain(): Promise<PoolStats> {
+    return this.warm.drain();
+  }
+
+  resume(): PoolStats {
+    return this.warm.resume();
+  }
+
+  containers(): ContainerInfo[] {
+    return this.warm.containers();
+  }
+
+  findContainer(ref: string): Container | undefined {
+    const entry = this.warm.find(ref);
+    return entry && this.lease(entry);
+  }
+
+  availabilityError(): ContainerPoolError | null {
+    return this.warm.unavailable();
+  }
+
+  stats(): PoolStats {
+    return this.warm.stats();
+  }
+}

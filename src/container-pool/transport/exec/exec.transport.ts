@@ -1,0 +1,85 @@
+import { OOM_EVENT_GRACE_MS } from '../../container-pool.constants';
+import type { ContainerDriver, DriverContainer } from '../../engine/container-driver.interface';
+import type {
+  MainProcess,
+  OomEvidence,
+  OutputSinks,
+  Transport,
+  TransportJob,
+  TransportOutcome,
+} from '../transport.interface';
+import { pythonCodeJob } from './python-bootstrap';
+
+/**
+ * The user of the container's main process (docker-init and the lifeline): root inside the container, with no
+ * capability at all (CapDrop ALL, empty bounding set). Every execution runs as the sandbox user instead, so the
+ * sandboxed code can neither signal, ptrace nor open /proc/<pid>/fd of its lifeline (different uid, no
+ * CAP_KILL/CAP_SYS_PTRACE): see docs/security.md.
+ */
+export const LIFELINE_USER = '0:0';
+
+/** How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard lifetime. */
+export function lifelineCommand(lifetimeMs: number): string[] {
+  return ['timeout', '-s', 'KILL', String(Math.max(1, Math.ceil(lifetimeMs / 1000))), 'cat'];
+}
+
+/** The exec transport's main process: the engine's init running the lifeline, as root without capabilities. */
+export function execMainProcess(lifetimeMs: number): MainProcess {
+  return {
+    command: lifelineCommand(lifetimeMs),
+    init: true,
+    mainUser: LIFELINE_USER,
+    capAdd: [],
+    // Ready once started: nothing inside the container needs to answer.
+    ready: () => Promise.resolve(),
+  };
+}
+
+/** Every execution is one engine exec (`docker exec`) of its own. */
+export class ExecTransport implements Transport {
+  readonly name = 'exec' as const;
+
+  constructor(private readonly driver: ContainerDriver) {}
+
+  mainProcess(lifetimeMs: number): MainProcess {
+    return execMainProcess(lifetimeMs);
+  }
+
+  codeJob(code: Buffer, pythonCommand: string[]) {
+    return pythonCodeJob(code, pythonCommand);
+  }
+
+  run(
+    container: DriverContainer,
+    job: TransportJob,
+    sinks: OutputSinks,
+    signal: AbortSignal,
+  ): Promise<TransportOutcome> {
+    return this.driver.exec(container, { ...job, ...sinks, signal });
+  }
+
+  /**
+   * The engine's `oom` event usually arrives within milliseconds; when it has not (a loaded engine), the
+   * container's own memory cgroup counter decides. The check also finds a dead container.
+   */
+  async wasOomKilled(
+    container: DriverContainer,
+    c: OomEvidence,
+    oomEventsBefore: number,
+  ): Promise<boolean> {
+    if (c.oomEvents === oomEventsBefore && !c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
+    if (c.oomEvents > oomEventsBefore) return true;
+    if (c.lostReason || !this.driver.oomKillCount) return false;
+    try {
+      const count = await this.driver.oomKillCount(container);
+      if (count === null || count <= c.oomKillsReported) return false;
+      c.oomKillsReported = count;
+      return true;
+    } catch (err) {
+      // The container (or the engine) is gone: its lifeline will say so in a moment.
+      if (!c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
+      if (!c.lostReason) throw err;
+      return false;
+    }
+  }
+}
