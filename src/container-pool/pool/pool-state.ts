@@ -1,0 +1,30 @@
+import type { PoolTotals } from '../interfaces/container.interface';
+import { Backoff } from './backoff';
+import type { PooledContainer } from './pooled-container';
+import { Stock } from './stock';
+import { WaitQueue } from './wait-queue';
+
+/** The state one warm pool's parts share: its containers, waiters, back-off, targets and flags. */
+export class PoolState {
+  readonly stock = new Stock();
+  readonly waiters = new WaitQueue<PooledContainer>();
+  readonly backoff = new Backoff();
+  size: number;
+  maxContainers: number;
+  draining = false;
+  shuttingDown = false;
+  /** initialize() was called (the pool refills only then). */
+  started = false;
+  /** Executions in flight: a top-up waits for them while the stock is healthy (see planRefill). */
+  executing = 0;
+  /** When the current top-up started waiting for executions (0: none waits). */
+  deferredSince = 0;
+
+  constructor(
+    targets: { size: number; maxContainers: number },
+    readonly totals: PoolTotals,
+  ) {
+    this.size = targets.size;
+    this.maxContainers = targets.maxContainers;
+  }
+}
