@@ -74,8 +74,8 @@ export class ContainerPoolModule extends ConfigurableModuleClass implements Nest
 
   /** The admin routes parse their JSON bodies themselves, with the pool's limit (see JsonBodyMiddleware). */
   configure(consumer: MiddlewareConsumer): void {
-    if (this.http.adminController)
-      consumer.apply(JsonBodyMiddleware).forRoutes(this.http.adminController);
+    if (this.http.adminControllers.length)
+      consumer.apply(JsonBodyMiddleware).forRoutes(...this.http.adminControllers);
   }
 
   /** The pool with these options over `POOL_*` settings over defaults; every option is optional. */

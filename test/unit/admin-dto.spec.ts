@@ -1,5 +1,5 @@
 import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
-import { containerPoolValidationPipe } from '../../src/container-pool/http/admin.controller';
+import { containerPoolValidationPipe } from '../../src/container-pool/http/admin-routes';
 import { ResizeDto } from '../../src/container-pool/http/dto/resize.dto';
 import { RunRequestDto } from '../../src/container-pool/http/dto/run-request.dto';
 import {

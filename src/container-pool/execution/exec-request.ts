@@ -71,7 +71,8 @@ export function limitProblems(request: LimitFields, limits: ExecLimits): Invalid
 
 /** A problem as one sentence naming its field, e.g. `timeoutMs must not be greater than ...`. */
 export function problemText(problem: InvalidRequestError): string {
-  return `${problem.field} ${problem.detail}`;
+  const joined = /^(must|is|are) /.test(problem.detail) ? ' ' : ': ';
+  return `${problem.field}${joined}${problem.detail}`;
 }
 
 function assertPositiveInt(field: string, value: unknown): number {

@@ -1,5 +1,6 @@
 import { Controller, DynamicModule, Type } from '@nestjs/common';
 import { ContainerPoolController } from './admin.controller';
+import { ContainerPoolExecutionsController } from './executions.controller';
 import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool.constants';
 import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
 import { ContainerPoolHealthController } from './health.controller';
@@ -59,10 +60,14 @@ export function withHttp(
   };
   const healthPath = path('healthPath');
   const metricsPath = path('metricsPath');
-  const adminController =
-    adminPrefix === null ? null : routedAt(ContainerPoolController, adminPrefix);
+  const adminControllers =
+    adminPrefix === null
+      ? []
+      : [ContainerPoolController, ContainerPoolExecutionsController].map((c) =>
+          routedAt(c, adminPrefix),
+        );
   const controllers: Type[] = [
-    ...(adminController ? [adminController] : []),
+    ...adminControllers,
     ...(healthPath === null ? [] : [routedAt(ContainerPoolHealthController, healthPath)]),
     ...(metricsPath === null ? [] : [routedAt(ContainerPoolMetricsController, metricsPath)]),
   ];
@@ -70,7 +75,7 @@ export function withHttp(
     adminPrefix,
     healthPath,
     metricsPath,
-    adminController,
+    adminControllers,
   };
   return {
     ...definition,

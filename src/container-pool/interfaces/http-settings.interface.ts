@@ -5,5 +5,6 @@ export interface ContainerPoolHttpSettings {
   adminPrefix: string | null;
   healthPath: string | null;
   metricsPath: string | null;
-  adminController: Type | null;
+  /** The controllers routed under `adminPrefix` (admin, executions); empty when the admin API is off. */
+  adminControllers: Type[];
 }

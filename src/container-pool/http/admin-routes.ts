@@ -1,0 +1,61 @@
+import {
+  applyDecorators,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+  UsePipes,
+  ValidationPipe,
+} from '@nestjs/common';
+import { AuditInterceptor } from './audit.interceptor';
+import { ErrorBodyDto } from './dto/responses.dto';
+import { ContainerPoolErrorFilter } from './filters/container-pool-error.filter';
+import { AdminTokenGuard } from './guards/admin-token.guard';
+import { ADMIN_BEARER_SCHEME, ApiBearerAuth, ApiTags } from './openapi/swagger';
+import { JsonObjectBodyPipe } from './pipes/json-object-body.pipe';
+
+/** The validation of every body of the pool's routes; bound here so that no global pipe is needed. */
+export const containerPoolValidationPipe = () =>
+  new ValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    transform: true,
+    forbidUnknownValues: true,
+    validationError: { target: false, value: false },
+  });
+
+/**
+ * What every controller under the admin prefix carries: the bearer guard, its own body and validation pipes,
+ * the error filter, the audit of state-changing routes, and the OpenAPI tag and security scheme.
+ */
+export const AdminRoutes = (tag: string) =>
+  applyDecorators(
+    ApiTags(tag),
+    ApiBearerAuth(ADMIN_BEARER_SCHEME),
+    UseGuards(AdminTokenGuard),
+    UsePipes(new JsonObjectBodyPipe(), containerPoolValidationPipe()),
+    UseFilters(ContainerPoolErrorFilter),
+    UseInterceptors(AuditInterceptor),
+  );
+
+export const E401 = {
+  status: 401,
+  description: 'Missing or wrong bearer token.',
+  type: ErrorBodyDto,
+};
+export const E403 = {
+  status: 403,
+  description: 'No admin token configured: the admin API is off.',
+  type: ErrorBodyDto,
+};
+export const E400 = {
+  status: 400,
+  description: 'Invalid request; the message names the field.',
+  type: ErrorBodyDto,
+};
+export const E413 = { status: 413, description: 'Body over maxBodyBytes.', type: ErrorBodyDto };
+export const E503 = {
+  status: 503,
+  description:
+    'No container now (Retry-After), engine/image unavailable, drained or shutting down.',
+  type: ErrorBodyDto,
+};
