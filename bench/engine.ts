@@ -33,10 +33,12 @@ export function benchSpec(
 /** The pool's resolved options for the benchmark image (also what the raw containers are built from). */
 export function benchPoolOptions(image: string): ResolvedContainerPoolOptions {
   // A bench container that outlives a crashed run kills itself after 15 minutes (its lifeline's timeout).
-  return resolvePoolOptions(
-    { image, pullPolicy: 'never', containerLifetimeMs: 900_000, maxExecTimeoutMs: 60_000 },
-    { options: {}, problems: [] },
-  );
+  return resolvePoolOptions({
+    image,
+    pullPolicy: 'never',
+    containerLifetimeMs: 900_000,
+    maxExecTimeoutMs: 60_000,
+  });
 }
 
 export interface RawExecResult {

@@ -16,7 +16,11 @@ export * from './container-pool/errors';
 export * from './container-pool/interfaces';
 export * from './container-pool/engine/container-driver.interface';
 export { DockerDriver } from './container-pool/engine/docker/docker.driver';
-export { type ContainerPoolHttpExtras } from './container-pool/http/container-pool-http';
+export {
+  ContainerPoolHttpModule,
+  type ContainerPoolHttpExtras,
+  type ContainerPoolHttpOptions,
+} from './container-pool/http/container-pool-http';
 export { ContainerPoolController } from './container-pool/http/admin.controller';
 export { ContainerPoolExecutionsController } from './container-pool/http/executions.controller';
 export { RunRequestDto } from './container-pool/http/dto/run-request.dto';

@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { ContainerPoolHttpExtras, DEFAULT_HTTP_EXTRAS, withHttp } from './http/container-pool-http';
+import { ContainerPoolHttpExtras, withHttp } from './http/container-pool-http';
 import type { ContainerPoolModuleOptions } from './interfaces/container-pool-options.interface';
 
 /** Extras of forRoot()/forRootAsync() that shape the module itself rather than the pool. */
@@ -17,7 +17,14 @@ export const {
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createContainerPoolOptions')
   .setExtras<ContainerPoolModuleExtras>(
-    { isGlobal: false, ...DEFAULT_HTTP_EXTRAS },
+    {
+      isGlobal: false,
+      http: false,
+      adminApi: undefined,
+      adminPrefix: undefined,
+      healthPath: undefined,
+      metricsPath: undefined,
+    },
     (definition, extras) => withHttp({ ...definition, global: extras.isGlobal }, extras),
   )
   .build();

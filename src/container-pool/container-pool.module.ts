@@ -1,9 +1,8 @@
 import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
 import { v4 as uuidv4 } from 'uuid';
-import { poolEnvConfig, PoolEnvConfig, resolvePoolOptions } from './config';
+import { resolveModuleOptions } from './config';
 import {
   CONTAINER_DRIVER,
   CONTAINER_POOL_HTTP_SETTINGS,
@@ -21,7 +20,7 @@ import { ContainerPoolService } from './container-pool.service';
 import { DockerDriver } from './engine/docker/docker.driver';
 import { ContainerPoolHealthIndicator } from './health/container-pool.health';
 import { ContainerPoolMetrics } from './metrics/container-pool.metrics';
-import { JsonBodyMiddleware } from './http/middleware/json-body.middleware';
+import { applyJsonBodies } from './http/container-pool-http';
 import type {
   ContainerPoolModuleOptions,
   ResolvedContainerPoolOptions,
@@ -29,23 +28,18 @@ import type {
 
 /**
  * ContainerPoolModule.forRoot(options?) / forRootAsync({ imports, inject, useFactory }).
- * Brings its own scheduling and reads `POOL_*` settings through @nestjs/config without loading any `.env` file.
- * Serves the admin API (default /admin/pool, bearer token), /health/live, /health/ready and /metrics with their
- * own guard, validation and error mapping; the extras adminApi/adminPrefix/healthPath/metricsPath move or
- * switch them off.
+ * Brings its own scheduling; reads `POOL_*` settings only with `readEnv` (it never loads a `.env` file). Adds no
+ * route unless asked: with the `http` extra (`true` or `{ prefix, healthPath, metricsPath, adminApi }`) it
+ * serves the admin API and executions under one prefix (default /admin/pool, bearer tokens by scope),
+ * /health/live, /health/ready and /metrics, with their own guard, validation and error mapping.
  */
 @Module({
-  imports: [
-    ScheduleModule.forRoot(),
-    ConfigModule.forFeature(poolEnvConfig),
-    TerminusModule.forRoot({ logger: false }),
-  ],
+  imports: [ScheduleModule.forRoot(), TerminusModule.forRoot({ logger: false })],
   providers: [
     {
       provide: CONTAINER_POOL_RESOLVED_OPTIONS,
-      inject: [CONTAINER_POOL_MODULE_OPTIONS, poolEnvConfig.KEY],
-      useFactory: (explicit: ContainerPoolModuleOptions, env: PoolEnvConfig) =>
-        resolvePoolOptions(explicit, env),
+      inject: [CONTAINER_POOL_MODULE_OPTIONS],
+      useFactory: (explicit: ContainerPoolModuleOptions) => resolveModuleOptions(explicit),
     },
     {
       provide: CONTAINER_DRIVER,
@@ -74,8 +68,7 @@ export class ContainerPoolModule extends ConfigurableModuleClass implements Nest
 
   /** The admin routes parse their JSON bodies themselves, with the pool's limit (see JsonBodyMiddleware). */
   configure(consumer: MiddlewareConsumer): void {
-    if (this.http.adminControllers.length)
-      consumer.apply(JsonBodyMiddleware).forRoutes(...this.http.adminControllers);
+    applyJsonBodies(consumer, this.http);
   }
 
   /** The pool with these options over `POOL_*` settings over defaults; every option is optional. */

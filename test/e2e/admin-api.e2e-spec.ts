@@ -31,6 +31,10 @@ const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
 const AUTH = bearer(NEW_TOKEN);
 const MAX_BODY = 64 * 1024;
 
+/** Every problem of an invalid-request body (the one error shape: message, then details). */
+const problems = (body: { message: string; details?: { message: string }[] }) =>
+  [body.message, ...(body.details ?? []).map((d) => d.message)].join('; ');
+
 /** A host app importing the module; `bodyParser` as in NestFactory.create. */
 async function hostApp(
   options: ContainerPoolModuleOptions & ContainerPoolModuleExtras,
@@ -42,6 +46,7 @@ async function hostApp(
       ContainerPoolModule.forRoot({
         image: SANDBOX_IMAGE,
         pullPolicy: 'never',
+        http: true,
         ...options,
         name,
       }),
@@ -332,8 +337,12 @@ describe('admin API on the real engine (default host app)', () => {
     ])('POST /executions %j: 400 naming the field', async (body, message) => {
       const before = pool.stats().totals.executions;
       const res = await exec(body).expect(400);
-      expect(([] as string[]).concat(res.body.message).join('; ')).toMatch(message);
-      expect(res.body.statusCode).toBe(400);
+      expect(problems(res.body)).toMatch(message);
+      expect(res.body).toMatchObject({
+        statusCode: 400,
+        code: 'INVALID_REQUEST',
+        retryable: false,
+      });
       expect(res.body).not.toHaveProperty('stack');
       expect(pool.stats().totals.executions).toBe(before);
     });
@@ -348,7 +357,7 @@ describe('admin API on the real engine (default host app)', () => {
       [{}, /size or maxContainers is required/],
     ])('PUT /size %j: 400 naming the field', async (body, message) => {
       const res = await api().put('/admin/pool/size').set(AUTH).send(body).expect(400);
-      expect(([] as string[]).concat(res.body.message).join('; ')).toMatch(message);
+      expect(problems(res.body)).toMatch(message);
       expect(pool.stats()).toMatchObject({ size: 1, maxContainers: 3 });
     });
 

@@ -9,7 +9,8 @@ import { NestFactory } from '@nestjs/core';
 import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
 import { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 
-@Module({ imports: [ContainerPoolModule.forRoot()] })
+// A library host reads no environment unless it opts in: this one takes its settings from POOL_*.
+@Module({ imports: [ContainerPoolModule.forRoot({ readEnv: true })] })
 class HostModule {}
 
 async function main(): Promise<void> {

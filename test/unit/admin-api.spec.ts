@@ -28,6 +28,7 @@ async function host(
         maxContainers: 3,
         replenishIntervalMs: 60_000,
         adminToken: TOKEN,
+        http: true,
         ...options,
       }),
     ],
@@ -71,9 +72,11 @@ describe('admin API (fake driver)', () => {
       .set(auth)
       .send({ cmd: ['x'], timeoutMs: 'soon', extra: 1 })
       .expect(400);
-    expect(bad.body.message).toEqual(
+    expect(bad.body).toMatchObject({ code: 'INVALID_REQUEST', retryable: false });
+    expect(bad.body.details.map((d: { message: string }) => d.message)).toEqual(
       expect.arrayContaining([expect.stringMatching(/^timeoutMs/), expect.stringMatching(/extra/)]),
     );
+    expect(bad.body.message).toBe(bad.body.details[0].message);
     await waitFor(() => h.pool.stats().idle === 1, 2000, 'refill');
   });
 
@@ -212,9 +215,7 @@ describe('admin API (fake driver)', () => {
             adminToken: [TOKEN],
             metricsPublic: true,
           }),
-          adminPrefix: 'ops/pool',
-          healthPath: false,
-          metricsPath: 'ops/metrics',
+          http: { prefix: 'ops/pool', healthPath: false, metricsPath: 'ops/metrics' },
         }),
       ],
     })
@@ -237,6 +238,7 @@ describe('admin API (fake driver)', () => {
         image: 'fake:latest',
         size: 0,
         adminToken: TOKEN,
+        http: true,
         adminPrefix: prefix,
         metricsPath,
         healthPath: `${name}/health`,
@@ -264,7 +266,14 @@ describe('admin API (fake driver)', () => {
 
   it('documents every route in OpenAPI, with the bearer scheme on the guarded ones', async () => {
     const moduleRef = await Test.createTestingModule({
-      imports: [ContainerPoolModule.forRoot({ image: 'fake:latest', size: 0, adminToken: TOKEN })],
+      imports: [
+        ContainerPoolModule.forRoot({
+          image: 'fake:latest',
+          size: 0,
+          adminToken: TOKEN,
+          http: true,
+        }),
+      ],
     })
       .overrideProvider(CONTAINER_DRIVER)
       .useValue(new FakeDriver())

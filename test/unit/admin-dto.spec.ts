@@ -18,9 +18,15 @@ async function messages(value: unknown, metatype: ArgumentMetadata['metatype']):
     await containerPoolValidationPipe().transform(value, body(metatype));
   } catch (err) {
     expect(err).toBeInstanceOf(BadRequestException);
-    return ([] as string[])
-      .concat((err as BadRequestException).getResponse() as any)
-      .flatMap((r: any) => (typeof r === 'string' ? [r] : r.message));
+    const res = (err as BadRequestException).getResponse() as {
+      code: string;
+      message: string;
+      details: { field: string; message: string }[];
+    };
+    // One shape: the first problem as the message, every problem in details.
+    expect(res.code).toBe('INVALID_REQUEST');
+    expect(res.message).toBe(res.details[0].message);
+    return res.details.map((d) => d.message);
   }
   return [];
 }

@@ -80,7 +80,7 @@ describe('AdminTokenGuard', () => {
   it('lets a right token through and leaves the identity (never the token) on the request', () => {
     const { ctx, req } = context(`Bearer ${B}`);
     expect(guard([A, B]).canActivate(ctx)).toBe(true);
-    expect(req[ADMIN_IDENTITY]).toEqual({ tokenFingerprint: tokenFingerprint(B) });
+    expect(req[ADMIN_IDENTITY]).toEqual({ tokenFingerprint: tokenFingerprint(B), scope: 'admin' });
     expect(JSON.stringify(req[ADMIN_IDENTITY])).not.toContain(B);
   });
 

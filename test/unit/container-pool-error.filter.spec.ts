@@ -58,16 +58,27 @@ describe('pool errors to HTTP', () => {
     });
   });
 
-  it('keeps HttpExceptions as they are', () => {
-    const r = errorResponseOf(new BadRequestException(['size must not be less than 0']));
+  it('gives HttpExceptions the one shape, with a code of their status', () => {
+    const r = errorResponseOf(new BadRequestException(['size must not be less than 0', 'other']));
     expect(r).toEqual({
       status: 400,
       headers: {},
-      body: { statusCode: 400, error: 'Bad Request', message: ['size must not be less than 0'] },
+      body: {
+        statusCode: 400,
+        error: 'Bad Request',
+        code: 'INVALID_REQUEST',
+        message: 'size must not be less than 0',
+        retryable: false,
+        details: [{ message: 'size must not be less than 0' }, { message: 'other' }],
+      },
     });
-    expect(errorResponseOf(new NotFoundException('No container "x"')).body.message).toBe(
-      'No container "x"',
-    );
+    expect(errorResponseOf(new NotFoundException('No container "x"')).body).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      code: 'NOT_FOUND',
+      message: 'No container "x"',
+      retryable: false,
+    });
   });
 
   it('answers unknown errors with a generic 500: no message, no stack', () => {

@@ -56,28 +56,78 @@ export function splitTokens(text: string): string[] {
     .filter(Boolean);
 }
 
-/**
- * Reads the `POOL_*` settings of an environment. Unset and empty variables are skipped; values that do not
- * parse are reported by name.
- */
-export function readPoolEnv(env: NodeJS.ProcessEnv): {
+/** The default prefix of the environment settings. */
+export const DEFAULT_ENV_PREFIX = 'POOL_';
+
+/** What the environment says: parsed settings, values that do not parse, and variables nobody knows. */
+export interface PoolEnvConfig {
   options: ContainerPoolModuleOptions;
   problems: string[];
-} {
-  const options: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const [key, setting] of Object.entries(SETTINGS)) {
-    const raw = env[envName(key)];
-    if (raw === undefined || raw.trim() === '') continue;
-    const { value, error } = parseValue(setting.kind, raw);
-    if (error) problems.push(`${envName(key)} ${error}`);
-    else options[key] = value;
-  }
-  return { options, problems };
+  /** `<prefix>*` variables that are no setting, each with the closest known name. */
+  unknown: { name: string; closest: string | null }[];
+  prefix: string;
 }
 
-/** The `POOL_*` environment as a @nestjs/config namespace (ConfigModule.forFeature(poolEnvConfig)). */
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const here = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = here;
+    }
+  }
+  return row[b.length];
+}
+
+/** The known name closest to `name`, when it is close enough to be a likely typo. */
+export function closestName(name: string, known: string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = distance(name, k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best !== null && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
+}
+
+/**
+ * Reads the `<prefix>*` settings of an environment (prefix `POOL_` by default). Unset and empty variables are
+ * skipped; values that do not parse are reported by name, and so is every `<prefix>*` variable that is no
+ * setting.
+ */
+export function readPoolEnv(env: NodeJS.ProcessEnv, prefix = DEFAULT_ENV_PREFIX): PoolEnvConfig {
+  const options: Record<string, unknown> = {};
+  const problems: string[] = [];
+  const known = Object.keys(SETTINGS).map((key) => envName(key, prefix));
+  for (const [key, setting] of Object.entries(SETTINGS)) {
+    const name = envName(key, prefix);
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') continue;
+    const { value, error } = parseValue(setting.kind, raw);
+    if (error) problems.push(`${name} ${error}`);
+    else options[key] = value;
+  }
+  const knownSet = new Set(known);
+  const unknown = Object.keys(env)
+    .filter((name) => name.startsWith(prefix) && !knownSet.has(name))
+    .sort()
+    .map((name) => ({ name, closest: closestName(name, known) }));
+  return { options, problems, unknown, prefix };
+}
+
+/** No environment at all (env reading off). */
+export const NO_ENV: PoolEnvConfig = {
+  options: {},
+  problems: [],
+  unknown: [],
+  prefix: DEFAULT_ENV_PREFIX,
+};
+
+/** The `POOL_*` environment as a @nestjs/config namespace, for hosts that read it themselves. */
 export const poolEnvConfig = registerAs(CONTAINER_POOL_CONFIG_NAMESPACE, () =>
   readPoolEnv(process.env),
 );
-export type PoolEnvConfig = ReturnType<typeof readPoolEnv>;

@@ -8,7 +8,7 @@ export const MiB = 1024 * 1024;
 export const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always', 'never'];
 
 export type Kind = 'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'argv' | 'tokens';
-type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker'>;
+type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker' | 'readEnv'>;
 
 export interface Setting {
   kind: Kind;
@@ -63,7 +63,19 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     description: 'custom seccomp profile JSON; empty for the default',
   },
   requireSeccomp: { kind: 'bool', description: 'refuse to serve when the engine has no seccomp' },
-  adminToken: { kind: 'tokens', description: 'bearer token(s) of the admin API, comma separated' },
+  adminToken: {
+    kind: 'tokens',
+    description: 'bearer token(s) of the admin scope (every route), comma separated',
+  },
+  execToken: {
+    kind: 'tokens',
+    description: 'bearer token(s) of the exec scope (executions), comma separated',
+  },
+  readToken: {
+    kind: 'tokens',
+    description:
+      'bearer token(s) of the read scope (GET stats, containers, metrics), comma separated',
+  },
   metricsPublic: { kind: 'bool', description: 'serve /metrics without a bearer token' },
   maxBodyBytes: { kind: 'bytes', min: 1024, description: 'largest request body of the HTTP API' },
 };
@@ -102,11 +114,13 @@ export const DEFAULT_OPTIONS: ResolvedContainerPoolOptions = {
   shmSizeBytes: 16 * MiB,
   requireSeccomp: true,
   adminToken: [],
+  execToken: [],
+  readToken: [],
   metricsPublic: false,
   maxBodyBytes: 24 * MiB,
 };
 
-/** `maxContainers` -> `POOL_MAX_CONTAINERS`. */
-export function envName(key: string): string {
-  return 'POOL_' + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+/** `maxContainers` -> `POOL_MAX_CONTAINERS` (or another prefix's). */
+export function envName(key: string, prefix = 'POOL_'): string {
+  return prefix + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 }

@@ -6,11 +6,14 @@ import {
   UsePipes,
   ValidationPipe,
 } from '@nestjs/common';
+import type { ValidationError } from 'class-validator';
 import { AuditInterceptor } from './audit.interceptor';
+import { invalidRequest, RequestProblem } from './http-errors';
 import { ErrorBodyDto } from './dto/responses.dto';
 import { ContainerPoolErrorFilter } from './filters/container-pool-error.filter';
 import { AdminTokenGuard } from './guards/admin-token.guard';
 import { ADMIN_BEARER_SCHEME, ApiBearerAuth, ApiTags } from './openapi/swagger';
+import { BodyErrorGuard } from './middleware/json-body.middleware';
 import { JsonObjectBodyPipe } from './pipes/json-object-body.pipe';
 
 /** The validation of every body of the pool's routes; bound here so that no global pipe is needed. */
@@ -21,7 +24,17 @@ export const containerPoolValidationPipe = () =>
     transform: true,
     forbidUnknownValues: true,
     validationError: { target: false, value: false },
+    exceptionFactory: (errors) => invalidRequest(problemsOf(errors)),
   });
+
+/** class-validator's errors as one problem per failed constraint, nested fields as `a.b`. */
+function problemsOf(errors: ValidationError[], parent = ''): RequestProblem[] {
+  return errors.flatMap((e) => {
+    const field = parent ? `${parent}.${e.property}` : e.property;
+    const own = Object.values(e.constraints ?? {}).map((message) => ({ field, message }));
+    return [...own, ...problemsOf(e.children ?? [], field)];
+  });
+}
 
 /**
  * What every controller under the admin prefix carries: the bearer guard, its own body and validation pipes,
@@ -31,7 +44,7 @@ export const AdminRoutes = (tag: string) =>
   applyDecorators(
     ApiTags(tag),
     ApiBearerAuth(ADMIN_BEARER_SCHEME),
-    UseGuards(AdminTokenGuard),
+    UseGuards(AdminTokenGuard, BodyErrorGuard),
     UsePipes(new JsonObjectBodyPipe(), containerPoolValidationPipe()),
     UseFilters(ContainerPoolErrorFilter),
     UseInterceptors(AuditInterceptor),

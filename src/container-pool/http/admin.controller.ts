@@ -1,12 +1,10 @@
 import {
-  BadRequestException,
   Body,
   Delete,
   Get,
   HttpCode,
   HttpStatus,
   Logger,
-  NotFoundException,
   OnApplicationBootstrap,
   OnModuleInit,
   Optional,
@@ -26,6 +24,8 @@ import {
   PoolStatsDto,
   RemovedContainerDto,
 } from './dto/responses.dto';
+import { RequireScope } from './guards/admin-token.guard';
+import { httpError, invalidRequest } from './http-errors';
 import { toContainerDto } from './mappers';
 import { ApiBody, ApiOperation, ApiParam, ApiResponse } from './openapi/swagger';
 import { ContainerRefPipe } from './pipes/container-ref.pipe';
@@ -82,6 +82,7 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   }
 
   @Get()
+  @RequireScope('read')
   @ApiOperation({ summary: 'Pool statistics' })
   @ApiResponse({ status: 200, type: PoolStatsDto })
   @ApiResponse(E401)
@@ -91,6 +92,7 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   }
 
   @Get('containers')
+  @RequireScope('read')
   @ApiOperation({ summary: "The pool's containers (idle, leased, creating, destroying)" })
   @ApiResponse({ status: 200, type: [ContainerInfoDto] })
   @ApiResponse(E401)
@@ -126,12 +128,15 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @Audit({ action: 'resize', what: resizeWhat, summary: statsSummary })
   resize(@Body() body: ResizeDto): PoolStats {
     if (body.size === undefined && body.maxContainers === undefined) {
-      throw new BadRequestException(['size or maxContainers is required']);
+      throw invalidRequest([{ field: 'size', message: 'size or maxContainers is required' }]);
     }
     const maxContainers = body.maxContainers ?? this.pool.stats().maxContainers;
     if (body.size !== undefined && body.size > maxContainers) {
-      throw new BadRequestException([
-        `size must not be greater than maxContainers (${maxContainers})`,
+      throw invalidRequest([
+        {
+          field: 'size',
+          message: `size must not be greater than maxContainers (${maxContainers})`,
+        },
       ]);
     }
     return this.pool.resize(body);
@@ -186,7 +191,11 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   async removeContainer(@Param('id', ContainerRefPipe) id: string): Promise<RemovedContainerDto> {
     const container = this.pool.findContainer(id);
     if (!container) {
-      throw new NotFoundException(`No container "${id}" in pool "${this.pool.options.name}".`);
+      throw httpError(
+        404,
+        'CONTAINER_NOT_FOUND',
+        `No container "${id}" in pool "${this.pool.options.name}".`,
+      );
     }
     const before = this.pool.containers().find((c) => c.id === container.id);
     await container.destroy();

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { BadRequestException, Body, HttpCode, HttpStatus, Post, Res } from '@nestjs/common';
+import { Body, HttpCode, HttpStatus, Post, Res } from '@nestjs/common';
 import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
 import type { RunRequest } from '../interfaces/run-request.interface';
@@ -7,6 +7,8 @@ import { AdminRoutes, E400, E401, E403, E413, E503 } from './admin-routes';
 import { Audit, AuditedRequest } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
+import { RequireScope } from './guards/admin-token.guard';
+import { invalidRequest } from './http-errors';
 import { toExecResultDto } from './mappers';
 import { ApiBody, ApiOperation, ApiResponse } from './openapi/swagger';
 
@@ -28,6 +30,7 @@ export class ContainerPoolExecutionsController {
   constructor(private readonly pool: ContainerPoolService) {}
 
   @Post('executions')
+  @RequireScope('exec')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary:
@@ -54,7 +57,9 @@ export class ContainerPoolExecutionsController {
     @Body() body: RunRequestDto,
   ): Promise<ExecResultDto> {
     const problems = limitProblems(body, this.pool.options);
-    if (problems.length) throw new BadRequestException(problems.map(problemText));
+    if (problems.length) {
+      throw invalidRequest(problems.map((p) => ({ field: p.field, message: problemText(p) })));
+    }
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableEnded) abort.abort(new Error('the client disconnected'));

@@ -2,6 +2,12 @@ import type { DockerConnectionOptions } from '../engine/docker/docker.types';
 
 export type PullPolicy = 'if-not-present' | 'always' | 'never';
 
+/** A byte count: a number, or a string with a unit such as `'256m'`, `'64MiB'`, `'1g'`. */
+export type ByteSize = number | string;
+
+/** Whether (and under which prefix) the module reads its settings from the environment. */
+export type ReadEnvOption = boolean | { prefix?: string };
+
 /**
  * Options of ContainerPoolModule.forRoot()/forRootAsync(). Every field is optional: explicit options win over the
  * `POOL_*` environment settings, which win over the defaults (see `.env.example`).
@@ -36,9 +42,9 @@ export interface ContainerPoolModuleOptions {
   /** Largest timeout a caller may ask for. Default 300 000. */
   maxExecTimeoutMs?: number;
   /** Per-stream output cap; output beyond it is read and discarded (`truncated`). Default 1 MiB. */
-  maxOutputBytes?: number;
+  maxOutputBytes?: ByteSize;
   /** Largest stdin (plus code) accepted by one execution. Default 16 MiB. */
-  maxStdinBytes?: number;
+  maxStdinBytes?: ByteSize;
   /** A container never lives longer than this, whatever happens to its owner. Default 1 800 000 (30 min). */
   containerLifetimeMs?: number;
   /** How long shutdown() lets running executions finish before killing them. Default 10 000. */
@@ -51,7 +57,7 @@ export interface ContainerPoolModuleOptions {
   /** Working directory and HOME, a tmpfs. Default `/workspace`. */
   workdir?: string;
   /** Memory limit (swap is disabled: MemorySwap = Memory). Default 256 MiB. */
-  memoryBytes?: number;
+  memoryBytes?: ByteSize;
   /** CPU limit in units of 1e-9 CPUs. Default 1e9 (one CPU). */
   nanoCpus?: number;
   /** Process limit of the container. Default 128. */
@@ -59,13 +65,13 @@ export interface ContainerPoolModuleOptions {
   /** Open files limit (RLIMIT_NOFILE). Default 256. */
   nofileLimit?: number;
   /** Largest file a process may write (RLIMIT_FSIZE). Default 128 MiB (above the tmpfs sizes, so a full disk is ENOSPC). */
-  fileSizeLimitBytes?: number;
+  fileSizeLimitBytes?: ByteSize;
   /** Size of the /tmp tmpfs. Default 64 MiB. */
-  tmpSizeBytes?: number;
+  tmpSizeBytes?: ByteSize;
   /** Size of the work dir tmpfs. Default 64 MiB. */
-  workdirSizeBytes?: number;
+  workdirSizeBytes?: ByteSize;
   /** Size of /dev/shm. Default 16 MiB. */
-  shmSizeBytes?: number;
+  shmSizeBytes?: ByteSize;
   /** OCI runtime, e.g. `runsc` when gVisor is registered with the engine. Default: the engine's default. */
   runtime?: string;
   /** Custom seccomp profile as JSON text. Default: the engine's default profile. */
@@ -74,26 +80,70 @@ export interface ContainerPoolModuleOptions {
   requireSeccomp?: boolean;
 
   /**
-   * Bearer token(s) of the admin API and of /metrics. Several may be configured so that they can be rotated.
-   * Each must be at least 16 characters. Default none: every admin route answers 403 until one is set.
-   * (`POOL_ADMIN_TOKEN`, comma separated)
+   * Bearer token(s) of the admin scope: every route. Several may be configured so that they can be rotated.
+   * Each must be at least 16 characters. Default none: with no token of any scope, every route of the module
+   * answers 403 until one is set. (`POOL_ADMIN_TOKEN`, comma separated)
    */
   adminToken?: string | string[];
+  /** Bearer token(s) of the exec scope: the execution routes only. (`POOL_EXEC_TOKEN`, comma separated) */
+  execToken?: string | string[];
+  /**
+   * Bearer token(s) of the read scope: the GET routes (stats, containers) and /metrics.
+   * (`POOL_READ_TOKEN`, comma separated)
+   */
+  readToken?: string | string[];
   /** Serve /metrics without a bearer token. Default false. (`POOL_METRICS_PUBLIC`) */
   metricsPublic?: boolean;
   /** Largest request body the pool's HTTP routes accept (code plus stdin, as JSON). Default 24 MiB. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: ByteSize;
+
+  /**
+   * Read `POOL_*` settings from the environment (explicit options still win). Default false: a library host
+   * decides; the runnable service turns it on. `{ prefix: 'SANDBOX_' }` reads `SANDBOX_SIZE`, ... instead.
+   * Unknown `<prefix>*` variables are a warning naming the closest setting.
+   */
+  readEnv?: ReadEnvOption;
 
   /** Engine connection; default as the Docker CLI: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`. */
   docker?: DockerConnectionOptions;
 }
 
+type ByteKeys =
+  | 'maxOutputBytes'
+  | 'maxStdinBytes'
+  | 'memoryBytes'
+  | 'fileSizeLimitBytes'
+  | 'tmpSizeBytes'
+  | 'workdirSizeBytes'
+  | 'shmSizeBytes'
+  | 'maxBodyBytes';
+
 /** The options after merging and validation: what the pool runs with. */
 export interface ResolvedContainerPoolOptions extends Required<
-  Omit<ContainerPoolModuleOptions, 'runtime' | 'seccompProfile' | 'docker' | 'adminToken'>
+  Omit<
+    ContainerPoolModuleOptions,
+    | 'runtime'
+    | 'seccompProfile'
+    | 'docker'
+    | 'adminToken'
+    | 'execToken'
+    | 'readToken'
+    | 'readEnv'
+    | ByteKeys
+  >
 > {
-  /** The admin tokens, possibly none. */
+  /** The tokens of each scope, possibly none. */
   adminToken: string[];
+  execToken: string[];
+  readToken: string[];
+  maxOutputBytes: number;
+  maxStdinBytes: number;
+  memoryBytes: number;
+  fileSizeLimitBytes: number;
+  tmpSizeBytes: number;
+  workdirSizeBytes: number;
+  shmSizeBytes: number;
+  maxBodyBytes: number;
   runtime?: string;
   seccompProfile?: string;
   docker?: DockerConnectionOptions;

@@ -7,4 +7,6 @@ export interface ContainerPoolHttpSettings {
   metricsPath: string | null;
   /** The controllers routed under `adminPrefix` (admin, executions); empty when the admin API is off. */
   adminControllers: Type[];
+  /** Every controller the module routes (admin, executions, health, metrics). */
+  controllers: Type[];
 }

@@ -18,6 +18,7 @@ import {
   EngineUnavailableError,
   ExecutionAbortedError,
   ImageUnavailableError,
+  InvalidPoolConfigError,
   InvalidRequestError,
   PoolDrainedError,
   PoolShuttingDownError,
@@ -28,18 +29,44 @@ import {
 /** Status used when the client went away before the answer (nginx's "client closed request"). */
 export const CLIENT_CLOSED_REQUEST = 499;
 
-/** The JSON body of every error the pool's routes answer. */
+/** The JSON body of every error the pool's routes answer: one shape for all of them. */
 export interface ContainerPoolErrorBody {
   statusCode: number;
+  /** The status's reason phrase, e.g. `Bad Request`. */
   error: string;
-  /** What went wrong and what to do; a list for validation errors (one entry per field). */
-  message: string | string[];
-  /** Stable code of a pool error (e.g. ACQUIRE_TIMEOUT). */
-  code?: string;
-  /** The field an invalid request got wrong. */
+  /** Stable code for programs, e.g. INVALID_REQUEST, ACQUIRE_TIMEOUT, FORBIDDEN_SCOPE. */
+  code: string;
+  /** What went wrong and what to do (for an invalid request: its first problem). */
+  message: string;
+  /** The field an invalid request got wrong (the first one). */
   field?: string;
   /** Whether trying again later may succeed. */
-  retryable?: boolean;
+  retryable: boolean;
+  /** More about the error: for an invalid request, every problem as `{ field, message }`. */
+  details?: unknown;
+}
+
+const CODE_OF_STATUS: Record<number, string> = {
+  400: 'INVALID_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  409: 'CONFLICT',
+  410: 'GONE',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'TOO_MANY_REQUESTS',
+  499: 'CLIENT_CLOSED_REQUEST',
+  500: 'INTERNAL',
+  502: 'BAD_GATEWAY',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+/** The code of an HTTP status that carries none of its own. */
+export function codeOfStatus(status: number): string {
+  return CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR');
 }
 
 export interface HttpMapping {
@@ -97,15 +124,20 @@ export function errorResponseOf(err: unknown): {
 } {
   if (err instanceof HttpException) {
     const status = err.getStatus();
-    const res = err.getResponse();
-    const body: ContainerPoolErrorBody =
-      typeof res === 'object' && res !== null
-        ? ({
-            statusCode: status,
-            error: reason(status),
-            ...res,
-          } as ContainerPoolErrorBody)
-        : { statusCode: status, error: reason(status), message: String(res) };
+    const res = err.getResponse() as
+      string | { message?: unknown; code?: string; field?: string; details?: unknown };
+    const given = typeof res === 'object' && res !== null ? res : { message: res };
+    const messages = ([] as unknown[]).concat(given.message ?? err.message).map(String);
+    const body: ContainerPoolErrorBody = {
+      statusCode: status,
+      error: reason(status),
+      code: given.code ?? codeOfStatus(status),
+      message: messages[0] ?? reason(status),
+      retryable: status === 429 || status === 503,
+    };
+    if (given.field !== undefined) body.field = given.field;
+    if (given.details !== undefined) body.details = given.details;
+    else if (messages.length > 1) body.details = messages.map((message) => ({ message }));
     return { status, body, headers: {} };
   }
   if (err instanceof ContainerPoolError) {
@@ -113,11 +145,15 @@ export function errorResponseOf(err: unknown): {
     const body: ContainerPoolErrorBody = {
       statusCode: status,
       error: reason(status),
-      message: err.message,
       code: err.code,
+      message: err.message,
       retryable: err.retryable,
     };
-    if (err instanceof InvalidRequestError) body.field = err.field;
+    if (err instanceof InvalidRequestError) {
+      body.field = err.field;
+      body.details = [{ field: err.field, message: err.message }];
+    }
+    if (err instanceof InvalidPoolConfigError) body.details = err.problems;
     const headers: Record<string, string> = {};
     if (retryAfterSeconds !== undefined) headers['Retry-After'] = String(retryAfterSeconds);
     return { status, body, headers };
@@ -128,7 +164,9 @@ export function errorResponseOf(err: unknown): {
     body: {
       statusCode: status,
       error: reason(status),
+      code: 'INTERNAL',
       message: 'Internal error of the container pool; the server log has the details.',
+      retryable: false,
     },
     headers: {},
   };

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   BadRequestException,
+  CanActivate,
+  ExecutionContext,
   Inject,
   Injectable,
   NestMiddleware,
@@ -8,10 +10,23 @@ import {
   UnsupportedMediaTypeException,
 } from '@nestjs/common';
 import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants';
-import { checkBearer } from '../guards/admin-token.guard';
+import { checkScopedBearer } from '../guards/admin-token.guard';
 import type { ResolvedContainerPoolOptions } from '../../interfaces/container-pool-options.interface';
 
-type Request = IncomingMessage & { body?: unknown; rawBody?: Buffer };
+/** Where the middleware leaves a body it refused, for BodyErrorGuard. */
+export const BODY_ERROR = Symbol('container-pool:body-error');
+
+type Request = IncomingMessage & { body?: unknown; rawBody?: Buffer; [BODY_ERROR]?: unknown };
+
+/** Throws, inside the route (so its filter answers), the error JsonBodyMiddleware found in the body. */
+@Injectable()
+export class BodyErrorGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const error = context.switchToHttp().getRequest<Request>()[BODY_ERROR];
+    if (error !== undefined) throw error as Error;
+    return true;
+  }
+}
 
 function hasBody(req: IncomingMessage): boolean {
   return (
@@ -35,22 +50,27 @@ export class JsonBodyMiddleware implements NestMiddleware {
   ) {}
 
   use(req: Request, _res: ServerResponse, next: (error?: unknown) => void): void {
-    if (!checkBearer(req.headers.authorization, this.options.adminToken).ok) return next();
+    if (!checkScopedBearer(req.headers.authorization, this.options).ok) return next();
+    // Errors go to the route (BodyErrorGuard throws them there), so its error filter answers in the one shape.
+    const fail = (error: unknown) => {
+      req[BODY_ERROR] = error;
+      next();
+    };
     const limit = this.options.maxBodyBytes;
     const tooLarge = () =>
       new PayloadTooLargeException(
         `Request body exceeds the limit of ${limit} bytes (maxBodyBytes, POOL_MAX_BODY_BYTES).`,
       );
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) return next(tooLarge());
+    if (Number.isFinite(declared) && declared > limit) return fail(tooLarge());
     // Read by the host's parser with `rawBody: true`: its size is known even when it came chunked.
-    if (req.rawBody && req.rawBody.length > limit) return next(tooLarge());
+    if (req.rawBody && req.rawBody.length > limit) return fail(tooLarge());
     if (req.body !== undefined || req.readableEnded || !hasBody(req)) return next();
 
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     const [mime, ...params] = type.split(';').map((s) => s.trim());
     if (mime !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(mime)) {
-      return next(
+      return fail(
         new UnsupportedMediaTypeException(
           `Request body must be JSON: send "Content-Type: application/json" (got "${mime || 'none'}").`,
         ),
@@ -61,7 +81,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
       ?.slice(8)
       .replace(/"/g, '');
     if (charset && charset !== 'utf-8' && charset !== 'utf8') {
-      return next(
+      return fail(
         new UnsupportedMediaTypeException(
           `Request body must be UTF-8 JSON (got charset ${charset}).`,
         ),
@@ -69,7 +89,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
     }
     const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
     if (encoding !== 'identity') {
-      return next(
+      return fail(
         new UnsupportedMediaTypeException(`Content-Encoding ${encoding} is not supported.`),
       );
     }
@@ -84,8 +104,9 @@ export class JsonBodyMiddleware implements NestMiddleware {
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
-      if (error) req.resume(); // discard the rest; the answer does not wait for it
-      next(error);
+      if (error === undefined) return next();
+      req.resume(); // discard the rest; the answer does not wait for it
+      fail(error);
     };
     const onData = (chunk: Buffer) => {
       received += chunk.length;

@@ -1,4 +1,5 @@
-import { BadRequestException, Injectable, PipeTransform } from '@nestjs/common';
+import { Injectable, PipeTransform } from '@nestjs/common';
+import { invalidRequest } from '../http-errors';
 
 const FULL_ID = /^[0-9a-f]{64}$/;
 const ID_PREFIX = /^[0-9a-f]{12,63}$/;
@@ -20,10 +21,14 @@ export function containerRefKind(ref: string): 'id' | 'prefix' | 'name' | null {
 export class ContainerRefPipe implements PipeTransform<string, string> {
   transform(value: string): string {
     if (typeof value !== 'string' || containerRefKind(value) === null) {
-      throw new BadRequestException(
-        'id must be a full container id (64 hex digits), a unique id prefix of at least 12 hex digits, ' +
-          'or a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)',
-      );
+      throw invalidRequest([
+        {
+          field: 'id',
+          message:
+            'id must be a full container id (64 hex digits), a unique id prefix of at least 12 hex ' +
+            'digits, or a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)',
+        },
+      ]);
     }
     return value;
   }

@@ -1,4 +1,5 @@
-import { ArgumentMetadata, BadRequestException, Injectable, PipeTransform } from '@nestjs/common';
+import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
+import { invalidRequest } from '../http-errors';
 
 /** A request body must be one JSON object (not an array, a string or nothing). Runs before validation. */
 @Injectable()
@@ -11,11 +12,15 @@ export class JsonObjectBodyPipe implements PipeTransform {
       typeof value !== 'object' ||
       Array.isArray(value)
     ) {
-      throw new BadRequestException(
-        value === undefined
-          ? 'Request body is required: a JSON object (Content-Type: application/json).'
-          : 'Request body must be a JSON object.',
-      );
+      throw invalidRequest([
+        {
+          field: 'body',
+          message:
+            value === undefined
+              ? 'Request body is required: a JSON object (Content-Type: application/json).'
+              : 'Request body must be a JSON object.',
+        },
+      ]);
     }
     return value;
   }
