@@ -7,6 +7,7 @@ import type { IntervalHost } from './container-source';
  */
 export class RefillScheduler {
   private retryTimer?: NodeJS.Timeout;
+  private retryAt = 0;
   private deferTimer?: NodeJS.Timeout;
   private soonQueued = false;
   private interval?: { name?: string; timer: NodeJS.Timeout };
@@ -17,9 +18,15 @@ export class RefillScheduler {
     private readonly intervals?: IntervalHost,
   ) {}
 
-  /** pump() after `delayMs` (the back-off), unless a retry is already scheduled. */
+  /** pump() after `delayMs` (the back-off); a retry already scheduled for later is brought forward. */
   retryIn(delayMs: number): void {
-    if (this.retryTimer || this.stopped) return;
+    if (this.stopped) return;
+    const at = Date.now() + Math.max(0, delayMs);
+    if (this.retryTimer) {
+      if (at >= this.retryAt) return;
+      clearTimeout(this.retryTimer);
+    }
+    this.retryAt = at;
     this.retryTimer = setTimeout(
       () => {
         this.retryTimer = undefined;

@@ -221,9 +221,15 @@ export class Supply {
     if (state.shuttingDown) return;
     const now = Date.now();
     const idle = state.stock.idle;
+    // Any container that lives on past the early-death window (idle or leased) ends the suspicion.
     if (
       state.backoff.earlyDeathSuspected &&
-      idle.some((c) => now - c.createdAt.getTime() >= EARLY_DEATH_MS)
+      [...state.stock.byId.values()].some(
+        (c) =>
+          c.state !== 'destroying' &&
+          !c.lostReason &&
+          now - c.createdAt.getTime() >= EARLY_DEATH_MS,
+      )
     ) {
       state.backoff.earlyDeathSuspected = false;
       this.succeeded();
