@@ -65,7 +65,15 @@ describe('admin API (fake driver)', () => {
       .send({ cmd: ['echo', 'hi'] })
       .expect(200);
     expect(run.body).toMatchObject({ exitCode: 0, stdout: 'ran echo hi\n' });
-    expect(Buffer.from(run.body.stdoutBase64, 'base64').toString()).toBe('ran echo hi\n');
+    // Valid UTF-8 comes once, as text; base64 only when asked for.
+    expect(run.body).not.toHaveProperty('stdoutBase64');
+    const raw = await h
+      .http()
+      .post('/admin/pool/executions')
+      .set(auth)
+      .send({ cmd: ['echo', 'hi'], outputEncoding: 'base64' })
+      .expect(200);
+    expect(Buffer.from(raw.body.stdoutBase64, 'base64').toString()).toBe('ran echo hi\n');
     const bad = await h
       .http()
       .post('/admin/pool/executions')

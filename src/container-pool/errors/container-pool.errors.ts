@@ -35,14 +35,17 @@ export class SandboxUnsupportedError extends ContainerPoolError {
   }
 }
 
-/** The sandbox image is missing and could not be pulled. */
+/**
+ * The sandbox image is missing and could not be pulled. Retryable unless only an operator can fix it (the image
+ * is missing and the pull policy is `never`).
+ */
 export class ImageUnavailableError extends ContainerPoolError {
   readonly code = 'IMAGE_UNAVAILABLE';
-  override readonly retryable = true;
+  override readonly retryable: boolean;
   constructor(
     readonly image: string,
     detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryable?: boolean },
   ) {
     super(
       `Image ${image} is not available: ${detail}. Pull or build it on the engine (without a registry: ` +
@@ -50,6 +53,7 @@ export class ImageUnavailableError extends ContainerPoolError {
         `POOL_IMAGE to an image the engine has.`,
       options,
     );
+    this.retryable = options?.retryable ?? true;
   }
 }
 

@@ -19,6 +19,7 @@ import type { ActiveExecution, PooledContainer } from '../pool/pooled-container'
 import type { WarmPool } from '../pool/warm-pool';
 import type { Transport, TransportJob } from '../transport/transport.interface';
 import { checkStdinSize, ExecLimits, NormalizedExec } from './exec-request';
+import { logContextWords } from './log-context';
 import { CappedSink } from './output-sink';
 
 /** How long a killed execution waits for its container's removal before it returns (the kill is issued). */
@@ -37,7 +38,7 @@ export interface PreparedJob {
 export interface ExecutorDeps {
   pool: WarmPool;
   transport: Transport;
-  options: ExecLimits & Pick<ResolvedContainerPoolOptions, 'user' | 'pythonCommand'>;
+  options: ExecLimits & Pick<ResolvedContainerPoolOptions, 'name' | 'user' | 'pythonCommand'>;
   events: EventEmitter<ContainerPoolEventMap>;
   totals: PoolTotals;
   log: PoolLog;
@@ -163,6 +164,12 @@ export class Executor {
         timedOut: stop.timedOut,
         oomKilled,
         truncated: stdout.truncated || stderr.truncated,
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+        stdoutTotalBytes: stdout.totalBytes,
+        stderrTotalBytes: stderr.totalBytes,
+        profile: this.deps.options.name,
+        transport: this.deps.transport.name,
         durationMs: round2(durationMs),
         queuedMs: round2(queuedMs),
         containerId: c.id,
@@ -173,7 +180,7 @@ export class Executor {
     } catch (err) {
       this.deps.log.warn(
         `exec ${executionId} container=${c.name} failed after ${Math.round(performance.now() - started)} ms: ` +
-          `${err instanceof Error ? err.message : String(err)}`,
+          `${err instanceof Error ? err.message : String(err)}${logContextWords()}`,
       );
       pool.engineFailed(err);
       throw err;
@@ -198,7 +205,8 @@ export class Executor {
     this.deps.log.log(
       `exec ${r.executionId} container=${c.name} exit=${r.exitCode ?? '-'} durationMs=${Math.round(r.durationMs)} ` +
         `queuedMs=${Math.round(r.queuedMs)} stdout=${r.stdoutBytes.length}B stderr=${r.stderrBytes.length}B` +
-        (flags ? ` flags=${flags}` : ''),
+        (flags ? ` flags=${flags}` : '') +
+        logContextWords(),
     );
     this.deps.events.emit('executed', { result: r });
   }

@@ -40,4 +40,9 @@ export class CappedSink extends Writable {
   get truncated(): boolean {
     return this.dropped > 0;
   }
+
+  /** Every byte written: the kept ones and the dropped ones. */
+  get totalBytes(): number {
+    return this.kept + this.dropped;
+  }
 }

@@ -32,6 +32,13 @@ export interface AuditSpec {
 
 const AUDIT = Symbol('container-pool:audit');
 
+/** `CODE: message` of an error, for a log line. */
+export function describeError(err: unknown): string {
+  return err instanceof Error
+    ? `${(err as { code?: string }).code ?? err.name}: ${err.message}`
+    : String(err);
+}
+
 /** Marks a route as state-changing: AuditInterceptor logs who did what with which result. */
 export const Audit = (spec: AuditSpec) => SetMetadata(AUDIT, spec);
 
@@ -63,13 +70,8 @@ export class AuditInterceptor implements NestInterceptor {
       tap({
         next: (result) =>
           this.logger.log(`${head} result=ok${spec.summary?.(result) ?? ''} ms=${ms()}`),
-        error: (err: unknown) => {
-          const detail =
-            err instanceof Error
-              ? `${(err as { code?: string }).code ?? err.name}: ${err.message}`
-              : String(err);
-          this.logger.warn(`${head} result=error ${detail} ms=${ms()}`);
-        },
+        error: (err: unknown) =>
+          this.logger.warn(`${head} result=error ${describeError(err)} ms=${ms()}`),
       }),
     );
   }

@@ -1,13 +1,14 @@
 import type { ServerResponse } from 'node:http';
-import { Body, HttpCode, HttpStatus, Post, Res } from '@nestjs/common';
+import { Body, HttpCode, HttpStatus, Logger, Post, Req, Res } from '@nestjs/common';
 import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
+import { executionLogContext } from '../execution/log-context';
 import type { RunRequest } from '../interfaces/run-request.interface';
 import { AdminRoutes, E400, E401, E403, E413, E503 } from './admin-routes';
-import { Audit, AuditedRequest } from './audit.interceptor';
+import { AuditedRequest, describeError } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
-import { RequireScope } from './guards/admin-token.guard';
+import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
 import { invalidRequest } from './http-errors';
 import { toExecResultDto } from './mappers';
 import { ApiBody, ApiOperation, ApiResponse } from './openapi/swagger';
@@ -18,16 +19,17 @@ const executeWhat = (req: AuditedRequest) => {
   return `code=${typeof body.code === 'string' ? body.code.length : 0}B`;
 };
 
-const executeSummary = (r: ExecResultDto) =>
-  ` execution=${r.executionId} exit=${r.exitCode ?? '-'}`;
-
 /**
  * POST <adminPrefix>/executions: run()'s request as JSON, bearer token required. A client that disconnects
  * before the answer aborts the execution.
  */
 @AdminRoutes('pool admin')
 export class ContainerPoolExecutionsController {
-  constructor(private readonly pool: ContainerPoolService) {}
+  private readonly logger: Logger;
+
+  constructor(private readonly pool: ContainerPoolService) {
+    this.logger = new Logger(`ContainerPoolAdmin:${pool.options.name}`);
+  }
 
   @Post('executions')
   @RequireScope('exec')
@@ -51,8 +53,8 @@ export class ContainerPoolExecutionsController {
     type: ErrorBodyDto,
   })
   @ApiResponse(E503)
-  @Audit({ action: 'execute', what: executeWhat, summary: executeSummary })
   async execute(
+    @Req() req: AuditedRequest,
     @Res({ passthrough: true }) res: ServerResponse,
     @Body() body: RunRequestDto,
   ): Promise<ExecResultDto> {
@@ -66,7 +68,20 @@ export class ContainerPoolExecutionsController {
     };
     res.on('close', onClose);
     try {
-      return toExecResultDto(await this.pool.run({ ...body, signal: abort.signal } as RunRequest));
+      const { outputEncoding, ...request } = body;
+      // One log line per execution (the executor's), naming the caller's token and what it ran.
+      const ctx = {
+        words: `token=${req[ADMIN_IDENTITY]?.tokenFingerprint ?? '?'} ${executeWhat(req)}`,
+        logged: false,
+      };
+      const result = await executionLogContext
+        .run(ctx, () => this.pool.run({ ...request, signal: abort.signal } as RunRequest))
+        .catch((err: unknown) => {
+          // Refused before it ran (no container, invalid): the executor wrote no line, this one says why.
+          if (!ctx.logged) this.logger.warn(`exec refused ${ctx.words}: ${describeError(err)}`);
+          throw err;
+        });
+      return toExecResultDto(result, outputEncoding);
     } finally {
       res.off('close', onClose);
     }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { ContainerInfo } from '../interfaces/container.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
 import type { ContainerInfoDto, ExecResultDto } from './dto/responses.dto';
@@ -13,20 +14,41 @@ export function toContainerDto(c: ContainerInfo): ContainerInfoDto {
   };
 }
 
-/** The ExecResult as JSON: the raw bytes as base64 (stdoutBase64, stderrBase64). */
-export function toExecResultDto(r: ExecResult): ExecResultDto {
+/**
+ * The ExecResult as JSON. The output is text; a stream's raw bytes come as base64 too (stdoutBase64,
+ * stderrBase64) when the request asks for `base64`, or when they are not valid UTF-8 (the text is then lossy).
+ */
+export function toExecResultDto(
+  r: ExecResult,
+  encoding: 'text' | 'base64' = 'text',
+): ExecResultDto {
+  const base64 = (bytes: Buffer) =>
+    encoding === 'base64' || !isUtf8(bytes) ? bytes.toString('base64') : undefined;
   return {
     exitCode: r.exitCode,
     stdout: r.stdout,
     stderr: r.stderr,
-    stdoutBase64: r.stdoutBytes.toString('base64'),
-    stderrBase64: r.stderrBytes.toString('base64'),
+    ...withDefined('stdoutBase64', base64(r.stdoutBytes)),
+    ...withDefined('stderrBase64', base64(r.stderrBytes)),
     timedOut: r.timedOut,
     oomKilled: r.oomKilled,
     truncated: r.truncated,
+    stdoutTruncated: r.stdoutTruncated,
+    stderrTruncated: r.stderrTruncated,
+    stdoutTotalBytes: r.stdoutTotalBytes,
+    stderrTotalBytes: r.stderrTotalBytes,
+    profile: r.profile,
+    transport: r.transport,
     durationMs: r.durationMs,
     queuedMs: r.queuedMs,
     containerId: r.containerId,
     executionId: r.executionId,
   };
+}
+
+function withDefined<K extends string>(
+  key: K,
+  value: string | undefined,
+): Partial<Record<K, string>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
 }

@@ -14,8 +14,20 @@ export interface ExecResult {
   timedOut: boolean;
   /** The kernel's OOM killer killed a process of this execution. */
   oomKilled: boolean;
-  /** Some output was dropped because a stream passed `maxOutputBytes`. */
+  /** Some output was dropped because a stream passed `maxOutputBytes`: stdoutTruncated || stderrTruncated. */
   truncated: boolean;
+  /** stdout passed `maxOutputBytes`; only its first bytes were kept. */
+  stdoutTruncated: boolean;
+  /** stderr passed `maxOutputBytes`. */
+  stderrTruncated: boolean;
+  /** Bytes the program wrote to stdout, counted beyond the cap. */
+  stdoutTotalBytes: number;
+  /** Bytes the program wrote to stderr, counted beyond the cap. */
+  stderrTotalBytes: number;
+  /** The profile (pool) that ran it. */
+  profile: string;
+  /** How the program reached its container: `exec` (one `docker exec` per execution). */
+  transport: 'exec';
   /** Time from the start of the execution to its result, in ms. */
   durationMs: number;
   /** Time spent waiting for a container before the execution started, in ms (0 for Container.execute()). */

@@ -34,7 +34,10 @@ export type RunRequest = CommandRunRequest | CodeRunRequest;
 export interface AcquireOptions {
   /** How long to wait for a container; default `acquireTimeoutMs`. */
   timeoutMs?: number;
-  /** Aborting gives up waiting (AcquireAbortedError) or returns an acquired container to the pool. */
+  /**
+   * Aborting gives up waiting: acquire() rejects with ExecutionAbortedError. A container already handed out stays
+   * the caller's to release.
+   */
   signal?: AbortSignal;
   /** The execution timeout the container must still have life for; default `execTimeoutMs`. */
   execTimeoutMs?: number;

@@ -31,7 +31,9 @@ export class DockerImages {
     }
     if (present && policy !== 'always') return;
     if (!present && policy === 'never') {
-      throw new ImageUnavailableError(image, 'it is not on the engine and pullPolicy is never');
+      throw new ImageUnavailableError(image, 'it is not on the engine and pullPolicy is never', {
+        retryable: false,
+      });
     }
     log(`pulling ${image} (pullPolicy ${policy})`);
     await this.pull(image, log);

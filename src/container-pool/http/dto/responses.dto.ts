@@ -62,29 +62,63 @@ export class ExecResultDto {
   })
   stdout!: string;
   @ApiProperty({ description: 'Captured stderr decoded as UTF-8.' }) stderr!: string;
-  @ApiProperty({ format: 'byte', description: 'The exact bytes of stdout that were kept, base64.' })
-  stdoutBase64!: string;
-  @ApiProperty({ format: 'byte', description: 'The exact bytes of stderr that were kept, base64.' })
-  stderrBase64!: string;
+  @ApiPropertyOptional({
+    format: 'byte',
+    description:
+      'The exact bytes of stdout that were kept, base64: with outputEncoding base64, or when they are not valid UTF-8.',
+  })
+  stdoutBase64?: string;
+  @ApiPropertyOptional({
+    format: 'byte',
+    description: 'The exact bytes of stderr that were kept, base64 (same rule as stdoutBase64).',
+  })
+  stderrBase64?: string;
   @ApiProperty() timedOut!: boolean;
   @ApiProperty() oomKilled!: boolean;
-  @ApiProperty({ description: 'Some output was dropped at maxOutputBytes.' }) truncated!: boolean;
+  @ApiProperty({ description: 'Some output was dropped at maxOutputBytes (either stream).' })
+  truncated!: boolean;
+  @ApiProperty() stdoutTruncated!: boolean;
+  @ApiProperty() stderrTruncated!: boolean;
+  @ApiProperty({ description: 'Bytes the program wrote to stdout, counted beyond the cap.' })
+  stdoutTotalBytes!: number;
+  @ApiProperty({ description: 'Bytes the program wrote to stderr, counted beyond the cap.' })
+  stderrTotalBytes!: number;
+  @ApiProperty({ description: 'The profile (pool) that ran it.' }) profile!: string;
+  @ApiProperty({ enum: ['exec'], description: 'How the program reached its container.' })
+  transport!: string;
   @ApiProperty() durationMs!: number;
   @ApiProperty({ description: 'Time spent waiting for a container.' }) queuedMs!: number;
   @ApiProperty() containerId!: string;
   @ApiProperty() executionId!: string;
 }
 
+export class ProblemDto {
+  @ApiPropertyOptional({ description: 'The field, e.g. `timeoutMs` or `env.A`.' }) field?: string;
+  @ApiProperty() message!: string;
+}
+
+/** The one shape of every error the module's routes answer. */
 export class ErrorBodyDto {
   @ApiProperty() statusCode!: number;
-  @ApiProperty() error!: string;
+  @ApiProperty({ description: 'Reason phrase of the status, e.g. Bad Request.' }) error!: string;
   @ApiProperty({
-    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
-    description: 'What went wrong and what to do; one entry per field for validation errors.',
+    description:
+      'Stable code for programs: INVALID_REQUEST, UNAUTHORIZED, FORBIDDEN_SCOPE, API_DISABLED, NOT_FOUND, ' +
+      'CONTAINER_NOT_FOUND, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ACQUIRE_TIMEOUT, TOO_MANY_WAITERS, ' +
+      'POOL_DRAINED, POOL_SHUTTING_DOWN, ENGINE_UNAVAILABLE, IMAGE_UNAVAILABLE, SANDBOX_UNSUPPORTED, ' +
+      'CONTAINER_CREATE_FAILED, CONTAINER_LOST, CONTAINER_EXPIRED, INTERNAL, ...',
   })
-  message!: string | string[];
-  @ApiPropertyOptional({ description: 'Stable code of a pool error, e.g. ACQUIRE_TIMEOUT.' })
-  code?: string;
-  @ApiPropertyOptional({ description: 'The field an invalid request got wrong.' }) field?: string;
-  @ApiPropertyOptional() retryable?: boolean;
+  code!: string;
+  @ApiProperty({
+    description: 'What went wrong and what to do; for an invalid request its first problem.',
+  })
+  message!: string;
+  @ApiPropertyOptional({ description: 'The field an invalid request got wrong (the first).' })
+  field?: string;
+  @ApiProperty({ description: 'Whether trying again later may succeed.' }) retryable!: boolean;
+  @ApiPropertyOptional({
+    type: [ProblemDto],
+    description: 'For an invalid request: every problem.',
+  })
+  details?: ProblemDto[];
 }

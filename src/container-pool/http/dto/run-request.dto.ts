@@ -79,4 +79,15 @@ export class RunRequestDto {
   @IsInt()
   @Min(1)
   maxOutputBytes?: number;
+
+  @ApiPropertyOptional({
+    enum: ['text', 'base64'],
+    default: 'text',
+    description:
+      'How the result carries the output: `text` (stdout/stderr as UTF-8; stdoutBase64/stderrBase64 only for ' +
+      'a stream that is not valid UTF-8) or `base64` (stdoutBase64/stderrBase64 always, beside the text).',
+  })
+  @IsOptionalDefined()
+  @IsIn(['text', 'base64'])
+  outputEncoding?: 'text' | 'base64';
 }

@@ -98,7 +98,10 @@ export function httpMappingOf(err: ContainerPoolError): HttpMapping {
     return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 5 };
   }
   if (err instanceof ImageUnavailableError) {
-    return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 30 };
+    // Missing with pullPolicy never: only an operator can fix it, so no Retry-After.
+    return err.retryable
+      ? { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 30 }
+      : { status: HttpStatus.SERVICE_UNAVAILABLE };
   }
   if (err instanceof SandboxUnsupportedError || err instanceof PoolShuttingDownError) {
     return { status: HttpStatus.SERVICE_UNAVAILABLE };

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { INestApplication } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
+import { CONTAINER_POOL_HTTP_SETTINGS } from '../../container-pool.constants';
+import type { ContainerPoolHttpSettings } from '../../interfaces/http-settings.interface';
 import type * as Swagger from '@nestjs/swagger';
 import { ADMIN_BEARER_SCHEME, swaggerAvailable } from './swagger';
 
@@ -13,22 +15,44 @@ function packageVersion(): string {
   }
 }
 
+/** The routes of the app's pool, when it has one. */
+function httpSettingsOf(app: INestApplication): ContainerPoolHttpSettings | undefined {
+  try {
+    return app.get<ContainerPoolHttpSettings>(CONTAINER_POOL_HTTP_SETTINGS, { strict: false });
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Serves the OpenAPI document of the app (every route of the pool's module included) at `/<path>` (Swagger UI)
- * and `/<path>-json`, with the admin bearer scheme declared. Returns false, serving nothing, when
- * @nestjs/swagger is not installed. Host apps with their own document only need
+ * and `/<path>-json`, with the admin bearer scheme declared. Returns false, serving nothing (and saying so in the
+ * log), when @nestjs/swagger is not installed. Host apps with their own document only need
  * `.addBearerAuth({ type: 'http', scheme: 'bearer' }, ADMIN_BEARER_SCHEME)` on their DocumentBuilder.
  */
 export function setupContainerPoolDocs(app: INestApplication, path = 'docs'): boolean {
-  if (!swaggerAvailable) return false;
+  if (!swaggerAvailable) {
+    new Logger('ContainerPoolDocs').warn(
+      `@nestjs/swagger is not installed, so /${path} is not served: npm install @nestjs/swagger to get the ` +
+        "OpenAPI document of the pool's routes.",
+    );
+    return false;
+  }
+  const settings = httpSettingsOf(app);
+  const prefix = settings?.adminPrefix ? `/${settings.adminPrefix}` : '/admin/pool';
+  const metrics = settings?.metricsPath ? `/${settings.metricsPath}` : '/metrics';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { DocumentBuilder, SwaggerModule } = require('@nestjs/swagger') as typeof Swagger;
   const config = new DocumentBuilder()
     .setTitle('container-pool')
     .setDescription(
-      'Warm pool of hardened Docker containers for running untrusted code. The admin API and POST ' +
-        '/executions need "Authorization: Bearer <token>" with a token of POOL_ADMIN_TOKEN; health routes are ' +
-        'open; /metrics needs the token unless POOL_METRICS_PUBLIC=true.',
+      'Warm pool of hardened Docker containers for running untrusted code. Every route under ' +
+        `\`${prefix}\` (the admin API and \`POST ${prefix}/executions\`) needs ` +
+        '`Authorization: Bearer &lt;token&gt;` with a token whose scope allows it: admin (POOL_ADMIN_TOKEN, ' +
+        'every route), exec (POOL_EXEC_TOKEN, executions) or read (POOL_READ_TOKEN, the GET routes and ' +
+        `metrics). Health routes are open; \`${metrics}\` needs a read or admin token unless ` +
+        'POOL_METRICS_PUBLIC=true. Every error has one shape: `{ statusCode, error, code, message, field?, ' +
+        'retryable, details? }`.',
     )
     .setVersion(packageVersion())
     .addBearerAuth(
@@ -36,7 +60,7 @@ export function setupContainerPoolDocs(app: INestApplication, path = 'docs'): bo
         type: 'http',
         scheme: 'bearer',
         bearerFormat: 'opaque',
-        description: 'A token of POOL_ADMIN_TOKEN',
+        description: 'A token of POOL_ADMIN_TOKEN, POOL_EXEC_TOKEN or POOL_READ_TOKEN',
       },
       ADMIN_BEARER_SCHEME,
     )
