@@ -13,7 +13,9 @@
 #
 # An image that already exists is kept (fast no-op) unless --force.
 # Every image is smoke-tested in a hardened container after the import; a
-# failing image is removed again.
+# failing image is removed again. Needs a Docker engine: in the repository,
+# scripts/ensure-docker.sh starts one when none answers; the copy shipped in
+# the npm package (`npx container-pool image build`) only checks that one does.
 #
 # Env: SANDBOX_IMAGE, BUSYBOX_IMAGE, SANDBOX_SUITE (bookworm),
 #      SANDBOX_INCLUDE (python3,procps), SANDBOX_MIRROR (override the mirror
@@ -367,7 +369,14 @@ id'
   log "built $BUSYBOX_IMAGE ($n applets) in $(elapsed_s "$t0")s, size $(image_size "$BUSYBOX_IMAGE")"
 }
 
-"$(dirname "${BASH_SOURCE[0]}")/ensure-docker.sh" >/dev/null
+# In the repository, ensure-docker.sh starts an engine when none answers. The package (`npx container-pool image
+# build`) ships this script without it and never starts an engine: one must answer.
+if [ -f "$CP_SCRIPTS_DIR/ensure-docker.sh" ]; then
+  "$CP_SCRIPTS_DIR/ensure-docker.sh" >/dev/null
+else
+  command -v docker >/dev/null 2>&1 || die "the docker CLI is not installed (Debian: apt-get install docker.io)"
+  docker_answers || die "no Docker engine answers at ${DOCKER_HOST:-the default socket}: start one (e.g. systemctl start docker) or set DOCKER_HOST"
+fi
 case "$WHAT" in
   all)
     build_sandbox

@@ -4,6 +4,11 @@
 # e.g. without a registry, builds the offline image container-pool-sandbox:bookworm and uses it), builds and
 # starts `node dist/main.js` on HOST:PORT (default 127.0.0.1:3000). Settings: .env / POOL_* (see .env.example).
 #
+# Stopping: SIGTERM or SIGINT (Ctrl-C) to any process of the chain stops the service gracefully (every container
+# removed, exit 0). `npm run serve` runs `exec bash scripts/serve.sh`, which ends in `exec node`, so npm's own
+# child is the service and npm passes it the signals it gets; CONTAINER_POOL_EXIT_WITH_PARENT=1 also makes the
+# service stop when its parent goes away (e.g. the script run under a shell that dies without passing a signal).
+#
 # Usage: npm run serve
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +38,7 @@ fi
 export POOL_IMAGE="$image"
 
 log "building"
-npx nest build
+npm run --silent build
 log "starting the service with POOL_IMAGE=$POOL_IMAGE"
+export CONTAINER_POOL_EXIT_WITH_PARENT="${CONTAINER_POOL_EXIT_WITH_PARENT:-1}"
 exec node dist/main.js

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
-import { ContainerPoolModule } from './container-pool/container-pool.module';
+import { ContainerPoolModule } from './index';
 
 /**
  * The runnable service: the module with settings from the environment (and `.env` when present), serving its

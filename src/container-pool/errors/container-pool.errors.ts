@@ -49,7 +49,7 @@ export class ImageUnavailableError extends ContainerPoolError {
   ) {
     super(
       `Image ${image} is not available: ${detail}. Pull or build it on the engine (without a registry: ` +
-        `\`bash scripts/build-sandbox-image.sh\`, then POOL_IMAGE=container-pool-sandbox:bookworm), or set ` +
+        `\`npx container-pool image build\`, then POOL_IMAGE=container-pool-sandbox:bookworm), or set ` +
         `POOL_IMAGE to an image the engine has.`,
       options,
     );

@@ -1,0 +1,98 @@
+import 'reflect-metadata';
+import { dirname } from 'node:path';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from '../app.module';
+import { ContainerPoolService, setupContainerPoolDocs } from '../index';
+import { ServiceLifecycle } from './lifecycle';
+import { createServiceLogger } from './logger';
+
+export function listenAddress(env: NodeJS.ProcessEnv = process.env): {
+  host: string;
+  port: number;
+} {
+  const host = env.HOST?.trim() || '127.0.0.1';
+  const rawPort = env.PORT?.trim() || '3000';
+  const port = Number(rawPort);
+  if (!/^\d+$/.test(rawPort) || port < 0 || port > 65535) {
+    throw new Error(`Invalid PORT: must be an integer 0-65535, got "${rawPort}"`);
+  }
+  return { host, port };
+}
+
+/**
+ * Whether the service stops when its parent process goes away: `CONTAINER_POOL_EXIT_WITH_PARENT=1|0`; by default
+ * on when npm started it (`npm run serve`, `npx container-pool serve`: npm's shell does not pass signals on).
+ */
+export function exitWithParent(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.CONTAINER_POOL_EXIT_WITH_PARENT?.trim().toLowerCase();
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  if (v === '0' || v === 'false' || v === 'no') return false;
+  if (v) {
+    throw new Error(`Invalid CONTAINER_POOL_EXIT_WITH_PARENT: must be 1 or 0, got "${v}"`);
+  }
+  return Boolean(env.npm_lifecycle_event);
+}
+
+/** The HTTP platform Nest would load, or a message saying how to install it. */
+export function missingHttpPlatform(): string | undefined {
+  let from: string[] | undefined;
+  try {
+    from = [dirname(require.resolve('@nestjs/core'))];
+  } catch {
+    from = undefined;
+  }
+  try {
+    require.resolve('@nestjs/platform-express', from ? { paths: from } : undefined);
+    return undefined;
+  } catch {
+    return (
+      '`container-pool serve` needs @nestjs/platform-express (an optional peer dependency of container-pool): ' +
+      'npm install @nestjs/platform-express@<the major of your @nestjs/core, 11 or 12>'
+    );
+  }
+}
+
+/**
+ * The runnable service: the pool's module with settings from the environment and `./.env`, its admin API,
+ * health, metrics and OpenAPI docs on HOST:PORT (default 127.0.0.1:3000); JSON logs unless on a terminal.
+ * Stops gracefully on SIGTERM, SIGINT, SIGHUP and, when watching it, when its parent process goes away.
+ */
+export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const logger = createServiceLogger(env);
+  Logger.overrideLogger(logger);
+  const log = new Logger('Main');
+  const { host, port } = listenAddress(env);
+  const missing = missingHttpPlatform();
+  if (missing) throw new Error(missing);
+
+  const started: { pool?: ContainerPoolService } = {};
+  const lifecycle = new ServiceLifecycle({
+    logger: new Logger('Lifecycle'),
+    graceMs: () => started.pool?.options.shutdownGraceMs,
+  }).listen();
+  if (exitWithParent(env)) lifecycle.watchParent();
+
+  // No app-wide body parser: the pool's routes parse their JSON themselves, with POOL_MAX_BODY_BYTES.
+  const app = await NestFactory.create(AppModule, { bodyParser: false, logger });
+  started.pool = app.get(ContainerPoolService);
+  lifecycle.attach(app);
+  if (lifecycle.stopping) return;
+  (app.getHttpAdapter().getInstance() as { disable?: (setting: string) => void }).disable?.(
+    'x-powered-by',
+  );
+  const docs = setupContainerPoolDocs(app, 'docs');
+  await app.listen(port, host);
+  if (lifecycle.stopping) return;
+  log.log(`container-pool service listening on http://${host}:${port} (pid ${process.pid})`);
+  if (docs) log.log(`API docs at http://${host}:${port}/docs (JSON at /docs-json)`);
+  else log.warn('@nestjs/swagger is not installed: /docs is not served');
+}
+
+/** serve(), exiting with 1 and one log line when it cannot start. */
+export function runService(env: NodeJS.ProcessEnv = process.env): void {
+  serve(env).catch((err: unknown) => {
+    new Logger('Main').error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });
+}

@@ -1,0 +1,201 @@
+import type { INestApplicationContext, LoggerService } from '@nestjs/common';
+import { ImageUnavailableError } from '../../src/index';
+import { buildImage } from '../../src/cli/image';
+import { ServiceLifecycle } from '../../src/cli/lifecycle';
+import { serviceLoggerOptions } from '../../src/cli/logger';
+import { main } from '../../src/cli/main';
+import { exitWithParent, listenAddress } from '../../src/cli/serve';
+
+function recorder(): LoggerService & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    log: (m: string) => lines.push(`log ${m}`),
+    error: (m: string) => lines.push(`error ${m}`),
+    warn: (m: string) => lines.push(`warn ${m}`),
+  };
+}
+
+function fakeApp(close: () => Promise<void> = () => Promise.resolve()) {
+  return { close: jest.fn(close) } as unknown as INestApplicationContext & { close: jest.Mock };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('service logger', () => {
+  it('logs JSON without colours when stdout is not a terminal, text with colours on one', () => {
+    expect(serviceLoggerOptions({}, false)).toMatchObject({ json: true, colors: false });
+    expect(serviceLoggerOptions({}, true)).toMatchObject({ json: false, colors: true });
+  });
+
+  it('LOG_FORMAT and NO_COLOR override', () => {
+    expect(serviceLoggerOptions({ LOG_FORMAT: 'json' }, true)).toMatchObject({
+      json: true,
+      colors: false,
+    });
+    expect(serviceLoggerOptions({ LOG_FORMAT: 'text' }, false)).toMatchObject({
+      json: false,
+      colors: false,
+    });
+    expect(serviceLoggerOptions({ NO_COLOR: '1' }, true)).toMatchObject({
+      json: false,
+      colors: false,
+    });
+    expect(() => serviceLoggerOptions({ LOG_FORMAT: 'xml' }, false)).toThrow(/LOG_FORMAT/);
+  });
+
+  it('LOG_LEVEL keeps that level and the more severe ones', () => {
+    expect(serviceLoggerOptions({ LOG_LEVEL: 'warn' }, false).logLevels).toEqual([
+      'fatal',
+      'error',
+      'warn',
+    ]);
+    expect(serviceLoggerOptions({}, false).logLevels).toEqual(['fatal', 'error', 'warn', 'log']);
+    expect(() => serviceLoggerOptions({ LOG_LEVEL: 'loud' }, false)).toThrow(/LOG_LEVEL/);
+  });
+});
+
+describe('service settings', () => {
+  it('HOST and PORT', () => {
+    expect(listenAddress({})).toEqual({ host: '127.0.0.1', port: 3000 });
+    expect(listenAddress({ HOST: '0.0.0.0', PORT: '8080' })).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+    });
+    expect(() => listenAddress({ PORT: '70000' })).toThrow(/PORT/);
+  });
+
+  it('watches its parent when asked, or by default when npm started it', () => {
+    expect(exitWithParent({})).toBe(false);
+    expect(exitWithParent({ npm_lifecycle_event: 'serve' })).toBe(true);
+    expect(
+      exitWithParent({ npm_lifecycle_event: 'serve', CONTAINER_POOL_EXIT_WITH_PARENT: '0' }),
+    ).toBe(false);
+    expect(exitWithParent({ CONTAINER_POOL_EXIT_WITH_PARENT: '1' })).toBe(true);
+    expect(() => exitWithParent({ CONTAINER_POOL_EXIT_WITH_PARENT: 'maybe' })).toThrow(
+      /EXIT_WITH_PARENT/,
+    );
+  });
+});
+
+describe('ServiceLifecycle', () => {
+  it('closes the app once, logs the reason and exits 0; a repeated signal does not interrupt it', async () => {
+    const logger = recorder();
+    const exit = jest.fn();
+    const lifecycle = new ServiceLifecycle({ logger, exit, graceMs: () => 1234 });
+    const app = fakeApp();
+    lifecycle.attach(app);
+    lifecycle.stop('received SIGTERM');
+    lifecycle.stop('received SIGINT');
+    await tick();
+    expect(app.close).toHaveBeenCalledTimes(1);
+    expect(exit).toHaveBeenCalledWith(0);
+    expect(logger.lines[0]).toBe(
+      'log received SIGTERM: shutting down gracefully (running executions get up to 1234 ms)',
+    );
+    expect(logger.lines[1]).toBe('log received SIGINT: already shutting down');
+    expect(logger.lines[2]).toMatch(/^log stopped in \d+ ms$/);
+  });
+
+  it('a stop asked for during start-up closes the app as soon as it exists', async () => {
+    const exit = jest.fn();
+    const lifecycle = new ServiceLifecycle({ logger: recorder(), exit });
+    lifecycle.stop('received SIGTERM');
+    expect(lifecycle.stopping).toBe(true);
+    const app = fakeApp();
+    lifecycle.attach(app);
+    await tick();
+    expect(app.close).toHaveBeenCalledTimes(1);
+    expect(exit).toHaveBeenCalledWith(0);
+  });
+
+  it('exits 1 when the shutdown fails', async () => {
+    const logger = recorder();
+    const exit = jest.fn();
+    const lifecycle = new ServiceLifecycle({ logger, exit });
+    lifecycle.attach(fakeApp(() => Promise.reject(new Error('boom'))));
+    lifecycle.stop('received SIGTERM');
+    await tick();
+    expect(exit).toHaveBeenCalledWith(1);
+    expect(logger.lines).toContain('error shutdown failed: boom');
+  });
+
+  it('exits 1 when the shutdown outlasts the grace plus its slack', () => {
+    jest.useFakeTimers();
+    try {
+      const exit = jest.fn();
+      const lifecycle = new ServiceLifecycle({ logger: recorder(), exit, graceMs: () => 1000 });
+      lifecycle.attach(fakeApp(() => new Promise(() => undefined)));
+      lifecycle.stop('received SIGTERM');
+      jest.advanceTimersByTime(4_999);
+      expect(exit).not.toHaveBeenCalled();
+      jest.advanceTimersByTime(1);
+      expect(exit).toHaveBeenCalledWith(1);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('stops when the parent process changes', () => {
+    jest.useFakeTimers();
+    try {
+      let ppid = 4242;
+      const logger = recorder();
+      const exit = jest.fn();
+      const lifecycle = new ServiceLifecycle({ logger, exit }).watchParent(250, () => ppid);
+      const app = fakeApp();
+      lifecycle.attach(app);
+      jest.advanceTimersByTime(1000);
+      expect(app.close).not.toHaveBeenCalled();
+      ppid = 1;
+      jest.advanceTimersByTime(250);
+      expect(app.close).toHaveBeenCalledTimes(1);
+      expect(logger.lines[0]).toBe('log parent process 4242 is gone: shutting down gracefully');
+      lifecycle.dispose();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('listens to SIGTERM, SIGINT and SIGHUP until disposed', () => {
+    const before = ['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s));
+    const lifecycle = new ServiceLifecycle({ logger: recorder(), exit: jest.fn() }).listen();
+    expect(['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s))).toEqual(
+      before.map((n) => n + 1),
+    );
+    lifecycle.dispose();
+    expect(['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s))).toEqual(before);
+  });
+});
+
+describe('container-pool command', () => {
+  let out: jest.SpyInstance;
+  let err: jest.SpyInstance;
+  beforeEach(() => {
+    out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  it('prints usage and version, refuses unknown commands and arguments', async () => {
+    expect(await main(['--help'])).toBe(0);
+    expect(String(out.mock.calls[0][0])).toMatch(
+      /container-pool <command>[\s\S]*serve[\s\S]*image build/,
+    );
+    expect(await main(['--version'])).toBe(0);
+    expect(String(out.mock.calls[1][0])).toMatch(/^\d+\.\d+\.\d+/);
+    expect(await main([])).toBe(2);
+    expect(await main(['frobnicate'])).toBe(2);
+    expect(await main(['image'])).toBe(2);
+    expect(await main(['serve', '--port', '1'])).toBe(2);
+    expect(await buildImage(['--fast'])).toBe(2);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/unknown argument --fast/);
+    expect(await buildImage(['--help'])).toBe(0);
+  });
+});
+
+it('the image error names the command that builds the offline image', () => {
+  expect(new ImageUnavailableError('x:1', 'not found').message).toContain(
+    'npx container-pool image build',
+  );
+});
