@@ -144,16 +144,25 @@ const CHECKS: Record<
     hostCheck: (e) => expect(e.attackers.length).toBeGreaterThanOrEqual(1),
   },
   procfd: {
-    check: (r) => {
-      // Its own child: every one of these opens works (the mem of a child is not ptrace-attachable without
-      // being its tracer, so that one may fail).
-      expect(r.control).toMatchObject({ fd: 'ok', fd0: 'ok', environ: 'ok', root: 'ok' });
+    check: (r, kind) => {
+      // On a child of its own the same opens and changes work: the attempts are real.
+      expect(r.control).toMatchObject({
+        fd: 'ok',
+        fd0: 'ok',
+        environ: 'ok',
+        root: 'ok',
+        nice: 'ok',
+        oomAdj: 'ok',
+      });
       const denied = {
         fd: 'EACCES',
         fd0: 'EACCES',
         fd1w: 'EACCES',
         environ: 'EACCES',
         mem: 'EACCES',
+        nice: 'EPERM',
+        oomAdj: 'EACCES',
+        ...(kind === 'python' ? { prlimit: 'EPERM' } : {}),
       };
       for (const p of lifelinePids(r)) {
         expect({ pid: p, ...r.open[p] }).toMatchObject({ pid: p, ...denied });

@@ -228,7 +228,20 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
           `${String(m.afterLifetimeMs).padStart(6)} ms after start + lifetime, ` +
           `${String(m.afterExpiryMs).padStart(6)} ms after expires-at (start lag ${m.startLagMs} ms)`,
       );
-      console.log(`lifeline: when each attacked container was gone\n${rows.join('\n')}`);
+      // Per fate and image: the range of the bounded figure (after the SIGKILL, or after start + lifetime).
+      const summary = [...new Set(measured.map((m) => `${m.fate}|${m.kind}`))].map((key) => {
+        const [fate, kind] = key.split('|');
+        const of = measured.filter((m) => m.fate === fate && m.kind === kind);
+        const killed = fate.startsWith('SIGKILL');
+        const values = of.map((m) => (killed ? m.afterFateMs : m.afterLifetimeMs));
+        return (
+          `${fate.padEnd(28)} ${kind.padEnd(8)} ${Math.min(...values)}-${Math.max(...values)} ms after ` +
+          `${killed ? 'the SIGKILL' : 'start + lifetime'} (${of.length} containers)`
+        );
+      });
+      console.log(
+        `lifeline: when each attacked container was gone\n${rows.join('\n')}\n\n${summary.join('\n')}`,
+      );
     }
     expect(leaks).toEqual([]);
   }, 90_000);

@@ -1,3 +1,5 @@
+# /proc/<pid>/fd (the owner's attach stream is fd 0 of cat), environ, mem, root of every pid; renice it, raise
+# its oom_score_adj.
 opens() {
   try eval "ls /proc/$1/fd >/dev/null"; o="\"fd\":\"$_r\""
   try eval "true < /proc/$1/fd/0"; o="$o,\"fd0\":\"$_r\""
@@ -5,6 +7,8 @@ opens() {
   try eval "true < /proc/$1/environ"; o="$o,\"environ\":\"$_r\""
   try eval "true < /proc/$1/mem"; o="$o,\"mem\":\"$_r\""
   try eval "ls /proc/$1/root/ >/dev/null"; o="$o,\"root\":\"$_r\""
+  try renice -n 19 -p $1; o="$o,\"nice\":\"$_r\""
+  try eval "echo 1000 > /proc/$1/oom_score_adj"; o="$o,\"oomAdj\":\"$_r\""
 }
 sleep 60 & v=$!
 opens $v; c="$o"

@@ -1,4 +1,6 @@
-# /proc/<pid>/fd (the owner's attach stream is fd 0 of cat), environ, mem, root of every pid.
+# /proc/<pid>/fd (the owner's attach stream is fd 0 of cat), environ, mem, root of every pid; and the other
+# handles on another process: renice it, raise its oom_score_adj, read its limits (prlimit).
+import resource
 def opens(p):
     return {
         "fd": tryit(lambda: os.listdir("/proc/%d/fd" % p)),
@@ -7,6 +9,9 @@ def opens(p):
         "environ": tryit(lambda: open("/proc/%d/environ" % p, "rb").read()),
         "mem": tryit(lambda: os.close(os.open("/proc/%d/mem" % p, os.O_RDWR))),
         "root": tryit(lambda: os.listdir("/proc/%d/root/" % p)),
+        "nice": tryit(lambda: os.setpriority(os.PRIO_PROCESS, p, 19)),
+        "oomAdj": tryit(lambda: open("/proc/%d/oom_score_adj" % p, "w").write("1000")),
+        "prlimit": tryit(lambda: resource.prlimit(p, resource.RLIMIT_NOFILE)),
     }
 victim = sleeper()
 control = opens(victim)
