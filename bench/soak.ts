@@ -14,6 +14,8 @@ import { Agent } from 'node:http';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import Dockerode from 'dockerode';
 import type { ContainerPoolModuleOptions, ExecResult, RunRequest } from '../src';
 import { LABELS } from '../src';
@@ -195,10 +197,18 @@ function handles(): { total: number; byType: Record<string, number> } {
   return { total: all.length, byType };
 }
 
+/** A forced full GC: node --expose-gc's gc(), else the same function obtained at run time (e.g. under jest). */
+let gcFn: (() => void) | undefined;
 function gc(): void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (!g) throw new Error('the soak needs node --expose-gc (npm run bench -- --soak passes it)');
-  g();
+  if (!gcFn) {
+    const exposed = (globalThis as { gc?: () => void }).gc;
+    if (exposed) gcFn = exposed;
+    else {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as () => void;
+    }
+  }
+  gcFn();
 }
 
 function sample(runs: number, t0: number): SoakSample {
