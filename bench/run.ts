@@ -1,13 +1,14 @@
 /**
  * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
  *
- *   ts-node bench/run.ts [--quick] [--out <dir>] [--image <ref>]
+ *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--out <dir>] [--image <ref>]
  *
  * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool and
  * D a raw exec into a running container, for a Python snippet and a shell echo; acquire(); sustained
  * single-use throughput; filling; memory per idle container. Writes results.json, results.md and latency.svg
  * to the output folder (default bench/results; --quick: bench/results/tmp/quick, not committed) and prints the four-way
- * comparison, the ratios and the targets. Timing is reported, never asserted.
+ * comparison, the ratios and the targets. Timing is reported, never asserted. `--soak` runs the soak instead
+ * (bench/soak.ts: 10,000 single-use runs, memory, descriptors, handles, containers; soak.json/.md/.svg).
  */
 import 'reflect-metadata';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import Dockerode from 'dockerode';
 import { latencyChartSvg, type ChartPanel } from './chart';
 import { BENCH_RUN_LABEL, benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
 import { startBenchPool } from './pool-host';
+import { analyzeSoak, runSoak, soakConfig, soakSummary, writeSoak } from './soak';
 import {
   analyze,
   consoleSummary,
@@ -289,26 +291,56 @@ export async function writeResults(
   return Object.values(files);
 }
 
-function parseArgs(argv: string[]): { quick: boolean; out?: string; image?: string } {
-  const args = { quick: false } as { quick: boolean; out?: string; image?: string };
+const USAGE =
+  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --out <dir>] [-- --image <ref>]';
+
+interface Args {
+  quick: boolean;
+  soak: boolean;
+  soakRuns?: number;
+  out?: string;
+  image?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { quick: false, soak: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') args.quick = true;
-    else if (a === '--out') args.out = argv[++i];
+    else if (a === '--soak') args.soak = true;
+    else if (a === '--soak-runs') {
+      args.soak = true;
+      args.soakRuns = Number(argv[++i]);
+      if (!Number.isInteger(args.soakRuns) || args.soakRuns < 1) {
+        throw new Error(`--soak-runs needs a positive whole number (${USAGE})`);
+      }
+    } else if (a === '--out') args.out = argv[++i];
     else if (a === '--image') args.image = argv[++i];
     else if (a === '-h' || a === '--help') {
-      console.log('usage: npm run bench [-- --quick] [-- --out <dir>] [-- --image <ref>]');
+      console.log(USAGE);
       process.exit(0);
-    } else
-      throw new Error(`unknown argument ${a} (usage: npm run bench [-- --quick] [-- --out <dir>])`);
+    } else throw new Error(`unknown argument ${a} (${USAGE})`);
   }
   return args;
 }
 
+/**
+ * The soak (bench/soak.ts). The full 10,000 runs write to bench/results (committed); a shorter --soak-runs check
+ * to bench/results/tmp/soak (ignored by git).
+ */
+async function soakMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
+  const config = soakConfig(args.image ?? DEFAULT_IMAGE, args.soakRuns);
+  const full = config.runs === soakConfig(config.image).runs;
+  const outDir = resolve(args.out ?? join(__dirname, 'results', full ? '' : 'tmp/soak'));
+  const raw = await runSoak(config, { docker, runId });
+  const analysis = analyzeSoak(raw);
+  const files = await writeSoak(outDir, raw, analysis);
+  console.log(soakSummary(raw, analysis));
+  console.log(`wrote ${files.join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
-  const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
   const docker = new Dockerode();
   const runId = newRunId();
   let stopping = false;
@@ -323,6 +355,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  if (args.soak) return soakMain(args, docker, runId);
+  const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
+  const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
   const raw = await runBench(config, { docker, runId });
   const analysis = analyze(raw);
   const files = await writeResults(outDir, raw, analysis);

@@ -6,7 +6,9 @@
 # missing (scripts/build-sandbox-image.sh), then runs bench/run.ts with ts-node. Every comparison (cold
 # containers, testcontainers-node, the pool, a raw exec) runs on that engine and that image, in one run.
 # Results: bench/results/{results.json,results.md,latency.svg} (--quick: bench/results/tmp/quick/, ignored by
-# git). Arguments are passed on: --quick, --out <dir>, --image <ref>.
+# git). `--soak` runs the soak instead (10,000 single-use runs, about 20-30 minutes): bench/results/soak.{json,md,svg}
+# (`--soak-runs N`, a shorter check: bench/results/tmp/soak/). Arguments are passed on: --quick, --soak,
+# --soak-runs N, --out <dir>, --image <ref>. Node runs with --expose-gc (the soak forces a GC before each sample).
 #
 # Env: POOL_IMAGE (an existing image to benchmark instead of container-pool-sandbox:bookworm; not built).
 #      TESTCONTAINERS_RYUK_DISABLED is forced to true: the reaper's image would come from a registry.
@@ -23,4 +25,4 @@ if [ -z "${POOL_IMAGE:-}" ]; then
 fi
 
 export TESTCONTAINERS_RYUK_DISABLED=true
-exec node --require ts-node/register/transpile-only bench/run.ts "$@"
+exec node --expose-gc --require ts-node/register/transpile-only bench/run.ts "$@"

@@ -5,6 +5,7 @@ import { BENCH_RUN_LABEL } from '../../bench/engine';
 import { analyze, consoleSummary } from '../../bench/report';
 import { quickConfig, runBench, writeResults } from '../../bench/run';
 import type { RawResults } from '../../bench/report';
+import { analyzeSoak, runSoak, soakConfig, writeSoak, type SoakRaw } from '../../bench/soak';
 import { docker, SANDBOX_IMAGE, TEST_LABEL, uniquePoolName } from '../support/integration';
 
 const finitePositive = (v: number) => Number.isFinite(v) && v > 0;
@@ -127,5 +128,82 @@ describe('benchmark (quick mode, structure only)', () => {
       filters: { label: [`${BENCH_RUN_LABEL}=${raw.runId}`] },
     });
     expect(left.map((c) => c.Names[0])).toEqual([]);
+  });
+});
+
+/**
+ * Keeps `npm run bench -- --soak` working: a few runs of the soak's mix on the real engine, every part of its
+ * results present and written. The soak's targets are checked by the soak itself, not here.
+ */
+describe('soak (a few runs, structure only)', () => {
+  const config = soakConfig(SANDBOX_IMAGE, 40);
+  let raw: SoakRaw;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'soak-smoke-'));
+    raw = await runSoak(config, {
+      docker,
+      runId: 'smoke',
+      poolPrefix: uniquePoolName('soak'),
+      log: () => undefined,
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs every kind of the mix, samples on schedule, measures both quiet states, leaves nothing', () => {
+    const kinds = Object.keys(raw.outcomes).sort();
+    expect(kinds).toEqual(['flood', 'oom', 'python', 'shell', 'timeout']);
+    for (const k of kinds)
+      expect(raw.outcomes[k as keyof SoakRaw['outcomes']].runs).toBeGreaterThan(0);
+    expect(Object.values(raw.outcomes).reduce((n, o) => n + o.runs, 0)).toBe(config.runs);
+    expect(raw.samples.map((s) => s.runs)).toEqual(
+      Array.from(
+        { length: config.runs / config.sampleEvery + 1 },
+        (_, i) => i * config.sampleEvery,
+      ),
+    );
+    for (const s of [...raw.samples, raw.baseline, raw.end]) {
+      expect(s.rssBytes).toBeGreaterThan(s.heapUsedBytes);
+      expect(s.fds).toBe(Object.values(s.fdsByKind).reduce((a, b) => a + b, 0));
+      expect(s.handles).toBe(Object.values(s.handlesByType).reduce((a, b) => a + b, 0));
+    }
+    expect(raw.baseline.runs).toBe(config.warmupRuns);
+    expect(raw.end.runs).toBe(config.runs);
+    expect(raw.enginePolls).toBeGreaterThan(0);
+    expect(raw.containersLeft).toBe(0);
+  });
+
+  it('checks every target and writes JSON, markdown and an SVG plot', async () => {
+    const analysis = analyzeSoak(raw);
+    expect(analysis.targets.map((t) => t.id)).toEqual([
+      'rss-slope',
+      'heap',
+      'fds',
+      'handles',
+      'containers',
+      'errors',
+      'outcomes',
+      'left',
+    ]);
+    for (const t of analysis.targets) expect(typeof t.pass).toBe('boolean');
+    const files = await writeSoak(dir, raw, analysis);
+    expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([
+      'soak.json',
+      'soak.md',
+      'soak.svg',
+    ]);
+    const json = JSON.parse(await readFile(join(dir, 'soak.json'), 'utf8')) as SoakRaw & {
+      analysis: { targets: unknown[] };
+    };
+    expect(json.samples).toHaveLength(raw.samples.length);
+    expect(json.analysis.targets).toHaveLength(analysis.targets.length);
+    expect(await readFile(join(dir, 'soak.md'), 'utf8')).toContain('## Targets');
+    const svg = await readFile(join(dir, 'soak.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.match(/<polyline /g)).toHaveLength(4);
   });
 });

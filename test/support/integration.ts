@@ -81,14 +81,18 @@ export async function startPool(
   return { app, pool: app.get(ContainerPoolService), name };
 }
 
-/** A separate Node process hosting an instance of a pool (test/support/pool-host.ts), once it is READY. */
+/**
+ * A separate Node process hosting an instance of a pool (test/support/pool-host.ts, or another host `script` of
+ * this folder that prints `READY <id>` the same way), once it is READY. `stdout` is what it printed until then.
+ */
 export function startPoolHost(
   env: Record<string, string>,
   hosts: ChildProcess[] = [],
-): Promise<{ child: ChildProcess; instanceId: string }> {
+  script = 'pool-host.ts',
+): Promise<{ child: ChildProcess; instanceId: string; stdout: string }> {
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', join(__dirname, 'pool-host.ts')],
+    ['-r', 'ts-node/register/transpile-only', join(__dirname, script)],
     {
       env: {
         ...process.env,
@@ -110,10 +114,10 @@ export function startPoolHost(
     );
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /READY (\S+)/.exec(out);
+      const m = /^READY (\S+)\n/m.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, instanceId: m[1] });
+        resolve({ child, instanceId: m[1], stdout: out.slice(0, m.index) });
       }
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));

@@ -1,7 +1,12 @@
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
 import { expectPoolHealthy, HOSTILE_LIMITS, py, report, sh } from '../../support/hostile';
-import { docker, expectNoContainersLeft, startPool } from '../../support/integration';
+import {
+  BUSYBOX_IMAGE,
+  docker,
+  expectNoContainersLeft,
+  startPool,
+} from '../../support/integration';
 
 /** Hostile workloads against the isolation: network, privileges, kernel surface, host visibility, env. */
 describe('hostile workloads: isolation', () => {
@@ -152,6 +157,49 @@ describe('hostile workloads: isolation', () => {
       expect(r.stdout).toBe(
         '65534\n65534\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n',
       );
+    });
+
+    describe('busybox image (sh and busybox applets, no Python)', () => {
+      let bb: { app: INestApplication; pool: ContainerPoolService; name: string } | undefined;
+
+      beforeAll(async () => {
+        bb = await startPool({
+          ...HOSTILE_LIMITS,
+          image: BUSYBOX_IMAGE,
+          size: 1,
+          maxContainers: 2,
+        });
+        await bb.pool.initialize();
+      });
+
+      afterAll(async () => {
+        await bb?.app.close();
+        if (bb) await expectNoContainersLeft(bb.name);
+      });
+
+      it('shell: uid/gid 65534, every capability set empty, no new privileges, seccomp filtering', async () => {
+        const r = await bb!.pool.run({
+          cmd: [
+            'sh',
+            '-c',
+            'id -u; id -g; id -G; grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status',
+          ],
+        });
+        expect(r.exitCode).toBe(0);
+        expect(r.stdout).toBe(
+          [
+            '65534',
+            '65534',
+            '65534',
+            ...['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'].map(
+              (k) => `${k}:\t${'0'.repeat(16)}`,
+            ),
+            'NoNewPrivs:\t1',
+            'Seccomp:\t2',
+            '',
+          ].join('\n'),
+        );
+      });
     });
   });
 

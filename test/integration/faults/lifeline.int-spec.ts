@@ -1,0 +1,461 @@
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { LABELS, type ContainerPoolModuleOptions } from '../../../src';
+import type { AttackOutcome, AttackPlan } from '../../support/attack-host';
+import { cgroupValue, HOSTILE_LIMITS } from '../../support/hostile';
+import {
+  BUSYBOX_IMAGE,
+  docker,
+  engineContainers,
+  eventually,
+  expectNoContainersLeft,
+  SANDBOX_IMAGE,
+  startPoolHost,
+  uniquePoolName,
+} from '../../support/integration';
+import {
+  attacksFor,
+  marker,
+  type Attack,
+  type AttackReport,
+  type HostEvidence,
+  type HostProcess,
+  type ImageKind,
+} from '../../support/lifeline-attacks';
+
+/** The contract bound of issue 9: gone within 2 s of the owner's SIGKILL, and of its lifetime's end. */
+const BOUND_MS = 2_000;
+const LIFETIME_MS = 15_000;
+const POLL_MS = 50;
+
+const IMAGES: Record<ImageKind, string> = { python: SANDBOX_IMAGE, busybox: BUSYBOX_IMAGE };
+const KINDS: ImageKind[] = ['python', 'busybox'];
+
+/**
+ * The attacked pools: one container per attack, nothing kept idle (size 0), a lifetime the suite can wait for.
+ * The config requires containerLifetimeMs >= maxExecTimeoutMs + replenishIntervalMs + 5 s (11 s here).
+ */
+const OPTIONS: ContainerPoolModuleOptions = {
+  ...HOSTILE_LIMITS,
+  size: 0,
+  maxContainers: 10,
+  maxConcurrentCreates: 4,
+  execTimeoutMs: 5_000,
+  maxExecTimeoutMs: 5_000,
+  replenishIntervalMs: 1_000,
+  containerLifetimeMs: LIFETIME_MS,
+};
+
+type Fate = 'SIGKILL' | 'SIGKILL, new instance starts' | 'alive, not releasing' | 'SIGSTOP';
+
+interface Target {
+  kind: ImageKind;
+  attack: Attack;
+  outcome: AttackOutcome;
+  id: string;
+  /** The container's expires-at label: created-at (set before the create call) + containerLifetimeMs. */
+  expiresAt: number;
+  /** The engine's State.StartedAt: when the lifeline's `timeout` started counting. */
+  startedAt: number;
+}
+
+interface Measured {
+  fate: Fate;
+  kind: ImageKind;
+  attack: string;
+  /** ms from the owner's fate (the signal, or the moment the host was found READY when alive) to gone. */
+  afterFateMs: number;
+  /** ms from the container's expires-at label (created-at + containerLifetimeMs) to gone (negative: before). */
+  afterExpiryMs: number;
+  /** ms from the container's start (State.StartedAt) + containerLifetimeMs to gone. */
+  afterLifetimeMs: number;
+  /** ms from created-at to the container's start (the create and start calls). */
+  startLagMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A process of the host's /proc, or null when it is gone. */
+function hostProcess(pid: number): HostProcess | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)`, 'm').exec(status)?.[1] ?? '';
+    let fds: string[] | null = null;
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      fds = null;
+    }
+    return {
+      pid,
+      uid: Number(field('Uid')),
+      name: /^Name:\s*(.*)$/m.exec(status)?.[1] ?? '',
+      state: field('State'),
+      tracerPid: Number(field('TracerPid')),
+      cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(),
+      fds,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** What the host sees in the container's cgroups (cgroup v1, the main engine's cgroupfs layout). */
+function hostEvidence(id: string, mark: string): HostEvidence {
+  const procs = (cgroupValue('pids', id, 'cgroup.procs') ?? '')
+    .split('\n')
+    .filter(Boolean)
+    .map((p) => hostProcess(Number(p)))
+    .filter((p): p is HostProcess => p !== null);
+  const oom = /^oom_kill (\d+)$/m.exec(cgroupValue('memory', id, 'memory.oom_control') ?? '');
+  return {
+    procs,
+    attackers: procs.filter(
+      (p) => p.state !== 'Z' && (p.name.includes(mark) || p.cmdline.includes(mark)),
+    ),
+    pidsCurrent: Number(cgroupValue('pids', id, 'pids.current')),
+    pidsMax: Number(cgroupValue('pids', id, 'pids.max')),
+    oomKills: oom ? Number(oom[1]) : NaN,
+    memoryMaxUsage: Number(cgroupValue('memory', id, 'memory.max_usage_in_bytes')),
+    memoryLimit: Number(cgroupValue('memory', id, 'memory.limit_in_bytes')),
+  };
+}
+
+/** Runs checks and reports every failing one at the end, each named by the container's image and attack. */
+class Findings {
+  private readonly problems: string[] = [];
+  about(t: Pick<Target, 'kind' | 'attack'>, what: string, check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      this.problems.push(`${t.kind} / ${t.attack.attack}: ${what}: ${(err as Error).message}`);
+    }
+  }
+  /** Throws the failures collected so far, all of them. */
+  flush(): void {
+    if (this.problems.length) throw new Error(this.problems.splice(0).join('\n\n'));
+  }
+}
+
+/**
+ * Polls the engine's list of the owners' containers (`docker ps -a` by owner label) every POLL_MS and records
+ * when each target first is absent: the end of the first list call that no longer shows it (an upper bound).
+ */
+class DisappearanceWatch {
+  readonly goneAt = new Map<string, number>();
+  readonly seenRunning = new Set<string>();
+  private stopped = false;
+  private error: unknown;
+  private readonly loop: Promise<void>;
+  readonly firstPoll: Promise<void>;
+  private firstDone!: () => void;
+
+  constructor(
+    private readonly owners: string[],
+    private readonly ids: string[],
+  ) {
+    this.firstPoll = new Promise((r) => (this.firstDone = r));
+    this.loop = this.run().catch((err) => {
+      this.error = err;
+      this.firstDone();
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped && this.goneAt.size < this.ids.length) {
+      const sent = Date.now();
+      const lists = await Promise.all(
+        this.owners.map((o) =>
+          docker.listContainers({ all: true, filters: { label: [`${LABELS.owner}=${o}`] } }),
+        ),
+      );
+      const at = Date.now();
+      const listed = new Map(lists.flat().map((c) => [c.Id, c.State]));
+      for (const id of this.ids) {
+        if (this.goneAt.has(id)) continue;
+        const state = listed.get(id);
+        if (state === undefined) this.goneAt.set(id, at);
+        else if (state === 'running') this.seenRunning.add(id);
+      }
+      this.firstDone();
+      await sleep(Math.max(0, POLL_MS - (Date.now() - sent)));
+    }
+  }
+
+  /** Waits until every target is gone or `deadline` (epoch ms) has passed. */
+  async until(deadline: number): Promise<void> {
+    while (this.goneAt.size < this.ids.length && Date.now() < deadline && !this.error) {
+      await sleep(POLL_MS);
+    }
+    this.stopped = true;
+    await this.loop;
+    if (this.error) throw this.error as Error;
+  }
+}
+
+/** 26. Whatever the sandboxed code does to its lifeline, the container does not outlive its owner nor its lifetime. */
+describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, ptrace, /proc/<pid>/fd, pids, memory, CPU, tmpfs, descriptors)', () => {
+  const hosts: ChildProcess[] = [];
+  const poolNames: string[] = [];
+  const measured: Measured[] = [];
+  const findings = new Findings();
+
+  afterAll(async () => {
+    for (const h of hosts) {
+      if (h.exitCode === null && h.signalCode === null) {
+        h.kill('SIGCONT');
+        h.kill('SIGKILL');
+      }
+    }
+    const leaks: string[] = [];
+    for (const name of poolNames) {
+      try {
+        await expectNoContainersLeft(name, 20_000);
+      } catch (err) {
+        // Reported, but not left running: a lifeline that failed leaves its container to no one else.
+        leaks.push((err as Error).message);
+        const left = await engineContainers(name);
+        await Promise.allSettled(
+          left.map((c) => docker.getContainer(c.Id).remove({ force: true })),
+        );
+      }
+    }
+    if (measured.length) {
+      const rows = measured.map(
+        (m) =>
+          `${m.fate.padEnd(28)} ${m.kind.padEnd(8)} ${m.attack.padEnd(7)} ` +
+          `${String(m.afterFateMs).padStart(6)} ms after the fate, ` +
+          `${String(m.afterLifetimeMs).padStart(6)} ms after start + lifetime, ` +
+          `${String(m.afterExpiryMs).padStart(6)} ms after expires-at (start lag ${m.startLagMs} ms)`,
+      );
+      // Per fate and image: the range of the bounded figure (after the SIGKILL, or after start + lifetime).
+      const summary = [...new Set(measured.map((m) => `${m.fate}|${m.kind}`))].map((key) => {
+        const [fate, kind] = key.split('|');
+        const of = measured.filter((m) => m.fate === fate && m.kind === kind);
+        const killed = fate.startsWith('SIGKILL');
+        const values = of.map((m) => (killed ? m.afterFateMs : m.afterLifetimeMs));
+        return (
+          `${fate.padEnd(28)} ${kind.padEnd(8)} ${Math.min(...values)}-${Math.max(...values)} ms after ` +
+          `${killed ? 'the SIGKILL' : 'start + lifetime'} (${of.length} containers)`
+        );
+      });
+      console.log(
+        `lifeline: when each attacked container was gone\n${rows.join('\n')}\n\n${summary.join('\n')}`,
+      );
+    }
+    expect(leaks).toEqual([]);
+  }, 90_000);
+
+  const planFor = (names: Record<ImageKind, string>, attacks: boolean, options = OPTIONS) =>
+    ({
+      pools: KINDS.map((kind) => ({
+        name: names[kind],
+        image: IMAGES[kind],
+        options,
+        attacks: attacks
+          ? attacksFor(kind).map(({ attack, cmd, env }) => ({ attack, cmd, env }))
+          : [],
+      })),
+    }) satisfies AttackPlan;
+
+  /** Starts an owner whose containers are each under one attack, and checks that every attack was made. */
+  async function attackedOwner(tag: string) {
+    const names = {
+      python: uniquePoolName(`lifeline-${tag}-py`),
+      busybox: uniquePoolName(`lifeline-${tag}-bb`),
+    };
+    poolNames.push(names.python, names.busybox);
+    const host = await startPoolHost(
+      { ATTACK_HOST_PLAN: JSON.stringify(planFor(names, true)) },
+      hosts,
+      'attack-host.ts',
+    );
+    const owners = host.instanceId.split(',');
+    expect(owners).toHaveLength(2);
+    const outcomes = host.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('ATTACK '))
+      .map((l) => JSON.parse(l.slice('ATTACK '.length)) as AttackOutcome);
+    const listed = new Map(
+      (await Promise.all(KINDS.map((k) => engineContainers(names[k]))))
+        .flat()
+        .map((c) => [c.Id, c]),
+    );
+    const targets: Target[] = [];
+    for (const kind of KINDS) {
+      for (const attack of attacksFor(kind)) {
+        const outcome = outcomes.find((o) => o.pool === names[kind] && o.attack === attack.attack);
+        const t = { kind, attack };
+        const row = outcome && listed.get(outcome.containerId);
+        findings.about(t, 'the execution', () => {
+          expect(outcome?.error).toBeUndefined();
+          expect({ exitCode: outcome?.exitCode, timedOut: outcome?.timedOut }).toEqual({
+            exitCode: 0,
+            timedOut: false,
+          });
+          expect(row?.State).toBe('running');
+        });
+        if (!outcome || !row) continue;
+        targets.push({
+          kind,
+          attack,
+          outcome,
+          id: outcome.containerId,
+          expiresAt: Date.parse(row.Labels[LABELS.expiresAt]),
+          startedAt: Date.parse((await docker.getContainer(row.Id).inspect()).State.StartedAt),
+        });
+        // What the attack reported from inside: it was made, and the kernel refused what aims at the lifeline.
+        const lines = (outcome.stdout ?? '').trim().split('\n');
+        findings.about(t, `its report (stdout ${outcome.stdout}, stderr ${outcome.stderr})`, () =>
+          attack.check(JSON.parse(lines[lines.length - 1]) as AttackReport),
+        );
+      }
+    }
+    return { host, owners, targets };
+  }
+
+  /**
+   * Just before the owner's fate, from the host: the lifeline (docker-init, timeout, cat) runs as root, neither
+   * stopped nor traced, and each attack still runs in the background.
+   */
+  function expectAttacksRunning(targets: Target[]): void {
+    for (const t of targets) {
+      const e = hostEvidence(t.id, marker(t.attack.attack));
+      findings.about(t, 'the lifeline seen from the host', () => {
+        const life = e.procs.filter((p) => p.uid === 0);
+        expect(life.map((p) => p.name).sort()).toEqual(['cat', 'docker-init', 'timeout']);
+        for (const p of life)
+          expect({ state: p.state, tracer: p.tracerPid }).toEqual({
+            state: expect.stringMatching(/^[RS]$/),
+            tracer: 0,
+          });
+      });
+      findings.about(t, 'the attack seen from the host', () => {
+        expect(e.attackers.length).toBeGreaterThanOrEqual(1);
+        t.attack.hostCheck?.(e);
+      });
+    }
+  }
+
+  /** Applies the fate, then measures when each target is gone. */
+  async function measure(
+    fate: Fate,
+    owner: { host: { child: ChildProcess }; owners: string[]; targets: Target[] },
+    act: () => void,
+  ): Promise<{ fateAt: number; watch: DisappearanceWatch }> {
+    const { targets } = owner;
+    const watch = new DisappearanceWatch(
+      owner.owners,
+      targets.map((t) => t.id),
+    );
+    await watch.firstPoll;
+    expect(targets.filter((t) => !watch.seenRunning.has(t.id)).map((t) => t.attack.attack)).toEqual(
+      [],
+    );
+    expectAttacksRunning(targets);
+    const fateAt = Date.now();
+    act();
+    const lastExpiry = Math.max(...targets.map((t) => t.expiresAt));
+    // Waits well past the bounds, so that a failure still shows the measured time.
+    await watch.until(Math.max(fateAt, lastExpiry) + 10_000);
+    for (const t of targets) {
+      const gone = watch.goneAt.get(t.id);
+      measured.push({
+        fate,
+        kind: t.kind,
+        attack: t.attack.attack,
+        afterFateMs: gone === undefined ? NaN : gone - fateAt,
+        afterExpiryMs: gone === undefined ? NaN : gone - t.expiresAt,
+        afterLifetimeMs: gone === undefined ? NaN : gone - (t.startedAt + LIFETIME_MS),
+        startLagMs: t.startedAt - (t.expiresAt - LIFETIME_MS),
+      });
+    }
+    return { fateAt, watch };
+  }
+
+  /** Every target gone within BOUND_MS of `from(t)` (the measured values are in the failure). */
+  function expectGoneWithin(
+    targets: Target[],
+    watch: DisappearanceWatch,
+    what: string,
+    from: (t: Target) => number,
+  ): void {
+    for (const t of targets) {
+      findings.about(t, `gone at most ${BOUND_MS} ms after ${what}`, () =>
+        expect((watch.goneAt.get(t.id) ?? Infinity) - from(t)).toBeLessThanOrEqual(BOUND_MS),
+      );
+    }
+  }
+
+  /**
+   * The lifetime bound is measured from the container's start, where the lifeline's `timeout` starts counting:
+   * what the sandboxed code attacks. The pool's created-at (and expires-at) labels are set before the create
+   * call, so a slow create or start moves the real end past expires-at by that much: a gap of its own, shown by
+   * lifeline-deadline.int-spec.ts. Both figures are printed.
+   */
+  const lifetimeEnd = (t: Target) => t.startedAt + LIFETIME_MS;
+
+  afterEach(() => findings.flush());
+
+  it('owner SIGKILLed, no new instance starts: every attacked container is gone within 2 s', async () => {
+    const owner = await attackedOwner('kill');
+    const { fateAt, watch } = await measure('SIGKILL', owner, () =>
+      owner.host.child.kill('SIGKILL'),
+    );
+    expectGoneWithin(owner.targets, watch, "the owner's SIGKILL", () => fateAt);
+    expectGoneWithin(owner.targets, watch, 'start + lifetime', lifetimeEnd);
+  }, 120_000);
+
+  it('owner SIGKILLed while a new instance of its pools starts: still gone within 2 s, the new one unharmed', async () => {
+    const owner = await attackedOwner('restart');
+    let next: ReturnType<typeof startPoolHost> | undefined;
+    const names = {
+      python: owner.targets.find((t) => t.kind === 'python')!.outcome.pool,
+      busybox: owner.targets.find((t) => t.kind === 'busybox')!.outcome.pool,
+    };
+    const { fateAt, watch } = await measure('SIGKILL, new instance starts', owner, () => {
+      owner.host.child.kill('SIGKILL');
+      // The new instance of the same two pools starts at once (its start-up sweep sees the dying containers).
+      next = startPoolHost(
+        {
+          ATTACK_HOST_PLAN: JSON.stringify(planFor(names, false, { ...OPTIONS, size: 1 })),
+        },
+        hosts,
+        'attack-host.ts',
+      );
+    });
+    expectGoneWithin(owner.targets, watch, "the owner's SIGKILL", () => fateAt);
+    expectGoneWithin(owner.targets, watch, 'start + lifetime', lifetimeEnd);
+    const second = await next!;
+    const secondOwners = second.instanceId.split(',');
+    for (const [i, kind] of KINDS.entries()) {
+      await eventually(
+        async () =>
+          (await engineContainers(names[kind], { [LABELS.owner]: secondOwners[i] })).length === 1,
+        20_000,
+        `the new ${kind} instance holds its container`,
+      );
+    }
+    second.child.kill('SIGTERM');
+    await new Promise((r) => second.child.once('exit', r));
+    for (const kind of KINDS) await expectNoContainersLeft(names[kind], 10_000);
+  }, 120_000);
+
+  it('owner alive, holding its leases: every attacked container is gone within containerLifetimeMs + 2 s', async () => {
+    const owner = await attackedOwner('alive');
+    const { watch } = await measure('alive, not releasing', owner, () => undefined);
+    expectGoneWithin(owner.targets, watch, 'start + lifetime', lifetimeEnd);
+    // The owner lived through it, and still shuts down cleanly.
+    expect(owner.host.child.exitCode).toBeNull();
+    owner.host.child.kill('SIGTERM');
+    await new Promise((r) => owner.host.child.once('exit', r));
+  }, 120_000);
+
+  it('owner frozen (SIGSTOP, its sockets open): every attacked container is gone within containerLifetimeMs + 2 s', async () => {
+    const owner = await attackedOwner('stop');
+    const { watch } = await measure('SIGSTOP', owner, () => owner.host.child.kill('SIGSTOP'));
+    expectGoneWithin(owner.targets, watch, 'start + lifetime', lifetimeEnd);
+    owner.host.child.kill('SIGCONT');
+    owner.host.child.kill('SIGKILL');
+  }, 120_000);
+});
