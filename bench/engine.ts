@@ -27,7 +27,12 @@ export function benchSpec(
   name: string,
   labels: Record<string, string>,
 ): ContainerSpec {
-  return { ...containerSpecOf(o), ...execMainProcess(o.containerLifetimeMs), name, labels };
+  return {
+    ...containerSpecOf(o),
+    ...execMainProcess(new Date(Date.now() + o.containerLifetimeMs)),
+    name,
+    labels,
+  };
 }
 
 /** The pool's resolved options for the benchmark image (also what the raw containers are built from). */

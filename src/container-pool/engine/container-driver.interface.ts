@@ -73,6 +73,9 @@ export interface ContainerSpec {
   ready(container: DriverContainer, signal?: AbortSignal): Promise<void>;
 }
 
+/** The main-process part of a ContainerSpec: what a transport decides about the container it runs in. */
+export type MainProcess = Pick<ContainerSpec, 'command' | 'init' | 'mainUser' | 'capAdd' | 'ready'>;
+
 /** A started container held by this process. */
 export interface DriverContainer {
   id: string;

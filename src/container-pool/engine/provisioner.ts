@@ -13,7 +13,13 @@ import type {
   PoolLog,
   SourcedContainer,
 } from '../pool/container-source';
-import type { ContainerDriver, ContainerSpec, DriverContainer } from './container-driver.interface';
+import type { ContainerShape } from '../config/container-spec';
+import type {
+  ContainerDriver,
+  ContainerSpec,
+  DriverContainer,
+  MainProcess,
+} from './container-driver.interface';
 import type { EngineMonitor } from './engine-monitor';
 
 /** The options a provisioner works with. */
@@ -32,8 +38,10 @@ export type ProvisionerOptions = Pick<
 
 export interface ProvisionerDeps {
   options: ProvisionerOptions;
-  /** Every container's spec but its name and labels: options plus the transport's main process. */
-  spec: Omit<ContainerSpec, 'name' | 'labels'>;
+  /** What the options decide of every container. */
+  shape: ContainerShape;
+  /** The transport's main process of a container that must be gone by `deadline`. */
+  mainProcess(deadline: Date): MainProcess;
   /** The owner label value: this process's instance. */
   instanceId: string;
   configHash: string;
@@ -66,7 +74,6 @@ export class Provisioner implements ContainerSource {
   private readonly labels: Record<string, string>;
 
   private readonly options: ProvisionerOptions;
-  private readonly spec: Omit<ContainerSpec, 'name' | 'labels'>;
   private readonly instanceId: string;
   private readonly log: PoolLog;
 
@@ -77,7 +84,6 @@ export class Provisioner implements ContainerSource {
   ) {
     const { options, instanceId, configHash } = deps;
     this.options = options;
-    this.spec = deps.spec;
     this.instanceId = instanceId;
     this.log = deps.log;
     this.labels = {
@@ -153,7 +159,8 @@ export class Provisioner implements ContainerSource {
     const createdAt = new Date();
     const hardDeadline = new Date(createdAt.getTime() + o.containerLifetimeMs);
     const spec: ContainerSpec = {
-      ...this.spec,
+      ...this.deps.shape,
+      ...this.deps.mainProcess(hardDeadline),
       name,
       labels: {
         ...this.labels,

@@ -66,7 +66,8 @@ export class ContainerPool implements LeaseOwner {
     const transport = new ExecTransport(deps.driver);
     const provisioner = new Provisioner(deps.driver, deps.monitor, {
       options: o,
-      spec: { ...containerSpecOf(o), ...transport.mainProcess(o.containerLifetimeMs) },
+      shape: containerSpecOf(o),
+      mainProcess: (deadline) => transport.mainProcess(deadline),
       instanceId,
       configHash: configHash(o),
       log,

@@ -1,8 +1,7 @@
 import type { Writable } from 'node:stream';
-import type { ContainerSpec, DriverContainer } from '../engine/container-driver.interface';
+import type { DriverContainer, MainProcess } from '../engine/container-driver.interface';
 
-/** The main-process part of a ContainerSpec: what a transport decides about the container it runs in. */
-export type MainProcess = Pick<ContainerSpec, 'command' | 'init' | 'mainUser' | 'capAdd' | 'ready'>;
+export type { MainProcess } from '../engine/container-driver.interface';
 
 /** One program to run, as the transport receives it. */
 export interface TransportJob {
@@ -42,8 +41,8 @@ export interface OomEvidence {
 /** How a program reaches a container and comes back: today `docker exec`; later a runner inside it. */
 export interface Transport {
   readonly name: 'exec';
-  /** The container's main process for containers of this transport. */
-  mainProcess(lifetimeMs: number): MainProcess;
+  /** The main process of a container of this transport that must be gone by `deadline` whatever happens. */
+  mainProcess(deadline: Date): MainProcess;
   /** The program that runs `code` (Python source): argv plus what goes ahead of the caller's stdin. */
   codeJob(code: Buffer, pythonCommand: string[]): { cmd: string[]; stdinPrefix: Buffer };
   /** Runs one job; resolves with its exit code, or aborted when the signal fired (the caller kills the container). */

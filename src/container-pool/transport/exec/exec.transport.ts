@@ -18,15 +18,24 @@ import { pythonCodeJob } from './python-bootstrap';
  */
 export const LIFELINE_USER = '0:0';
 
-/** How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard lifetime. */
-export function lifelineCommand(lifetimeMs: number): string[] {
-  return ['timeout', '-s', 'KILL', String(Math.max(1, Math.ceil(lifetimeMs / 1000))), 'cat'];
+/**
+ * How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard deadline. The deadline is
+ * absolute (the container's expires-at, rounded down to the second): a slow create or start never adds to the
+ * container's life. A container started past its deadline exits at once.
+ */
+export function lifelineCommand(deadline: Date): string[] {
+  const deadlineSec = Math.floor(deadline.getTime() / 1000);
+  return [
+    'sh',
+    '-c',
+    `left=$((${deadlineSec} - $(date +%s))); [ "$left" -gt 0 ] || exit 0; exec timeout -s KILL "$left" cat`,
+  ];
 }
 
 /** The exec transport's main process: the engine's init running the lifeline, as root without capabilities. */
-export function execMainProcess(lifetimeMs: number): MainProcess {
+export function execMainProcess(deadline: Date): MainProcess {
   return {
-    command: lifelineCommand(lifetimeMs),
+    command: lifelineCommand(deadline),
     init: true,
     mainUser: LIFELINE_USER,
     capAdd: [],
@@ -41,8 +50,8 @@ export class ExecTransport implements Transport {
 
   constructor(private readonly driver: ContainerDriver) {}
 
-  mainProcess(lifetimeMs: number): MainProcess {
-    return execMainProcess(lifetimeMs);
+  mainProcess(deadline: Date): MainProcess {
+    return execMainProcess(deadline);
   }
 
   codeJob(code: Buffer, pythonCommand: string[]) {
