@@ -150,10 +150,16 @@ function expectWorkingApp(r: AppResult): void {
   expect(r.steps).toBe('42\n');
   expect(r.valid.status).toBe(200);
   expect(r.valid.body).toMatchObject({ exitCode: 0, stdout: '42\n' });
+  // The one error shape: the first problem as the message, every problem in details.
+  const problems = (body: any): string[] => [
+    body.message,
+    ...((body.details ?? []) as { message: string }[]).map((d) => d.message),
+  ];
   expect(r.invalid.status).toBe(400);
-  expect(r.invalid.body.message).toContainEqual(expect.stringMatching(/^timeoutMs /));
+  expect(r.invalid.body).toMatchObject({ code: 'INVALID_REQUEST', retryable: false });
+  expect(problems(r.invalid.body)).toContainEqual(expect.stringMatching(/^timeoutMs /));
   expect(r.unknown.status).toBe(400);
-  expect(r.unknown.body.message).toContain('property shell should not exist');
+  expect(problems(r.unknown.body)).toContain('property shell should not exist');
   expect(r.ready).toBe(200);
 }
 

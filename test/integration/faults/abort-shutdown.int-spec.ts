@@ -32,6 +32,7 @@ describe('faults: callers that give up, and shutdown under load', () => {
         maxContainers: 1,
         acquireTimeoutMs: 10_000,
         adminToken: TOKEN,
+        http: true,
       }));
       await pool.initialize();
     });

@@ -3,6 +3,7 @@
  * restart; the shared main engine is never touched. Where that engine cannot run (not root, no dockerd), the
  * cases print why and skip.
  */
+import type { ContainerPoolModuleExtras } from '../../../src/container-pool/container-pool.module-definition';
 import type { Server } from 'node:http';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
@@ -22,8 +23,12 @@ import {
 } from '../../support/fault-engine';
 import { eventually, startPool, uniquePoolName } from '../../support/integration';
 
-const faultPoolOptions = (name: string): ContainerPoolModuleOptions => ({
+const faultPoolOptions = (
+  name: string,
+): ContainerPoolModuleOptions & ContainerPoolModuleExtras => ({
   name,
+  // Readiness is checked over HTTP.
+  http: true,
   image: FAULT_IMAGE,
   docker: { socketPath: FAULT_SOCKET },
   size: 2,

@@ -36,6 +36,8 @@ const token = process.env.POOL_ADMIN_TOKEN ?? '';
       size: 1,
       name: process.env.POOL_NAME ?? 'test-consumer-nest12',
       adminToken: token,
+      // A library host opts in to the module's routes.
+      http: true,
     }),
   ],
   providers: [ToolRunner],
