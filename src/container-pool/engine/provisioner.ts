@@ -20,6 +20,7 @@ import type {
   DriverContainer,
   MainProcess,
 } from './container-driver.interface';
+import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan } from '../tracing';
 import type { EngineMonitor } from './engine-monitor';
 
 /** The options a provisioner works with. */
@@ -183,16 +184,21 @@ export class Provisioner implements ContainerSource {
         this.held.delete(name);
       },
     );
-    const ready = created.then((dc): EngineContainer => ({
-      id: dc.id,
-      name: dc.name,
-      image: o.image,
-      createdAt,
-      // Recycle early enough that the longest allowed execution still fits in the lifetime.
-      expiry: new Date(hardDeadline.getTime() - o.maxExecTimeoutMs - LIFETIME_SAFETY_MARGIN_MS),
-      hardDeadline,
-      handle: dc,
-    }));
+    const ready = withSpan('create', { [SPAN_ATTRIBUTES.profile]: o.name }, async (span) => {
+      const dc = await created;
+      setSpanAttributes(span, { [SPAN_ATTRIBUTES.containerId]: dc.id });
+      const made: EngineContainer = {
+        id: dc.id,
+        name: dc.name,
+        image: o.image,
+        createdAt,
+        // Recycle early enough that the longest allowed execution still fits in the lifetime.
+        expiry: new Date(hardDeadline.getTime() - o.maxExecTimeoutMs - LIFETIME_SAFETY_MARGIN_MS),
+        hardDeadline,
+        handle: dc,
+      };
+      return made;
+    });
     return { name, createdAt, ready };
   }
 

@@ -18,6 +18,7 @@ import type { PoolLog } from '../pool/container-source';
 import type { ActiveExecution, PooledContainer } from '../pool/pooled-container';
 import type { WarmPool } from '../pool/warm-pool';
 import type { Transport, TransportJob } from '../transport/transport.interface';
+import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan } from '../tracing';
 import { checkStdinSize, ExecLimits, NormalizedExec } from './exec-request';
 import { logContextWords } from './log-context';
 import { CappedSink } from './output-sink';
@@ -71,7 +72,29 @@ export class Executor {
   }
 
   /** Runs the job in a leased container; resolves for every outcome of the program. */
-  async run(
+  run(
+    c: PooledContainer,
+    prepared: PreparedJob,
+    signal: AbortSignal | undefined,
+    queuedMs: number,
+  ): Promise<ExecResult> {
+    const attributes = {
+      [SPAN_ATTRIBUTES.profile]: this.deps.options.name,
+      [SPAN_ATTRIBUTES.containerId]: c.id,
+      [SPAN_ATTRIBUTES.transport]: this.deps.transport.name,
+    };
+    return withSpan('execute', attributes, async (span) => {
+      const r = await this.runJob(c, prepared, signal, queuedMs);
+      setSpanAttributes(span, {
+        [SPAN_ATTRIBUTES.exitCode]: r.exitCode,
+        [SPAN_ATTRIBUTES.timedOut]: r.timedOut,
+        [SPAN_ATTRIBUTES.oomKilled]: r.oomKilled,
+      });
+      return r;
+    });
+  }
+
+  private async runJob(
     c: PooledContainer,
     prepared: PreparedJob,
     signal: AbortSignal | undefined,

@@ -20,6 +20,7 @@ import type { AcquireOptions, ExecOptions, RunRequest } from '../interfaces/run-
 import type { IntervalHost, PoolLog } from '../pool/container-source';
 import type { PooledContainer } from '../pool/pooled-container';
 import { WarmPool } from '../pool/warm-pool';
+import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
 import { ExecTransport } from '../transport/exec/exec.transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
 
@@ -116,12 +117,28 @@ export class ContainerPool implements LeaseOwner {
     throw new InvalidRequestError('container', 'is not a container of this pool');
   }
 
-  async acquire(opts?: AcquireOptions): Promise<Container> {
-    return this.lease(await this.warm.acquire(opts));
+  acquire(opts?: AcquireOptions): Promise<Container> {
+    return this.acquireEntry(opts).then((entry) => this.lease(entry));
+  }
+
+  private acquireEntry(opts?: AcquireOptions): Promise<PooledContainer> {
+    return withSpan('acquire', { [SPAN_ATTRIBUTES.profile]: this.name }, async (span) => {
+      const entry = await this.warm.acquire(opts);
+      setSpanAttributes(span, { [SPAN_ATTRIBUTES.containerId]: entry.id });
+      return entry;
+    });
   }
 
   release(container: Container): void {
-    this.warm.release(this.own(container));
+    this.releaseEntry(this.own(container));
+  }
+
+  private releaseEntry(entry: PooledContainer): void {
+    const attributes = {
+      [SPAN_ATTRIBUTES.profile]: this.name,
+      [SPAN_ATTRIBUTES.containerId]: entry.id,
+    };
+    withSpanSync('release', attributes, () => this.warm.release(entry));
   }
 
   async withContainer<T>(
@@ -139,7 +156,7 @@ export class ContainerPool implements LeaseOwner {
   async run(request: RunRequest): Promise<ExecResult> {
     const prepared = this.executor.prepare(normalizeRunRequest(request, this.deps.options));
     const queuedFrom = performance.now();
-    const entry = await this.warm.acquire({
+    const entry = await this.acquireEntry({
       signal: request.signal,
       execTimeoutMs: prepared.timeoutMs,
     });
@@ -147,7 +164,7 @@ export class ContainerPool implements LeaseOwner {
     try {
       return await this.executor.run(entry, prepared, request.signal, queuedMs);
     } finally {
-      this.warm.release(entry);
+      this.releaseEntry(entry);
     }
   }
 
