@@ -5,7 +5,9 @@ for p in $life; do
   try kill -KILL $p; k="$k${k:+,}\"$p\":\"$_r\""
 done
 kill -STOP -1 2>/dev/null; g=$?
-usleep 50000
+# A stop takes effect when the target next runs: wait for the victim's (up to 2 s on a loaded machine).
+_i=0; pstate $v
+while [ "$_s" != T ] && [ $_i -lt 200 ]; do usleep 10000; _i=$((_i + 1)); pstate $v; done
 a=""; for p in $life; do pstate $p; a="$a${a:+,}\"$p\":\"$_s\""; done
 pstate $v; vs=$_s
 kill -9 $v; wait $v

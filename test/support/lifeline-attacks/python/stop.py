@@ -4,7 +4,11 @@ stop = {str(p): tryit(lambda p=p: os.kill(p, signal.SIGSTOP)) for p in pids() if
 kill = {str(p): tryit(lambda p=p: os.kill(p, signal.SIGKILL)) for p in LPIDS}
 os.kill(victim, signal.SIGCONT)
 group = tryit(lambda: os.kill(-1, signal.SIGSTOP))
-time.sleep(0.05)
+# A stop takes effect when the target next runs: wait for the victim's (up to 2 s on a loaded machine).
+for _ in range(200):
+    if state(victim) == "T":
+        break
+    time.sleep(0.01)
 after = {str(p): state(p) for p in LPIDS}
 victimState = state(victim)
 os.kill(victim, signal.SIGKILL)
