@@ -16,6 +16,7 @@ function shown(key: string): string {
   if (value === undefined) return '';
   if (kind === 'bytes' && typeof value === 'number' && value % MiB === 0)
     return `${value / MiB}MiB`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   return String(value);
 }
 
@@ -38,14 +39,26 @@ const lines = [
   '# DOCKER_CERT_PATH=',
   '',
 ];
-const rows = ['| option | setting | default | what |', '|---|---|---|---|'];
+const rows = ['| option | setting | scope | default | what |', '|---|---|---|---|---|'];
 for (const [key, setting] of Object.entries(SETTINGS)) {
-  lines.push(`# ${setting.description}`);
+  lines.push(`# ${setting.description}${setting.module ? ' (module-level)' : ''}`);
   lines.push(`# ${envName(key)}=${shown(key)}`);
   rows.push(
-    `| \`${key}\` | \`${envName(key)}\` | ${shown(key) ? `\`${shown(key)}\`` : '(none)'} | ${setting.description.replace(/\|/g, '\\|')} |`,
+    `| \`${key}\` | \`${envName(key)}\` | ${setting.module ? 'module' : 'profile'} | ${shown(key) ? `\`${shown(key)}\`` : '(none)'} | ${setting.description.replace(/\|/g, '\\|')} |`,
   );
 }
+lines.push(
+  '',
+  '# Profiles: several named warm pools in one module. The list, then any profile-level setting per profile',
+  '# as POOL_PROFILE__<NAME>__<SETTING> (the name upper case, - as _); unset ones fall back to the POOL_<SETTING>',
+  '# above, then to the default. Module-level settings (marked above) are never per profile.',
+  '# POOL_PROFILES=python,shell',
+  '# POOL_DEFAULT_PROFILE=python',
+  '# POOL_PROFILE__PYTHON__IMAGE=container-pool-sandbox:bookworm',
+  '# POOL_PROFILE__PYTHON__SIZE=4',
+  '# POOL_PROFILE__SHELL__IMAGE=container-pool-busybox:latest',
+  '# POOL_PROFILE__SHELL__MEMORY_BYTES=64m',
+);
 writeFileSync(join(root, '.env.example'), lines.join('\n') + '\n');
 
 const readmePath = join(root, 'README.md');

@@ -1,5 +1,5 @@
 import { ExecutionContext, ForbiddenException, UnauthorizedException } from '@nestjs/common';
-import { DEFAULT_OPTIONS } from '../../src/container-pool/config';
+import { resolvePoolOptions } from '../../src/container-pool/config';
 import {
   ADMIN_IDENTITY,
   AdminTokenGuard,
@@ -26,7 +26,7 @@ function context(authorization?: string) {
 }
 
 const guard = (adminToken: string[], metricsPublic = false, Guard = AdminTokenGuard) =>
-  new Guard({ ...DEFAULT_OPTIONS, adminToken, metricsPublic });
+  new Guard({ ...resolvePoolOptions(), adminToken, metricsPublic });
 
 describe('checkBearer', () => {
   it('accepts any configured token (rotation) and names it by fingerprint', () => {

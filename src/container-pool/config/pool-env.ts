@@ -62,10 +62,22 @@ export const DEFAULT_ENV_PREFIX = 'POOL_';
 /** What the environment says: parsed settings, values that do not parse, and variables nobody knows. */
 export interface PoolEnvConfig {
   options: ContainerPoolModuleOptions;
+  /** `<prefix>PROFILES` and each listed profile's `<prefix>PROFILE__<NAME>__<SETTING>` values. */
+  profiles?: Record<string, Record<string, unknown>>;
   problems: string[];
   /** `<prefix>*` variables that are no setting, each with the closest known name. */
   unknown: { name: string; closest: string | null }[];
   prefix: string;
+}
+
+/** `data-sci` -> `DATA_SCI`: the profile's part of its environment variables. */
+export function profileEnvPart(profile: string): string {
+  return profile.toUpperCase().replace(/-/g, '_');
+}
+
+/** `(python, image)` -> `POOL_PROFILE__PYTHON__IMAGE`. */
+export function profileEnvName(profile: string, key: string, prefix = DEFAULT_ENV_PREFIX): string {
+  return `${prefix}PROFILE__${profileEnvPart(profile)}__${envName(key, '')}`;
 }
 
 /** Levenshtein distance, for "did you mean" hints. */
@@ -94,29 +106,61 @@ export function closestName(name: string, known: string[]): string | null {
   return best !== null && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
 }
 
+/** One environment variable as the setting's kind, reported by name when it does not parse. */
+function readOne(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  key: string,
+  into: Record<string, unknown>,
+  problems: string[],
+): void {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return;
+  const { value, error } = parseValue(SETTINGS[key as keyof typeof SETTINGS].kind, raw);
+  if (error) problems.push(`${name} ${error}`);
+  else into[key] = value;
+}
+
 /**
- * Reads the `<prefix>*` settings of an environment (prefix `POOL_` by default). Unset and empty variables are
- * skipped; values that do not parse are reported by name, and so is every `<prefix>*` variable that is no
- * setting.
+ * Reads the `<prefix>*` settings of an environment (prefix `POOL_` by default): the module's and top-level
+ * ones (`POOL_SIZE`), the profile list (`POOL_PROFILES=python,shell`) and each listed profile's own
+ * (`POOL_PROFILE__PYTHON__SIZE`). Unset and empty variables are skipped; values that do not parse are reported
+ * by name, and so is every `<prefix>*` variable that is no setting (a profile's variable of a profile not
+ * listed, a module-level setting given for a profile).
  */
 export function readPoolEnv(env: NodeJS.ProcessEnv, prefix = DEFAULT_ENV_PREFIX): PoolEnvConfig {
   const options: Record<string, unknown> = {};
   const problems: string[] = [];
   const known = Object.keys(SETTINGS).map((key) => envName(key, prefix));
-  for (const [key, setting] of Object.entries(SETTINGS)) {
-    const name = envName(key, prefix);
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') continue;
-    const { value, error } = parseValue(setting.kind, raw);
-    if (error) problems.push(`${name} ${error}`);
-    else options[key] = value;
+  for (const key of Object.keys(SETTINGS))
+    readOne(env, envName(key, prefix), key, options, problems);
+
+  const listName = `${prefix}PROFILES`;
+  known.push(listName);
+  let profiles: Record<string, Record<string, unknown>> | undefined;
+  const list = env[listName];
+  if (list !== undefined && list.trim() !== '') {
+    profiles = {};
+    for (const profile of list
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
+      const own: Record<string, unknown> = {};
+      for (const [key, setting] of Object.entries(SETTINGS)) {
+        if (setting.module) continue;
+        const name = profileEnvName(profile, key, prefix);
+        known.push(name);
+        readOne(env, name, key, own, problems);
+      }
+      profiles[profile] = own;
+    }
   }
   const knownSet = new Set(known);
   const unknown = Object.keys(env)
     .filter((name) => name.startsWith(prefix) && !knownSet.has(name))
     .sort()
     .map((name) => ({ name, closest: closestName(name, known) }));
-  return { options, problems, unknown, prefix };
+  return { options, profiles, problems, unknown, prefix };
 }
 
 /** No environment at all (env reading off). */

@@ -5,12 +5,14 @@ import type {
   ContainerPoolModuleOptions,
   PullPolicy,
   ResolvedContainerPoolOptions,
+  ResolvedModuleOptions,
 } from '../interfaces/container-pool-options.interface';
 import {
   DEFAULT_ENV_PREFIX,
   NO_ENV,
   parseValue,
   PoolEnvConfig,
+  profileEnvName,
   readPoolEnv,
   splitTokens,
 } from './pool-env';
@@ -61,104 +63,95 @@ function kindProblem(setting: Setting, value: unknown): string | null {
   }
 }
 
-/**
- * Merges explicit options over the environment over the defaults and validates the result once: every problem,
- * of the environment's values, of the kinds and of the relations between settings, in one
- * InvalidPoolConfigError naming each setting (its option and its environment variable).
- */
-export function resolvePoolOptions(
-  explicit: ContainerPoolModuleOptions = {},
-  fromEnv: PoolEnvConfig = NO_ENV,
-): ResolvedContainerPoolOptions {
-  const label = (key: string) => `${key} (${envName(key, fromEnv.prefix)})`;
-  const problems = [...fromEnv.problems];
-  const defined = Object.fromEntries(
-    Object.entries(explicit ?? {}).filter(([, v]) => v !== undefined),
-  ) as Record<string, unknown>;
-  for (const key of Object.keys(defined)) {
-    if (key !== 'docker' && key !== 'readEnv' && !(key in SETTINGS)) {
-      problems.push(`unknown option "${key}"`);
-    }
-  }
-  // Sizes with units and comma-separated tokens are accepted in code as in the environment.
-  for (const [key, value] of Object.entries(defined)) {
+/** Profile names: lower case, digits and `-`, starting with a letter, at most 31 characters. */
+export const PROFILE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+
+type Values = Record<string, unknown>;
+
+/** The options actually given (undefined dropped), with sizes and token lists in code parsed as in the env. */
+function given(options: object | undefined, label: (key: string) => string, problems: string[]) {
+  const out: Values = Object.fromEntries(
+    Object.entries(options ?? {}).filter(([, v]) => v !== undefined),
+  );
+  for (const [key, value] of Object.entries(out)) {
     const kind = (SETTINGS as Record<string, Setting | undefined>)[key]?.kind;
     if (kind === 'bytes' && typeof value === 'string') {
       const parsed = parseValue('bytes', value);
       if (parsed.error) {
         problems.push(`${label(key)} ${parsed.error}`);
-        delete defined[key];
-      } else defined[key] = parsed.value;
+        delete out[key];
+      } else out[key] = parsed.value;
     }
-    if (kind === 'tokens' && typeof value === 'string') defined[key] = splitTokens(value);
+    if (kind === 'tokens' && typeof value === 'string') out[key] = splitTokens(value);
   }
-  const merged = { ...DEFAULT_OPTIONS, ...fromEnv.options, ...defined } as Record<string, unknown>;
-  if (merged.runtime === '') delete merged.runtime;
-  if (merged.seccompProfile === '') delete merged.seccompProfile;
-  delete merged.readEnv;
+  return out;
+}
 
-  /** Settings whose value has the right kind: only those take part in the relations below. */
+/**
+ * Checks `keys` of `o` for their kinds and, for the keys that passed, the relations between settings; every
+ * problem named by `label`. Returns the keys whose values have the right kind.
+ */
+function validate(o: Values, keys: string[], label: (key: string) => string, problems: string[]) {
   const ok = new Set<string>();
-  for (const [key, setting] of Object.entries(SETTINGS)) {
-    const value = merged[key];
+  for (const key of keys) {
+    const value = o[key];
     if (value === undefined) continue;
-    const problem = kindProblem(setting, value);
+    const problem = kindProblem(SETTINGS[key as keyof typeof SETTINGS], value);
     if (problem) problems.push(`${label(key)} ${problem}`);
     else ok.add(key);
   }
-  const o = merged as unknown as ResolvedContainerPoolOptions;
-  const all = (...keys: string[]) => keys.every((k) => ok.has(k));
-
-  if (all('name') && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(o.name)) {
-    problems.push(`${label('name')} must be 1-63 of [a-zA-Z0-9_.-], got "${o.name}"`);
+  const r = o as unknown as ResolvedContainerPoolOptions;
+  const all = (...k: string[]) => k.every((x) => ok.has(x));
+  if (all('name') && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(r.name)) {
+    problems.push(`${label('name')} must be 1-63 of [a-zA-Z0-9_.-], got "${r.name}"`);
   }
-  if (all('image') && !o.image) problems.push(`${label('image')} must not be empty`);
-  if (all('size', 'maxContainers') && o.size > o.maxContainers) {
+  if (all('image') && !r.image) problems.push(`${label('image')} must not be empty`);
+  if (all('size', 'maxContainers') && r.size > r.maxContainers) {
     problems.push(
-      `${label('size')} (${o.size}) must not exceed maxContainers (${o.maxContainers})`,
+      `${label('size')} (${r.size}) must not exceed maxContainers (${r.maxContainers})`,
     );
   }
-  if (all('execTimeoutMs', 'maxExecTimeoutMs') && o.execTimeoutMs > o.maxExecTimeoutMs) {
+  if (all('execTimeoutMs', 'maxExecTimeoutMs') && r.execTimeoutMs > r.maxExecTimeoutMs) {
     problems.push(
-      `${label('execTimeoutMs')} (${o.execTimeoutMs}) must not exceed maxExecTimeoutMs (${o.maxExecTimeoutMs})`,
+      `${label('execTimeoutMs')} (${r.execTimeoutMs}) must not exceed maxExecTimeoutMs (${r.maxExecTimeoutMs})`,
     );
   }
-  if (all('maxExecTimeoutMs', 'replenishIntervalMs', 'containerLifetimeMs')) {
-    const minLifetime = o.maxExecTimeoutMs + LIFETIME_SAFETY_MARGIN_MS + o.replenishIntervalMs;
-    if (o.containerLifetimeMs < minLifetime) {
+  if (all('maxExecTimeoutMs', 'containerLifetimeMs') && typeof r.replenishIntervalMs === 'number') {
+    const minLifetime = r.maxExecTimeoutMs + LIFETIME_SAFETY_MARGIN_MS + r.replenishIntervalMs;
+    if (r.containerLifetimeMs < minLifetime) {
       problems.push(
-        `${label('containerLifetimeMs')} (${o.containerLifetimeMs}) must be at least maxExecTimeoutMs + ` +
+        `${label('containerLifetimeMs')} (${r.containerLifetimeMs}) must be at least maxExecTimeoutMs + ` +
           `replenishIntervalMs + ${LIFETIME_SAFETY_MARGIN_MS} ms (${minLifetime}) so a container can serve its longest execution`,
       );
     }
   }
   if (all('tmpSizeBytes', 'workdirSizeBytes', 'shmSizeBytes', 'memoryBytes')) {
-    const tmpfsTotal = o.tmpSizeBytes + o.workdirSizeBytes + o.shmSizeBytes;
-    if (tmpfsTotal >= o.memoryBytes) {
+    const tmpfsTotal = r.tmpSizeBytes + r.workdirSizeBytes + r.shmSizeBytes;
+    if (tmpfsTotal >= r.memoryBytes) {
       problems.push(
         `${label('tmpSizeBytes')} + ${label('workdirSizeBytes')} + ${label('shmSizeBytes')} (${tmpfsTotal}) must be ` +
-          `below memoryBytes (${o.memoryBytes}): tmpfs pages count against the memory limit`,
+          `below memoryBytes (${r.memoryBytes}): tmpfs pages count against the memory limit`,
       );
     }
   }
   if (all('user')) {
-    const userMatch = /^(\d+)(?::(\d+))?$/.exec(o.user);
+    const userMatch = /^(\d+)(?::(\d+))?$/.exec(r.user);
     if (!userMatch) {
       problems.push(
-        `${label('user')} must be numeric uid:gid such as 65534:65534, got "${o.user}"`,
+        `${label('user')} must be numeric uid:gid such as 65534:65534, got "${r.user}"`,
       );
     } else if (userMatch[1] === '0' || userMatch[2] === '0') {
       problems.push(`${label('user')} must not be root (uid or gid 0)`);
     }
   }
-  if (all('workdir') && (!o.workdir.startsWith('/') || o.workdir === '/' || o.workdir === '/tmp')) {
+  if (all('workdir') && (!r.workdir.startsWith('/') || r.workdir === '/' || r.workdir === '/tmp')) {
     problems.push(
-      `${label('workdir')} must be an absolute path other than / and /tmp, got "${o.workdir}"`,
+      `${label('workdir')} must be an absolute path other than / and /tmp, got "${r.workdir}"`,
     );
   }
-  if (all('seccompProfile') && o.seccompProfile !== undefined) {
+  if (all('seccompProfile') && r.seccompProfile !== undefined) {
     try {
-      JSON.parse(o.seccompProfile);
+      JSON.parse(r.seccompProfile);
     } catch {
       problems.push(`${label('seccompProfile')} must be the JSON text of a seccomp profile`);
     }
@@ -166,7 +159,7 @@ export function resolvePoolOptions(
   if (all(...TOKEN_KEYS)) {
     const scopeOf = new Map<string, string>();
     for (const key of TOKEN_KEYS) {
-      for (const token of o[key]) {
+      for (const token of r[key]) {
         const other = scopeOf.get(token);
         if (other && other !== key) {
           problems.push(
@@ -177,8 +170,135 @@ export function resolvePoolOptions(
       }
     }
   }
+  return ok;
+}
+
+const MODULE_KEYS = Object.keys(SETTINGS).filter(
+  (k) => SETTINGS[k as keyof typeof SETTINGS].module,
+);
+const PROFILE_KEYS = Object.keys(SETTINGS).filter(
+  (k) => !SETTINGS[k as keyof typeof SETTINGS].module,
+);
+const OPTION_KEYS = new Set([...Object.keys(SETTINGS), 'docker', 'readEnv', 'profiles']);
+
+/**
+ * Merges explicit options over the environment over the defaults and validates the result once: every problem,
+ * of the environment's values, of the kinds and of the relations between settings, of every profile, in one
+ * InvalidPoolConfigError naming each setting (its option and its environment variable).
+ *
+ * Without `profiles` the top-level options are one profile named by `name`. With them, each profile's value of
+ * a setting is its own (explicit, then `POOL_PROFILE__<NAME>__<SETTING>`), else the top-level one (explicit,
+ * then `POOL_<SETTING>`), else the default.
+ */
+export function resolvePoolOptions(
+  explicit: ContainerPoolModuleOptions = {},
+  fromEnv: PoolEnvConfig = NO_ENV,
+): ResolvedModuleOptions {
+  const prefix = fromEnv.prefix;
+  const topLabel = (key: string) => `${key} (${envName(key, prefix)})`;
+  const problems = [...fromEnv.problems];
+  const top = given(explicit, topLabel, problems);
+  for (const key of Object.keys(top)) {
+    if (!OPTION_KEYS.has(key)) problems.push(`unknown option "${key}"`);
+  }
+  const merged: Values = { ...DEFAULT_OPTIONS, ...fromEnv.options, ...top };
+  for (const k of ['runtime', 'seccompProfile'] as const) if (merged[k] === '') delete merged[k];
+  delete merged.readEnv;
+  delete merged.profiles;
+
+  // The profiles: the explicit ones (when given), else those the environment lists, else one named by `name`.
+  const explicitProfiles = top.profiles as Record<string, object> | undefined;
+  if (
+    explicitProfiles !== undefined &&
+    (typeof explicitProfiles !== 'object' || explicitProfiles === null)
+  ) {
+    problems.push('profiles must be an object of profile name -> options');
+  }
+  const names = explicitProfiles
+    ? Object.keys(explicitProfiles)
+    : fromEnv.profiles
+      ? Object.keys(fromEnv.profiles)
+      : null;
+  if (names && !names.length) problems.push('profiles must name at least one profile');
+  const single = names === null;
+
+  const moduleOk = validate(
+    merged,
+    single ? Object.keys(SETTINGS) : MODULE_KEYS,
+    topLabel,
+    problems,
+  );
+  const raw: [string, Values][] = [];
+  if (single) {
+    raw.push([String(merged.name), merged]);
+  } else {
+    for (const name of names) {
+      if (!PROFILE_NAME.test(name)) {
+        problems.push(`profile name "${name}" must match ${PROFILE_NAME} (lower case, digits, -)`);
+        continue;
+      }
+      const label = (key: string) =>
+        `profiles.${name}.${key} (${profileEnvName(name, key, prefix)}, or ${envName(key, prefix)})`;
+      const own = given(explicitProfiles?.[name], label, problems);
+      for (const key of Object.keys(own)) {
+        if (!OPTION_KEYS.has(key)) problems.push(`profiles.${name}: unknown option "${key}"`);
+        else if (!PROFILE_KEYS.includes(key)) {
+          problems.push(
+            `profiles.${name}.${key} is set for the whole module, not per profile: give it at the top level`,
+          );
+        }
+      }
+      const values: Values = { ...merged, ...(fromEnv.profiles?.[name] ?? {}), ...own };
+      for (const k of ['runtime', 'seccompProfile'] as const)
+        if (values[k] === '') delete values[k];
+      validate(values, PROFILE_KEYS, label, problems);
+      raw.push([name, values]);
+    }
+  }
+
+  const profileNames = raw.map(([n]) => n);
+  let defaultProfile = (merged.defaultProfile as string | undefined) ?? undefined;
+  if (single) defaultProfile = profileNames[0];
+  else if (defaultProfile === undefined) {
+    if (profileNames.length === 1) defaultProfile = profileNames[0];
+    else if (profileNames.length > 1) {
+      problems.push(
+        `${topLabel('defaultProfile')} is required with several profiles: one of ${profileNames.join(', ')}`,
+      );
+    }
+  } else if (!profileNames.includes(defaultProfile)) {
+    problems.push(
+      `${topLabel('defaultProfile')} "${defaultProfile}" is no profile; known: ${profileNames.join(', ')}`,
+    );
+  }
+  const sum = (key: 'size' | 'maxContainers') =>
+    raw.reduce((n, [, v]) => {
+      const value = v[key];
+      return n + (typeof value === 'number' ? value : 0);
+    }, 0);
+  const maxContainersTotal =
+    moduleOk.has('maxContainersTotal') && typeof merged.maxContainersTotal === 'number'
+      ? merged.maxContainersTotal
+      : sum('maxContainers');
+  if (sum('size') > maxContainersTotal) {
+    problems.push(
+      `${topLabel('maxContainersTotal')} (${maxContainersTotal}) must be at least the sum of the profiles' ` +
+        `size (${sum('size')})`,
+    );
+  }
   if (problems.length) throw new InvalidPoolConfigError(problems);
-  return o;
+
+  const profiles = raw.map(
+    ([name, values]) =>
+      ({
+        ...values,
+        profile: name,
+        defaultProfile: defaultProfile!,
+        maxContainersTotal,
+      }) as unknown as ResolvedContainerPoolOptions,
+  );
+  const main = profiles.find((p) => p.profile === defaultProfile)!;
+  return { ...main, profiles };
 }
 
 /** Every effective setting as `key=value` for the startup log; tokens are counted, never shown. */
@@ -188,6 +308,7 @@ export function describeSettings(o: ResolvedContainerPoolOptions): string {
       const value = (
         o as unknown as Record<string, string | number | boolean | string[] | undefined>
       )[key];
+      if (key === 'profile' || key === 'defaultProfile') return `${key}=${String(value)}`;
       if (key === 'adminToken' || key === 'execToken' || key === 'readToken')
         return `${key}=${Array.isArray(value) ? value.length : 0} token(s)`;
       if (key === 'seccompProfile') return `seccompProfile=${value ? 'custom' : 'engine default'}`;
@@ -205,7 +326,7 @@ export function resolveModuleOptions(
   explicit: ContainerPoolModuleOptions = {},
   env: NodeJS.ProcessEnv = process.env,
   warn: (message: string) => void = (m) => new Logger('ContainerPoolConfig').warn(m),
-): ResolvedContainerPoolOptions {
+): ResolvedModuleOptions {
   const readEnv = explicit?.readEnv ?? false;
   if (readEnv !== false && readEnv !== true && (typeof readEnv !== 'object' || readEnv === null)) {
     throw new InvalidPoolConfigError([

@@ -8,26 +8,55 @@ export const MiB = 1024 * 1024;
 export const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always', 'never'];
 
 export type Kind = 'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'argv' | 'tokens';
-type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker' | 'readEnv'>;
+type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker' | 'readEnv' | 'profiles'>;
 
 export interface Setting {
   kind: Kind;
   min?: number;
   description: string;
+  /** Set for the module as a whole (the engine, HTTP, the shared limits); never per profile. */
+  module?: true;
 }
 
 /** Every setting, its kind, lower bound and one-line description. Defaults live in DEFAULT_OPTIONS. */
 export const SETTINGS: Record<SettingKey, Setting> = {
-  name: { kind: 'string', description: 'pool name, put on container labels' },
+  name: {
+    module: true,
+    kind: 'string',
+    description:
+      'module name: the pool label of its containers (and the profile name without profiles)',
+  },
+  defaultProfile: {
+    module: true,
+    kind: 'string',
+    description: 'profile of run()/acquire() without one; required with several profiles',
+  },
+  maxContainersTotal: {
+    module: true,
+    kind: 'int',
+    min: 1,
+    description:
+      'cap on the containers of all profiles together (default: the sum of maxContainers)',
+  },
   image: { kind: 'string', description: 'sandbox image' },
   pullPolicy: { kind: 'pullPolicy', description: 'if-not-present | always | never' },
   pythonCommand: { kind: 'argv', description: 'interpreter for run({ code }), space separated' },
   size: { kind: 'int', min: 0, description: 'idle containers kept warm' },
   maxContainers: { kind: 'int', min: 1, description: 'cap on all containers of the pool' },
   maxWaiters: { kind: 'int', min: 0, description: 'acquires allowed to wait at the cap' },
-  maxConcurrentCreates: { kind: 'int', min: 1, description: 'container creations in flight' },
+  maxConcurrentCreates: {
+    module: true,
+    kind: 'int',
+    min: 1,
+    description: 'container creations in flight',
+  },
   acquireTimeoutMs: { kind: 'int', min: 1, description: 'how long acquire() waits' },
-  replenishIntervalMs: { kind: 'int', min: 100, description: 'interval of the top-up task' },
+  replenishIntervalMs: {
+    module: true,
+    kind: 'int',
+    min: 100,
+    description: 'interval of the top-up task',
+  },
   singleUse: { kind: 'bool', description: 'destroy containers on release' },
   execTimeoutMs: { kind: 'int', min: 1, description: 'default execution timeout' },
   maxExecTimeoutMs: {
@@ -39,6 +68,7 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   maxStdinBytes: { kind: 'bytes', min: 0, description: 'largest stdin plus code of one execution' },
   containerLifetimeMs: { kind: 'int', min: 1000, description: 'hard limit on a container life' },
   shutdownGraceMs: {
+    module: true,
     kind: 'int',
     min: 0,
     description: 'time executions get to finish at shutdown',
@@ -62,28 +92,48 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     kind: 'string',
     description: 'custom seccomp profile JSON; empty for the default',
   },
-  requireSeccomp: { kind: 'bool', description: 'refuse to serve when the engine has no seccomp' },
+  requireSeccomp: {
+    module: true,
+    kind: 'bool',
+    description: 'refuse to serve when the engine has no seccomp',
+  },
   adminToken: {
     kind: 'tokens',
+    module: true,
     description: 'bearer token(s) of the admin scope (every route), comma separated',
   },
   execToken: {
     kind: 'tokens',
+    module: true,
     description: 'bearer token(s) of the exec scope (executions), comma separated',
   },
   readToken: {
     kind: 'tokens',
+    module: true,
     description:
       'bearer token(s) of the read scope (GET stats, containers, metrics), comma separated',
   },
-  metricsPublic: { kind: 'bool', description: 'serve /metrics without a bearer token' },
-  maxBodyBytes: { kind: 'bytes', min: 1024, description: 'largest request body of the HTTP API' },
+  metricsPublic: {
+    module: true,
+    kind: 'bool',
+    description: 'serve /metrics without a bearer token',
+  },
+  maxBodyBytes: {
+    module: true,
+    kind: 'bytes',
+    min: 1024,
+    description: 'largest request body of the HTTP API',
+  },
 };
 
 /** Shortest admin token accepted: a guessable token would open the pool to anyone who can reach it. */
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
-export const DEFAULT_OPTIONS: ResolvedContainerPoolOptions = {
+/** The defaults of every setting that has one (the module-level derived ones are computed). */
+export const DEFAULT_OPTIONS: Omit<
+  ResolvedContainerPoolOptions,
+  'profile' | 'defaultProfile' | 'maxContainersTotal'
+> = {
   name: 'default',
   image: 'python:3.13-slim',
   pullPolicy: 'if-not-present',

@@ -13,8 +13,29 @@ export type ReadEnvOption = boolean | { prefix?: string };
  * `POOL_*` environment settings, which win over the defaults (see `.env.example`).
  */
 export interface ContainerPoolModuleOptions {
-  /** Name of the pool; containers are labelled with it. Default `default`. (`POOL_NAME`) */
+  /**
+   * Name of the module's pool; containers are labelled with it (`io.container-pool.pool`), and the start-up sweep
+   * of leftovers goes by it. Without `profiles` it is also the name of the one profile. Default `default`.
+   * (`POOL_NAME`)
+   */
   name?: string;
+  /**
+   * Named warm pools in one module: `{ python: { image, size, ... }, shell: { ... } }` (names
+   * `^[a-z][a-z0-9-]{0,30}$`). Every option but the module-level ones (the engine connection, tokens, HTTP,
+   * `maxContainersTotal`, `maxConcurrentCreates`, `replenishIntervalMs`, `shutdownGraceMs`, `requireSeccomp`)
+   * may be set per profile and falls back to the top-level value. (`POOL_PROFILES=python,shell`, then
+   * `POOL_PROFILE__PYTHON__IMAGE`, ...)
+   */
+  profiles?: Record<string, ProfileOptions>;
+  /** The profile of run()/acquire() without one. Required with several profiles. (`POOL_DEFAULT_PROFILE`) */
+  defaultProfile?: string;
+  /**
+   * Cap on the containers of all profiles together; `sum(size)` must fit. Default: the sum of the profiles'
+   * maxContainers. A freed slot goes first to a profile below its size, then to waiters in FIFO order across
+   * profiles; a profile never holds more than `maxContainersTotal - sum(other profiles' size)`.
+   * (`POOL_MAX_CONTAINERS_TOTAL`)
+   */
+  maxContainersTotal?: number;
   /** Sandbox image. Default `python:3.13-slim`. (`POOL_IMAGE`) */
   image?: string;
   /** Pull policy of the image. Default `if-not-present`. (`POOL_PULL_POLICY`) */
@@ -118,7 +139,27 @@ type ByteKeys =
   | 'shmSizeBytes'
   | 'maxBodyBytes';
 
-/** The options after merging and validation: what the pool runs with. */
+/** The options a profile may set for itself (everything but the module-level ones). */
+export type ProfileOptions = Omit<
+  ContainerPoolModuleOptions,
+  | 'name'
+  | 'profiles'
+  | 'defaultProfile'
+  | 'maxContainersTotal'
+  | 'maxConcurrentCreates'
+  | 'replenishIntervalMs'
+  | 'shutdownGraceMs'
+  | 'requireSeccomp'
+  | 'adminToken'
+  | 'execToken'
+  | 'readToken'
+  | 'metricsPublic'
+  | 'maxBodyBytes'
+  | 'readEnv'
+  | 'docker'
+>;
+
+/** The options after merging and validation: what one profile runs with (module-level values included). */
 export interface ResolvedContainerPoolOptions extends Required<
   Omit<
     ContainerPoolModuleOptions,
@@ -129,9 +170,16 @@ export interface ResolvedContainerPoolOptions extends Required<
     | 'execToken'
     | 'readToken'
     | 'readEnv'
+    | 'profiles'
+    | 'defaultProfile'
+    | 'maxContainersTotal'
     | ByteKeys
   >
 > {
+  /** The profile these options are of (the module name without profiles). */
+  profile: string;
+  defaultProfile: string;
+  maxContainersTotal: number;
   /** The tokens of each scope, possibly none. */
   adminToken: string[];
   execToken: string[];
@@ -147,4 +195,9 @@ export interface ResolvedContainerPoolOptions extends Required<
   runtime?: string;
   seccompProfile?: string;
   docker?: DockerConnectionOptions;
+}
+
+/** The module's resolved options: the default profile's (for compatibility), and every profile's. */
+export interface ResolvedModuleOptions extends ResolvedContainerPoolOptions {
+  profiles: ResolvedContainerPoolOptions[];
 }
