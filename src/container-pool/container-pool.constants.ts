@@ -16,6 +16,7 @@ export const LABEL_PREFIX = 'io.container-pool';
 export const LABELS = {
   managedBy: `${LABEL_PREFIX}.managed-by`,
   pool: `${LABEL_PREFIX}.pool`,
+  profile: `${LABEL_PREFIX}.profile`,
   owner: `${LABEL_PREFIX}.owner`,
   createdAt: `${LABEL_PREFIX}.created-at`,
   expiresAt: `${LABEL_PREFIX}.expires-at`,

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import {
   Inject,
   Injectable,
@@ -14,52 +13,58 @@ import {
   CONTAINER_POOL_RESOLVED_OPTIONS,
 } from './container-pool.constants';
 import type { ContainerDriver, EngineInfo } from './engine/container-driver.interface';
-import { EngineMonitor } from './engine/engine-monitor';
-import type { ContainerPoolError } from './errors/container-pool.errors';
-import type { ResolvedContainerPoolOptions } from './interfaces/container-pool-options.interface';
+import { ContainerPoolError, InvalidRequestError } from './errors/container-pool.errors';
+import type { ResolvedModuleOptions } from './interfaces/container-pool-options.interface';
 import type { Container, ContainerInfo, PoolStats } from './interfaces/container.interface';
-import type { ContainerPoolEventMap } from './interfaces/events.interface';
 import type { ExecResult } from './interfaces/exec-result.interface';
+import type { ProfileInfo } from './interfaces/profile-info.interface';
 import type { AcquireOptions, RunRequest } from './interfaces/run-request.interface';
-import { ContainerPool } from './profiles/container-pool';
+import type { ContainerPool } from './profiles/container-pool';
+import { PoolRegistry } from './profiles/pool-registry';
 
 export type { ContainerPoolEventMap } from './interfaces/events.interface';
 
+/** Which profile a call is for; the default one when omitted. */
+export interface ProfileOption {
+  profile?: string;
+}
+
 /**
- * The warm pool, as other Nest modules inject it: keeps `size` hardened containers started, hands them out, runs
- * code in them and removes them. A facade over the module's ContainerPool; all engine access goes through the
+ * The warm pools, as other Nest modules inject them: keeps each profile's containers warm, hands them out, runs
+ * code in them and removes them. A facade over the module's profiles (`pool(name)` is one profile's
+ * ContainerPool); the methods without a profile serve the default one. All engine access goes through the
  * ContainerDriver injected under CONTAINER_DRIVER, which this service (its owner) closes at shutdown.
  */
 @Injectable()
 export class ContainerPoolService implements OnModuleInit, OnApplicationShutdown {
-  /** acquired / created / createFailed / executed / destroyed, for metrics. */
-  readonly events = new EventEmitter<ContainerPoolEventMap>();
+  private readonly registry: PoolRegistry;
   private readonly log: Logger;
-  private readonly monitor: EngineMonitor;
-  private readonly pool: ContainerPool;
-  private shutdownPromise?: Promise<void>;
 
   constructor(
-    @Inject(CONTAINER_POOL_RESOLVED_OPTIONS) readonly options: ResolvedContainerPoolOptions,
-    @Inject(CONTAINER_DRIVER) private readonly driver: ContainerDriver,
+    /** The default profile's options (module-level values included); `options.profiles` has every profile's. */
+    @Inject(CONTAINER_POOL_RESOLVED_OPTIONS) readonly options: ResolvedModuleOptions,
+    @Inject(CONTAINER_DRIVER) driver: ContainerDriver,
     /** Unique per process: labels this instance's containers so that siblings never touch them. */
     @Inject(CONTAINER_POOL_INSTANCE_ID) readonly instanceId: string,
     @Optional() scheduler?: SchedulerRegistry,
   ) {
-    const log = (this.log = new Logger(`ContainerPool:${options.name}`));
-    this.monitor = new EngineMonitor(driver, instanceId, log);
-    this.pool = new ContainerPool({
+    this.log = new Logger(`ContainerPool:${options.name}`);
+    this.registry = new PoolRegistry({
       options,
       driver,
-      monitor: this.monitor,
       instanceId,
-      events: this.events,
-      log,
+      logFor: (profile) =>
+        profile ? new Logger(`ContainerPool:${options.name}/${profile}`) : this.log,
       intervals: scheduler && {
         add: (name, timer) => scheduler.addInterval(name, timer),
         remove: (name) => scheduler.deleteInterval(name),
       },
     });
+  }
+
+  /** acquired / created / createFailed / executed / destroyed of every profile (`profile` in each payload). */
+  get events() {
+    return this.registry.events;
   }
 
   onModuleInit(): void {
@@ -72,108 +77,120 @@ export class ContainerPoolService implements OnModuleInit, OnApplicationShutdown
   }
 
   /**
-   * Connects to the engine, removes this pool's dead leftovers, ensures the image and fills the pool. Resolves
-   * when the first fill is done; rejects when the engine or image is unavailable (the pool keeps retrying in the
-   * background and recovers by itself). Idempotent.
+   * Connects to the engine, removes the module's dead leftovers, ensures the images and fills every profile.
+   * Resolves when the default profile's first fill is done; rejects when its engine or image is unavailable
+   * (the pools keep retrying in the background and recover by themselves). Idempotent.
    */
   initialize(): Promise<void> {
-    return this.pool.initialize();
+    return this.registry.initialize();
   }
 
   /**
    * Stops accepting acquires, rejects waiters, lets running executions finish for up to `shutdownGraceMs`,
-   * waits for creates in flight and removes every container of this instance; then closes the engine
-   * connection. Safe to call twice.
+   * waits for creates in flight and removes every container of this instance, in every profile; then closes
+   * the engine connection. Safe to call twice.
    */
   shutdown(): Promise<void> {
     this.shutdownPromise ??= (async () => {
       const started = Date.now();
-      await this.pool.shutdown();
-      this.monitor.close();
-      await this.driver.close();
-      const { totals } = this.pool.stats();
+      await this.registry.shutdown();
+      const totals = this.registry.all().map((p) => p.stats().totals);
+      const sum = (k: 'created' | 'destroyed') => totals.reduce((n, t) => n + t[k], 0);
       this.log.log(
-        `shut down in ${Date.now() - started} ms (created ${totals.created}, destroyed ${totals.destroyed})`,
+        `shut down in ${Date.now() - started} ms (created ${sum('created')}, destroyed ${sum('destroyed')})`,
       );
     })();
     return this.shutdownPromise;
   }
 
-  /**
-   * Hands out a warm container, creating one when none is idle and the cap allows, else waiting in FIFO order
-   * until `timeoutMs` (default acquireTimeoutMs) or the signal. Release it with release() or destroy().
-   */
-  acquire(opts?: AcquireOptions): Promise<Container> {
-    return this.pool.acquire(opts);
+  private shutdownPromise?: Promise<void>;
+
+  /** One profile's pool (the default one without a name); an unknown name is UnknownProfileError. */
+  pool(name?: string): ContainerPool {
+    return this.registry.pool(name);
+  }
+
+  /** Every profile: name, image, image id, transport, whether it serves, stats. */
+  profiles(): ProfileInfo[] {
+    return this.registry.profiles();
   }
 
   /**
-   * Gives a container back. Single-use pools (the default) remove it in the background; release never waits
-   * for the removal. Releasing twice is harmless.
+   * Hands out a warm container of the profile, creating one when none is idle and the cap allows, else waiting
+   * in FIFO order until `timeoutMs` (default acquireTimeoutMs) or the signal. Release it with release().
+   */
+  acquire(opts: AcquireOptions & ProfileOption = {}): Promise<Container> {
+    return this.poolFor(opts.profile).then((p) => p.acquire(opts));
+  }
+
+  /**
+   * Gives a container back (whichever profile it is of). Single-use pools (the default) remove it in the
+   * background; release never waits for the removal. Releasing twice is harmless.
    */
   release(container: Container): void {
-    this.pool.release(container);
+    const pool = this.registry.poolOf(container);
+    if (!pool) throw new InvalidRequestError('container', 'is not a container of this pool');
+    pool.release(container);
   }
 
   /** acquire(), fn(container), release(), whatever fn does. */
-  withContainer<T>(
+  async withContainer<T>(
     fn: (container: Container) => Promise<T> | T,
-    opts?: AcquireOptions,
+    opts: AcquireOptions & ProfileOption = {},
   ): Promise<T> {
-    return this.pool.withContainer(fn, opts);
+    return (await this.poolFor(opts.profile)).withContainer(fn, opts);
   }
 
   /**
-   * Acquire, execute, release. Resolves for every outcome of the code (exit code, timeout, OOM, truncation);
-   * rejects only with a ContainerPoolError.
+   * Acquire, execute, release, in the request's profile. Resolves for every outcome of the code (exit code,
+   * timeout, OOM, truncation); rejects only with a ContainerPoolError.
    */
-  run(request: RunRequest): Promise<ExecResult> {
-    return this.pool.run(request);
+  async run(request: RunRequest & ProfileOption): Promise<ExecResult> {
+    const { profile, ...rest } = request ?? {};
+    return (await this.poolFor(profile)).run(rest);
   }
 
-  /**
-   * Tops up now (skipping any back-off and the wait for running executions) and resolves when the pool is full
-   * or a create failed.
-   */
+  /** The default profile's operations; `pool(name)` has every profile's. */
   replenish(): Promise<PoolStats> {
-    return this.pool.replenish();
+    return this.pool().replenish();
   }
 
-  /** Changes size and/or maxContainers at run time; shrinking removes idle surplus, never a leased container. */
   resize(change: { size?: number; maxContainers?: number }): PoolStats {
-    return this.pool.resize(change);
+    return this.pool().resize(change);
   }
 
-  /** Removes idle containers and stops refilling until resume(); waiters are rejected. */
   drain(): Promise<PoolStats> {
-    return this.pool.drain();
+    return this.pool().drain();
   }
 
   resume(): PoolStats {
-    return this.pool.resume();
+    return this.pool().resume();
   }
 
-  /** This pool's containers, by state. */
   containers(): ContainerInfo[] {
-    return this.pool.containers();
+    return this.pool().containers();
   }
 
-  /** Finds one of this pool's containers by full id, unique id prefix (12+ hex) or name. */
   findContainer(ref: string): Container | undefined {
-    return this.pool.findContainer(ref);
+    return this.pool().findContainer(ref);
   }
 
-  /** Why acquire() would fail right now (shutting down, drained, engine/image/sandbox unavailable), or null. */
   availabilityError(): ContainerPoolError | null {
-    return this.pool.availabilityError();
+    return this.pool().availabilityError();
+  }
+
+  stats(): PoolStats {
+    return this.pool().stats();
   }
 
   /** Engine facts from the last successful check, or null. */
   engineInfo(): EngineInfo | null {
-    return this.monitor.engine;
+    return this.registry.engineInfo();
   }
 
-  stats(): PoolStats {
-    return this.pool.stats();
+  /** The profile's pool as a promise: an unknown profile rejects (UnknownProfileError, field `profile`). */
+  // eslint-disable-next-line @typescript-eslint/require-await
+  private async poolFor(profile: string | undefined): Promise<ContainerPool> {
+    return this.registry.pool(profile);
   }
 }

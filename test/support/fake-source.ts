@@ -428,6 +428,7 @@ export function emptyTotals(): PoolTotals {
 
 export const DEFAULT_TEST_OPTIONS: WarmPoolOptions = {
   name: 'test',
+  profile: 'test',
   image: 'fake:latest',
   size: 0,
   maxContainers: 4,

@@ -156,8 +156,15 @@ export interface ContainerDriver {
   info(): Promise<EngineInfo>;
   /** Throws SandboxUnsupportedError (saying how to fix the engine) when it lacks a required control. */
   verifySandbox(info: EngineInfo, needs: SandboxRequirements): void;
-  /** Makes sure the image is present according to the policy, following a pull to its end. */
-  ensureImage(image: string, policy: PullPolicy, log: (message: string) => void): Promise<void>;
+  /**
+   * Makes sure the image is present according to the policy, following a pull to its end. Resolves with the
+   * engine's id of the image when it knows it.
+   */
+  ensureImage(
+    image: string,
+    policy: PullPolicy,
+    log: (message: string) => void,
+  ): Promise<string | undefined | void>;
   /** Creates, attaches the lifeline of, starts and awaits `spec.ready`. Aborting gives up and removes it. */
   createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer>;
   /** Runs one command in a running container. */

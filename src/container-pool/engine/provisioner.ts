@@ -27,6 +27,7 @@ import type { EngineMonitor } from './engine-monitor';
 export type ProvisionerOptions = Pick<
   ResolvedContainerPoolOptions,
   | 'name'
+  | 'profile'
   | 'image'
   | 'pullPolicy'
   | 'requireSeccomp'
@@ -51,6 +52,14 @@ export interface ProvisionerDeps {
   startMessage: string;
   /** Counts leftovers removed by the sweep (the `orphansRemoved` total). */
   onSwept(count: number): void;
+  /**
+   * Names of every container of the module (all its profiles) from its create call until its removal, shared
+   * by the module's provisioners: the start-up sweep removes this instance's containers only when none holds
+   * them.
+   */
+  held: Set<string>;
+  /** Start of the container names, e.g. `cpool-<pool>` (`cpool-<pool>-<profile>` with several profiles). */
+  namePrefix: string;
 }
 
 /** A pooled container on the engine: the pool's view, holding the driver's container. */
@@ -70,8 +79,9 @@ function messageOf(err: unknown): string {
  */
 export class Provisioner implements ContainerSource {
   private nameCounter = 0;
-  /** Names of this pool's containers from the create call until their removal: the sweep leaves them. */
-  private readonly held = new Set<string>();
+  private readonly held: Set<string>;
+  /** The engine's id of the image when last ensured. */
+  imageId: string | null = null;
   private readonly labels: Record<string, string>;
 
   private readonly options: ProvisionerOptions;
@@ -87,9 +97,11 @@ export class Provisioner implements ContainerSource {
     this.options = options;
     this.instanceId = instanceId;
     this.log = deps.log;
+    this.held = deps.held;
     this.labels = {
       [LABELS.managedBy]: MANAGED_BY_VALUE,
       [LABELS.pool]: options.name,
+      [LABELS.profile]: options.profile,
       [LABELS.owner]: instanceId,
       [LABELS.configHash]: configHash,
     };
@@ -108,7 +120,8 @@ export class Provisioner implements ContainerSource {
       runtime: o.runtime,
     });
     await this.sweep();
-    await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.log.log(m));
+    this.imageId =
+      (await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.log.log(m))) ?? null;
   }
 
   /**
@@ -156,7 +169,7 @@ export class Provisioner implements ContainerSource {
 
   create(signal?: AbortSignal): PendingContainer {
     const o = this.options;
-    const name = `cpool-${o.name}-${this.instanceId.slice(0, 8)}-${++this.nameCounter}`;
+    const name = `${this.deps.namePrefix}-${this.instanceId.slice(0, 8)}-${++this.nameCounter}`;
     const createdAt = new Date();
     const hardDeadline = new Date(createdAt.getTime() + o.containerLifetimeMs);
     const spec: ContainerSpec = {
@@ -239,6 +252,7 @@ export class Provisioner implements ContainerSource {
       const left = await this.driver.listContainers({
         [LABELS.owner]: this.instanceId,
         [LABELS.pool]: this.options.name,
+        [LABELS.profile]: this.options.profile,
       });
       await Promise.allSettled(left.map((c) => this.driver.removeContainer(c.id)));
     } catch {

@@ -198,3 +198,16 @@ export class InvalidPoolConfigError extends ContainerPoolError {
     super(`Invalid container pool configuration: ${problems.join('; ')}`);
   }
 }
+
+/** A profile name the module does not have (names the known ones). */
+export class UnknownProfileError extends ContainerPoolError {
+  readonly code = 'UNKNOWN_PROFILE';
+  /** The request field that named it. */
+  readonly field = 'profile';
+  constructor(
+    readonly profile: string,
+    readonly known: string[],
+  ) {
+    super(`Unknown profile "${profile}": the module has ${known.map((k) => `"${k}"`).join(', ')}.`);
+  }
+}

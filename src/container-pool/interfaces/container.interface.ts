@@ -30,7 +30,10 @@ export interface ContainerInfo {
 }
 
 export interface PoolStats {
+  /** The module's pool name (its containers' pool label). */
   name: string;
+  /** The profile these stats are of (the pool name without profiles). */
+  profile: string;
   image: string;
   idle: number;
   leased: number;

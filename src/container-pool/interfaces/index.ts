@@ -4,3 +4,4 @@ export * from './exec-result.interface';
 export * from './run-request.interface';
 export * from './http-settings.interface';
 export * from './events.interface';
+export * from './profile-info.interface';

@@ -1,6 +1,7 @@
 import type { PoolTotals } from '../interfaces/container.interface';
 import { Backoff } from './backoff';
 import type { PooledContainer } from './pooled-container';
+import type { CapacityMember } from './shared-capacity';
 import { Stock } from './stock';
 import { WaitQueue } from './wait-queue';
 
@@ -20,6 +21,11 @@ export class PoolState {
   /** When the current top-up started waiting for executions (0: none waits). */
   deferredSince = 0;
 
+  /** This pool as the limits shared with other pools see it. */
+  asCapacityMember(pump: () => void): CapacityMember {
+    return capacityMemberOf(this, pump);
+  }
+
   constructor(
     targets: { size: number; maxContainers: number },
     readonly totals: PoolTotals,
@@ -27,4 +33,28 @@ export class PoolState {
     this.size = targets.size;
     this.maxContainers = targets.maxContainers;
   }
+}
+
+function capacityMemberOf(state: PoolState, pump: () => void): CapacityMember {
+  return {
+    get target() {
+      return state.draining ? 0 : state.size;
+    },
+    get maxContainers() {
+      return state.maxContainers;
+    },
+    get idle() {
+      return state.stock.idle.length;
+    },
+    get creating() {
+      return state.stock.creating;
+    },
+    get total() {
+      return state.stock.total;
+    },
+    get waiterTimes() {
+      return state.waiters.times();
+    },
+    pump,
+  };
 }

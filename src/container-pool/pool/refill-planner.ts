@@ -15,6 +15,8 @@ export interface RefillState {
   executing: number;
   /** Skip the wait for running executions (replenish()). */
   force: boolean;
+  /** Creates the limits shared with other pools allow now (SharedCapacity); unlimited when absent. */
+  allowance?: number;
   /** When the current top-up started waiting for executions (0: none waits). */
   deferredSince: number;
   now: number;

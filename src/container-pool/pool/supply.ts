@@ -13,6 +13,7 @@ import type { PoolState } from './pool-state';
 import { PooledContainer } from './pooled-container';
 import { planRefill } from './refill-planner';
 import type { RefillScheduler } from './refill-scheduler';
+import type { CapacityMember, SharedCapacity } from './shared-capacity';
 import type { Removals } from './removals';
 
 export interface SupplyDeps {
@@ -24,6 +25,8 @@ export interface SupplyDeps {
   events: EventEmitter<ContainerPoolEventMap>;
   schedule: RefillScheduler;
   removals: Removals;
+  /** The limits shared with the module's other pools, and this pool as they see it. */
+  shared?: { capacity: SharedCapacity; member: CapacityMember };
   /** The pool's scheduling step (hand-out, then refill). */
   pump(): void;
 }
@@ -116,7 +119,7 @@ export class Supply {
 
   /** The refill half of the scheduling step: prepare when needed, then the creates the plan allows. */
   refill(force: boolean): void {
-    const { state, schedule } = this.deps;
+    const { state, schedule, shared } = this.deps;
     if (state.backoff.waiting()) {
       schedule.retryIn(state.backoff.until - Date.now());
       return;
@@ -138,10 +141,12 @@ export class Supply {
       force,
       deferredSince: state.deferredSince,
       now: Date.now(),
+      allowance: shared?.capacity.allowance(shared.member),
     });
     state.deferredSince = plan.deferredSince;
     if (plan.retryInMs !== undefined) schedule.deferFor(plan.retryInMs);
     for (let i = 0; i < plan.creates; i++) this.createOne();
+    shared?.capacity.started(shared.member, plan.creates);
   }
 
   /** Starts one create, tracked in `creates` until the container is in the pool or the create failed. */

@@ -12,6 +12,11 @@ export class WaitQueue<T> {
     return this.waiters.length;
   }
 
+  /** When each waiter started waiting (performance.now()), oldest first. */
+  times(): number[] {
+    return this.waiters.map((w) => w.enqueuedAt);
+  }
+
   /**
    * Whether one more waiter would be too many: `maxWaiters` bounds the callers waiting at the cap, not those a
    * create (in flight or allowed by the cap: `servable`) will serve.

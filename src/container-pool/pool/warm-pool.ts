@@ -17,6 +17,7 @@ import type { ContainerSource, EngineStatus, IntervalHost, PoolLog } from './con
 import { PoolState } from './pool-state';
 import type { PooledContainer } from './pooled-container';
 import { RefillScheduler } from './refill-scheduler';
+import type { SharedCapacity } from './shared-capacity';
 import { Removals } from './removals';
 import { Supply } from './supply';
 
@@ -24,6 +25,7 @@ import { Supply } from './supply';
 export type WarmPoolOptions = Pick<
   ResolvedContainerPoolOptions,
   | 'name'
+  | 'profile'
   | 'image'
   | 'size'
   | 'maxContainers'
@@ -47,6 +49,8 @@ export interface WarmPoolDeps {
   intervals?: IntervalHost;
   /** Name of the pool's interval in the host. */
   intervalName: string;
+  /** The limits shared with the module's other pools (profiles); none for a module of one pool. */
+  capacity?: SharedCapacity;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -69,7 +73,11 @@ export class WarmPool {
     private readonly deps: WarmPoolDeps,
   ) {
     const state = (this.state = new PoolState(options, deps.totals));
-    const pump = () => this.pump();
+    const member = state.asCapacityMember(() => this.pump());
+    deps.capacity?.join(member);
+    // What frees a slot or a create slot may serve another pool first: every pool decides again.
+    const pump = deps.capacity ? () => deps.capacity!.changed() : () => this.pump();
+    this.pumpAll = pump;
     this.schedule = new RefillScheduler(pump, deps.intervals);
     this.removals = new Removals({
       state,
@@ -89,8 +97,12 @@ export class WarmPool {
       schedule: this.schedule,
       removals: this.removals,
       pump,
+      shared: deps.capacity && { capacity: deps.capacity, member },
     });
   }
+
+  /** pump(), or every pool's when they share limits. */
+  private readonly pumpAll: () => void;
 
   get isShuttingDown(): boolean {
     return this.state.shuttingDown;
@@ -352,7 +364,7 @@ export class WarmPool {
     this.deps.log.log(`resized: size=${size} maxContainers=${maxContainers}`);
     const over = state.stock.idle.length - size;
     if (over > 0) for (const c of state.stock.idle.slice(0, over)) void this.destroy(c, 'resize');
-    this.pump();
+    this.pumpAll();
     return this.stats();
   }
 
@@ -367,7 +379,7 @@ export class WarmPool {
   resume(): PoolStats {
     this.state.draining = false;
     this.state.backoff.skip();
-    this.pump();
+    this.pumpAll();
     return this.stats();
   }
 
@@ -387,6 +399,7 @@ export class WarmPool {
     const { stock, backoff, ...s } = this.state;
     return {
       name: this.options.name,
+      profile: this.options.profile,
       image: this.options.image,
       idle: stock.idle.length,
       leased: stock.leased.size,

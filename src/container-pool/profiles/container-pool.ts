@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'node:events';
+import { EventEmitter } from 'node:events';
 import { configHash, containerSpecOf, describeSettings } from '../config';
 import type { ContainerDriver } from '../engine/container-driver.interface';
 import type { EngineMonitor } from '../engine/engine-monitor';
@@ -19,20 +19,29 @@ import type { ExecResult } from '../interfaces/exec-result.interface';
 import type { AcquireOptions, ExecOptions, RunRequest } from '../interfaces/run-request.interface';
 import type { IntervalHost, PoolLog } from '../pool/container-source';
 import type { PooledContainer } from '../pool/pooled-container';
+import type { SharedCapacity } from '../pool/shared-capacity';
 import { WarmPool } from '../pool/warm-pool';
+import type { ProfileInfo } from '../interfaces/profile-info.interface';
+import { notReadyReason } from './readiness';
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
 import { ExecTransport } from '../transport/exec/exec.transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
 
 export interface ContainerPoolDeps {
+  /** The profile's options (module-level values included). */
   options: ResolvedContainerPoolOptions;
   driver: ContainerDriver;
   monitor: EngineMonitor;
   /** Owner label value of this process's containers. */
   instanceId: string;
-  events: EventEmitter<ContainerPoolEventMap>;
   log: PoolLog;
   intervals?: IntervalHost;
+  /** The limits shared with the module's other profiles (none with one profile). */
+  capacity?: SharedCapacity;
+  /** Names of every container of the module from its create call until its removal (the sweep spares them). */
+  held: Set<string>;
+  /** Whether the module has several profiles (then the profile is part of container names). */
+  multiProfile: boolean;
 }
 
 function emptyTotals(): PoolTotals {
@@ -56,33 +65,43 @@ function emptyTotals(): PoolTotals {
  * executor. Every per-pool operation of ContainerPoolService is here.
  */
 export class ContainerPool implements LeaseOwner {
+  /** acquired / created / createFailed / executed / destroyed of this profile. */
+  readonly events = new EventEmitter<ContainerPoolEventMap>();
   private readonly warm: WarmPool;
+  private readonly provisioner: Provisioner;
   private readonly executor: Executor;
   private readonly leases = new WeakMap<PooledContainer, LeasedContainer>();
   private readonly totals = emptyTotals();
 
   constructor(private readonly deps: ContainerPoolDeps) {
     const o = deps.options;
-    const { events, log, instanceId } = deps;
-    const transport = new ExecTransport(deps.driver);
-    const provisioner = new Provisioner(deps.driver, deps.monitor, {
+    const { log, instanceId } = deps;
+    const events = this.events;
+    const transport = (this.transport = new ExecTransport(deps.driver));
+    const what = deps.multiProfile
+      ? `profile "${o.profile}" of pool "${o.name}"`
+      : `pool "${o.name}"`;
+    const provisioner = (this.provisioner = new Provisioner(deps.driver, deps.monitor, {
       options: o,
       shape: containerSpecOf(o),
       mainProcess: (deadline) => transport.mainProcess(deadline),
       instanceId,
       configHash: configHash(o),
       log,
-      startMessage: `pool "${o.name}" (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
+      startMessage: `${what} (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
       onSwept: (count) => (this.totals.orphansRemoved += count),
-    });
+      held: deps.held,
+      namePrefix: deps.multiProfile ? `cpool-${o.name}-${o.profile}` : `cpool-${o.name}`,
+    }));
     this.warm = new WarmPool(o, {
+      capacity: deps.capacity,
       source: provisioner,
       engine: deps.monitor,
       log,
       events,
       totals: this.totals,
       intervals: deps.intervals,
-      intervalName: `container-pool:${o.name}:${instanceId}`,
+      intervalName: `container-pool:${o.name}:${o.profile}:${instanceId}`,
     });
     this.executor = new Executor({
       pool: this.warm,
@@ -94,8 +113,34 @@ export class ContainerPool implements LeaseOwner {
     });
   }
 
+  /** The profile's name. */
   get name(): string {
-    return this.deps.options.name;
+    return this.deps.options.profile;
+  }
+
+  /** The profile's options. */
+  get options(): ResolvedContainerPoolOptions {
+    return this.deps.options;
+  }
+
+  private readonly transport: ExecTransport;
+
+  /** What the profile is and whether it serves now. */
+  info(): ProfileInfo {
+    const o = this.deps.options;
+    return {
+      name: o.profile,
+      image: o.image,
+      imageId: this.provisioner.imageId,
+      transport: this.transport.name,
+      ready: notReadyReason(this) === null,
+      stats: this.stats(),
+    };
+  }
+
+  /** Whether `container` is one of this profile's. */
+  owns(container: Container): boolean {
+    return container instanceof LeasedContainer && container.belongsTo(this);
   }
 
   initialize(): Promise<void> {

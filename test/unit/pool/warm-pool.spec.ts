@@ -1328,6 +1328,7 @@ describe('WarmPool (fake container source)', () => {
       await flush();
       expect(h.pool.stats()).toEqual({
         name: 'test',
+        profile: 'test',
         image: 'fake:latest',
         idle: 1,
         leased: 1,

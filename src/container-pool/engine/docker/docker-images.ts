@@ -16,20 +16,27 @@ export class DockerImages {
 
   constructor(private readonly docker: Dockerode) {}
 
-  async ensure(image: string, policy: PullPolicy, log: (message: string) => void): Promise<void> {
+  /** Makes sure the image is there by the policy (a pull followed to its end); resolves with its id. */
+  async ensure(
+    image: string,
+    policy: PullPolicy,
+    log: (message: string) => void,
+  ): Promise<string | undefined> {
     this.imageEnv.delete(image);
     let present: boolean;
+    let id: string | undefined;
     try {
       const inspected = await this.docker
         .getImage(image)
         .inspect(deadline() as Dockerode.ImageInspectOptions);
       this.imageEnv.set(image, inspected.Config?.Env ?? []);
+      id = inspected.Id;
       present = true;
     } catch (err) {
       if (statusOf(err) !== 404) throw toEngineError(err, `inspecting image ${image}`);
       present = false;
     }
-    if (present && policy !== 'always') return;
+    if (present && policy !== 'always') return id;
     if (!present && policy === 'never') {
       throw new ImageUnavailableError(image, 'it is not on the engine and pullPolicy is never', {
         retryable: false,
@@ -38,6 +45,20 @@ export class DockerImages {
     log(`pulling ${image} (pullPolicy ${policy})`);
     await this.pull(image, log);
     this.imageEnv.delete(image);
+    return this.envOf(image).then(
+      () => this.idOf(image),
+      () => undefined,
+    );
+  }
+
+  private async idOf(image: string): Promise<string | undefined> {
+    try {
+      return (
+        await this.docker.getImage(image).inspect(deadline() as Dockerode.ImageInspectOptions)
+      ).Id;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

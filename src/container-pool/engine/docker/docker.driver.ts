@@ -111,7 +111,11 @@ export class DockerDriver implements ContainerDriver {
     return `${m.protocol ?? 'http'}://${m.host ?? 'localhost'}${m.port ? `:${m.port}` : ''}`;
   }
 
-  ensureImage(image: string, policy: PullPolicy, log: (message: string) => void): Promise<void> {
+  ensureImage(
+    image: string,
+    policy: PullPolicy,
+    log: (message: string) => void,
+  ): Promise<string | undefined> {
     return this.images.ensure(image, policy, log);
   }
 
