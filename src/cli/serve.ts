@@ -85,8 +85,8 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   await app.listen(port, host);
   if (lifecycle.stopping) return;
   log.log(`container-pool service listening on http://${host}:${port} (pid ${process.pid})`);
+  // Without @nestjs/swagger, setupContainerPoolDocs has said so itself.
   if (docs) log.log(`API docs at http://${host}:${port}/docs (JSON at /docs-json)`);
-  else log.warn('@nestjs/swagger is not installed: /docs is not served');
 }
 
 /** serve(), exiting with 1 and one log line when it cannot start. */

@@ -524,7 +524,7 @@ describe('surface: the OpenAPI text', () => {
     await app.init();
     try {
       const doc = (await request(app.getHttpServer()).get('/docs-json').expect(200)).body;
-      expect(doc.info.description).toContain('Bearer &lt;token&gt;');
+      expect(doc.info.description).toContain('`Authorization: Bearer <token>`');
       expect(doc.info.description).toContain('POST /ops/sandbox/executions');
       expect(doc.info.description).not.toMatch(/[ `(]\/executions/);
       expect(Object.keys(doc.paths)).toContain('/ops/sandbox/executions');

@@ -363,6 +363,12 @@ export class FakeContainerSource implements ContainerSource {
     return Promise.resolve(this.answers);
   }
 
+  /** Counted; the fake has nothing to sweep. */
+  housekeepCalls = 0;
+  housekeep(): void {
+    this.housekeepCalls++;
+  }
+
   removeLeftovers(): Promise<void> {
     this.removeLeftoversCalls++;
     this.calls.push('removeLeftovers');

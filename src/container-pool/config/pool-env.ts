@@ -103,7 +103,10 @@ export function closestName(name: string, known: string[]): string | null {
     const d = distance(name, k);
     if (d < bestDistance) [best, bestDistance] = [k, d];
   }
-  return best !== null && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
+  if (best !== null && bestDistance <= Math.max(2, Math.floor(name.length / 3))) return best;
+  // A setting named by its start (POOL_MEMORY for POOL_MEMORY_BYTES), when only one fits.
+  const starts = known.filter((k) => k.startsWith(name) || name.startsWith(k));
+  return starts.length === 1 ? starts[0] : null;
 }
 
 /** One environment variable as the setting's kind, reported by name when it does not parse. */

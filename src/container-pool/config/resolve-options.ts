@@ -56,9 +56,12 @@ function kindProblem(setting: Setting, value: unknown): string | null {
         return 'must be a string or a list of strings';
       }
       // Never echo the token itself.
-      return value.some((v: string) => v.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(v))
-        ? `every token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters without spaces ` +
-            '(e.g. `openssl rand -hex 32`)'
+      // Printable ASCII only: a header carries nothing else, so any other token could never authenticate.
+      return value.some(
+        (v: string) => v.length < MIN_ADMIN_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(v),
+      )
+        ? `every token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters, printable ASCII without ` +
+            'spaces (e.g. `openssl rand -hex 32`)'
         : null;
   }
 }
@@ -135,13 +138,19 @@ function validate(o: Values, keys: string[], label: (key: string) => string, pro
     }
   }
   if (all('user')) {
-    const userMatch = /^(\d+)(?::(\d+))?$/.exec(r.user);
+    // Numbers, as the engine reads them: `00:00` is root too.
+    const userMatch = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(r.user);
+    const ids = userMatch ? [Number(userMatch[1]), Number(userMatch[2] ?? userMatch[1])] : [];
     if (!userMatch) {
       problems.push(
         `${label('user')} must be numeric uid:gid such as 65534:65534, got "${r.user}"`,
       );
-    } else if (userMatch[1] === '0' || userMatch[2] === '0') {
+    } else if (ids.some((id) => id === 0)) {
       problems.push(`${label('user')} must not be root (uid or gid 0)`);
+    } else if (ids.some((id) => id > 2147483647)) {
+      problems.push(
+        `${label('user')} must have uid and gid of at most 2147483647, got "${r.user}"`,
+      );
     }
   }
   if (all('workdir') && (!r.workdir.startsWith('/') || r.workdir === '/' || r.workdir === '/tmp')) {

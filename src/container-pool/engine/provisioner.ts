@@ -4,7 +4,7 @@ import {
   MANAGED_BY_VALUE,
   STALE_CREATED_CONTAINER_MS,
 } from '../container-pool.constants';
-import { EngineUnavailableError } from '../errors/container-pool.errors';
+import { EngineUnavailableError, ImageUnavailableError } from '../errors/container-pool.errors';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 import type {
   ContainerSource,
@@ -67,6 +67,9 @@ interface EngineContainer extends SourcedContainer {
   readonly handle: DriverContainer;
 }
 
+/** How often the scheduled tick sweeps again. */
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -112,6 +115,21 @@ export class Provisioner implements ContainerSource {
     this.monitor.start();
   }
 
+  /** When the last sweep ran (ms since the epoch). */
+  private sweptAt = 0;
+
+  /**
+   * From the pool's scheduled tick: sweeps again at most once a minute, so leftovers that appear while it runs
+   * (a create whose owner died between create and start: it never runs, so the engine never removes it) go too.
+   */
+  housekeep(): void {
+    if (Date.now() - this.sweptAt < HOUSEKEEPING_INTERVAL_MS) return;
+    this.sweptAt = Date.now();
+    this.sweep().catch((err: unknown) =>
+      this.log.debug(`periodic sweep failed: ${messageOf(err)}`),
+    );
+  }
+
   async prepare(): Promise<void> {
     const o = this.options;
     const info = await this.monitor.check();
@@ -129,18 +147,16 @@ export class Provisioner implements ContainerSource {
    * containers that never started), or past their lifetime. A sibling's live containers are never touched.
    */
   private async sweep(): Promise<void> {
+    this.sweptAt = Date.now();
     const rows = await this.driver.listContainers({
       [LABELS.managedBy]: MANAGED_BY_VALUE,
       [LABELS.pool]: this.options.name,
     });
     const now = Date.now();
     const doomed = rows.filter((r) => {
-      // This instance's own: the pool removes those it holds itself; here only the dead ones and creates that
-      // outlived their deadline (no create is in flight longer).
+      // This instance's own: the pools remove those they hold; here whatever none of them holds, not running.
       if (r.labels[LABELS.owner] === this.instanceId) {
-        if (r.state === 'created')
-          return now - r.createdAt.getTime() > this.options.createTimeoutMs;
-        return r.state === 'stopped';
+        return !this.held.has(r.name) && r.state !== 'running';
       }
       if (r.state === 'stopped') return true;
       if (r.state === 'created') return now - r.createdAt.getTime() > STALE_CREATED_CONTAINER_MS;
@@ -197,8 +213,21 @@ export class Provisioner implements ContainerSource {
         this.held.delete(name);
       },
     );
-    const ready = withSpan('create', { [SPAN_ATTRIBUTES.profile]: o.name }, async (span) => {
-      const dc = await created;
+    const ready = withSpan('create', { [SPAN_ATTRIBUTES.profile]: o.profile }, async (span) => {
+      const dc = await created.catch((err: unknown) => {
+        // The image went away after the start: with pullPolicy never only an operator brings it back.
+        if (err instanceof ImageUnavailableError && o.pullPolicy === 'never' && err.retryable) {
+          throw new ImageUnavailableError(
+            o.image,
+            'the engine no longer has it and pullPolicy is never',
+            {
+              cause: err,
+              retryable: false,
+            },
+          );
+        }
+        throw err;
+      });
       setSpanAttributes(span, { [SPAN_ATTRIBUTES.containerId]: dc.id });
       const made: EngineContainer = {
         id: dc.id,

@@ -142,11 +142,12 @@ export class ContainerLostError extends ContainerPoolError {
   override readonly retryable = true;
   constructor(
     readonly containerName: string,
-    detail: string,
+    /** What happened to it. */
+    readonly reason: string,
     options?: { cause?: unknown },
   ) {
     super(
-      `Container ${containerName} was lost: ${detail}. Its output is incomplete; run the execution again.`,
+      `Container ${containerName} was lost: ${reason}. Its output is incomplete; run the execution again.`,
       options,
     );
   }

@@ -150,7 +150,7 @@ export class Executor {
         if (!stop.error && !c.lostReason) {
           // The engine says the container is gone (404/409): drop it now. A broken connection may be the
           // container's death too (an engine restart): its lifeline tells within moments.
-          if (err instanceof ContainerLostError) pool.lost(c, 'the engine no longer runs it');
+          if (err instanceof ContainerLostError) pool.lost(c, err.reason);
           else await c.waitForNews(OOM_EVENT_GRACE_MS);
         }
         if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason, { cause: err });

@@ -57,7 +57,14 @@ export const E401 = {
 };
 export const E403 = {
   status: 403,
-  description: 'No admin token configured: the admin API is off.',
+  description:
+    'FORBIDDEN_SCOPE: the token is of a scope that may not call this route; API_DISABLED: no token is ' +
+    'configured at all.',
+  type: ErrorBodyDto,
+};
+export const E415 = {
+  status: 415,
+  description: 'The body is not JSON (Content-Type), not UTF-8, or compressed.',
   type: ErrorBodyDto,
 };
 export const E400 = {

@@ -15,7 +15,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import { ContainerPoolService } from '../container-pool.service';
 import type { PoolStats } from '../interfaces/container.interface';
-import { AdminRoutes, E400, E401, E403, E413, E503 } from './admin-routes';
+import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
 import { Audit, AuditedRequest } from './audit.interceptor';
 import { ResizeDto } from './dto/resize.dto';
 import {
@@ -73,10 +73,17 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   }
 
   onModuleInit(): void {
-    if (!this.pool.options.adminToken.length) {
+    const o = this.pool.options;
+    if (!o.adminToken.length && !o.execToken.length && !o.readToken.length) {
       this.logger.warn(
-        'The admin API is disabled: every admin route answers 403 because no admin token is configured. ' +
-          'Set POOL_ADMIN_TOKEN (or the adminToken option; comma separated for rotation) to enable it.',
+        "The pool's HTTP API is disabled: every route of it answers 403 because no token is configured. Set " +
+          'POOL_ADMIN_TOKEN (or the adminToken option; comma separated for rotation), or POOL_EXEC_TOKEN / ' +
+          'POOL_READ_TOKEN for narrower scopes, to enable it.',
+      );
+    } else if (!o.adminToken.length) {
+      this.logger.log(
+        'No admin token is configured: the admin routes (replenish, size, drain, resume, remove) answer 403; ' +
+          'the routes of the configured scopes serve.',
       );
     }
   }
@@ -125,6 +132,7 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse(E401)
   @ApiResponse(E403)
   @ApiResponse(E413)
+  @ApiResponse(E415)
   @Audit({ action: 'resize', what: resizeWhat, summary: statsSummary })
   resize(@Body() body: ResizeDto): PoolStats {
     if (body.size === undefined && body.maxContainers === undefined) {

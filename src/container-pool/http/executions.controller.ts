@@ -4,7 +4,7 @@ import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
 import { executionLogContext } from '../execution/log-context';
 import type { RunRequest } from '../interfaces/run-request.interface';
-import { AdminRoutes, E400, E401, E403, E413, E503 } from './admin-routes';
+import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
 import { AuditedRequest, describeError } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
@@ -38,7 +38,8 @@ export class ContainerPoolExecutionsController {
     summary:
       "Run a command or Python code in a fresh container (run()); 200 whatever the program's exit",
     description:
-      'The raw output bytes are in stdoutBase64/stderrBase64. A client that disconnects before the answer ' +
+      'The output is text; stdoutBase64/stderrBase64 carry a stream\'s raw bytes with "outputEncoding": "base64", ' +
+      'or when they are not valid UTF-8. A client that disconnects before the answer ' +
       'aborts the execution and its container is removed.',
   })
   @ApiBody({ type: RunRequestDto })
@@ -47,6 +48,7 @@ export class ContainerPoolExecutionsController {
   @ApiResponse(E401)
   @ApiResponse(E403)
   @ApiResponse(E413)
+  @ApiResponse(E415)
   @ApiResponse({
     status: 502,
     description: 'The container died during the execution.',

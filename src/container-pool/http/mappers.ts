@@ -22,14 +22,16 @@ export function toExecResultDto(
   r: ExecResult,
   encoding: 'text' | 'base64' = 'text',
 ): ExecResultDto {
-  const base64 = (bytes: Buffer) =>
-    encoding === 'base64' || !isUtf8(bytes) ? bytes.toString('base64') : undefined;
+  const base64 = (bytes: Buffer, truncated: boolean) =>
+    encoding === 'base64' || !isUtf8(truncated ? withoutCutCharacter(bytes) : bytes)
+      ? bytes.toString('base64')
+      : undefined;
   return {
     exitCode: r.exitCode,
     stdout: r.stdout,
     stderr: r.stderr,
-    ...withDefined('stdoutBase64', base64(r.stdoutBytes)),
-    ...withDefined('stderrBase64', base64(r.stderrBytes)),
+    ...withDefined('stdoutBase64', base64(r.stdoutBytes, r.stdoutTruncated)),
+    ...withDefined('stderrBase64', base64(r.stderrBytes, r.stderrTruncated)),
     timedOut: r.timedOut,
     oomKilled: r.oomKilled,
     truncated: r.truncated,
@@ -51,4 +53,18 @@ function withDefined<K extends string>(
   value: string | undefined,
 ): Partial<Record<K, string>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
+}
+
+/**
+ * The bytes without a UTF-8 sequence the cap cut short at their end (1-3 bytes of a character whose rest was
+ * dropped): what the program wrote was valid, only the cut is not.
+ */
+export function withoutCutCharacter(bytes: Buffer): Buffer {
+  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+    const b = bytes[bytes.length - back];
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back ? bytes.subarray(0, bytes.length - back) : bytes;
+  }
+  return bytes;
 }

@@ -53,6 +53,8 @@ export interface ContainerSource {
   letGo(container: SourcedContainer): void;
   /** Whether the engine answers right now (a container that died young: the engine, or the image?). */
   engineAnswers(): Promise<boolean>;
+  /** From the scheduled tick: cheap, occasional upkeep (e.g. sweeping leftovers that appeared since the start). */
+  housekeep(): void;
   /** Removes whatever the engine still holds of this pool's instance (after shutdown removed its own). */
   removeLeftovers(): Promise<void>;
 }

@@ -75,8 +75,8 @@ export class Supply {
   /** The source's preparation, once per outage; a failure is recorded once however many callers wait. */
   prepare(): Promise<void> {
     if (this.prepared) return Promise.resolve();
-    this.preparing ??= this.deps.source
-      .prepare()
+    this.preparing ??= this.deps.removals
+      .track(this.deps.source.prepare())
       .then(() => {
         this.prepared = true;
         this.succeeded();
@@ -244,6 +244,7 @@ export class Supply {
     if (surplus > 0 && !state.waiters.length) {
       for (const c of idle.slice(0, surplus)) void removals.destroy(c, 'surplus');
     }
+    this.deps.source.housekeep();
     this.deps.pump();
   }
 }

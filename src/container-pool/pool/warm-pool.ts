@@ -348,10 +348,10 @@ export class WarmPool {
     const { state } = this;
     const size = change.size ?? state.size;
     const maxContainers = change.maxContainers ?? state.maxContainers;
-    if (!Number.isInteger(maxContainers) || maxContainers < 1) {
+    if (!Number.isSafeInteger(maxContainers) || maxContainers < 1) {
       throw new InvalidRequestError('maxContainers', 'must be an integer of at least 1');
     }
-    if (!Number.isInteger(size) || size < 0) {
+    if (!Number.isSafeInteger(size) || size < 0) {
       throw new InvalidRequestError('size', 'must be an integer of at least 0');
     }
     if (size > maxContainers) {

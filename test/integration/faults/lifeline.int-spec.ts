@@ -55,7 +55,7 @@ interface Target {
   id: string;
   /** The container's expires-at label: created-at (set before the create call) + containerLifetimeMs. */
   expiresAt: number;
-  /** The engine's State.StartedAt: when the lifeline's `timeout` started counting. */
+  /** The engine's State.StartedAt: when the lifeline started. */
   startedAt: number;
 }
 
@@ -315,7 +315,7 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
   }
 
   /**
-   * Just before the owner's fate, from the host: the lifeline (docker-init, timeout, cat) runs as root, neither
+   * Just before the owner's fate, from the host: the lifeline (docker-init, sh, sleep, cat) runs as root, neither
    * stopped nor traced, and each attack still runs in the background.
    */
   function expectAttacksRunning(targets: Target[]): void {
@@ -323,7 +323,7 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
       const e = hostEvidence(t.id, marker(t.attack.attack));
       findings.about(t, 'the lifeline seen from the host', () => {
         const life = e.procs.filter((p) => p.uid === 0);
-        expect(life.map((p) => p.name).sort()).toEqual(['cat', 'docker-init', 'timeout']);
+        expect(life.map((p) => p.name).sort()).toEqual(['cat', 'docker-init', 'sh', 'sleep']);
         for (const p of life)
           expect({ state: p.state, tracer: p.tracerPid }).toEqual({
             state: expect.stringMatching(/^[RS]$/),

@@ -103,7 +103,10 @@ export function toContainerError(err: unknown, name: string, what: string): Cont
  * The typed error of an exec the engine could not start, from runc's message (e.g. `exec: "nosuch": executable
  * file not found in $PATH`, `chdir to cwd ("/x") set in config.json failed: no such file or directory`).
  */
-export function notStarted(output: { stdout: Buffer; stderr: Buffer }): InvalidRequestError {
+export function notStarted(
+  output: { stdout: Buffer; stderr: Buffer },
+  containerName: string,
+): ContainerPoolError {
   const text = Buffer.concat([output.stdout, output.stderr]).toString('utf8').slice(0, 2000);
   const reason =
     /unable to start container process: (.*?)(?:: unknown)?\s*$/m.exec(text)?.[1] ??
@@ -115,8 +118,20 @@ export function notStarted(output: { stdout: Buffer; stderr: Buffer }): InvalidR
         'existing directory of the container',
     );
   }
-  return new InvalidRequestError(
-    'cmd[0]',
-    `the engine could not start the program (${reason}); name an executable of the image, by path or on PATH`,
+  // The program itself: missing, not executable, not a program. Anything else (no pid left, no memory, runc
+  // failing) is the container's state, not the request's.
+  if (
+    /^exec: .*(not found|no such file|permission denied|is a directory|exec format error|not a directory)/i.test(
+      reason,
+    )
+  ) {
+    return new InvalidRequestError(
+      'cmd[0]',
+      `the engine could not start the program (${reason}); name an executable of the image, by path or on PATH`,
+    );
+  }
+  return new ContainerLostError(
+    containerName,
+    `the engine could not start a program in it (${reason}); the container is unusable`,
   );
 }

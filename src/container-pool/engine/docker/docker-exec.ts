@@ -131,7 +131,8 @@ async function waitForExitCode(
     }
     // Pid 0: the engine never started the program (runc refused the exec), so no code of the sandbox ran and
     // the output is the engine's own message. A program that prints the same text has a pid.
-    if (!info.Running && (info as { Pid?: number }).Pid === 0) throw notStarted(output());
+    if (!info.Running && (info as { Pid?: number }).Pid === 0)
+      throw notStarted(output(), target.name);
     if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
       return info.ExitCode;
     }

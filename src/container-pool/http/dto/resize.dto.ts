@@ -1,4 +1,4 @@
-import { IsInt, Min } from 'class-validator';
+import { IsInt, Max, Min } from 'class-validator';
 import { ApiPropertyOptional } from '../openapi/swagger';
 import { IsOptionalDefined } from './validation';
 
@@ -11,11 +11,13 @@ export class ResizeDto {
   @IsOptionalDefined()
   @IsInt()
   @Min(0)
+  @Max(100_000)
   size?: number;
 
   @ApiPropertyOptional({ minimum: 1, description: 'Cap on all containers of the pool.' })
   @IsOptionalDefined()
   @IsInt()
   @Min(1)
+  @Max(100_000)
   maxContainers?: number;
 }

@@ -201,7 +201,8 @@ export class ContainerPoolErrorFilter implements ExceptionFilter {
         `${req.method} ${req.originalUrl ?? req.url} failed: ${err instanceof Error ? err.message : String(err)}`,
         err instanceof Error ? err.stack : undefined,
       );
-    } else if (status >= 500 && status !== 503) {
+    } else if (status >= 500 && status !== 503 && !(err instanceof ContainerPoolError)) {
+      // A pool error is logged where it happens (an execution's one line); an HTTP one only here.
       this.logger.warn(
         `${req.method} ${req.originalUrl ?? req.url}: ${status} ${body.code ?? ''} ${String(body.message)}`,
       );

@@ -72,14 +72,16 @@ export type TokenCheck =
   | { ok: false; reason: 'disabled' | 'missing' | 'malformed' | 'invalid' };
 
 /**
- * Checks an Authorization header against the configured tokens in constant time: both sides are hashed with
- * SHA-256 first, so neither a token's content nor its length leaks through timing, and every configured
- * token is compared (no early exit) so the position of a match does not leak either.
+ * Finds the configured token an Authorization header presents, in constant time: both sides are hashed with
+ * SHA-256 first, so neither a token's content nor its length leaks through timing, and every configured token is
+ * compared (no early exit) so the position of a match does not leak either.
  */
-export function checkBearer(
+function matchBearer(
   header: string | string[] | undefined,
   tokens: readonly string[],
-): TokenCheck {
+):
+  | { ok: true; index: number }
+  | { ok: false; reason: 'disabled' | 'missing' | 'malformed' | 'invalid' } {
   if (!tokens.length) return { ok: false, reason: 'disabled' };
   if (header === undefined || header === '') return { ok: false, reason: 'missing' };
   const m = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
@@ -90,7 +92,16 @@ export function checkBearer(
     if (timingSafeEqual(sha256(token), presented) && matched < 0) matched = i;
   });
   if (matched < 0) return { ok: false, reason: 'invalid' };
-  return { ok: true, fingerprint: tokenFingerprint(tokens[matched]) };
+  return { ok: true, index: matched };
+}
+
+/** Checks an Authorization header against the configured tokens in constant time (see matchBearer). */
+export function checkBearer(
+  header: string | string[] | undefined,
+  tokens: readonly string[],
+): TokenCheck {
+  const m = matchBearer(header, tokens);
+  return m.ok ? { ok: true, fingerprint: tokenFingerprint(tokens[m.index]) } : m;
 }
 
 export type ScopedCheck =
@@ -107,13 +118,13 @@ export function checkScopedBearer(
     ...(options.execToken ?? []).map((t): [TokenScope, string] => ['exec', t]),
     ...(options.readToken ?? []).map((t): [TokenScope, string] => ['read', t]),
   ];
-  const check = checkBearer(
+  const m = matchBearer(
     header,
     scoped.map(([, t]) => t),
   );
-  if (!check.ok) return check;
-  const scope = scoped.find(([, t]) => tokenFingerprint(t) === check.fingerprint)![0];
-  return { ...check, scope };
+  if (!m.ok) return m;
+  const [scope, token] = scoped[m.index];
+  return { ok: true, fingerprint: tokenFingerprint(token), scope };
 }
 
 const REALM = 'Bearer realm="container-pool"';

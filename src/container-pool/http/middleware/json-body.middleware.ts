@@ -13,6 +13,29 @@ import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants'
 import { checkScopedBearer } from '../guards/admin-token.guard';
 import type { ResolvedContainerPoolOptions } from '../../interfaces/container-pool-options.interface';
 
+/** Deepest nesting a request body may have (the pool's requests are two levels deep). */
+const MAX_BODY_DEPTH = 32;
+const FORBIDDEN_KEYS = new Set(['__proto__']);
+
+/**
+ * What is wrong with the shape of a parsed body, or null: nesting deeper than MAX_BODY_DEPTH (validation
+ * recurses, and a deep enough body would exhaust its stack) or a key that names an object's prototype.
+ * Iterative, so the check itself cannot run out of stack.
+ */
+export function shapeProblem(body: unknown): string | null {
+  const stack: [unknown, number][] = [[body, 1]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > MAX_BODY_DEPTH) return `is nested deeper than ${MAX_BODY_DEPTH} levels`;
+    for (const [key, child] of Object.entries(value)) {
+      if (FORBIDDEN_KEYS.has(key)) return `must not have a key named "${key}"`;
+      stack.push([child, depth + 1]);
+    }
+  }
+  return null;
+}
+
 /** Where the middleware leaves a body it refused, for BodyErrorGuard. */
 export const BODY_ERROR = Symbol('container-pool:body-error');
 
@@ -117,6 +140,8 @@ export class JsonBodyMiddleware implements NestMiddleware {
       const text = Buffer.concat(chunks, received).toString('utf8');
       try {
         req.body = JSON.parse(text);
+        const problem = shapeProblem(req.body);
+        if (problem) return finish(new BadRequestException(`Request body ${problem}.`));
       } catch (err) {
         return finish(
           new BadRequestException(

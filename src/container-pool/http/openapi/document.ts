@@ -48,7 +48,7 @@ export function setupContainerPoolDocs(app: INestApplication, path = 'docs'): bo
     .setDescription(
       'Warm pool of hardened Docker containers for running untrusted code. Every route under ' +
         `\`${prefix}\` (the admin API and \`POST ${prefix}/executions\`) needs ` +
-        '`Authorization: Bearer &lt;token&gt;` with a token whose scope allows it: admin (POOL_ADMIN_TOKEN, ' +
+        '`Authorization: Bearer <token>` with a token whose scope allows it: admin (POOL_ADMIN_TOKEN, ' +
         'every route), exec (POOL_EXEC_TOKEN, executions) or read (POOL_READ_TOKEN, the GET routes and ' +
         `metrics). Health routes are open; \`${metrics}\` needs a read or admin token unless ` +
         'POOL_METRICS_PUBLIC=true. Every error has one shape: `{ statusCode, error, code, message, field?, ' +

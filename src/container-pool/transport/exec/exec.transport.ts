@@ -1,4 +1,5 @@
 import { OOM_EVENT_GRACE_MS } from '../../container-pool.constants';
+import { EngineUnavailableError } from '../../errors/container-pool.errors';
 import type { ContainerDriver, DriverContainer } from '../../engine/container-driver.interface';
 import type {
   MainProcess,
@@ -19,16 +20,20 @@ import { pythonCodeJob } from './python-bootstrap';
 export const LIFELINE_USER = '0:0';
 
 /**
- * How PID 1's child waits on its lifeline: stdin held open by the owner, and a hard deadline. The deadline is
- * absolute (the container's expires-at, rounded down to the second): a slow create or start never adds to the
- * container's life. A container started past its deadline exits at once.
+ * How PID 1's child waits on its lifeline: `cat` on the stdin held open by the owner (its EOF ends the
+ * container), and a hard deadline. The deadline is absolute (the container's expires-at, rounded down to the
+ * second), so a slow create or start never adds to the container's life, and it is waited for by one `sleep`
+ * of what is left (then `kill -KILL` of `cat`): a single wake-up, so CPU starvation by the sandboxed code delays
+ * it by one scheduling delay at most, never by the sum of many (busybox's `timeout` counts in one-second sleeps,
+ * which drift by seconds under a CPU attack). A container started past its deadline exits at once.
  */
 export function lifelineCommand(deadline: Date): string[] {
   const deadlineSec = Math.floor(deadline.getTime() / 1000);
   return [
     'sh',
     '-c',
-    `left=$((${deadlineSec} - $(date +%s))); [ "$left" -gt 0 ] || exit 0; exec timeout -s KILL "$left" cat`,
+    `left=$((${deadlineSec} - $(date +%s))); [ "$left" -gt 0 ] || exit 0; ` +
+      '(sleep "$left"; kill -KILL $$) & exec cat',
   ];
 }
 
@@ -87,7 +92,9 @@ export class ExecTransport implements Transport {
     } catch (err) {
       // The container (or the engine) is gone: its lifeline will say so in a moment.
       if (!c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
-      if (!c.lostReason) throw err;
+      // The engine is down: that is an infrastructure error. Anything else (the program left no pid for the
+      // counter's read, say) leaves the verdict at what the event stream said: not OOM-killed.
+      if (!c.lostReason && err instanceof EngineUnavailableError) throw err;
       return false;
     }
   }

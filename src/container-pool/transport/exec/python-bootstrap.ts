@@ -1,8 +1,9 @@
 /**
  * Reads the code framed on stdin (`<length>\n<code>`), then runs it as `python3 -c` would, in `__main__`, with
- * the rest of stdin left to the program. Code of any size works (argv is capped at 128 KiB by the kernel). An
- * uncaught exception is reported as Python reports it (sys.excepthook, exit 1) without the bootstrap's own frame,
- * and a syntax error without any frame, so a traceback shows only the user's lines.
+ * the rest of stdin left to the program. Code of any size works (argv is capped at 128 KiB by the kernel). The
+ * default sys.excepthook is wrapped to leave out the bootstrap's own frames, so an uncaught exception (exit 1;
+ * KeyboardInterrupt: 130) and a syntax error show only the user's lines, as `python3 -c` shows them. A hook the
+ * program installs itself gets the whole traceback.
  */
 export const PYTHON_BOOTSTRAP = [
   'def _b():',
@@ -17,22 +18,17 @@ export const PYTHON_BOOTSTRAP = [
   '  c=os.read(0,min(n-len(b),1<<20))',
   "  if not c: raise SystemExit('container-pool: truncated code frame')",
   '  b+=c',
+  " del globals()['_b']",
   " sys.argv[:]=['-c']",
+  // The uncaught-exception report (sys.excepthook, as Python calls it) without the bootstrap's own frames.
+  ' s=(sys._getframe(1).f_code,sys._getframe().f_code);k=sys.excepthook',
+  // Bound at definition: the program's own names (it may rebind BaseException) never reach the hook.
+  ' def e(t,v,tb,s=s,k=k,B=BaseException,I=isinstance):',
+  '  while tb is not None and tb.tb_frame.f_code in s: tb=tb.tb_next',
+  '  k(t,v.with_traceback(tb) if I(v,B) else v,tb)',
+  ' sys.excepthook=e',
   " return compile(bytes(b),'<string>','exec')",
-  'try:',
-  ' _c=_b()',
-  'except SyntaxError as _e:',
-  " __import__('sys').excepthook(type(_e),_e.with_traceback(None),None)",
-  ' raise SystemExit(1)',
-  'del _b',
-  'try:',
-  " exec(globals().pop('_c'))",
-  'except (SystemExit,KeyboardInterrupt):',
-  ' raise',
-  'except BaseException as _e:',
-  ' _t=_e.__traceback__.tb_next',
-  " __import__('sys').excepthook(type(_e),_e.with_traceback(_t),_t)",
-  ' raise SystemExit(1)',
+  'exec(_b())',
 ].join('\n');
 
 /** argv of the bootstrap, and the frame (`<length>\n<code>`) that goes ahead of the caller's stdin. */

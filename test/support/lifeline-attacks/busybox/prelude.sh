@@ -10,12 +10,12 @@ try() {
   fi
 }
 pstate() { _s=""; [ -r /proc/$1/stat ] || return 0; read -r _a _b _s _rest < /proc/$1/stat; }
-# The lifeline comes up as docker-init -> sh -> timeout -> (fork) -> cat: attack it once it is all there.
+# The lifeline comes up as docker-init -> sh (exec cat) + sh -> sleep: attack it once it is all there.
 _i=0
 while [ $_i -lt 300 ]; do
-  _c=0
-  for d in /proc/[0-9]*; do read -r n < $d/comm 2>/dev/null && [ "$n" = cat ] && _c=1; done
-  [ $_c = 1 ] && break
+  _c=0; _s=0
+  for d in /proc/[0-9]*; do read -r n < $d/comm 2>/dev/null && { [ "$n" = cat ] && _c=1; [ "$n" = sleep ] && _s=1; }; done
+  [ $_c = 1 ] && [ $_s = 1 ] && break
   _i=$((_i + 1)); usleep 10000
 done
 life=""; lj=""

@@ -62,9 +62,9 @@ def report(**kw):
     kw["lifeline"] = LIFE
     sys.stdout.write(json.dumps(kw) + "\n")
     sys.stdout.flush()
-# The lifeline comes up as docker-init -> sh -> timeout -> (fork) -> cat: attack it once it is all there.
+# The lifeline comes up as docker-init -> sh (exec cat) + sh -> sleep: attack it once it is all there.
 for _ in range(300):
-    if any(v["Name"] == "cat" for v in lifeline().values()):
+    if {"cat", "sleep"} <= {v["Name"] for v in lifeline().values()}:
         break
     time.sleep(0.01)
 LIFE = lifeline()

@@ -1,4 +1,4 @@
-# SIGSTOP and SIGKILL to every process it can name (pid 1, timeout, cat), kill(-1, SIGSTOP); then a loop of it.
+# SIGSTOP and SIGKILL to every process it can name (pid 1, the lifeline sh, sleep, cat), kill(-1, SIGSTOP); then a loop of it.
 victim = sleeper()
 stop = {str(p): tryit(lambda p=p: os.kill(p, signal.SIGSTOP)) for p in pids() if p != ME}
 kill = {str(p): tryit(lambda p=p: os.kill(p, signal.SIGKILL)) for p in LPIDS}
