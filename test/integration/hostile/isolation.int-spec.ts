@@ -303,7 +303,7 @@ describe('hostile workloads: isolation', () => {
       expect(out.found).toEqual([]);
       expect(['EROFS', 'EACCES']).toContain(out.procSysWrite);
       expect(out.procSysMount).toEqual([expect.stringMatching(/^ro(,|$)/)]);
-      // PID 1 is the container's init; then its lifeline (timeout, cat) and this execution. Nothing of the host.
+      // PID 1 is the container's init; then its lifeline (sh, sleep, cat) and this execution. Nothing of the host.
       expect(out.procs[0]).toEqual([1, expect.stringMatching(/docker-init/)]);
       expect(out.procs.length).toBeLessThanOrEqual(6);
       for (const [, cmd] of out.procs) {
@@ -319,7 +319,7 @@ describe('hostile workloads: isolation', () => {
       const lines = r.stdout.trim().split('\n');
       const ps = lines.slice(0, -2);
       expect(ps.length).toBeLessThanOrEqual(7);
-      // The lifeline (docker-init, timeout, cat) runs as root without any capability, out of the sandbox
+      // The lifeline (docker-init, sh, sleep, cat) runs as root without any capability, out of the sandbox
       // user's reach; everything the execution started runs as nobody.
       for (const line of ps)
         expect(line).toMatch(/^\s*\d+\s+(root\s+(docker-init|sh|sleep|cat)|nobody\s+(sh|ps))$/);

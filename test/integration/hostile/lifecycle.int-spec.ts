@@ -40,7 +40,8 @@ describe('hostile workloads: nothing survives a run', () => {
           `setsid sleep 2${marker} >/dev/null 2>&1 < /dev/null &`,
           `( ( sleep 3${marker} >/dev/null 2>&1 & ) & )`,
           'sleep 0.2',
-          'ps -eo comm,args --no-headers | grep -c "^sleep"',
+          // Only the workload's sleeps: the lifeline has its own (root's) sleep.
+          `ps -eo args --no-headers | grep -c "^sleep [123]${marker}"`,
         ].join('\n'),
       );
       expect(first.exitCode).toBe(0);
@@ -56,7 +57,10 @@ describe('hostile workloads: nothing survives a run', () => {
         10_000,
         'the background sleeps gone from the host',
       );
-      const second = await sh(ctx.pool, 'ps -eo args --no-headers | grep "^sleep" || echo none');
+      const second = await sh(
+        ctx.pool,
+        `ps -eo args --no-headers | grep "^sleep [123]${marker}" || echo none`,
+      );
       expect(second.containerId).not.toBe(first.containerId);
       expect(second.stdout).toBe('none\n');
     });
