@@ -63,7 +63,10 @@ export class AuditInterceptor implements NestInterceptor {
     const req = context.switchToHttp().getRequest<AuditedRequest>();
     const token = req[ADMIN_IDENTITY]?.tokenFingerprint ?? '?';
     const what = spec.what?.(req) ?? '';
-    const head = `token=${token} action=${spec.action}${what ? ` ${what}` : ''}`;
+    const profile = req.params?.profile;
+    const head =
+      `token=${token}${profile === undefined ? '' : ` profile=${profile}`} ` +
+      `action=${spec.action}${what ? ` ${what}` : ''}`;
     const started = performance.now();
     const ms = () => Math.round(performance.now() - started);
     return next.handle().pipe(

@@ -17,6 +17,8 @@ import { ContainerPoolExecutionsController } from './executions.controller';
 import { ContainerPoolHealthController } from './health.controller';
 import { ContainerPoolMetricsController } from './metrics.controller';
 import { JsonBodyMiddleware } from './middleware/json-body.middleware';
+import { PROFILE_ROUTES_SEGMENT, profileRoutes } from './profile-route';
+import { ContainerPoolProfilesController } from './profiles.controller';
 import { RouteCollisionCheck } from './route-collisions';
 
 /** Which routes the module adds, and where. */
@@ -74,9 +76,10 @@ function normalizePath(option: string, value: unknown): string {
  * A subclass of `base` routed at `path`. Each module instance gets its own, so two pools (or two apps) with
  * different paths never share or overwrite the decorator metadata of the base class.
  */
-function routedAt<T extends Type>(base: T, path: string): T {
+function routedAt<T extends Type>(base: T, path: string, decorators: ClassDecorator[] = []): T {
   const routed = { [base.name]: class extends base {} }[base.name];
   Controller(path)(routed);
+  for (const decorate of decorators) decorate(routed);
   return routed;
 }
 
@@ -96,12 +99,18 @@ export function httpSettingsOf(options: ContainerPoolHttpOptions): ContainerPool
   };
   const healthPath = path('healthPath');
   const metricsPath = path('metricsPath');
+  const perPool = [ContainerPoolController, ContainerPoolExecutionsController];
   const adminControllers =
     adminPrefix === null
       ? []
-      : [ContainerPoolController, ContainerPoolExecutionsController].map((c) =>
-          routedAt(c, adminPrefix),
-        );
+      : [
+          ...perPool.map((c) => routedAt(c, adminPrefix)),
+          routedAt(ContainerPoolProfilesController, adminPrefix),
+          // Every profile's copy of the routes: <prefix>/profiles/<name>/...
+          ...perPool.map((c) =>
+            routedAt(c, `${adminPrefix}/${PROFILE_ROUTES_SEGMENT}`, [profileRoutes]),
+          ),
+        ];
   const controllers: Type[] = [
     ...adminControllers,
     ...(healthPath === null ? [] : [routedAt(ContainerPoolHealthController, healthPath)]),
