@@ -100,6 +100,7 @@ describe('profiles on a real engine', () => {
       expect(py).toMatchObject({ exitCode: 0, stdout: '3\n' });
       expect(sh).toMatchObject({ exitCode: 0, stdout: `${64 * 1024 * 1024}\n` });
       expect(byDefault).toMatchObject({ exitCode: 0, stdout: 'default\n' });
+      expect([py.profile, sh.profile, byDefault.profile]).toEqual(['python', 'shell', 'python']);
       // The shell image has no Python: the profile really is another sandbox.
       const noPython = await svc.run({
         profile: 'shell',
