@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { Injectable, INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
@@ -20,7 +19,7 @@ import {
   expectNoContainersLeft,
   SANDBOX_IMAGE,
   startPool,
-  startPoolHost,
+  TEST_LABEL,
   uniquePoolName,
 } from '../support/integration';
 
@@ -200,6 +199,8 @@ describe('profiles on a real engine', () => {
         'containerPool:shell',
       ]);
       expect(ready.body.details.containerPool.profile).toBe('python');
+      // Its runs above were single-use: ready again once refilled.
+      await eventually(() => svc.pool('shell').stats().idle === 1, 20_000, 'shell refilled');
       await api().get('/health/ready?profile=shell').expect(200);
       await api().get('/health/ready?profile=nope').expect(404);
 
@@ -417,55 +418,161 @@ describe('profiles on a real engine', () => {
   });
 
   describe('the sweep goes by module name', () => {
-    const hosts: ChildProcess[] = [];
-    afterAll(() => {
-      for (const h of hosts) if (h.exitCode === null) h.kill('SIGKILL');
-    });
-
     it("a profile removed from the config still has a dead owner's leftovers swept", async () => {
       const name = uniquePoolName('sweep-profiles');
-      const { child, instanceId } = await startPoolHost(
-        {
-          POOL_NAME: name,
-          POOL_SIZE: '1',
-          POOL_PROFILES: 'keep,gone',
-          POOL_DEFAULT_PROFILE: 'keep',
-          POOL_PROFILE__KEEP__IMAGE: BUSYBOX_IMAGE,
-          POOL_PROFILE__GONE__IMAGE: BUSYBOX_IMAGE,
+      // A leftover of a dead instance, of a profile the next configuration no longer has: exited (its
+      // lifeline's fate does not matter here; the sweep must remove it by the module's name).
+      const leftover = await docker.createContainer({
+        Image: BUSYBOX_IMAGE,
+        Cmd: ['true'],
+        Labels: {
+          'io.container-pool.managed-by': 'container-pool',
+          'io.container-pool.pool': name,
+          [PROFILE_LABEL]: 'gone',
+          'io.container-pool.owner': '00000000-dead-4000-8000-000000000000',
+          [TEST_LABEL]: 'profiles-sweep',
         },
-        hosts,
-      );
-      await eventually(
-        async () =>
-          (
-            await engineContainers(name, {
-              [PROFILE_LABEL]: 'gone',
-              'io.container-pool.owner': instanceId,
-            })
-          ).length === 1,
-        20_000,
-        'the gone profile filled',
-      );
-      child.kill('SIGKILL');
-      // The next instance knows only "keep": the leftovers of both profiles of the dead one are removed.
-      const { app, pool: svc } = await startPool({
+        HostConfig: { NetworkMode: 'none' },
+      });
+      try {
+        await leftover.start();
+        await leftover.wait();
+        expect((await leftover.inspect()).State.Status).toBe('exited');
+        const { app, pool: svc } = await startPool({
+          name,
+          size: 0,
+          profiles: {
+            keep: { image: BUSYBOX_IMAGE, size: 1 },
+            other: { image: BUSYBOX_IMAGE, size: 1 },
+          },
+          defaultProfile: 'keep',
+        });
+        try {
+          await svc.initialize();
+          await eventually(
+            async () => (await engineContainers(name, { [PROFILE_LABEL]: 'gone' })).length === 0,
+            30_000,
+            'the leftover of the removed profile swept',
+          );
+          // One sweep per module: the removal is counted once.
+          const swept = svc.profiles().reduce((n, p) => n + p.stats.totals.orphansRemoved, 0);
+          expect(swept).toBe(1);
+        } finally {
+          await app.close();
+        }
+      } finally {
+        await leftover.remove({ force: true }).catch(() => undefined);
+      }
+      await expectNoContainersLeft(name);
+    });
+  });
+
+  describe('shared limits, the hard cases', () => {
+    const missing = `container-pool-test-missing-${process.pid}:latest`;
+
+    it('a profile that cannot create holds no create slot: the others fill and serve', async () => {
+      const {
+        app,
+        pool: svc,
         name,
+      } = await startPool({
         size: 0,
-        profiles: { keep: { image: BUSYBOX_IMAGE, size: 1 } },
+        pullPolicy: 'never',
+        maxConcurrentCreates: 1,
+        // The broken ones first: the round-robin would start with them.
+        profiles: {
+          broken: { image: missing, size: 1, maxContainers: 2 },
+          'broken-too': { image: missing, size: 1, maxContainers: 2 },
+          shell: { image: BUSYBOX_IMAGE, size: 2, maxContainers: 3 },
+        },
+        defaultProfile: 'shell',
       });
       try {
         await svc.initialize();
-        await eventually(
-          async () =>
-            (await engineContainers(name, { 'io.container-pool.owner': instanceId })).length === 0,
-          30_000,
-          "the dead owner's containers swept",
-        );
-        const mine = await engineContainers(name);
-        expect(mine.every((c) => c.Labels['io.container-pool.owner'] === svc.instanceId)).toBe(
-          true,
-        );
+        await eventually(() => svc.pool('shell').stats().idle === 2, 20_000, 'shell filled to 2');
+        const r = await svc.run({ profile: 'shell', cmd: ['sh', '-c', 'echo ok'] });
+        expect(r.stdout).toBe('ok\n');
+        await eventually(() => svc.pool('shell').stats().idle === 2, 20_000, 'shell refilled');
       } finally {
+        await app.close();
+      }
+      await expectNoContainersLeft(name);
+    });
+
+    it('a run-time resize may not take the sizes past maxContainersTotal; a drained profile keeps its share', async () => {
+      const {
+        app,
+        pool: svc,
+        name,
+      } = await startPool({
+        size: 0,
+        maxContainersTotal: 3,
+        acquireTimeoutMs: 1500,
+        profiles: {
+          a: { image: BUSYBOX_IMAGE, size: 1, maxContainers: 3 },
+          b: { image: BUSYBOX_IMAGE, size: 1, maxContainers: 3, maxWaiters: 0 },
+        },
+        defaultProfile: 'a',
+        http: true,
+        adminToken: TOKEN,
+      });
+      const held: Container[] = [];
+      try {
+        await svc.initialize();
+        expect(() => svc.pool('a').resize({ size: 3 })).toThrow(
+          /maxContainersTotal \(3\) minus the other profiles' sizes \(1\): at most 2/,
+        );
+        const api = () => request(app.getHttpServer());
+        const refused = await api()
+          .put('/admin/pool/profiles/a/size')
+          .set(auth)
+          .send({ size: 3 })
+          .expect(400);
+        expect(refused.body).toMatchObject({ code: 'INVALID_REQUEST', field: 'size' });
+        expect(svc.pool('a').stats().size).toBe(1);
+
+        // b drained: a still holds at most 3 - b's size.
+        await svc.pool('b').drain();
+        for (let i = 0; i < 2; i++) held.push(await svc.acquire({ profile: 'a' }));
+        await expect(svc.acquire({ profile: 'a', timeoutMs: 1500 })).rejects.toThrow(
+          /maxContainersTotal 3/,
+        );
+        svc.pool('b').resume();
+        await eventually(() => svc.pool('b').stats().idle === 1, 20_000, 'b refilled after resume');
+        // b at its share with maxWaiters 0: a second acquire is refused at once, not after a wait.
+        held.push(await svc.acquire({ profile: 'b' }));
+        const started = Date.now();
+        await expect(svc.acquire({ profile: 'b' })).rejects.toThrow(/waiting/i);
+        expect(Date.now() - started).toBeLessThan(1000);
+        const ready = await api().get('/health/ready?profile=b').expect(503);
+        expect(JSON.stringify(ready.body)).toMatch(/saturated/);
+      } finally {
+        for (const c of held) svc.release(c);
+        await app.close();
+      }
+      await expectNoContainersLeft(name);
+    });
+
+    it('maxContainersTotal binds one profile too', async () => {
+      const {
+        app,
+        pool: svc,
+        name,
+      } = await startPool({
+        image: BUSYBOX_IMAGE,
+        size: 1,
+        maxContainers: 4,
+        maxContainersTotal: 2,
+      });
+      const held: Container[] = [];
+      try {
+        await svc.initialize();
+        for (let i = 0; i < 2; i++) held.push(await svc.acquire());
+        await expect(svc.acquire({ timeoutMs: 1000 })).rejects.toThrow(/maxContainersTotal 2/);
+        const live = (await engineContainers(name)).filter((c) => c.State === 'running');
+        expect(live.length).toBeLessThanOrEqual(2);
+      } finally {
+        for (const c of held) svc.release(c);
         await app.close();
       }
       await expectNoContainersLeft(name);

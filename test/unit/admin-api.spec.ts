@@ -340,6 +340,8 @@ describe('admin API (fake driver)', () => {
         .filter((p) => p.in === 'path')
         .map((p) => p.name);
       expect(names.includes('profile')).toBe(route.includes('{profile}'));
+      // A profile route answers 404 UNKNOWN_PROFILE for a name the module lacks; the default routes do not.
+      if (route.includes('{profile}')) expect(Object.keys(op.responses)).toContain('404');
     }
     const exec = ops.find((o) => o.route === 'POST /admin/pool/executions')!.op;
     expect(Object.keys(exec.responses)).toEqual(

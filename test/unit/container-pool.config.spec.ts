@@ -5,6 +5,7 @@ import {
   DEFAULT_OPTIONS,
   envName,
   readPoolEnv,
+  resolveModuleOptions,
   resolvePoolOptions,
   SETTINGS,
 } from '../../src/container-pool/config';
@@ -107,6 +108,49 @@ describe('pool configuration', () => {
       /unknown option "nope"/,
     );
     expect(resolvePoolOptions({ size: 0 }).size).toBe(0);
+  });
+
+  it('profiles from the environment: a variable of an unlisted profile or a module-level one fails the start', () => {
+    const env = (vars: Record<string, string>) => () =>
+      resolveModuleOptions({ readEnv: true }, vars, () => undefined);
+    const ok = env({
+      POOL_PROFILES: 'python,data-sci',
+      POOL_DEFAULT_PROFILE: 'python',
+      POOL_SIZE: '1',
+      POOL_PROFILE__DATA_SCI__SIZE: '3',
+    })();
+    expect(ok.profiles.map((p) => [p.profile, p.size])).toEqual([
+      ['python', 1],
+      ['data-sci', 3],
+    ]);
+    expect(
+      problemsOf(env({ POOL_PROFILES: 'python', POOL_PROFILE__SHELL__IMAGE: 'busybox' })),
+    ).toMatch(
+      /POOL_PROFILE__SHELL__IMAGE is a setting of profile shell, which POOL_PROFILES does not list \(it lists python\)/,
+    );
+    expect(problemsOf(env({ POOL_PROFILE__SHELL__IMAGE: 'busybox' }))).toMatch(/it is unset/);
+    expect(
+      problemsOf(env({ POOL_PROFILES: 'shell', POOL_PROFILE__SHELL__MAX_CONTAINERS_TOTAL: '4' })),
+    ).toMatch(
+      /POOL_PROFILE__SHELL__MAX_CONTAINERS_TOTAL: maxContainersTotal is set for the whole module, not per profile: set POOL_MAX_CONTAINERS_TOTAL/,
+    );
+    expect(
+      problemsOf(env({ POOL_PROFILES: 'shell', POOL_PROFILE__SHELL__ADMIN_TOKEN: 'x'.repeat(20) })),
+    ).toMatch(/adminToken is set for the whole module/);
+    // Without profiles, defaultProfile names nothing: an error, not silently replaced.
+    expect(problemsOf(() => resolvePoolOptions({ defaultProfile: 'python' }))).toMatch(
+      /defaultProfile .*"python" needs profiles/,
+    );
+    // Profiles in code win over POOL_PROFILES: the ones only the environment lists are ignored, with a warning.
+    const warnings: string[] = [];
+    resolveModuleOptions(
+      { readEnv: true, profiles: { python: {} } },
+      { POOL_PROFILES: 'python,shell' },
+      (m) => warnings.push(m),
+    );
+    expect(warnings.join('\n')).toMatch(
+      /POOL_PROFILES lists shell, which the profiles given in code lack/,
+    );
   });
 
   it('fails the module at startup with the setting named', async () => {

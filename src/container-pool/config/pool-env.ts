@@ -159,10 +159,27 @@ export function readPoolEnv(env: NodeJS.ProcessEnv, prefix = DEFAULT_ENV_PREFIX)
     }
   }
   const knownSet = new Set(known);
-  const unknown = Object.keys(env)
-    .filter((name) => name.startsWith(prefix) && !knownSet.has(name))
-    .sort()
-    .map((name) => ({ name, closest: closestName(name, known) }));
+  const listed = new Set(Object.keys(profiles ?? {}).map(profileEnvPart));
+  const bySuffix = new Map(Object.keys(SETTINGS).map((key) => [envName(key, ''), key]));
+  const profileVar = new RegExp(`^${prefix}PROFILE__([A-Z0-9_]+?)__([A-Z0-9_]+)$`);
+  const unknown: PoolEnvConfig['unknown'] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(prefix) || knownSet.has(name)) continue;
+    if (env[name] === undefined || env[name].trim() === '') continue;
+    // A profile's variable: of a profile not listed, or a module-level setting, fails the start.
+    const m = profileVar.exec(name);
+    const key = m && bySuffix.get(m[2]);
+    if (m && key && !listed.has(m[1])) {
+      problems.push(
+        `${name} is a setting of profile ${m[1].toLowerCase().replace(/_/g, '-')}, which ${listName} ` +
+          `does not list (${list?.trim() ? `it lists ${list.trim()}` : 'it is unset'})`,
+      );
+    } else if (m && key && SETTINGS[key as keyof typeof SETTINGS].module) {
+      problems.push(
+        `${name}: ${key} is set for the whole module, not per profile: set ${envName(key, prefix)}`,
+      );
+    } else unknown.push({ name, closest: closestName(name, known) });
+  }
   return { options, profiles, problems, unknown, prefix };
 }
 

@@ -267,8 +267,15 @@ export function resolvePoolOptions(
 
   const profileNames = raw.map(([n]) => n);
   let defaultProfile = (merged.defaultProfile as string | undefined) ?? undefined;
-  if (single) defaultProfile = profileNames[0];
-  else if (defaultProfile === undefined) {
+  if (single) {
+    if (defaultProfile !== undefined && defaultProfile !== profileNames[0]) {
+      problems.push(
+        `${topLabel('defaultProfile')} "${defaultProfile}" needs profiles: without them the module's one ` +
+          `profile is named by name ("${profileNames[0]}")`,
+      );
+    }
+    defaultProfile = profileNames[0];
+  } else if (defaultProfile === undefined) {
     if (profileNames.length === 1) defaultProfile = profileNames[0];
     else if (profileNames.length > 1) {
       problems.push(
@@ -357,6 +364,15 @@ export function resolveModuleOptions(
           .map((u) => (u.closest ? `${u.name} (did you mean ${u.closest}?)` : u.name))
           .join(', '),
     );
+  }
+  if (explicit?.profiles && fromEnv.profiles) {
+    const ignored = Object.keys(fromEnv.profiles).filter((n) => !(n in explicit.profiles!));
+    if (ignored.length) {
+      warn(
+        `${prefix}PROFILES lists ${ignored.join(', ')}, which the profiles given in code lack: ignored ` +
+          '(the profiles in code win; their settings from the environment still apply)',
+      );
+    }
   }
   return resolvePoolOptions(explicit, fromEnv);
 }

@@ -58,6 +58,11 @@ export interface ProvisionerDeps {
    * them.
    */
   held: Set<string>;
+  /**
+   * Whether this provisioner sweeps the module's leftovers (at its preparation and every minute). One per module
+   * does (the default profile's): the sweep goes by the module's name, so the others would only repeat it.
+   */
+  sweeps?: boolean;
   /** Start of the container names, e.g. `cpool-<pool>` (`cpool-<pool>-<profile>` with several profiles). */
   namePrefix: string;
 }
@@ -148,6 +153,7 @@ export class Provisioner implements ContainerSource {
    */
   private async sweep(): Promise<void> {
     this.sweptAt = Date.now();
+    if (this.deps.sweeps === false) return;
     const rows = await this.driver.listContainers({
       [LABELS.managedBy]: MANAGED_BY_VALUE,
       [LABELS.pool]: this.options.name,

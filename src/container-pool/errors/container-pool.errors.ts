@@ -209,6 +209,9 @@ export class UnknownProfileError extends ContainerPoolError {
     readonly profile: string,
     readonly known: string[],
   ) {
-    super(`Unknown profile "${profile}": the module has ${known.map((k) => `"${k}"`).join(', ')}.`);
+    // JSON-quoted: the name may be a caller's text (a request body or path), never trusted in a log line.
+    super(
+      `Unknown profile ${JSON.stringify(profile)}: the module has ${known.map((k) => `"${k}"`).join(', ')}.`,
+    );
   }
 }

@@ -63,7 +63,10 @@ export class AuditInterceptor implements NestInterceptor {
     const req = context.switchToHttp().getRequest<AuditedRequest>();
     const token = req[ADMIN_IDENTITY]?.tokenFingerprint ?? '?';
     const what = spec.what?.(req) ?? '';
-    const profile = req.params?.profile;
+    // A path parameter is the caller's text: quoted unless it is a plain name, so it cannot forge a log line.
+    const raw = req.params?.profile;
+    const profile =
+      raw === undefined || /^[A-Za-z0-9_.-]{1,63}$/.test(raw) ? raw : JSON.stringify(raw);
     const head =
       `token=${token}${profile === undefined ? '' : ` profile=${profile}`} ` +
       `action=${spec.action}${what ? ` ${what}` : ''}`;

@@ -5,7 +5,7 @@ import {
   HealthCheckService,
   HealthIndicatorResult,
 } from '@nestjs/terminus';
-import { ApiOperation, ApiQuery, ApiTags } from './openapi/swagger';
+import { ApiOperation, ApiQuery, ApiResponse, ApiTags } from './openapi/swagger';
 import { ContainerPoolHealthIndicator } from '../health/container-pool.health';
 
 const KEY = 'containerPool';
@@ -44,6 +44,13 @@ export class ContainerPoolHealthController {
       'Readiness: 200 when the engine answers and the default profile (or the one asked for) can serve, ' +
       'else 503 with the reason; every other profile is reported in the details without deciding',
   })
+  @ApiResponse({ status: 200, description: 'Ready (terminus result).' })
+  @ApiResponse({
+    status: 503,
+    description: 'Not ready: the reason is in the details (terminus result).',
+  })
+  @ApiResponse({ status: 400, description: '`profile` given more than once.' })
+  @ApiResponse({ status: 404, description: 'UNKNOWN_PROFILE: no profile of that name.' })
   @ApiQuery({
     name: 'profile',
     required: false,

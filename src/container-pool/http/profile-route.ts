@@ -4,7 +4,8 @@ import type { ContainerPoolService } from '../container-pool.service';
 import { UnknownProfileError } from '../errors/container-pool.errors';
 import type { ContainerPool } from '../profiles/container-pool';
 import { httpError } from './http-errors';
-import { ApiParam } from './openapi/swagger';
+import { ErrorBodyDto } from './dto/responses.dto';
+import { ApiParam, ApiResponse } from './openapi/swagger';
 
 /** The path segment under the prefix where one profile's copy of the routes lives. */
 export const PROFILE_ROUTES_SEGMENT = 'profiles/:profile';
@@ -64,4 +65,9 @@ export const profileRoutes: ClassDecorator = (target) => {
   Object.defineProperty(target, PROFILE_ROUTES, { value: true });
   ownRouteMethods(target);
   ApiParam({ name: 'profile', description: 'Profile name (GET .../profiles lists them).' })(target);
+  ApiResponse({
+    status: 404,
+    description: 'UNKNOWN_PROFILE: no profile of that name (the message names the known ones).',
+    type: ErrorBodyDto,
+  })(target);
 };

@@ -22,8 +22,8 @@ export class PoolState {
   deferredSince = 0;
 
   /** This pool as the limits shared with other pools see it. */
-  asCapacityMember(pump: () => void): CapacityMember {
-    return capacityMemberOf(this, pump);
+  asCapacityMember(hooks: Pick<CapacityMember, 'pump' | 'wanted' | 'trimSurplus'>): CapacityMember {
+    return capacityMemberOf(this, hooks);
   }
 
   constructor(
@@ -35,10 +35,16 @@ export class PoolState {
   }
 }
 
-function capacityMemberOf(state: PoolState, pump: () => void): CapacityMember {
+function capacityMemberOf(
+  state: PoolState,
+  hooks: Pick<CapacityMember, 'pump' | 'wanted' | 'trimSurplus'>,
+): CapacityMember {
   return {
     get target() {
       return state.draining ? 0 : state.size;
+    },
+    get reserved() {
+      return state.size;
     },
     get maxContainers() {
       return state.maxContainers;
@@ -55,6 +61,8 @@ function capacityMemberOf(state: PoolState, pump: () => void): CapacityMember {
     get waiterTimes() {
       return state.waiters.times();
     },
-    pump,
+    pump: () => hooks.pump(),
+    wanted: () => hooks.wanted(),
+    trimSurplus: () => hooks.trimSurplus(),
   };
 }

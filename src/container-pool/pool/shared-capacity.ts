@@ -2,6 +2,8 @@
 export interface CapacityMember {
   /** Idle containers it keeps warm (0 while draining). */
   readonly target: number;
+  /** Its size, drained or not: what the others' ceilings leave it. */
+  readonly reserved: number;
   /** Its own cap (maxContainers). */
   readonly maxContainers: number;
   readonly idle: number;
@@ -10,15 +12,23 @@ export interface CapacityMember {
   readonly total: number;
   /** When each of its waiters started waiting (performance.now()), oldest first. */
   readonly waiterTimes: readonly number[];
+  /**
+   * Creates it would start now by its own rules (its deficit, waiters, own caps), the shared limits aside: 0 while
+   * it cannot create at all (backing off, not prepared, shutting down) or holds its refill off, so that it never
+   * holds a create slot it does not use.
+   */
+  wanted(): number;
+  /** Removes its idle containers above its target now: another pool waits at the module-wide cap. */
+  trimSurplus(): void;
   /** Its scheduling step (it asks allowance() again). */
   pump(): void;
 }
 
 /**
  * The limits several warm pools of one module share: at most `maxTotal` containers of all of them, at most
- * `maxConcurrentCreates` creates in flight, handed out round-robin. A freed slot goes first to a pool below
- * its target, then to waiters in FIFO order across pools; a pool never holds more than `maxTotal` minus the
- * targets of the others (so every pool can always reach its own target).
+ * `maxConcurrentCreates` creates in flight, handed out round-robin among the pools that would use them. A freed
+ * slot goes first to a pool below its target, then to waiters in FIFO order across pools; a pool never holds more
+ * than `maxTotal` minus the sizes of the others, drained or not (so every pool can always reach its own size).
  */
 export class SharedCapacity {
   private readonly members: CapacityMember[] = [];
@@ -59,10 +69,47 @@ export class SharedCapacity {
       do {
         this.again = false;
         for (const m of this.rotated()) m.pump();
+        this.trimForWaiters();
       } while (this.again);
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * At the module-wide cap with a waiter that no create of its pool covers, idle containers some pool keeps above
+   * its target (returned reusable ones) are removed at once rather than at its next tick, so that the slot goes
+   * to the waiter.
+   */
+  private trimForWaiters(): void {
+    const used = this.members.reduce((n, m) => n + m.total, 0);
+    if (used < this.maxTotal) return;
+    const starving = this.members.some((m) => m.idle === 0 && m.waiterTimes.length > m.creating);
+    if (!starving) return;
+    for (const m of this.members) if (m.idle > m.target) m.trimSurplus();
+  }
+
+  /** The most containers `member` may hold: its own cap, and the module's minus the others' sizes. */
+  ceiling(member: CapacityMember): number {
+    const others = this.members.reduce((n, m) => n + (m === member ? 0 : m.reserved), 0);
+    return Math.max(0, Math.min(member.maxContainers, this.maxTotal - others));
+  }
+
+  /** How many more containers `member` could have now: below its ceiling and the module-wide cap. */
+  room(member: CapacityMember): number {
+    const used = this.members.reduce((n, m) => n + m.total, 0);
+    return Math.max(0, Math.min(this.ceiling(member) - member.total, this.maxTotal - used));
+  }
+
+  /** Why `member` may not be resized to `size` (the others' sizes must still fit), or null. */
+  sizeProblem(member: CapacityMember, size: number): string | null {
+    const others = this.members.reduce((n, m) => n + (m === member ? 0 : m.reserved), 0);
+    const limit = this.maxTotal - others;
+    if (size <= limit) return null;
+    return (
+      `must not exceed maxContainersTotal (${this.maxTotal}) minus the other profiles' sizes (${others}): ` +
+      `at most ${limit}`
+    );
   }
 
   /** The members from the round-robin start. */
@@ -74,13 +121,12 @@ export class SharedCapacity {
   /** How many creates each member may start now. */
   allocate(): Map<CapacityMember, number> {
     const members = this.rotated();
-    const targets = members.reduce((n, m) => n + m.target, 0);
     let free = this.maxTotal - members.reduce((n, m) => n + m.total, 0);
     const cap = new Map<CapacityMember, number>();
     const alloc = new Map<CapacityMember, number>();
     for (const m of members) {
-      const othersTargets = targets - m.target;
-      cap.set(m, Math.max(0, Math.min(m.maxContainers, this.maxTotal - othersTargets) - m.total));
+      // Its ceiling, and never more than it would start: a pool that cannot create holds no slot.
+      cap.set(m, Math.max(0, Math.min(this.ceiling(m) - m.total, m.wanted())));
       alloc.set(m, 0);
     }
     const give = (m: CapacityMember, n: number) => {

@@ -117,18 +117,13 @@ export class Supply {
     if (streak > 0) this.deps.log.log(`recovered after ${streak} failure(s)`);
   }
 
-  /** The refill half of the scheduling step: prepare when needed, then the creates the plan allows. */
-  refill(force: boolean): void {
-    const { state, schedule, shared } = this.deps;
-    if (state.backoff.waiting()) {
-      schedule.retryIn(state.backoff.until - Date.now());
-      return;
-    }
-    if (!this.prepared) {
-      if (!this.preparing) this.prepare().then(this.deps.pump, () => undefined);
-      return;
-    }
-    const plan = planRefill({
+  /** Whether a refill step forced by replenish() is deciding now (its creates skip the wait for executions). */
+  private forcing = false;
+
+  /** What the refill decision looks at now, the shared limits aside. */
+  private refillState(force: boolean) {
+    const { state } = this.deps;
+    return {
       size: state.size,
       maxContainers: state.maxContainers,
       maxConcurrentCreates: this.deps.options.maxConcurrentCreates,
@@ -141,8 +136,44 @@ export class Supply {
       force,
       deferredSince: state.deferredSince,
       now: Date.now(),
-      allowance: shared?.capacity.allowance(shared.member),
-    });
+    };
+  }
+
+  /** Creates this pool would start now by its own rules (see CapacityMember.wanted). */
+  wanted(): number {
+    const { state } = this.deps;
+    if (!state.started || state.shuttingDown || !this.prepared || state.backoff.waiting()) return 0;
+    return planRefill(this.refillState(this.forcing)).creates;
+  }
+
+  /** Removes the idle containers above the target now (see CapacityMember.trimSurplus). */
+  trimSurplus(): void {
+    const { state, removals } = this.deps;
+    if (state.shuttingDown) return;
+    const idle = state.stock.idle;
+    const surplus = idle.length - (state.draining ? 0 : state.size);
+    for (const c of idle.slice(0, Math.max(0, surplus))) void removals.destroy(c, 'surplus');
+  }
+
+  /** The refill half of the scheduling step: prepare when needed, then the creates the plan allows. */
+  refill(force: boolean): void {
+    const { state, schedule, shared } = this.deps;
+    if (state.backoff.waiting()) {
+      schedule.retryIn(state.backoff.until - Date.now());
+      return;
+    }
+    if (!this.prepared) {
+      if (!this.preparing) this.prepare().then(this.deps.pump, () => undefined);
+      return;
+    }
+    this.forcing = force;
+    let allowance: number | undefined;
+    try {
+      allowance = shared?.capacity.allowance(shared.member);
+    } finally {
+      this.forcing = false;
+    }
+    const plan = planRefill({ ...this.refillState(force), allowance });
     state.deferredSince = plan.deferredSince;
     if (plan.retryInMs !== undefined) schedule.deferFor(plan.retryInMs);
     for (let i = 0; i < plan.creates; i++) this.createOne();

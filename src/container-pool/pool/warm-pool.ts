@@ -17,7 +17,7 @@ import type { ContainerSource, EngineStatus, IntervalHost, PoolLog } from './con
 import { PoolState } from './pool-state';
 import type { PooledContainer } from './pooled-container';
 import { RefillScheduler } from './refill-scheduler';
-import type { SharedCapacity } from './shared-capacity';
+import type { CapacityMember, SharedCapacity } from './shared-capacity';
 import { Removals } from './removals';
 import { Supply } from './supply';
 
@@ -73,7 +73,11 @@ export class WarmPool {
     private readonly deps: WarmPoolDeps,
   ) {
     const state = (this.state = new PoolState(options, deps.totals));
-    const member = state.asCapacityMember(() => this.pump());
+    const member = (this.member = state.asCapacityMember({
+      pump: () => this.pump(),
+      wanted: () => this.supply.wanted(),
+      trimSurplus: () => this.supply.trimSurplus(),
+    }));
     deps.capacity?.join(member);
     // What frees a slot or a create slot may serve another pool first: every pool decides again.
     const pump = deps.capacity ? () => deps.capacity!.changed() : () => this.pump();
@@ -103,6 +107,14 @@ export class WarmPool {
 
   /** pump(), or every pool's when they share limits. */
   private readonly pumpAll: () => void;
+  /** This pool as the limits shared with the module's other pools see it. */
+  private readonly member: CapacityMember;
+
+  /** How many more containers it may have now: its own cap, and the module-wide one when shared. */
+  room(): number {
+    const own = Math.max(0, this.state.maxContainers - this.state.stock.total);
+    return this.deps.capacity ? Math.min(own, this.deps.capacity.room(this.member)) : own;
+  }
 
   get isShuttingDown(): boolean {
     return this.state.shuttingDown;
@@ -210,13 +222,15 @@ export class WarmPool {
   private shortage(): string {
     const { backoff, stock, maxContainers } = this.state;
     if (backoff.lastError) return `creating containers fails (${backoff.lastError.message})`;
+    const capacity = this.deps.capacity;
+    const cap =
+      capacity && stock.total < maxContainers
+        ? `maxContainersTotal ${capacity.maxTotal} of the module, this profile's share at most ${capacity.ceiling(this.member)}`
+        : `maxContainers ${maxContainers}`;
     if (stock.creating) {
-      return (
-        `${stock.creating} container(s) are still being created and all others are in use ` +
-        `(maxContainers ${maxContainers})`
-      );
+      return `${stock.creating} container(s) are still being created and all others are in use (${cap})`;
     }
-    return `every container is in use (maxContainers ${maxContainers})`;
+    return `every container is in use (${cap})`;
   }
 
   /** Why acquires cannot be served now (shutting down, drained, engine/image/sandbox unavailable), or null. */
@@ -266,7 +280,7 @@ export class WarmPool {
         return Promise.resolve(c);
       }
     }
-    const servable = state.stock.creating + Math.max(0, state.maxContainers - state.stock.total);
+    const servable = state.stock.creating + this.room();
     if (state.waiters.full(servable, this.options.maxWaiters)) {
       return Promise.reject(new TooManyWaitersError(this.options.maxWaiters));
     }
@@ -359,6 +373,8 @@ export class WarmPool {
         ? new InvalidRequestError('maxContainers', `must be at least size (${size})`)
         : new InvalidRequestError('size', `must not exceed maxContainers (${maxContainers})`);
     }
+    const shared = this.deps.capacity?.sizeProblem(this.member, size);
+    if (shared) throw new InvalidRequestError('size', shared);
     state.size = size;
     state.maxContainers = maxContainers;
     this.deps.log.log(`resized: size=${size} maxContainers=${maxContainers}`);

@@ -14,7 +14,7 @@ import type {
   PoolStats,
   PoolTotals,
 } from '../interfaces/container.interface';
-import type { ContainerPoolEventMap } from '../interfaces/events.interface';
+import { CONTAINER_POOL_EVENTS, ContainerPoolEventMap } from '../interfaces/events.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
 import type { AcquireOptions, ExecOptions, RunRequest } from '../interfaces/run-request.interface';
 import type { IntervalHost, PoolLog } from '../pool/container-source';
@@ -42,6 +42,8 @@ export interface ContainerPoolDeps {
   held: Set<string>;
   /** Whether the module has several profiles (then the profile is part of container names). */
   multiProfile: boolean;
+  /** Whether this profile sweeps the module's leftovers (one per module: the default profile). */
+  sweeps?: boolean;
 }
 
 function emptyTotals(): PoolTotals {
@@ -65,7 +67,7 @@ function emptyTotals(): PoolTotals {
  * executor. Every per-pool operation of ContainerPoolService is here.
  */
 export class ContainerPool implements LeaseOwner {
-  /** acquired / created / createFailed / executed / destroyed of this profile. */
+  /** acquired / created / createFailed / executed / destroyed of this profile, its name in each (`profile`). */
   readonly events = new EventEmitter<ContainerPoolEventMap>();
   private readonly warm: WarmPool;
   private readonly provisioner: Provisioner;
@@ -76,7 +78,16 @@ export class ContainerPool implements LeaseOwner {
   constructor(private readonly deps: ContainerPoolDeps) {
     const o = deps.options;
     const { log, instanceId } = deps;
-    const events = this.events;
+    // The parts emit into their own emitter; what reaches this.events carries the profile's name.
+    const events = new EventEmitter<ContainerPoolEventMap>();
+    for (const event of CONTAINER_POOL_EVENTS) {
+      events.on(event, (payload: object) =>
+        (this.events.emit as (e: string, p: object) => boolean)(event, {
+          ...payload,
+          profile: o.profile,
+        }),
+      );
+    }
     const transport = (this.transport = new ExecTransport(deps.driver));
     const what = deps.multiProfile
       ? `profile "${o.profile}" of pool "${o.name}"`
@@ -91,6 +102,7 @@ export class ContainerPool implements LeaseOwner {
       startMessage: `${what} (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
       onSwept: (count) => (this.totals.orphansRemoved += count),
       held: deps.held,
+      sweeps: deps.sweeps,
       namePrefix: deps.multiProfile ? `cpool-${o.name}-${o.profile}` : `cpool-${o.name}`,
     }));
     this.warm = new WarmPool(o, {
@@ -251,6 +263,11 @@ export class ContainerPool implements LeaseOwner {
   findContainer(ref: string): Container | undefined {
     const entry = this.warm.find(ref);
     return entry && this.lease(entry);
+  }
+
+  /** How many more containers it may have now: its maxContainers, and its share of maxContainersTotal. */
+  room(): number {
+    return this.warm.room();
   }
 
   availabilityError(): ContainerPoolError | null {

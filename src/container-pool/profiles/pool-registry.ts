@@ -36,8 +36,9 @@ export class PoolRegistry {
     const { options } = deps;
     const multi = options.profiles.length > 1 || options.profiles[0].profile !== options.name;
     this.monitor = new EngineMonitor(deps.driver, deps.instanceId, deps.logFor(null));
+    // Shared limits with several profiles, and with one whose maxContainers is above the module's cap.
     const capacity =
-      options.profiles.length > 1
+      options.profiles.length > 1 || options.maxContainersTotal < options.profiles[0].maxContainers
         ? new SharedCapacity(options.maxContainersTotal, options.maxConcurrentCreates)
         : undefined;
     const held = new Set<string>();
@@ -52,6 +53,7 @@ export class PoolRegistry {
         capacity,
         held,
         multiProfile: multi,
+        sweeps: profile.profile === options.defaultProfile,
       });
       for (const event of CONTAINER_POOL_EVENTS) {
         pool.events.on(event, (payload: object) =>

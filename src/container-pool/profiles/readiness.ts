@@ -5,6 +5,8 @@ import type { PoolStats } from '../interfaces/container.interface';
 export interface ReadinessSource {
   stats(): PoolStats;
   availabilityError(): ContainerPoolError | null;
+  /** How many more containers it may have now (its own cap and the module-wide one); default from stats. */
+  room?(): number;
 }
 
 /**
@@ -25,6 +27,12 @@ export function notReadyReason(pool: ReadinessSource, resumeHint?: string): stri
   const total = s.idle + s.leased + s.creating + s.destroying;
   if (total >= s.maxContainers) {
     return `saturated: all ${s.maxContainers} containers are in use (${s.leased} leased, ${s.waiting} waiting)`;
+  }
+  if (pool.room && pool.room() <= 0 && s.creating === 0) {
+    return (
+      `saturated: the module's maxContainersTotal is reached by the other profiles (this one holds ${total}, ` +
+      `${s.waiting} waiting)`
+    );
   }
   return null;
 }

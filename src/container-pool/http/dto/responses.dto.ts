@@ -16,7 +16,11 @@ export class PoolTotalsDto {
 }
 
 export class PoolStatsDto {
-  @ApiProperty({ description: 'Pool name.' }) name!: string;
+  @ApiProperty({ description: "The module's name." }) name!: string;
+  @ApiProperty({
+    description: 'The profile these stats are of (the module name without profiles).',
+  })
+  profile!: string;
   @ApiProperty({ description: 'Sandbox image.' }) image!: string;
   @ApiProperty() idle!: number;
   @ApiProperty() leased!: number;

@@ -21,9 +21,7 @@ export class RunRequestDto {
   })
   @IsOptionalDefined()
   @IsString()
-  @Matches(/^[a-z][a-z0-9-]{0,30}$/, {
-    message: 'profile must be a profile name (lower case letter, then up to 30 of [a-z0-9-])',
-  })
+  @MaxLength(63)
   profile?: string;
 
   @ApiPropertyOptional({
