@@ -553,6 +553,37 @@ describe('profiles on a real engine', () => {
       await expectNoContainersLeft(name);
     });
 
+    it("at the cap, another profile's returned idle containers make way for a waiter at once", async () => {
+      const {
+        app,
+        pool: svc,
+        name,
+      } = await startPool({
+        size: 0,
+        maxContainersTotal: 2,
+        replenishIntervalMs: 60_000, // no tick to trim the surplus meanwhile
+        profiles: {
+          a: { image: BUSYBOX_IMAGE, size: 0, maxContainers: 2, singleUse: false },
+          b: { image: BUSYBOX_IMAGE, size: 0, maxContainers: 2 },
+        },
+        defaultProfile: 'a',
+      });
+      try {
+        await svc.initialize();
+        const two = [await svc.acquire({ profile: 'a' }), await svc.acquire({ profile: 'a' })];
+        for (const c of two) svc.release(c);
+        expect(svc.pool('a').stats().idle).toBe(2);
+        const started = Date.now();
+        const r = await svc.run({ profile: 'b', cmd: ['sh', '-c', 'echo b'], timeoutMs: 5000 });
+        expect(r.stdout).toBe('b\n');
+        expect(Date.now() - started).toBeLessThan(5000);
+        expect(svc.pool('a').stats().idle).toBeLessThan(2);
+      } finally {
+        await app.close();
+      }
+      await expectNoContainersLeft(name);
+    });
+
     it('maxContainersTotal binds one profile too', async () => {
       const {
         app,

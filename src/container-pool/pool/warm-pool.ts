@@ -290,7 +290,8 @@ export class WarmPool {
       () => this.shortage(),
       () => state.totals.acquireTimeouts++,
     );
-    this.pump();
+    // A new waiter may change what the other pools should do (make way at the module-wide cap).
+    this.pumpAll();
     return promise;
   }
 
