@@ -11,6 +11,7 @@ import {
 import { DiscoveryModule } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool.constants';
+import { InvalidPoolConfigError } from '../errors/container-pool.errors';
 import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
 import { ContainerPoolController } from './admin.controller';
 import { ContainerPoolExecutionsController } from './executions.controller';
@@ -61,13 +62,34 @@ const NO_HTTP: ContainerPoolHttpSettings = {
   controllers: [],
 };
 
-function normalizePath(option: string, value: unknown): string {
-  if (typeof value !== 'string' || !/^\/?[a-zA-Z0-9._~-]+(\/[a-zA-Z0-9._~-]+)*\/?$/.test(value)) {
-    throw new Error(
-      `ContainerPoolModule: ${option} must be a URL path such as "admin/pool", got ${JSON.stringify(value)}`,
+/** The options of ContainerPoolHttpOptions, as a setting is checked and named. */
+const HTTP_KEYS = ['prefix', 'adminPrefix', 'adminApi', 'healthPath', 'metricsPath'] as const;
+type HttpKey = (typeof HTTP_KEYS)[number];
+
+/**
+ * How a setting is named in errors and warnings, as the host wrote it: `http.prefix` in forRoot's `http` object,
+ * `adminPrefix` as a forRoot extra, `ContainerPoolHttpModule.register({ prefix })`.
+ */
+export type HttpSettingLabel = (key: HttpKey) => string;
+
+const SEGMENT = /^[a-zA-Z0-9._~-]+$/;
+
+/** The path of a setting without its slashes, or null after pushing the problem (naming the setting). */
+function normalizePath(label: string, value: unknown, problems: string[]): string | null {
+  const trimmed = typeof value === 'string' ? value.replace(/^\/+|\/+$/g, '') : null;
+  const segments = trimmed === null ? [] : trimmed.split('/');
+  if (
+    trimmed === null ||
+    !trimmed ||
+    !segments.every((s) => SEGMENT.test(s) && s !== '.' && s !== '..')
+  ) {
+    problems.push(
+      `${label} must be a URL path of segments of [a-zA-Z0-9._~-] (not "." or "..") such as "admin/pool", ` +
+        `got ${JSON.stringify(value)}`,
     );
+    return null;
   }
-  return value.replace(/^\/+|\/+$/g, '');
+  return trimmed;
 }
 
 /**
@@ -80,22 +102,58 @@ function routedAt<T extends Type>(base: T, path: string): T {
   return routed;
 }
 
-/** The routes of these options: the per-path controller classes and what they are. */
-export function httpSettingsOf(options: ContainerPoolHttpOptions): ContainerPoolHttpSettings {
+/**
+ * The routes of these options: the per-path controller classes and what they are. Every invalid setting (named
+ * by `label`) is reported at once in one InvalidPoolConfigError.
+ */
+export function httpSettingsOf(
+  options: ContainerPoolHttpOptions,
+  label: HttpSettingLabel = (key) => key,
+): ContainerPoolHttpSettings {
+  const problems: string[] = [];
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidPoolConfigError([
+      `the HTTP options must be an object of { ${HTTP_KEYS.join(', ')} }, got ${JSON.stringify(options)}`,
+    ]);
+  }
+  for (const key of Object.keys(options)) {
+    if (!(HTTP_KEYS as readonly string[]).includes(key)) {
+      problems.push(
+        `unknown HTTP option ${label(key as HttpKey)}: the options are ${HTTP_KEYS.join(', ')}`,
+      );
+    }
+  }
+  const { adminApi } = options;
+  if (adminApi !== undefined && typeof adminApi !== 'boolean') {
+    problems.push(`${label('adminApi')} must be a boolean, got ${JSON.stringify(adminApi)}`);
+  }
+  if (
+    options.prefix !== undefined &&
+    options.adminPrefix !== undefined &&
+    options.prefix !== options.adminPrefix
+  ) {
+    problems.push(
+      `${label('prefix')} and ${label('adminPrefix')} name the same setting: give one of them`,
+    );
+  }
+  const prefixKey: HttpKey =
+    options.prefix === undefined && options.adminPrefix !== undefined ? 'adminPrefix' : 'prefix';
   const adminPrefix =
-    options.adminApi === false
+    adminApi === false
       ? null
       : normalizePath(
-          options.prefix !== undefined ? 'prefix' : 'adminPrefix',
+          label(prefixKey),
           options.prefix ?? options.adminPrefix ?? DEFAULT_HTTP_OPTIONS.prefix,
+          problems,
         );
   const path = (option: 'healthPath' | 'metricsPath') => {
     const value = options[option];
     if (value === false) return null;
-    return normalizePath(option, value ?? DEFAULT_HTTP_OPTIONS[option]);
+    return normalizePath(label(option), value ?? DEFAULT_HTTP_OPTIONS[option], problems);
   };
   const healthPath = path('healthPath');
   const metricsPath = path('metricsPath');
+  if (problems.length) throw new InvalidPoolConfigError(problems);
   const adminControllers =
     adminPrefix === null
       ? []
@@ -110,18 +168,28 @@ export function httpSettingsOf(options: ContainerPoolHttpOptions): ContainerPool
   return { adminPrefix, healthPath, metricsPath, adminControllers, controllers };
 }
 
-/** The extras' HTTP options, or null when the module adds no route. */
-function httpOptionsOf(extras: ContainerPoolHttpExtras): ContainerPoolHttpOptions | null {
-  const { http, adminApi, adminPrefix, healthPath, metricsPath } = extras;
+const LEGACY_KEYS = ['adminApi', 'adminPrefix', 'healthPath', 'metricsPath'] as const;
+
+/**
+ * The extras' HTTP options, or null when the module adds no route, with how each setting is named: `http.<key>`
+ * for a key of the `http` object (and for the defaults), `<key>` for a forRoot extra of that name.
+ */
+function httpOptionsOf(
+  extras: ContainerPoolHttpExtras,
+): { options: ContainerPoolHttpOptions; label: HttpSettingLabel } | null {
+  const { http } = extras;
   if (http === undefined || http === false) return null;
-  const legacy = { adminApi, adminPrefix, healthPath, metricsPath };
-  if (http === true) return legacy;
-  if (typeof http !== 'object' || http === null) {
-    throw new Error(
-      `ContainerPoolModule: http must be true, false or { prefix, healthPath, metricsPath, adminApi }, got ${JSON.stringify(http)}`,
-    );
+  if (http !== true && (typeof http !== 'object' || http === null || Array.isArray(http))) {
+    throw new InvalidPoolConfigError([
+      `http must be true, false or { ${HTTP_KEYS.join(', ')} }, got ${JSON.stringify(http)}`,
+    ]);
   }
-  return { ...legacy, ...http };
+  const own = http === true ? {} : http;
+  const legacy = Object.fromEntries(
+    LEGACY_KEYS.filter((k) => extras[k] !== undefined).map((k) => [k, extras[k]]),
+  );
+  const label: HttpSettingLabel = (key) => (key in own || !(key in legacy) ? `http.${key}` : key);
+  return { options: { ...legacy, ...own }, label };
 }
 
 /** The providers that serve the routes of `settings` (the settings themselves, the collision check). */
@@ -137,8 +205,8 @@ export function withHttp(
   definition: DynamicModule,
   extras: ContainerPoolHttpExtras,
 ): DynamicModule {
-  const options = httpOptionsOf(extras);
-  const settings = options ? httpSettingsOf(options) : NO_HTTP;
+  const http = httpOptionsOf(extras);
+  const settings = http ? httpSettingsOf(http.options, http.label) : NO_HTTP;
   return {
     ...definition,
     imports: [
@@ -169,7 +237,10 @@ export class ContainerPoolHttpModule implements NestModule {
   ) {}
 
   static register(options: ContainerPoolHttpOptions = {}): DynamicModule {
-    const settings = httpSettingsOf(options);
+    const settings = httpSettingsOf(
+      options,
+      (key) => `ContainerPoolHttpModule.register({ ${key} })`,
+    );
     return {
       module: ContainerPoolHttpModule,
       imports: [TerminusModule.forRoot({ logger: false }), DiscoveryModule],
