@@ -4,7 +4,7 @@
  * the host serves too, scopes per route, one error shape, the result fields and the base64 rule.
  */
 import { randomBytes } from 'node:crypto';
-import { Controller, Get, INestApplication, Logger, Module } from '@nestjs/common';
+import { Controller, Get, INestApplication, Logger, Module, Param } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -151,6 +151,35 @@ describe('surface: a library host opts in to routes', () => {
       await moved.http().get('/pool-health/ready').expect(200);
       expect((await moved.http().get('/health/ready').expect(200)).body).toEqual({ host: true });
       await closeAll(moved);
+    } finally {
+      await closeAll(host);
+    }
+  });
+
+  it("a host's parameter route over a pool route: a warning says which answers, and that one does", async () => {
+    @Controller('admin/pool')
+    class HostByIdController {
+      @Get(':id')
+      byId(@Param('id') id: string) {
+        return { host: id };
+      }
+    }
+    const { result: host, warn } = await logLines(() =>
+      hostApp({ http: true, adminToken: ADMIN }, { controllers: [HostByIdController] }),
+    );
+    try {
+      expect(warn.filter((w) => /HostByIdController/.test(w))).toEqual([
+        expect.stringMatching(
+          /^route GET \/admin\/pool\/containers of the container pool "[^"]+" overlaps the host's HostByIdController\.byId \(GET \/admin\/pool\/:id\): a request such as GET \/admin\/pool\/containers matches both; only the one registered first \(the host's\) answers it\. Move the pool's route with http\.prefix /,
+        ),
+      ]);
+      // As the warning says: the client gets the host's answer, in any case of the path.
+      for (const path of ['/admin/pool/containers', '/ADMIN/Pool/containers']) {
+        const res = await host.http().get(path).set(bearer(ADMIN)).expect(200);
+        expect(res.body).toEqual({ host: 'containers' });
+      }
+      // The pool's other routes are untouched.
+      await host.http().get('/admin/pool').set(bearer(ADMIN)).expect(200);
     } finally {
       await closeAll(host);
     }

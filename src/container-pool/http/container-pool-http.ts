@@ -19,6 +19,7 @@ import { ContainerPoolHealthController } from './health.controller';
 import { ContainerPoolMetricsController } from './metrics.controller';
 import { JsonBodyMiddleware } from './middleware/json-body.middleware';
 import { RouteCollisionCheck } from './route-collisions';
+import { collisionOf, POOL_ROUTE_SETTING, routesOf } from './route-paths';
 
 /** Which routes the module adds, and where. */
 export interface ContainerPoolHttpOptions {
@@ -96,10 +97,37 @@ function normalizePath(label: string, value: unknown, problems: string[]): strin
  * A subclass of `base` routed at `path`. Each module instance gets its own, so two pools (or two apps) with
  * different paths never share or overwrite the decorator metadata of the base class.
  */
-function routedAt<T extends Type>(base: T, path: string): T {
+function routedAt<T extends Type>(base: T, path: string, setting: string): T {
   const routed = { [base.name]: class extends base {} }[base.name];
   Controller(path)(routed);
+  Reflect.defineMetadata(POOL_ROUTE_SETTING, setting, routed);
   return routed;
+}
+
+/** Two routes of one pool that answer the same request: which settings put them there. */
+function ownCollisions(controllers: Type[]): string[] {
+  const routes = controllers.map((c) => ({
+    setting: Reflect.getMetadata(POOL_ROUTE_SETTING, c) as string,
+    routes: routesOf(c),
+  }));
+  const problems: string[] = [];
+  routes.forEach((a, i) =>
+    routes.slice(i + 1).forEach((b) => {
+      if (a.setting === b.setting) return;
+      for (const ra of a.routes) {
+        for (const rb of b.routes) {
+          const request = collisionOf(ra, rb);
+          if (request) {
+            problems.push(
+              `${b.setting} puts ${rb.where} on ${request}, which ${ra.where} of ${a.setting} answers: ` +
+                'give them different paths',
+            );
+          }
+        }
+      }
+    }),
+  );
+  return problems;
 }
 
 /**
@@ -158,13 +186,19 @@ export function httpSettingsOf(
     adminPrefix === null
       ? []
       : [ContainerPoolController, ContainerPoolExecutionsController].map((c) =>
-          routedAt(c, adminPrefix),
+          routedAt(c, adminPrefix, label(prefixKey)),
         );
   const controllers: Type[] = [
     ...adminControllers,
-    ...(healthPath === null ? [] : [routedAt(ContainerPoolHealthController, healthPath)]),
-    ...(metricsPath === null ? [] : [routedAt(ContainerPoolMetricsController, metricsPath)]),
+    ...(healthPath === null
+      ? []
+      : [routedAt(ContainerPoolHealthController, healthPath, label('healthPath'))]),
+    ...(metricsPath === null
+      ? []
+      : [routedAt(ContainerPoolMetricsController, metricsPath, label('metricsPath'))]),
   ];
+  const collisions = ownCollisions(controllers);
+  if (collisions.length) throw new InvalidPoolConfigError(collisions);
   return { adminPrefix, healthPath, metricsPath, adminControllers, controllers };
 }
 
