@@ -2,12 +2,18 @@
  * The HTTP settings of the module (forRoot's `http` and its extras, ContainerPoolHttpModule.register): invalid
  * ones fail the start with one InvalidPoolConfigError naming each setting as the host wrote it.
  */
+import { Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.constants';
 import { ContainerPoolModule } from '../../src/container-pool/container-pool.module';
+import type { ContainerPoolModuleExtras } from '../../src/container-pool/container-pool.module-definition';
 import { InvalidPoolConfigError } from '../../src/container-pool/errors/container-pool.errors';
 import {
   ContainerPoolHttpModule,
   httpSettingsOf,
 } from '../../src/container-pool/http/container-pool-http';
+import type { ContainerPoolModuleOptions } from '../../src/container-pool/interfaces/container-pool-options.interface';
+import { FakeDriver } from '../support/fake-driver';
 
 /** The problems of the InvalidPoolConfigError that `fn` throws. */
 function problemsOf(fn: () => unknown): string[] {
@@ -82,5 +88,86 @@ describe('HTTP settings', () => {
     expect(s).toMatchObject({ adminPrefix: 'ops/pool', healthPath: null, metricsPath: 'm' });
     expect(s.controllers).toHaveLength(3);
     expect(ContainerPoolModule.forRoot({ adminPrefix: 'not a path' }).controllers).toEqual([]);
+  });
+});
+
+describe('HTTP settings with http off', () => {
+  const TOKEN = 'unit-admin-token-0123456789';
+
+  /** The warnings of the ContainerPoolHttp logger while an app of these modules starts. */
+  async function warningsOf(imports: any[]): Promise<string[]> {
+    const warn: string[] = [];
+    const spy = jest.spyOn(Logger.prototype, 'warn').mockImplementation(function (
+      this: Logger,
+      m: unknown,
+    ) {
+      if ((this as unknown as { context?: string }).context === 'ContainerPoolHttp') {
+        warn.push(String(m));
+      }
+    });
+    const moduleRef = await Test.createTestingModule({ imports })
+      .overrideProvider(CONTAINER_DRIVER)
+      .useValue(new FakeDriver())
+      .compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      await app.init();
+      return warn;
+    } finally {
+      await app.close();
+      spy.mockRestore();
+    }
+  }
+  const pool = (options: ContainerPoolModuleOptions & ContainerPoolModuleExtras = {}) =>
+    ContainerPoolModule.forRoot({ image: 'fake:latest', size: 0, ...options });
+
+  it('HTTP extras without http: one warning naming each, saying they are ignored and what to add', async () => {
+    expect(await warningsOf([pool({ adminPrefix: 'ops', healthPath: false })])).toEqual([
+      "adminPrefix and healthPath of forRoot are ignored: they place the module's HTTP routes, and http " +
+        'is off, so the module serves none. Add http: true to forRoot to serve them there, ' +
+        'or drop them.',
+    ]);
+    expect(await warningsOf([pool({ http: false, metricsPath: 'm' })])).toEqual([
+      expect.stringMatching(/^metricsPath of forRoot is ignored: it places .* and http is off,/),
+    ]);
+  });
+
+  it('tokens, metricsPublic or maxBodyBytes without any route: one warning naming each', async () => {
+    const warnings = await warningsOf([
+      pool({ adminToken: TOKEN, readToken: [`r-${TOKEN}`], maxBodyBytes: '1m' }),
+    ]);
+    expect(warnings).toEqual([
+      "adminToken, readToken and maxBodyBytes only apply to the module's HTTP routes, and it serves none: " +
+        'http is off in forRoot and no ContainerPoolHttpModule serves this pool. Add http: true ' +
+        'to forRoot (or register the pool with isGlobal: true and import ContainerPoolHttpModule.register()) ' +
+        'to serve the routes, or drop these settings.',
+    ]);
+    expect(await warningsOf([pool({ metricsPublic: true })])).toEqual([
+      expect.stringMatching(/^metricsPublic only applies to the module's HTTP routes/),
+    ]);
+  });
+
+  it('nothing given, http on, or a ContainerPoolHttpModule serving the global pool: no such warning', async () => {
+    expect(await warningsOf([pool()])).toEqual([]);
+    expect(await warningsOf([pool({ http: true, adminToken: TOKEN, adminPrefix: 'ops' })])).toEqual(
+      [],
+    );
+    expect(
+      await warningsOf([
+        pool({ isGlobal: true, adminToken: TOKEN }),
+        ContainerPoolHttpModule.register({ prefix: 'ops' }),
+      ]),
+    ).toEqual([]);
+    // The extras still are ignored there: register() takes its own.
+    expect(
+      await warningsOf([
+        pool({ isGlobal: true, adminToken: TOKEN, adminPrefix: 'ops' }),
+        ContainerPoolHttpModule.register(),
+      ]),
+    ).toEqual([
+      expect.stringMatching(
+        /^adminPrefix of forRoot is ignored: .*; ContainerPoolHttpModule\.register\(\) takes its own \(register\(\{ prefix \}\)\), or drop them\.$/,
+      ),
+    ]);
   });
 });

@@ -2,16 +2,25 @@ import {
   Controller,
   DynamicModule,
   Inject,
+  Injectable,
+  Logger,
   MiddlewareConsumer,
   Module,
   NestModule,
+  OnModuleInit,
+  Optional,
   Provider,
   Type,
 } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
-import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool.constants';
+import { DEFAULT_OPTIONS } from '../config/settings';
+import {
+  CONTAINER_POOL_HTTP_SETTINGS,
+  CONTAINER_POOL_RESOLVED_OPTIONS,
+} from '../container-pool.constants';
 import { InvalidPoolConfigError } from '../errors/container-pool.errors';
+import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
 import { ContainerPoolController } from './admin.controller';
 import { ContainerPoolExecutionsController } from './executions.controller';
@@ -234,10 +243,94 @@ function httpProviders(settings: ContainerPoolHttpSettings): Provider[] {
   ];
 }
 
+/** What a module without routes (`http` off) was given that only its routes would use. */
+interface HttpOff {
+  /** The HTTP extras given (adminPrefix, healthPath, metricsPath, adminApi). */
+  extras: string[];
+  isGlobal: boolean;
+}
+
+const HTTP_OFF = Symbol('container-pool:http-off');
+
+/** The settings that only the module's HTTP routes use (their guards, body parser and metrics access). */
+const HTTP_ONLY_SETTINGS = [
+  'adminToken',
+  'execToken',
+  'readToken',
+  'metricsPublic',
+  'maxBodyBytes',
+] as const;
+
+/**
+ * At start, with `http` off: a warning naming the HTTP extras given to forRoot (they place routes the module
+ * does not serve, so they are ignored), and one naming the token, metrics and body settings when no
+ * ContainerPoolHttpModule serves the pool either (they only guard routes).
+ */
+@Injectable()
+export class HttpOffWarning implements OnModuleInit {
+  private readonly logger = new Logger('ContainerPoolHttp');
+
+  constructor(
+    @Inject(HTTP_OFF) private readonly off: HttpOff,
+    @Inject(CONTAINER_POOL_RESOLVED_OPTIONS) private readonly options: ResolvedContainerPoolOptions,
+    @Optional() private readonly modules?: ModulesContainer,
+  ) {}
+
+  onModuleInit(): void {
+    for (const message of this.warnings()) this.logger.warn(message);
+  }
+
+  warnings(): string[] {
+    const served =
+      this.off.isGlobal &&
+      [...(this.modules?.values() ?? [])].some((m) => m.metatype === ContainerPoolHttpModule);
+    const list = (names: string[]) =>
+      names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : names[0];
+    const warnings: string[] = [];
+    const { extras } = this.off;
+    if (extras.length) {
+      warnings.push(
+        `${list(extras)} of forRoot ${extras.length > 1 ? 'are' : 'is'} ignored: ${extras.length > 1 ? 'they place' : 'it places'} the ` +
+          `module's HTTP routes, and http is off, so the module serves none. Add http: true to forRoot to serve ` +
+          'them there' +
+          (served
+            ? `; ContainerPoolHttpModule.register() takes its own (register({ ${extras.map((e) => (e === 'adminPrefix' ? 'prefix' : e)).join(', ')} }))`
+            : '') +
+          ', or drop them.',
+      );
+    }
+    if (!served) {
+      const o = this.options as unknown as Record<string, unknown>;
+      const given = HTTP_ONLY_SETTINGS.filter((key) => {
+        const value = o[key];
+        return Array.isArray(value) ? value.length > 0 : value !== DEFAULT_OPTIONS[key];
+      });
+      if (given.length) {
+        warnings.push(
+          `${list(given)} only ${given.length > 1 ? 'apply' : 'applies'} to the module's HTTP routes, and it serves none: http is off in forRoot and ` +
+            'no ContainerPoolHttpModule serves this pool. Add http: true to forRoot (or register the pool ' +
+            'with isGlobal: true and import ContainerPoolHttpModule.register()) to serve the routes, or ' +
+            'drop these settings.',
+        );
+      }
+    }
+    return warnings;
+  }
+}
+
+/** The providers of a module without routes: what warns about the HTTP settings it was given anyway. */
+function httpOffProviders(extras: ContainerPoolHttpExtras & { isGlobal?: boolean }): Provider[] {
+  const off: HttpOff = {
+    extras: LEGACY_KEYS.filter((k) => extras[k] !== undefined),
+    isGlobal: !!extras.isGlobal,
+  };
+  return [{ provide: HTTP_OFF, useValue: off }, HttpOffWarning];
+}
+
 /** Adds the pool's controllers and HTTP settings to the module definition, when the extras ask for routes. */
 export function withHttp(
   definition: DynamicModule,
-  extras: ContainerPoolHttpExtras,
+  extras: ContainerPoolHttpExtras & { isGlobal?: boolean },
 ): DynamicModule {
   const http = httpOptionsOf(extras);
   const settings = http ? httpSettingsOf(http.options, http.label) : NO_HTTP;
@@ -248,7 +341,11 @@ export function withHttp(
       ...(settings.controllers.length ? [DiscoveryModule] : []),
     ],
     controllers: [...(definition.controllers ?? []), ...settings.controllers],
-    providers: [...(definition.providers ?? []), ...httpProviders(settings)],
+    providers: [
+      ...(definition.providers ?? []),
+      ...httpProviders(settings),
+      ...(http ? [] : httpOffProviders(extras)),
+    ],
   };
 }
 
