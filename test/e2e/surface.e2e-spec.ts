@@ -351,7 +351,7 @@ describe('surface: one error shape on every error route', () => {
     await closeAll(host, closed);
   });
 
-  it('validation, limits, auth, scope, disabled, not found, size, media type, malformed JSON, drained', async () => {
+  it('validation, limits, auth, scope, disabled, not found, size, media type, malformed JSON, unknown route, drained', async () => {
     const api = host.http;
     const exec = () => api().post('/admin/pool/executions').set(bearer(ADMIN));
     const cases: [string, () => Promise<request.Response>, number, string][] = [
@@ -411,12 +411,27 @@ describe('surface: one error shape on every error route', () => {
         415,
         'UNSUPPORTED_MEDIA_TYPE',
       ],
+      ['unknown route', () => api().get('/admin/pool/nope').set(bearer(ADMIN)), 404, 'NOT_FOUND'],
+      ['unknown route, no token', () => api().post('/admin/pool/x/y'), 404, 'NOT_FOUND'],
+      [
+        'method of no route',
+        () => api().get('/admin/pool/executions').set(bearer(ADMIN)),
+        405,
+        'METHOD_NOT_ALLOWED',
+      ],
     ];
     for (const [what, send, status, code] of cases) {
       const res = await send();
       expect({ what, status: res.status }).toEqual({ what, status });
       expectErrorShape(res.body, status, code);
     }
+    // Outside the prefix the host answers as it does (Nest's own 404 here).
+    const outside = await api().get('/admin/other').expect(404);
+    expect(outside.body).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: 'Cannot GET /admin/other',
+    });
     const invalid = await exec().send({ cmd: 'x', extra: 1 });
     expect(invalid.body.details.length).toBeGreaterThanOrEqual(2);
     expect(invalid.body.message).toBe(invalid.body.details[0].message);

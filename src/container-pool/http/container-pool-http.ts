@@ -27,6 +27,7 @@ import { ContainerPoolExecutionsController } from './executions.controller';
 import { ContainerPoolHealthController } from './health.controller';
 import { ContainerPoolMetricsController } from './metrics.controller';
 import { JsonBodyMiddleware } from './middleware/json-body.middleware';
+import { PrefixNotFoundHandler } from './not-found';
 import { RouteCollisionCheck } from './route-collisions';
 import { collisionOf, POOL_ROUTE_SETTING, routesOf } from './route-paths';
 
@@ -240,6 +241,7 @@ function httpProviders(settings: ContainerPoolHttpSettings): Provider[] {
   return [
     { provide: CONTAINER_POOL_HTTP_SETTINGS, useValue: settings },
     ...(settings.controllers.length ? [RouteCollisionCheck] : []),
+    ...(settings.adminControllers.length ? [PrefixNotFoundHandler] : []),
   ];
 }
 

@@ -7,7 +7,6 @@ import {
   RequestMethod,
   Type,
 } from '@nestjs/common';
-import { MODULE_PATH } from '@nestjs/common/constants';
 import {
   ApplicationConfig,
   DiscoveryService,
@@ -19,55 +18,7 @@ import {
   CONTAINER_POOL_RESOLVED_OPTIONS,
 } from '../container-pool.constants';
 import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
-import { AppRoute, collisionOf, POOL_ROUTE_SETTING, RouteContext, routesOf } from './route-paths';
-
-/** What the app's configuration does to a controller's paths (global prefix, versioning, RouterModule path). */
-export interface AppRouting {
-  /** The route context of a controller of `moduleClass`. */
-  contextOf(moduleClass?: Type): RouteContext;
-  /** Whether the router compares paths case-sensitively (Express's `case sensitive routing`; default off). */
-  caseSensitive: boolean;
-}
-
-interface ExcludedRoute {
-  requestMethod?: RequestMethod | -1;
-  pathRegex?: RegExp;
-}
-
-/** The app's routing as Nest applies it when it registers the routes (see Nest's RoutePathFactory). */
-export function appRouting(
-  config?: ApplicationConfig,
-  adapterHost?: HttpAdapterHost,
-  modules?: ModulesContainer,
-): AppRouting {
-  const globalPrefix = config?.getGlobalPrefix() || undefined;
-  const exclude = (config?.getGlobalPrefixOptions()?.exclude ?? []) as ExcludedRoute[];
-  const versioning = config?.getVersioning();
-  const instance: { enabled?: (setting: string) => boolean } | undefined =
-    adapterHost?.httpAdapter?.getInstance?.();
-  const caseSensitive =
-    typeof instance?.enabled === 'function' ? !!instance.enabled('case sensitive routing') : false;
-  const excludedFromPrefix = (path: string, method: RequestMethod) =>
-    exclude.some(
-      (r) =>
-        (r.requestMethod === undefined ||
-          r.requestMethod === RequestMethod.ALL ||
-          r.requestMethod === -1 ||
-          r.requestMethod === method) &&
-        r.pathRegex instanceof RegExp &&
-        r.pathRegex.test(path),
-    );
-  return {
-    caseSensitive,
-    contextOf: (moduleClass) => {
-      const modulePath = moduleClass
-        ? ((Reflect.getMetadata(`${MODULE_PATH}${modules?.applicationId ?? ''}`, moduleClass) ??
-            Reflect.getMetadata(MODULE_PATH, moduleClass)) as string | undefined)
-        : undefined;
-      return { globalPrefix, excludedFromPrefix, versioning, modulePath };
-    },
-  };
-}
+import { AppRoute, appRouting, collisionOf, POOL_ROUTE_SETTING, routesOf } from './route-paths';
 
 /** A controller of the app, with where Nest registered it among the others (the first answers). */
 interface Registered {

@@ -5,7 +5,13 @@ import {
   VersioningOptions,
   VersioningType,
 } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA, VERSION_METADATA } from '@nestjs/common/constants';
+import {
+  METHOD_METADATA,
+  MODULE_PATH,
+  PATH_METADATA,
+  VERSION_METADATA,
+} from '@nestjs/common/constants';
+import type { ApplicationConfig, HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { MetadataScanner } from '@nestjs/core';
 
 /**
@@ -26,6 +32,54 @@ export interface RouteContext {
   versioning?: VersioningOptions;
   /** The path of the controller's module under a RouterModule. */
   modulePath?: string;
+}
+
+/** What the app's configuration does to a controller's paths (global prefix, versioning, RouterModule path). */
+export interface AppRouting {
+  /** The route context of a controller of `moduleClass`. */
+  contextOf(moduleClass?: Type): RouteContext;
+  /** Whether the router compares paths case-sensitively (Express's `case sensitive routing`; default off). */
+  caseSensitive: boolean;
+}
+
+interface ExcludedRoute {
+  requestMethod?: RequestMethod | -1;
+  pathRegex?: RegExp;
+}
+
+/** The app's routing as Nest applies it when it registers the routes (see Nest's RoutePathFactory). */
+export function appRouting(
+  config?: ApplicationConfig,
+  adapterHost?: HttpAdapterHost,
+  modules?: ModulesContainer,
+): AppRouting {
+  const globalPrefix = config?.getGlobalPrefix() || undefined;
+  const exclude = (config?.getGlobalPrefixOptions()?.exclude ?? []) as ExcludedRoute[];
+  const versioning = config?.getVersioning();
+  const instance: { enabled?: (setting: string) => boolean } | undefined =
+    adapterHost?.httpAdapter?.getInstance?.();
+  const caseSensitive =
+    typeof instance?.enabled === 'function' ? !!instance.enabled('case sensitive routing') : false;
+  const excludedFromPrefix = (path: string, method: RequestMethod) =>
+    exclude.some(
+      (r) =>
+        (r.requestMethod === undefined ||
+          r.requestMethod === RequestMethod.ALL ||
+          r.requestMethod === -1 ||
+          r.requestMethod === method) &&
+        r.pathRegex instanceof RegExp &&
+        r.pathRegex.test(path),
+    );
+  return {
+    caseSensitive,
+    contextOf: (moduleClass) => {
+      const modulePath = moduleClass
+        ? ((Reflect.getMetadata(`${MODULE_PATH}${modules?.applicationId ?? ''}`, moduleClass) ??
+            Reflect.getMetadata(MODULE_PATH, moduleClass)) as string | undefined)
+        : undefined;
+      return { globalPrefix, excludedFromPrefix, versioning, modulePath };
+    },
+  };
 }
 
 /** One route as a client reaches it. */
@@ -117,8 +171,43 @@ export function routesOf(controller: Type, context: RouteContext = {}): AppRoute
   return routes;
 }
 
+/**
+ * Where Nest mounts a controller: the paths its routes start with (global prefix, URI version of the controller
+ * or the default one, module path, controller path), e.g. `/api/v1/admin/pool`.
+ */
+export function basePathsOf(controller: Type, context: RouteContext = {}): string[] {
+  const { versioning } = context;
+  const version =
+    (Reflect.getMetadata(VERSION_METADATA, controller) as VersionValue | undefined) ??
+    (versioning ? versioning.defaultVersion : undefined);
+  const versionPrefix =
+    versioning?.type === VersioningType.URI
+      ? versioning.prefix === false
+        ? ''
+        : (versioning.prefix ?? 'v')
+      : null;
+  const paths = new Set<string>();
+  for (const ctrlPath of pathsOf(Reflect.getMetadata(PATH_METADATA, controller))) {
+    const bare = joinPath(context.modulePath, ctrlPath);
+    const prefixed = (path: string) =>
+      context.globalPrefix && !context.excludedFromPrefix?.(bare, RequestMethod.ALL)
+        ? joinPath(context.globalPrefix, path)
+        : path;
+    const versions =
+      versionPrefix === null || version === undefined ? [undefined] : asList(version);
+    for (const v of versions) {
+      paths.add(
+        prefixed(
+          v === undefined || v === VERSION_NEUTRAL ? bare : joinPath(`${versionPrefix}${v}`, bare),
+        ),
+      );
+    }
+  }
+  return [...paths];
+}
+
 /** A segment of a route path, as far as which request paths it matches. */
-type Segment =
+export type Segment =
   | { kind: 'literal'; text: string }
   /** Exactly one segment (`:id`, or a segment with a parameter inside, e.g. `file.:ext`). */
   | { kind: 'one' }
@@ -176,14 +265,26 @@ export function segmentsOf(path: string): Segment[] {
   return out;
 }
 
+/** The segments of a request path: every one literal, whatever its characters. */
+export function literalSegments(path: string): Segment[] {
+  return path
+    .split('/')
+    .filter(Boolean)
+    .map((text) => ({ kind: 'literal', text }));
+}
+
 /**
  * A request path that both route paths match (e.g. `/pool/containers` for `/pool/:id` and `/pool/containers`),
  * or null when none does. Literal segments compare case-insensitively unless `caseSensitive` (Express's
  * default: `case sensitive routing` off).
  */
-export function overlapOf(a: string, b: string, caseSensitive = false): string | null {
-  const x = segmentsOf(a);
-  const y = segmentsOf(b);
+export function overlapOf(
+  a: string | Segment[],
+  b: string | Segment[],
+  caseSensitive = false,
+): string | null {
+  const x = typeof a === 'string' ? segmentsOf(a) : a;
+  const y = typeof b === 'string' ? segmentsOf(b) : b;
   const same = (p: string, q: string) =>
     caseSensitive ? p === q : p.toLowerCase() === q.toLowerCase();
   const memo = new Map<number, string[] | null>();
