@@ -544,6 +544,27 @@ describe('surface: result fields and the base64 rule', () => {
     expect(bad.body.stderr).toMatch(/SyntaxError/);
     expect(bad.body.stderr).not.toMatch(/_b|in <module>/);
   });
+
+  it("refused before the handler (token, validation): still one line each, the audit's", async () => {
+    const api = () => host.http().post('/admin/pool/executions');
+    const refused: [() => request.Test, number, RegExp][] = [
+      [
+        () => api().send({ cmd: ['true'] }),
+        401,
+        /^exec refused token=\? cmd="true" from=\S+: UNAUTHORIZED: Missing bearer token/,
+      ],
+      [
+        () => api().set(bearer(ADMIN)).send({ cmd: 'true' }),
+        400,
+        new RegExp(`^exec refused token=${tokenFingerprint(ADMIN)} code=0B: INVALID_REQUEST: cmd `),
+      ],
+    ];
+    for (const [send, status, line] of refused) {
+      const { result: res, log, warn } = await logLines(async () => send());
+      expect(res.status).toBe(status);
+      expect([...log, ...warn]).toEqual([expect.stringMatching(line)]);
+    }
+  });
 });
 
 describe('surface: the OpenAPI text', () => {
