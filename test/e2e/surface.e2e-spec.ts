@@ -209,6 +209,22 @@ describe('surface: a library host opts in to routes', () => {
   });
 });
 
+describe('surface: ContainerPoolHttpModule needs a global pool', () => {
+  it('without one the start fails with an InvalidPoolConfigError that says what to do', async () => {
+    const err = await hostApp({}, { imports: [ContainerPoolHttpModule.register()] }).then(
+      async (h) => {
+        await closeAll(h);
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InvalidPoolConfigError);
+    expect((err as Error).message).toMatch(
+      /ContainerPoolHttpModule serves the routes of a pool registered globally, and this app has none: register the pool with ContainerPoolModule\.forRoot\(\{ isGlobal: true/,
+    );
+  });
+});
+
 describe('surface: settings from the environment only when asked', () => {
   const saved = { ...process.env };
   afterEach(() => {
@@ -598,6 +614,40 @@ describe('surface: the OpenAPI text', () => {
       );
     } finally {
       await app.close();
+    }
+  });
+
+  it("with the host's global prefix: the document and its text name the routes as a client calls them", async () => {
+    const { setupContainerPoolDocs } = await import('../../src');
+    const name = uniquePoolName('docs');
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ContainerPoolModule.forRoot({
+          name,
+          image: SANDBOX_IMAGE,
+          pullPolicy: 'never',
+          size: 0,
+          adminToken: ADMIN,
+          http: true,
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    app.setGlobalPrefix('api');
+    expect(setupContainerPoolDocs(app, 'docs')).toBe(true);
+    await app.init();
+    try {
+      const api = () => request(app.getHttpServer());
+      const doc = (await api().get('/docs-json').expect(200)).body;
+      expect(doc.info.description).toContain('POST /api/admin/pool/executions');
+      expect(doc.info.description).toContain('`/api/metrics`');
+      expect(Object.keys(doc.paths)).toContain('/api/admin/pool/executions');
+      // What the document says is where the routes are.
+      await api().get('/api/admin/pool').set(bearer(ADMIN)).expect(200);
+      await api().get('/admin/pool').set(bearer(ADMIN)).expect(404);
+    } finally {
+      await app.close();
+      await expectNoContainersLeft(name);
     }
   });
 });

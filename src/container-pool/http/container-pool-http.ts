@@ -358,6 +358,22 @@ export function applyJsonBodies(consumer: MiddlewareConsumer, settings: Containe
   }
 }
 
+/** The problem of a ContainerPoolHttpModule in an app without a global pool. */
+export const NO_GLOBAL_POOL =
+  'ContainerPoolHttpModule serves the routes of a pool registered globally, and this app has none: register ' +
+  'the pool with ContainerPoolModule.forRoot({ isGlobal: true, ... }) (or forRootAsync({ isGlobal: true, ... })), ' +
+  'or drop ContainerPoolHttpModule and give forRoot the http option (http: true or { prefix, ... }) instead';
+
+/** Fails the start with an InvalidPoolConfigError saying so when no global pool is there to serve. */
+const GLOBAL_POOL_CHECK: Provider = {
+  provide: Symbol('container-pool:global-pool-check'),
+  inject: [{ token: CONTAINER_POOL_RESOLVED_OPTIONS, optional: true }],
+  useFactory: (options?: ResolvedContainerPoolOptions) => {
+    if (!options) throw new InvalidPoolConfigError([NO_GLOBAL_POOL]);
+    return true;
+  },
+};
+
 /**
  * The module's routes for a host that registers the pool globally (`ContainerPoolModule.forRoot({ isGlobal:
  * true })`) and wants them served: `ContainerPoolHttpModule.register({ prefix, healthPath, metricsPath })`.
@@ -378,7 +394,8 @@ export class ContainerPoolHttpModule implements NestModule {
       module: ContainerPoolHttpModule,
       imports: [TerminusModule.forRoot({ logger: false }), DiscoveryModule],
       controllers: settings.controllers,
-      providers: httpProviders(settings),
+      // The check first: without a global pool, its error comes before Nest's about the controllers' injections.
+      providers: [GLOBAL_POOL_CHECK, ...httpProviders(settings)],
     };
   }
 
