@@ -105,9 +105,11 @@ function normalizePath(label: string, value: unknown, problems: string[]): strin
 
 /**
  * A subclass of `base` routed at `path`. Each module instance gets its own, so two pools (or two apps) with
- * different paths never share or overwrite the decorator metadata of the base class.
+ * different paths never share or overwrite the decorator metadata of the base class. `setting` names what
+ * places it (the collision check and the config errors say it; every routed class carries one: it marks the
+ * class as a pool's).
  */
-function routedAt<T extends Type>(base: T, path: string, setting: string): T {
+function routedAt<T extends Type>(base: T, path: string, setting = 'its http options'): T {
   const routed = { [base.name]: class extends base {} }[base.name];
   Controller(path)(routed);
   Reflect.defineMetadata(POOL_ROUTE_SETTING, setting, routed);
