@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
  *
- *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--out <dir>] [--image <ref>]
+ *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--out <dir>] [--image <ref>]
  *
  * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool and
  * D a raw exec into a running container, for a Python snippet and a shell echo; acquire(); sustained
@@ -19,6 +19,13 @@ import { latencyChartSvg, type ChartPanel } from './chart';
 import { BENCH_RUN_LABEL, benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
 import { startBenchPool } from './pool-host';
 import { analyzeSoak, runSoak, soakConfig, soakSummary, writeSoak } from './soak';
+import {
+  analyzeProfiles,
+  profilesConfig,
+  profilesSummary,
+  runProfilesBench,
+  writeProfiles,
+} from './profiles';
 import {
   analyze,
   consoleSummary,
@@ -292,12 +299,13 @@ export async function writeResults(
 }
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --out <dir>] [-- --image <ref>]';
+  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --out <dir>] [-- --image <ref>]';
 
 interface Args {
   quick: boolean;
   soak: boolean;
   soakRuns?: number;
+  profiles?: boolean;
   out?: string;
   image?: string;
 }
@@ -308,6 +316,7 @@ function parseArgs(argv: string[]): Args {
     const a = argv[i];
     if (a === '--quick') args.quick = true;
     else if (a === '--soak') args.soak = true;
+    else if (a === '--profiles') args.profiles = true;
     else if (a === '--soak-runs') {
       args.soak = true;
       args.soakRuns = Number(argv[++i]);
@@ -339,6 +348,22 @@ async function soakMain(args: Args, docker: Dockerode, runId: string): Promise<v
   console.log(`wrote ${files.join(', ')}`);
 }
 
+/**
+ * The profiles benchmark (bench/profiles.ts): B's acquires during a burst on A at maxContainersTotal. The full
+ * run writes to bench/results (committed); with --quick to bench/results/tmp/profiles.
+ */
+async function profilesMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
+  const config = args.quick
+    ? profilesConfig(args.image ?? DEFAULT_IMAGE, 20, 10)
+    : profilesConfig(args.image ?? DEFAULT_IMAGE);
+  const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/profiles' : ''));
+  const raw = await runProfilesBench(config, { docker, runId });
+  const analysis = analyzeProfiles(raw);
+  const files = await writeProfiles(outDir, raw, analysis);
+  console.log(profilesSummary(raw, analysis));
+  console.log(`wrote ${files.join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const docker = new Dockerode();
@@ -356,6 +381,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   if (args.soak) return soakMain(args, docker, runId);
+  if (args.profiles) return profilesMain(args, docker, runId);
   const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
   const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
   const raw = await runBench(config, { docker, runId });

@@ -1,10 +1,13 @@
 // The public API of container-pool. What is not exported here is internal and may change in any release.
 export * from './container-pool/container-pool.module';
-export { ContainerPoolService } from './container-pool/container-pool.service';
+export { ContainerPoolService, type ProfileOption } from './container-pool/container-pool.service';
+export { ContainerPool } from './container-pool/profiles/container-pool';
+export { InjectContainerPool } from './container-pool/container-pool.decorators';
 export { type ContainerPoolModuleExtras } from './container-pool/container-pool.module-definition';
 export {
   CONTAINER_DRIVER,
   CONTAINER_POOL_RESOLVED_OPTIONS,
+  getContainerPoolToken,
   LABEL_PREFIX,
   LABELS,
   MANAGED_BY_VALUE,

@@ -7,6 +7,15 @@ export const CONTAINER_POOL_RESOLVED_OPTIONS = Symbol('CONTAINER_POOL_RESOLVED_O
 /** Injection token of this module instance's id: the owner label of its containers (a UUID per process). */
 export const CONTAINER_POOL_INSTANCE_ID = Symbol('CONTAINER_POOL_INSTANCE_ID');
 
+/**
+ * Injection token of one profile's ContainerPool (`@InjectContainerPool(name)` injects it). Without a name: the
+ * default profile's.
+ */
+export function getContainerPoolToken(profile?: string): string {
+  // "(default)" is no valid profile name, so it never collides with a profile's token.
+  return `ContainerPool:${profile ?? '(default)'}`;
+}
+
 /** Namespace of the `POOL_*` settings registered with @nestjs/config (`registerAs`). */
 export const CONTAINER_POOL_CONFIG_NAMESPACE = 'containerPool';
 

@@ -6,7 +6,26 @@ import type { ContainerPoolModuleOptions } from './interfaces/container-pool-opt
 export interface ContainerPoolModuleExtras extends ContainerPoolHttpExtras {
   /** Register the module globally so that every module can inject ContainerPoolService. Default false. */
   isGlobal?: boolean;
+  /**
+   * The profiles to provide `@InjectContainerPool(name)` tokens for. forRoot() provides one for every profile of
+   * its options (in code or from the environment) by itself; forRootAsync() cannot know them before its factory
+   * runs, so list them here. A listed name the resolved options lack fails the start with UnknownProfileError.
+   */
+  profileNames?: string[];
 }
+
+const EXTRAS: { [K in keyof Required<ContainerPoolModuleExtras>]: ContainerPoolModuleExtras[K] } = {
+  isGlobal: false,
+  profileNames: undefined,
+  http: false,
+  adminApi: undefined,
+  adminPrefix: undefined,
+  healthPath: undefined,
+  metricsPath: undefined,
+};
+
+/** The keys of forRoot()'s options that are extras, not pool options. */
+export const MODULE_EXTRAS: ReadonlySet<string> = new Set(Object.keys(EXTRAS));
 
 export const {
   ConfigurableModuleClass,
@@ -16,15 +35,7 @@ export const {
 } = new ConfigurableModuleBuilder<ContainerPoolModuleOptions>({ moduleName: 'ContainerPool' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createContainerPoolOptions')
-  .setExtras<ContainerPoolModuleExtras>(
-    {
-      isGlobal: false,
-      http: false,
-      adminApi: undefined,
-      adminPrefix: undefined,
-      healthPath: undefined,
-      metricsPath: undefined,
-    },
-    (definition, extras) => withHttp({ ...definition, global: extras.isGlobal }, extras),
+  .setExtras<ContainerPoolModuleExtras>(EXTRAS, (definition, extras) =>
+    withHttp({ ...definition, global: extras.isGlobal }, extras),
   )
   .build();

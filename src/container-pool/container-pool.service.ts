@@ -110,6 +110,12 @@ export class ContainerPoolService implements OnModuleInit, OnApplicationShutdown
     return this.registry.pool(name);
   }
 
+  /** The profiles' names, the default one first. */
+  profileNames(): string[] {
+    const first = this.registry.pool().name;
+    return [first, ...this.registry.names().filter((n) => n !== first)];
+  }
+
   /** Every profile: name, image, image id, transport, whether it serves, stats. */
   profiles(): ProfileInfo[] {
     return this.registry.profiles();

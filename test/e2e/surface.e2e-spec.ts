@@ -168,11 +168,18 @@ describe('surface: a library host opts in to routes', () => {
       hostApp({ http: true, adminToken: ADMIN }, { controllers: [HostByIdController] }),
     );
     try {
-      expect(warn.filter((w) => /HostByIdController/.test(w))).toEqual([
-        expect.stringMatching(
-          /^route GET \/admin\/pool\/containers of the container pool "[^"]+" overlaps the host's HostByIdController\.byId \(GET \/admin\/pool\/:id\): a request such as GET \/admin\/pool\/containers matches both; only the one registered first \(the host's\) answers it\. Move the pool's route with http\.prefix /,
+      expect(warn.filter((w) => /HostByIdController/.test(w))).toEqual(
+        ['containers', 'profiles'].map((route) =>
+          expect.stringMatching(
+            new RegExp(
+              `^route GET /admin/pool/${route} of the container pool "[^"]+" overlaps the host's ` +
+                'HostByIdController\\.byId \\(GET /admin/pool/:id\\): a request such as ' +
+                `GET /admin/pool/${route} matches both; only the one registered first \\(the host's\\) ` +
+                "answers it\\. Move the pool's route with http\\.prefix ",
+            ),
+          ),
         ),
-      ]);
+      );
       // As the warning says: the client gets the host's answer, in any case of the path.
       for (const path of ['/admin/pool/containers', '/ADMIN/Pool/containers']) {
         const res = await host.http().get(path).set(bearer(ADMIN)).expect(200);

@@ -6,6 +6,13 @@ import { analyze, consoleSummary } from '../../bench/report';
 import { quickConfig, runBench, writeResults } from '../../bench/run';
 import type { RawResults } from '../../bench/report';
 import { analyzeSoak, runSoak, soakConfig, writeSoak, type SoakRaw } from '../../bench/soak';
+import {
+  analyzeProfiles,
+  profilesConfig,
+  runProfilesBench,
+  writeProfiles,
+  type ProfilesRaw,
+} from '../../bench/profiles';
 import { docker, SANDBOX_IMAGE, TEST_LABEL, uniquePoolName } from '../support/integration';
 
 const finitePositive = (v: number) => Number.isFinite(v) && v > 0;
@@ -205,5 +212,56 @@ describe('soak (a few runs, structure only)', () => {
     const svg = await readFile(join(dir, 'soak.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.match(/<polyline /g)).toHaveLength(4);
+  });
+});
+
+describe('profiles benchmark (a few samples, structure only)', () => {
+  const config = { ...profilesConfig(SANDBOX_IMAGE, 5, 3), burstConcurrency: 8 };
+  let raw: ProfilesRaw;
+  let name: string;
+
+  beforeAll(async () => {
+    name = uniquePoolName('profiles-bench');
+    raw = await runProfilesBench(config, {
+      docker,
+      runId: 'smoke',
+      poolPrefix: name,
+      log: () => undefined,
+    });
+  }, 300_000);
+
+  it("measures B alone and during the burst, with the burst's counts, and leaves nothing", async () => {
+    for (const phase of [raw.alone, raw.burst]) {
+      expect(phase.acquires).toHaveLength(config.samples);
+      expect(phase.runsMs).toHaveLength(config.runSamples);
+      for (const a of phase.acquires) expect(finitePositive(a.ms)).toBe(true);
+      expect(phase.runsMs.every(finitePositive)).toBe(true);
+    }
+    expect(raw.burstRuns).toBeGreaterThan(0);
+    expect(raw.moduleCount.samples).toBeGreaterThan(0);
+    // The benchmark waits for A at its ceiling before it measures B during the burst.
+    expect(raw.aMax).toBeGreaterThanOrEqual(config.maxContainersTotal - config.sizeB);
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`io.container-pool.pool=${name}-profiles`] },
+    });
+    expect(left).toEqual([]);
+  });
+
+  it('checks every target and writes JSON and markdown', async () => {
+    const analysis = analyzeProfiles(raw);
+    expect(analysis.targets).toHaveLength(6);
+    for (const t of analysis.targets) expect(typeof t.pass).toBe('boolean');
+    const dir = await mkdtemp(join(tmpdir(), 'profiles-smoke-'));
+    try {
+      const files = await writeProfiles(dir, raw, analysis);
+      expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([
+        'profiles.json',
+        'profiles.md',
+      ]);
+      expect(await readFile(join(dir, 'profiles.md'), 'utf8')).toContain('## Targets');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

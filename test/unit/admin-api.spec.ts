@@ -96,7 +96,7 @@ describe('admin API (fake driver)', () => {
     expect(ready.body.status).toBe('ok');
     await h.http().get('/metrics').expect(401);
     const m = await h.http().get('/metrics').set(auth).expect(200);
-    expect(m.text).toContain('container_pool_containers{state="idle",pool=');
+    expect(m.text).toContain('container_pool_containers{profile="default",state="idle",pool=');
     expect(m.headers['content-type']).toMatch(/text\/plain/);
   });
 
@@ -316,6 +316,15 @@ describe('admin API (fake driver)', () => {
         'POST /admin/pool/replenish',
         'POST /admin/pool/resume',
         'PUT /admin/pool/size',
+        'GET /admin/pool/profiles',
+        'DELETE /admin/pool/profiles/{profile}/containers/{id}',
+        'GET /admin/pool/profiles/{profile}',
+        'GET /admin/pool/profiles/{profile}/containers',
+        'POST /admin/pool/profiles/{profile}/drain',
+        'POST /admin/pool/profiles/{profile}/executions',
+        'POST /admin/pool/profiles/{profile}/replenish',
+        'POST /admin/pool/profiles/{profile}/resume',
+        'PUT /admin/pool/profiles/{profile}/size',
       ].sort(),
     );
     for (const { route, op } of ops) {
@@ -324,6 +333,13 @@ describe('admin API (fake driver)', () => {
         expect(op.security).toEqual([{ [ADMIN_BEARER_SCHEME]: [] }]);
         expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
       }
+    }
+    // The profile routes have the path parameter; the default routes have none.
+    for (const { route, op } of ops) {
+      const names = ((op.parameters ?? []) as { name: string; in: string }[])
+        .filter((p) => p.in === 'path')
+        .map((p) => p.name);
+      expect(names.includes('profile')).toBe(route.includes('{profile}'));
     }
     const exec = ops.find((o) => o.route === 'POST /admin/pool/executions')!.op;
     expect(Object.keys(exec.responses)).toEqual(

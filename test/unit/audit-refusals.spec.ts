@@ -152,6 +152,12 @@ describe('audit of requests refused before the handler', () => {
     for (const [send, status, line] of cases) {
       expect(await linesOf(send, status)).toEqual([expect.stringMatching(line)]);
     }
+    // A profile's copy of the route: the line names the profile, as a handled call's does.
+    expect(await linesOf(() => api().post('/admin/pool/profiles/default/drain'), 401)).toEqual([
+      expect.stringMatching(
+        /^warn token=\? profile=default action=drain result=error UNAUTHORIZED: /,
+      ),
+    ]);
     // Handled: the interceptor's line, once.
     expect(await linesOf(() => api().post('/admin/pool/drain').set(bearer(ADMIN)), 200)).toEqual([
       expect.stringMatching(
@@ -221,6 +227,21 @@ describe('audit of requests refused before the handler', () => {
     for (const [send, status, line] of cases) {
       expect(await linesOf(send, status)).toEqual([expect.stringMatching(line)]);
     }
+    expect(
+      await linesOf(
+        () =>
+          exec()
+            .set(bearer(READ))
+            .send({ cmd: ['true'], profile: 'default' }),
+        403,
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^warn exec refused token=${tokenFingerprint(READ)} profile=default cmd="true" from=\\S+: FORBIDDEN_SCOPE`,
+        ),
+      ),
+    ]);
     const ran = await linesOf(
       () =>
         exec()

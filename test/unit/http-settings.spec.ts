@@ -86,7 +86,8 @@ describe('HTTP settings', () => {
   it('valid paths: slashes around are dropped, false turns a route off, no http is no route', () => {
     const s = httpSettingsOf({ prefix: '/ops/pool/', healthPath: false, metricsPath: 'm' });
     expect(s).toMatchObject({ adminPrefix: 'ops/pool', healthPath: null, metricsPath: 'm' });
-    expect(s.controllers).toHaveLength(3);
+    // stats and containers, executions, profiles, each profile's copies of the first two, metrics
+    expect(s.controllers).toHaveLength(6);
     expect(ContainerPoolModule.forRoot({ adminPrefix: 'not a path' }).controllers).toEqual([]);
   });
 });

@@ -167,12 +167,15 @@ describe('RouteCollisionCheck', () => {
       [pool({ name: 'p1', http: { healthPath: false, metricsPath: false } })],
       [HostPoolController],
     );
-    expect(warnings).toEqual([
-      'route GET /admin/pool/containers of the container pool "p1" overlaps the host\'s ' +
-        'HostPoolController.byId (GET /admin/pool/:id): a request such as GET /admin/pool/containers ' +
-        "matches both; only the one registered first (the host's) answers it. Move the pool's route with " +
-        "http.prefix or change the host's.",
-    ]);
+    expect(warnings).toEqual(
+      ['containers', 'profiles'].map(
+        (route) =>
+          `route GET /admin/pool/${route} of the container pool "p1" overlaps the host's ` +
+          `HostPoolController.byId (GET /admin/pool/:id): a request such as GET /admin/pool/${route} ` +
+          "matches both; only the one registered first (the host's) answers it. Move the pool's route with " +
+          "http.prefix or change the host's.",
+      ),
+    );
   });
 
   it('paths differing in case collide; the setting is named as the host wrote it', async () => {
@@ -260,8 +263,8 @@ describe('RouteCollisionCheck', () => {
       pool({ isGlobal: true, http: true }),
       ContainerPoolHttpModule.register(),
     ]);
-    // 8 admin and execution routes, 2 health, 1 metrics.
-    expect(warnings).toHaveLength(11);
+    // 8 admin and execution routes, the profiles list, each profile's copies of the 8, 2 health, 1 metrics.
+    expect(warnings).toHaveLength(20);
     expect(warnings.join('\n')).toMatch(
       /ContainerPoolHttpModule\.register\(\{ prefix \}\) of the other/,
     );

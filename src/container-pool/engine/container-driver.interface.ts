@@ -56,7 +56,12 @@ export interface ContainerSpec {
   shmSizeBytes: number;
   runtime?: string;
   seccompProfile?: string;
-  /** The container kills itself after this long, whatever happens to its owner. */
+  /**
+   * The container's hard lifetime (containerLifetimeMs), counted from its creation. The Docker driver does not
+   * read it: the main process (the transport's lifeline) enforces the absolute deadline of the `expires-at`
+   * label inside the container. A backend that can enforce a lifetime itself (Kubernetes'
+   * activeDeadlineSeconds) should set it from this as well.
+   */
   lifetimeMs: number;
   /** argv of the container's main process. */
   command: string[];

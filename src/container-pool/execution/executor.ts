@@ -39,7 +39,8 @@ export interface PreparedJob {
 export interface ExecutorDeps {
   pool: WarmPool;
   transport: Transport;
-  options: ExecLimits & Pick<ResolvedContainerPoolOptions, 'name' | 'user' | 'pythonCommand'>;
+  options: ExecLimits &
+    Pick<ResolvedContainerPoolOptions, 'name' | 'profile' | 'user' | 'pythonCommand'>;
   events: EventEmitter<ContainerPoolEventMap>;
   totals: PoolTotals;
   log: PoolLog;
@@ -79,7 +80,7 @@ export class Executor {
     queuedMs: number,
   ): Promise<ExecResult> {
     const attributes = {
-      [SPAN_ATTRIBUTES.profile]: this.deps.options.name,
+      [SPAN_ATTRIBUTES.profile]: this.deps.options.profile,
       [SPAN_ATTRIBUTES.containerId]: c.id,
       [SPAN_ATTRIBUTES.transport]: this.deps.transport.name,
     };
@@ -191,7 +192,7 @@ export class Executor {
         stderrTruncated: stderr.truncated,
         stdoutTotalBytes: stdout.totalBytes,
         stderrTotalBytes: stderr.totalBytes,
-        profile: this.deps.options.name,
+        profile: this.deps.options.profile,
         transport: this.deps.transport.name,
         durationMs: round2(durationMs),
         queuedMs: round2(queuedMs),

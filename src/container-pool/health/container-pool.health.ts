@@ -1,36 +1,16 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, NotFoundException, Optional } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { CONTAINER_POOL_HTTP_SETTINGS } from '../container-pool.constants';
-import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
 import { ContainerPoolService } from '../container-pool.service';
-
-/** Why the pool cannot serve now, or null when it can. */
-export function notReadyReason(
-  pool: ContainerPoolService,
-  adminPrefix?: string | null,
-): string | null {
-  const s = pool.stats();
-  if (s.shuttingDown) return 'the pool is shutting down';
-  if (s.draining) {
-    const how = adminPrefix ? `POST /${adminPrefix}/resume` : 'ContainerPoolService.resume()';
-    return `the pool is drained by an operator (${how} to serve again)`;
-  }
-  const unavailable = pool.availabilityError();
-  if (unavailable) return unavailable.message;
-  if (!s.engineAvailable) return s.lastError ?? 'the Docker engine has not answered yet';
-  if (s.idle > 0) return null;
-  if (s.lastError) return s.lastError;
-  const total = s.idle + s.leased + s.creating + s.destroying;
-  if (total >= s.maxContainers) {
-    return `saturated: all ${s.maxContainers} containers are in use (${s.leased} leased, ${s.waiting} waiting)`;
-  }
-  return null;
-}
+import { UnknownProfileError } from '../errors/container-pool.errors';
+import type { ContainerPoolHttpSettings } from '../interfaces/http-settings.interface';
+import { notReadyReason } from '../profiles/readiness';
 
 /**
- * Terminus indicator of one pool: up when the engine answers and the pool can serve (an idle container or
- * room to create one), down with the reason otherwise. Use it in a health controller of your own:
- * `health.check([() => poolHealth.isReady('containerPool')])`.
+ * Terminus indicator of the module's profiles: up when the engine answers and the profile can serve (an idle
+ * container or room to create one), down with the reason otherwise. Use it in a health controller of your
+ * own: `health.check([() => poolHealth.isReady('containerPool')])` (the default profile, which decides whether
+ * the module is ready), `poolHealth.isReady('shell', 'shell')` for one profile.
  */
 @Injectable()
 export class ContainerPoolHealthIndicator {
@@ -42,11 +22,14 @@ export class ContainerPoolHealthIndicator {
     private readonly http?: ContainerPoolHttpSettings,
   ) {}
 
-  isReady<const Key extends string>(key: Key): HealthIndicatorResult<Key> {
+  /** The profile's readiness under `key` (the default profile without one); unknown: UnknownProfileError. */
+  isReady<const Key extends string>(key: Key, profile?: string): HealthIndicatorResult<Key> {
     const check = this.indicators.check(key);
-    const s = this.pool.stats();
+    const pool = this.pool.pool(profile);
+    const s = pool.stats();
     const details = {
-      pool: s.name,
+      pool: this.pool.options.name,
+      profile: pool.name,
       idle: s.idle,
       leased: s.leased,
       creating: s.creating,
@@ -54,7 +37,34 @@ export class ContainerPoolHealthIndicator {
       maxContainers: s.maxContainers,
       engineAvailable: s.engineAvailable,
     };
-    const reason = notReadyReason(this.pool, this.http?.adminPrefix);
+    const prefix = this.http?.adminPrefix;
+    const hint = prefix
+      ? `POST /${prefix}${profile === undefined ? '' : `/profiles/${pool.name}`}/resume`
+      : undefined;
+    const reason = notReadyReason(pool, hint);
     return reason === null ? check.up(details) : check.down({ ...details, reason });
+  }
+
+  /** Every profile's readiness, keyed `<key>` for the default profile and `<key>:<profile>` for the others. */
+  everyProfile(key = 'containerPool'): HealthIndicatorResult {
+    const defaultName = this.pool.pool().name;
+    const result: HealthIndicatorResult = {};
+    for (const { name } of this.pool.profiles()) {
+      const k = name === defaultName ? key : `${key}:${name}`;
+      Object.assign(result, this.isReady(k, name === defaultName ? undefined : name));
+    }
+    return result;
+  }
+
+  /** isReady() for a route: an unknown profile is a 404 naming the known ones. */
+  forRoute(key: string, profile: string): HealthIndicatorResult {
+    try {
+      return this.isReady(key, profile);
+    } catch (err) {
+      if (err instanceof UnknownProfileError) {
+        throw new NotFoundException({ statusCode: 404, code: err.code, message: err.message });
+      }
+      throw err;
+    }
   }
 }

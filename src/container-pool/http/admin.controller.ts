@@ -29,6 +29,7 @@ import { httpError, invalidRequest } from './http-errors';
 import { toContainerDto } from './mappers';
 import { ApiBody, ApiOperation, ApiParam, ApiResponse } from './openapi/swagger';
 import { ContainerRefPipe } from './pipes/container-ref.pipe';
+import { isProfileRoutes, poolOfRoute, ProfileName } from './profile-route';
 
 const statsSummary = (s: PoolStats) =>
   ` idle=${s.idle} leased=${s.leased} size=${s.size} max=${s.maxContainers}`;
@@ -55,11 +56,17 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
     this.logger = new Logger(`ContainerPoolAdmin:${pool.options.name}`);
   }
 
+  /** The profile a route serves (of its path, else the default one). */
+  private target(profile: string | undefined) {
+    return poolOfRoute(this.pool, profile);
+  }
+
   /**
    * Nest's default JSON parser (100 kB) reads bodies before any module middleware, and Nest answers bodies over
    * its limit with a 500: say so once, since code and stdin of executions are often larger.
    */
   onApplicationBootstrap(): void {
+    if (isProfileRoutes(this)) return;
     const adapter = this.adapterHost?.httpAdapter as
       { isMiddlewareApplied?: (name: string) => boolean } | undefined;
     if (adapter?.isMiddlewareApplied?.('jsonParser')) {
@@ -73,6 +80,7 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   }
 
   onModuleInit(): void {
+    if (isProfileRoutes(this)) return;
     const o = this.pool.options;
     if (!o.adminToken.length && !o.execToken.length && !o.readToken.length) {
       this.logger.warn(
@@ -94,8 +102,8 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse({ status: 200, type: PoolStatsDto })
   @ApiResponse(E401)
   @ApiResponse(E403)
-  stats(): PoolStats {
-    return this.pool.stats();
+  stats(@ProfileName() profile?: string): PoolStats {
+    return this.target(profile).stats();
   }
 
   @Get('containers')
@@ -104,8 +112,8 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse({ status: 200, type: [ContainerInfoDto] })
   @ApiResponse(E401)
   @ApiResponse(E403)
-  containers(): ContainerInfoDto[] {
-    return this.pool.containers().map(toContainerDto);
+  containers(@ProfileName() profile?: string): ContainerInfoDto[] {
+    return this.target(profile).containers().map(toContainerDto);
   }
 
   @Post('replenish')
@@ -118,8 +126,8 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse(E403)
   @ApiResponse(E503)
   @Audit({ action: 'replenish', summary: statsSummary })
-  replenish(): Promise<PoolStats> {
-    return this.pool.replenish();
+  replenish(@ProfileName() profile?: string): Promise<PoolStats> {
+    return this.target(profile).replenish();
   }
 
   @Put('size')
@@ -134,11 +142,12 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse(E413)
   @ApiResponse(E415)
   @Audit({ action: 'resize', what: resizeWhat, summary: statsSummary })
-  resize(@Body() body: ResizeDto): PoolStats {
+  resize(@Body() body: ResizeDto, @ProfileName() profile?: string): PoolStats {
+    const pool = this.target(profile);
     if (body.size === undefined && body.maxContainers === undefined) {
       throw invalidRequest([{ field: 'size', message: 'size or maxContainers is required' }]);
     }
-    const maxContainers = body.maxContainers ?? this.pool.stats().maxContainers;
+    const maxContainers = body.maxContainers ?? pool.stats().maxContainers;
     if (body.size !== undefined && body.size > maxContainers) {
       throw invalidRequest([
         {
@@ -147,7 +156,7 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
         },
       ]);
     }
-    return this.pool.resize(body);
+    return pool.resize(body);
   }
 
   @Post('drain')
@@ -159,8 +168,8 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse(E401)
   @ApiResponse(E403)
   @Audit({ action: 'drain', summary: statsSummary })
-  drain(): Promise<PoolStats> {
-    return this.pool.drain();
+  drain(@ProfileName() profile?: string): Promise<PoolStats> {
+    return this.target(profile).drain();
   }
 
   @Post('resume')
@@ -170,8 +179,8 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
   @ApiResponse(E401)
   @ApiResponse(E403)
   @Audit({ action: 'resume', summary: statsSummary })
-  resume(): PoolStats {
-    return this.pool.resume();
+  resume(@ProfileName() profile?: string): PoolStats {
+    return this.target(profile).resume();
   }
 
   @Delete('containers/:id')
@@ -196,16 +205,20 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
     what: (req) => req.params?.id ?? '',
     summary: (r: RemovedContainerDto) => ` removed=${r.removed.name}`,
   })
-  async removeContainer(@Param('id', ContainerRefPipe) id: string): Promise<RemovedContainerDto> {
-    const container = this.pool.findContainer(id);
+  async removeContainer(
+    @Param('id', ContainerRefPipe) id: string,
+    @ProfileName() profile?: string,
+  ): Promise<RemovedContainerDto> {
+    const pool = this.target(profile);
+    const container = pool.findContainer(id);
     if (!container) {
       throw httpError(
         404,
         'CONTAINER_NOT_FOUND',
-        `No container "${id}" in pool "${this.pool.options.name}".`,
+        `No container "${id}" in ${profile === undefined ? 'pool' : 'profile'} "${pool.name}".`,
       );
     }
-    const before = this.pool.containers().find((c) => c.id === container.id);
+    const before = pool.containers().find((c) => c.id === container.id);
     await container.destroy();
     return {
       removed: toContainerDto(
@@ -215,7 +228,7 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
           state: 'destroying',
           createdAt: container.createdAt,
           expiry: container.expiry,
-          image: this.pool.options.image,
+          image: pool.options.image,
         },
       ),
     };

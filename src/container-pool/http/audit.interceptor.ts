@@ -35,13 +35,21 @@ export const Audit = (spec: AuditSpec) => SetMetadata(AUDIT, spec);
 const loggerOf = (options: ResolvedContainerPoolOptions) =>
   new Logger(`ContainerPoolAdmin:${options.name}`);
 
-/** `token=ab12cd34 action=resize size=2` (or `token=ab12cd34 cmd="python3"` for a route with its own line). */
+/**
+ * `token=ab12cd34 profile=gpu action=resize size=2` (the profile of a `<prefix>/profiles/:profile/...` route, or
+ * for a route with its own line, an execution, the body's: `token=ab12cd34 profile=gpu cmd="python3"`).
+ */
 function head(spec: AuditSpec, req: AuditedRequest): string {
   const token = `token=${req[ADMIN_IDENTITY]?.tokenFingerprint ?? '?'}`;
+  const bodyProfile = (req.body as { profile?: unknown } | undefined)?.profile;
+  const profile =
+    req.params?.profile ??
+    (spec.ownLine && typeof bodyProfile === 'string' ? bodyProfile : undefined);
+  const who = `${token}${profile === undefined ? '' : ` profile=${profile}`}`;
   const what = spec.what?.(req) ?? '';
   return spec.ownLine
-    ? `${token}${what ? ` ${what}` : ''}`
-    : `${token} action=${spec.action}${what ? ` ${what}` : ''}`;
+    ? `${who}${what ? ` ${what}` : ''}`
+    : `${who} action=${spec.action}${what ? ` ${what}` : ''}`;
 }
 
 /**

@@ -28,6 +28,8 @@ import { ContainerPoolHealthController } from './health.controller';
 import { ContainerPoolMetricsController } from './metrics.controller';
 import { JsonBodyMiddleware } from './middleware/json-body.middleware';
 import { PrefixNotFoundHandler } from './not-found';
+import { PROFILE_ROUTES_SEGMENT, profileRoutes } from './profile-route';
+import { ContainerPoolProfilesController } from './profiles.controller';
 import { RouteCollisionCheck } from './route-collisions';
 import { collisionOf, POOL_ROUTE_SETTING, routesOf } from './route-paths';
 
@@ -109,10 +111,16 @@ function normalizePath(label: string, value: unknown, problems: string[]): strin
  * places it (the collision check and the config errors say it; every routed class carries one: it marks the
  * class as a pool's).
  */
-function routedAt<T extends Type>(base: T, path: string, setting = 'its http options'): T {
+function routedAt<T extends Type>(
+  base: T,
+  path: string,
+  setting = 'its http options',
+  decorators: ClassDecorator[] = [],
+): T {
   const routed = { [base.name]: class extends base {} }[base.name];
   Controller(path)(routed);
   Reflect.defineMetadata(POOL_ROUTE_SETTING, setting, routed);
+  for (const decorate of decorators) decorate(routed);
   return routed;
 }
 
@@ -194,12 +202,19 @@ export function httpSettingsOf(
   const healthPath = path('healthPath');
   const metricsPath = path('metricsPath');
   if (problems.length) throw new InvalidPoolConfigError(problems);
+  const perPool = [ContainerPoolController, ContainerPoolExecutionsController];
+  const prefixLabel = label(prefixKey);
   const adminControllers =
     adminPrefix === null
       ? []
-      : [ContainerPoolController, ContainerPoolExecutionsController].map((c) =>
-          routedAt(c, adminPrefix, label(prefixKey)),
-        );
+      : [
+          ...perPool.map((c) => routedAt(c, adminPrefix, prefixLabel)),
+          routedAt(ContainerPoolProfilesController, adminPrefix, prefixLabel),
+          // Every profile's copy of the routes: <prefix>/profiles/<name>/...
+          ...perPool.map((c) =>
+            routedAt(c, `${adminPrefix}/${PROFILE_ROUTES_SEGMENT}`, prefixLabel, [profileRoutes]),
+          ),
+        ];
   const controllers: Type[] = [
     ...adminControllers,
     ...(healthPath === null

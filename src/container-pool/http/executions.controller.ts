@@ -4,6 +4,7 @@ import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
 import { executionLogContext } from '../execution/log-context';
 import type { RunRequest } from '../interfaces/run-request.interface';
+import type { ContainerPool } from '../profiles/container-pool';
 import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
 import { AUDIT_RECORD } from './audit-record';
 import { Audit, AuditedRequest } from './audit.interceptor';
@@ -13,6 +14,7 @@ import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
 import { invalidRequest } from './http-errors';
 import { toExecResultDto } from './mappers';
 import { ApiBody, ApiOperation, ApiResponse } from './openapi/swagger';
+import { poolOfRoute, ProfileName } from './profile-route';
 
 const executeWhat = (req: AuditedRequest) => {
   const body = (req.body ?? {}) as { cmd?: unknown; code?: unknown };
@@ -27,6 +29,26 @@ const executeWhat = (req: AuditedRequest) => {
 @AdminRoutes('pool admin')
 export class ContainerPoolExecutionsController {
   constructor(private readonly pool: ContainerPoolService) {}
+
+  /**
+   * The profile of the route's path, else the body's `profile`, else the default one. An unknown profile in the
+   * body is a 400 naming the field; one in the path a 404; both given and different a 400.
+   */
+  private poolOf(body: RunRequestDto, routeProfile: string | undefined): ContainerPool {
+    if (routeProfile !== undefined) {
+      const pool = poolOfRoute(this.pool, routeProfile);
+      if (body.profile !== undefined && body.profile !== routeProfile) {
+        throw invalidRequest([
+          {
+            field: 'profile',
+            message: `profile "${body.profile}" differs from the route's profile "${routeProfile}"; omit it or use POST .../executions`,
+          },
+        ]);
+      }
+      return pool;
+    }
+    return this.pool.pool(body.profile);
+  }
 
   @Post('executions')
   @RequireScope('exec')
@@ -57,8 +79,10 @@ export class ContainerPoolExecutionsController {
     @Req() req: AuditedRequest,
     @Res({ passthrough: true }) res: ServerResponse,
     @Body() body: RunRequestDto,
+    @ProfileName() routeProfile?: string,
   ): Promise<ExecResultDto> {
-    const problems = limitProblems(body, this.pool.options);
+    const pool = this.poolOf(body, routeProfile);
+    const problems = limitProblems(body, pool.options);
     if (problems.length) {
       throw invalidRequest(problems.map((p) => ({ field: p.field, message: problemText(p) })));
     }
@@ -68,14 +92,17 @@ export class ContainerPoolExecutionsController {
     };
     res.on('close', onClose);
     try {
-      const { outputEncoding, ...request } = body;
+      // eslint-disable-next-line @typescript-eslint/no-unused-vars -- the profile chose the pool
+      const { outputEncoding, profile: _profile, ...request } = body;
       // One log line per execution (the executor's), naming the caller's token and what it ran.
       const ctx = {
-        words: `token=${req[ADMIN_IDENTITY]?.tokenFingerprint ?? '?'} ${executeWhat(req)}`,
+        words:
+          `token=${req[ADMIN_IDENTITY]?.tokenFingerprint ?? '?'}` +
+          `${(routeProfile ?? body.profile) ? ` profile=${pool.name}` : ''} ${executeWhat(req)}`,
         logged: false,
       };
       const result = await executionLogContext
-        .run(ctx, () => this.pool.run({ ...request, signal: abort.signal } as RunRequest))
+        .run(ctx, () => pool.run({ ...request, signal: abort.signal } as RunRequest))
         .catch((err: unknown) => {
           // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
           // why (auditError), as for a request refused before the handler.

@@ -24,7 +24,7 @@ export interface ExecResult {
   stdoutTotalBytes: number;
   /** Bytes the program wrote to stderr, counted beyond the cap. */
   stderrTotalBytes: number;
-  /** The profile (pool) that ran it. */
+  /** The profile that ran it (the module name without profiles). */
   profile: string;
   /** How the program reached its container: `exec` (one `docker exec` per execution). */
   transport: 'exec';

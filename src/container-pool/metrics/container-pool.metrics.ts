@@ -1,7 +1,7 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ContainerPoolEventMap, ContainerPoolService } from '../container-pool.service';
-import type { PoolTotals } from '../interfaces/container.interface';
+import type { PoolStats, PoolTotals } from '../interfaces/container.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
 
 const TOTALS: { key: keyof PoolTotals; name: string; help: string }[] = [
@@ -46,59 +46,65 @@ export function outcomeOf(r: ExecResult): 'success' | 'failure' | 'timeout' | 'o
 }
 
 /**
- * Prometheus metrics of one pool, in a registry of its own (two apps or two pools in one process never
- * collide). Every series carries the label `pool`. Gauges and counters are read from stats() at scrape time;
- * histograms are fed by the pool's events. Inject it to merge `registry` into a registry of your own.
+ * Prometheus metrics of the module, in a registry of its own (two apps or two pools in one process never
+ * collide). Every series carries the labels `pool` (the module's name) and `profile`. Gauges and counters are
+ * read from each profile's stats() at scrape time; histograms are fed by the pools' events. Inject it to merge
+ * `registry` into a registry of your own.
  */
 @Injectable()
 export class ContainerPoolMetrics implements OnModuleDestroy {
   readonly registry = new Registry();
-  private readonly acquireWait: Histogram;
-  private readonly createDuration: Histogram;
-  private readonly execDuration: Histogram<'outcome'>;
+  private readonly acquireWait: Histogram<'profile'>;
+  private readonly createDuration: Histogram<'profile'>;
+  private readonly execDuration: Histogram<'profile' | 'outcome'>;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly pool: ContainerPoolService) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ pool: pool.options.name });
-    const stats = () => pool.stats();
+    /** Each profile's stats, once per collect of a metric. */
+    const each = (): [string, PoolStats][] =>
+      pool.profileNames().map((name) => [name, pool.pool(name).stats()]);
 
     new Gauge({
       name: 'container_pool_containers',
-      help: 'Containers of the pool by state.',
-      labelNames: ['state'],
+      help: 'Containers of the profile by state.',
+      labelNames: ['profile', 'state'],
       registers,
       collect() {
-        const s = stats();
-        this.set({ state: 'idle' }, s.idle);
-        this.set({ state: 'leased' }, s.leased);
-        this.set({ state: 'creating' }, s.creating);
-        this.set({ state: 'destroying' }, s.destroying);
+        for (const [profile, s] of each()) {
+          this.set({ profile, state: 'idle' }, s.idle);
+          this.set({ profile, state: 'leased' }, s.leased);
+          this.set({ profile, state: 'creating' }, s.creating);
+          this.set({ profile, state: 'destroying' }, s.destroying);
+        }
       },
     });
-    const gauge = (name: string, help: string, read: () => number) =>
+    const gauge = (name: string, help: string, read: (s: PoolStats) => number) =>
       new Gauge({
         name: `container_pool_${name}`,
         help,
+        labelNames: ['profile'],
         registers,
         collect() {
-          this.set(read());
+          for (const [profile, s] of each()) this.set({ profile }, read(s));
         },
       });
-    gauge('waiting', 'Acquires waiting for a container.', () => stats().waiting);
-    gauge('size', 'Idle containers the pool keeps warm (target).', () => stats().size);
-    gauge('max_containers', 'Cap on all containers of the pool.', () => stats().maxContainers);
-    gauge('engine_available', '1 when the Docker engine answers.', () => +stats().engineAvailable);
-    gauge('draining', '1 while an operator has drained the pool.', () => +stats().draining);
+    gauge('waiting', 'Acquires waiting for a container.', (s) => s.waiting);
+    gauge('size', 'Idle containers the profile keeps warm (target).', (s) => s.size);
+    gauge('max_containers', 'Cap on all containers of the profile.', (s) => s.maxContainers);
+    gauge('engine_available', '1 when the Docker engine answers.', (s) => +s.engineAvailable);
+    gauge('draining', '1 while an operator has drained the profile.', (s) => +s.draining);
 
     for (const t of TOTALS) {
       new Counter({
         name: `container_pool_${t.name}`,
         help: t.help,
+        labelNames: ['profile'],
         registers,
         collect() {
           this.reset();
-          this.inc(stats().totals[t.key]);
+          for (const [profile, s] of each()) this.inc({ profile }, s.totals[t.key]);
         },
       });
     }
@@ -106,29 +112,36 @@ export class ContainerPoolMetrics implements OnModuleDestroy {
     this.acquireWait = new Histogram({
       name: 'container_pool_acquire_wait_seconds',
       help: 'Time an acquire waited for a container.',
+      labelNames: ['profile'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.createDuration = new Histogram({
       name: 'container_pool_create_duration_seconds',
       help: 'Time to create and start a container.',
+      labelNames: ['profile'],
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
       registers,
     });
     this.execDuration = new Histogram({
       name: 'container_pool_exec_duration_seconds',
       help: 'Duration of executions by outcome (success, failure, timeout, oom).',
-      labelNames: ['outcome'],
+      labelNames: ['profile', 'outcome'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     });
 
+    const defaultProfile = pool.profileNames()[0];
+    const profileOf = (e: { profile?: string }) => ({ profile: e.profile ?? defaultProfile });
     const onAcquired = (e: ContainerPoolEventMap['acquired'][0]) =>
-      this.acquireWait.observe(e.waitMs / 1000);
+      this.acquireWait.observe(profileOf(e), e.waitMs / 1000);
     const onCreated = (e: ContainerPoolEventMap['created'][0]) =>
-      this.createDuration.observe(e.durationMs / 1000);
+      this.createDuration.observe(profileOf(e), e.durationMs / 1000);
     const onExecuted = (e: ContainerPoolEventMap['executed'][0]) =>
-      this.execDuration.observe({ outcome: outcomeOf(e.result) }, e.result.durationMs / 1000);
+      this.execDuration.observe(
+        { ...profileOf(e), outcome: outcomeOf(e.result) },
+        e.result.durationMs / 1000,
+      );
     pool.events.on('acquired', onAcquired);
     pool.events.on('created', onCreated);
     pool.events.on('executed', onExecuted);

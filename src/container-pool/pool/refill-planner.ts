@@ -43,7 +43,12 @@ export function planRefill(s: RefillState): RefillPlan {
   const deficit = target - s.idle - s.creating;
   // Full again: a later top-up's wait for executions starts afresh.
   let deferredSince = deficit <= 0 ? 0 : s.deferredSince;
-  const creates = Math.min(deficit, s.maxConcurrentCreates - s.creating, s.maxContainers - s.total);
+  const creates = Math.min(
+    deficit,
+    s.maxConcurrentCreates - s.creating,
+    s.maxContainers - s.total,
+    s.allowance ?? Infinity,
+  );
   if (creates <= 0) return { creates: 0, deferredSince };
   if (s.force) return { creates, deferredSince };
   const healthy = !s.waiting && s.idle + s.creating >= Math.ceil(s.size / 2);

@@ -200,7 +200,7 @@ export class Supply {
         this.failed(
           new ContainerCreateError(
             `container ${c.name} exited ${livedMs} ms after its start (${reason}); if this repeats, check that the ` +
-              `image has sh, cat, date and timeout and that the limits let them run`,
+              `image has sh, cat, date and sleep and that the limits let them run`,
           ),
         );
       });

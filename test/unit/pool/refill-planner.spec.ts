@@ -51,6 +51,15 @@ describe('planRefill', () => {
       ['at the cap', { ...counts(0, 0, 8) }, 0],
       ['above the cap (after a resize down)', { ...counts(0, 0, 10) }, 0],
       ['the cap below the concurrency', { maxContainers: 1, maxConcurrentCreates: 5 }, 1],
+      // The limits shared with other profiles (SharedCapacity): a pool at the module-wide cap creates none.
+      ['no shared allowance', { allowance: 0 }, 0],
+      ['a shared allowance below the deficit', { allowance: 1, maxConcurrentCreates: 5 }, 1],
+      ['a shared allowance above the deficit', { allowance: 9, maxConcurrentCreates: 5 }, 4],
+      [
+        'a shared allowance with waiters, the force of replenish()',
+        { allowance: 0, waiting: 3, force: true },
+        0,
+      ],
     ])('%s', (_what, overrides, creates) => {
       expect(planRefill(state(overrides)).creates).toBe(creates);
     });

@@ -34,6 +34,24 @@ export class PoolStatsDto {
   @ApiProperty({ type: PoolTotalsDto }) totals!: PoolTotalsDto;
 }
 
+export class ProfileInfoDto {
+  @ApiProperty({ description: 'Profile name.' }) name!: string;
+  @ApiProperty({ description: 'Its image, as configured.' }) image!: string;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: "The engine's id of the image when last checked (null before the first check).",
+  })
+  imageId!: string | null;
+  @ApiProperty({ enum: ['exec'], description: 'How its programs reach their containers.' })
+  transport!: 'exec';
+  @ApiProperty({
+    description: 'Whether it can serve now (an idle container, or room to create one).',
+  })
+  ready!: boolean;
+  @ApiProperty({ type: PoolStatsDto }) stats!: PoolStatsDto;
+}
+
 export class ContainerInfoDto {
   @ApiProperty({ description: 'Engine id (64 hex); empty while creating.' }) id!: string;
   @ApiProperty() name!: string;

@@ -14,6 +14,19 @@ import { IsEnvRecord, IsOptionalDefined } from './validation';
 /** Body of POST /executions: exactly ContainerPoolService.run()'s request (cmd or code). */
 export class RunRequestDto {
   @ApiPropertyOptional({
+    description:
+      'The profile to run in (its image and limits); default the default profile. On a profile route ' +
+      '(.../profiles/<name>/executions) the route says it; omit it there.',
+    example: 'python',
+  })
+  @IsOptionalDefined()
+  @IsString()
+  @Matches(/^[a-z][a-z0-9-]{0,30}$/, {
+    message: 'profile must be a profile name (lower case letter, then up to 30 of [a-z0-9-])',
+  })
+  profile?: string;
+
+  @ApiPropertyOptional({
     type: [String],
     description: 'argv of the program, run without a shell. Give exactly one of cmd and code.',
     example: ['sh', '-c', 'echo hello'],

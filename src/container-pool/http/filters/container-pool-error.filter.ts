@@ -24,6 +24,7 @@ import {
   PoolShuttingDownError,
   SandboxUnsupportedError,
   TooManyWaitersError,
+  UnknownProfileError,
 } from '../../errors/container-pool.errors';
 import { AuditedRequest, auditError } from '../audit.interceptor';
 
@@ -78,7 +79,7 @@ export interface HttpMapping {
 
 /**
  * The one place where pool errors become HTTP statuses.
- * - invalid request: 400 (names the field)
+ * - invalid request, unknown profile in a request: 400 (names the field; a profile route answers 404 itself)
  * - no container now (acquire timeout, too many waiters), drained: 503 + Retry-After
  * - engine, image or sandbox unavailable, creates failing: 503 (+ Retry-After when it recovers by itself)
  * - shutting down: 503 without Retry-After (send the work to another instance)
@@ -88,7 +89,9 @@ export interface HttpMapping {
  * - any other pool error: 500 with its message (pool messages carry no internals)
  */
 export function httpMappingOf(err: ContainerPoolError): HttpMapping {
-  if (err instanceof InvalidRequestError) return { status: HttpStatus.BAD_REQUEST };
+  if (err instanceof InvalidRequestError || err instanceof UnknownProfileError) {
+    return { status: HttpStatus.BAD_REQUEST };
+  }
   if (err instanceof AcquireTimeoutError || err instanceof TooManyWaitersError) {
     return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 1 };
   }
@@ -153,7 +156,7 @@ export function errorResponseOf(err: unknown): {
       message: err.message,
       retryable: err.retryable,
     };
-    if (err instanceof InvalidRequestError) {
+    if (err instanceof InvalidRequestError || err instanceof UnknownProfileError) {
       body.field = err.field;
       body.details = [{ field: err.field, message: err.message }];
     }

@@ -39,6 +39,8 @@ export const ApiProperty: typeof Swagger.ApiProperty = swagger?.ApiProperty ?? n
 export const ApiPropertyOptional: typeof Swagger.ApiPropertyOptional =
   swagger?.ApiPropertyOptional ?? noop;
 /** @internal */
+export const ApiQuery: typeof Swagger.ApiQuery = swagger?.ApiQuery ?? noop;
+/** @internal */
 export const ApiResponse: typeof Swagger.ApiResponse = swagger?.ApiResponse ?? noop;
 /** @internal */
 export const ApiTags: typeof Swagger.ApiTags = swagger?.ApiTags ?? noop;
