@@ -4,7 +4,7 @@
  * the host serves too, scopes per route, one error shape, the result fields and the base64 rule.
  */
 import { randomBytes } from 'node:crypto';
-import { Controller, Get, INestApplication, Logger, Module } from '@nestjs/common';
+import { Controller, Get, INestApplication, Logger, Module, Param } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -156,6 +156,42 @@ describe('surface: a library host opts in to routes', () => {
     }
   });
 
+  it("a host's parameter route over a pool route: a warning says which answers, and that one does", async () => {
+    @Controller('admin/pool')
+    class HostByIdController {
+      @Get(':id')
+      byId(@Param('id') id: string) {
+        return { host: id };
+      }
+    }
+    const { result: host, warn } = await logLines(() =>
+      hostApp({ http: true, adminToken: ADMIN }, { controllers: [HostByIdController] }),
+    );
+    try {
+      expect(warn.filter((w) => /HostByIdController/.test(w))).toEqual(
+        ['containers', 'profiles'].map((route) =>
+          expect.stringMatching(
+            new RegExp(
+              `^route GET /admin/pool/${route} of the container pool "[^"]+" overlaps the host's ` +
+                'HostByIdController\\.byId \\(GET /admin/pool/:id\\): a request such as ' +
+                `GET /admin/pool/${route} matches both; only the one registered first \\(the host's\\) ` +
+                "answers it\\. Move the pool's route with http\\.prefix ",
+            ),
+          ),
+        ),
+      );
+      // As the warning says: the client gets the host's answer, in any case of the path.
+      for (const path of ['/admin/pool/containers', '/ADMIN/Pool/containers']) {
+        const res = await host.http().get(path).set(bearer(ADMIN)).expect(200);
+        expect(res.body).toEqual({ host: 'containers' });
+      }
+      // The pool's other routes are untouched.
+      await host.http().get('/admin/pool').set(bearer(ADMIN)).expect(200);
+    } finally {
+      await closeAll(host);
+    }
+  });
+
   it('ContainerPoolHttpModule serves the routes of a pool registered globally, under its prefix', async () => {
     const host = await hostApp(
       { isGlobal: true, adminToken: ADMIN },
@@ -177,6 +213,22 @@ describe('surface: a library host opts in to routes', () => {
     } finally {
       await closeAll(host);
     }
+  });
+});
+
+describe('surface: ContainerPoolHttpModule needs a global pool', () => {
+  it('without one the start fails with an InvalidPoolConfigError that says what to do', async () => {
+    const err = await hostApp({}, { imports: [ContainerPoolHttpModule.register()] }).then(
+      async (h) => {
+        await closeAll(h);
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InvalidPoolConfigError);
+    expect((err as Error).message).toMatch(
+      /ContainerPoolHttpModule serves the routes of a pool registered globally, and this app has none: register the pool with ContainerPoolModule\.forRoot\(\{ isGlobal: true/,
+    );
   });
 });
 
@@ -322,7 +374,7 @@ describe('surface: one error shape on every error route', () => {
     await closeAll(host, closed);
   });
 
-  it('validation, limits, auth, scope, disabled, not found, size, media type, malformed JSON, drained', async () => {
+  it('validation, limits, auth, scope, disabled, not found, size, media type, malformed JSON, unknown route, drained', async () => {
     const api = host.http;
     const exec = () => api().post('/admin/pool/executions').set(bearer(ADMIN));
     const cases: [string, () => Promise<request.Response>, number, string][] = [
@@ -382,12 +434,27 @@ describe('surface: one error shape on every error route', () => {
         415,
         'UNSUPPORTED_MEDIA_TYPE',
       ],
+      ['unknown route', () => api().get('/admin/pool/nope').set(bearer(ADMIN)), 404, 'NOT_FOUND'],
+      ['unknown route, no token', () => api().post('/admin/pool/x/y'), 404, 'NOT_FOUND'],
+      [
+        'method of no route',
+        () => api().get('/admin/pool/executions').set(bearer(ADMIN)),
+        405,
+        'METHOD_NOT_ALLOWED',
+      ],
     ];
     for (const [what, send, status, code] of cases) {
       const res = await send();
       expect({ what, status: res.status }).toEqual({ what, status });
       expectErrorShape(res.body, status, code);
     }
+    // Outside the prefix the host answers as it does (Nest's own 404 here).
+    const outside = await api().get('/admin/other').expect(404);
+    expect(outside.body).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: 'Cannot GET /admin/other',
+    });
     const invalid = await exec().send({ cmd: 'x', extra: 1 });
     expect(invalid.body.details.length).toBeGreaterThanOrEqual(2);
     expect(invalid.body.message).toBe(invalid.body.details[0].message);
@@ -500,6 +567,27 @@ describe('surface: result fields and the base64 rule', () => {
     expect(bad.body.stderr).toMatch(/SyntaxError/);
     expect(bad.body.stderr).not.toMatch(/_b|in <module>/);
   });
+
+  it("refused before the handler (token, validation): still one line each, the audit's", async () => {
+    const api = () => host.http().post('/admin/pool/executions');
+    const refused: [() => request.Test, number, RegExp][] = [
+      [
+        () => api().send({ cmd: ['true'] }),
+        401,
+        /^exec refused token=\? cmd="true" from=\S+: UNAUTHORIZED: Missing bearer token/,
+      ],
+      [
+        () => api().set(bearer(ADMIN)).send({ cmd: 'true' }),
+        400,
+        new RegExp(`^exec refused token=${tokenFingerprint(ADMIN)} code=0B: INVALID_REQUEST: cmd `),
+      ],
+    ];
+    for (const [send, status, line] of refused) {
+      const { result: res, log, warn } = await logLines(async () => send());
+      expect(res.status).toBe(status);
+      expect([...log, ...warn]).toEqual([expect.stringMatching(line)]);
+    }
+  });
 });
 
 describe('surface: the OpenAPI text', () => {
@@ -533,6 +621,40 @@ describe('surface: the OpenAPI text', () => {
       );
     } finally {
       await app.close();
+    }
+  });
+
+  it("with the host's global prefix: the document and its text name the routes as a client calls them", async () => {
+    const { setupContainerPoolDocs } = await import('../../src');
+    const name = uniquePoolName('docs');
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ContainerPoolModule.forRoot({
+          name,
+          image: SANDBOX_IMAGE,
+          pullPolicy: 'never',
+          size: 0,
+          adminToken: ADMIN,
+          http: true,
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    app.setGlobalPrefix('api');
+    expect(setupContainerPoolDocs(app, 'docs')).toBe(true);
+    await app.init();
+    try {
+      const api = () => request(app.getHttpServer());
+      const doc = (await api().get('/docs-json').expect(200)).body;
+      expect(doc.info.description).toContain('POST /api/admin/pool/executions');
+      expect(doc.info.description).toContain('`/api/metrics`');
+      expect(Object.keys(doc.paths)).toContain('/api/admin/pool/executions');
+      // What the document says is where the routes are.
+      await api().get('/api/admin/pool').set(bearer(ADMIN)).expect(200);
+      await api().get('/admin/pool').set(bearer(ADMIN)).expect(404);
+    } finally {
+      await app.close();
+      await expectNoContainersLeft(name);
     }
   });
 });

@@ -7,7 +7,7 @@ import {
   ValidationPipe,
 } from '@nestjs/common';
 import type { ValidationError } from 'class-validator';
-import { AuditInterceptor } from './audit.interceptor';
+import { AuditInterceptor, AuditStartGuard } from './audit.interceptor';
 import { invalidRequest, RequestProblem } from './http-errors';
 import { ErrorBodyDto } from './dto/responses.dto';
 import { ContainerPoolErrorFilter } from './filters/container-pool-error.filter';
@@ -38,13 +38,14 @@ function problemsOf(errors: ValidationError[], parent = ''): RequestProblem[] {
 
 /**
  * What every controller under the admin prefix carries: the bearer guard, its own body and validation pipes,
- * the error filter, the audit of state-changing routes, and the OpenAPI tag and security scheme.
+ * the error filter, the audit of state-changing routes and executions (its first guard notes the request, so
+ * that a refusal before the handler is audited too), and the OpenAPI tag and security scheme.
  */
 export const AdminRoutes = (tag: string) =>
   applyDecorators(
     ApiTags(tag),
     ApiBearerAuth(ADMIN_BEARER_SCHEME),
-    UseGuards(AdminTokenGuard, BodyErrorGuard),
+    UseGuards(AuditStartGuard, AdminTokenGuard, BodyErrorGuard),
     UsePipes(new JsonObjectBodyPipe(), containerPoolValidationPipe()),
     UseFilters(ContainerPoolErrorFilter),
     UseInterceptors(AuditInterceptor),

@@ -1,12 +1,13 @@
 import type { ServerResponse } from 'node:http';
-import { Body, HttpCode, HttpStatus, Logger, Post, Req, Res } from '@nestjs/common';
+import { Body, HttpCode, HttpStatus, Post, Req, Res } from '@nestjs/common';
 import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
 import { executionLogContext } from '../execution/log-context';
 import type { RunRequest } from '../interfaces/run-request.interface';
 import type { ContainerPool } from '../profiles/container-pool';
 import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
-import { AuditedRequest, describeError } from './audit.interceptor';
+import { AUDIT_RECORD } from './audit-record';
+import { Audit, AuditedRequest } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
 import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
@@ -27,11 +28,7 @@ const executeWhat = (req: AuditedRequest) => {
  */
 @AdminRoutes('pool admin')
 export class ContainerPoolExecutionsController {
-  private readonly logger: Logger;
-
-  constructor(private readonly pool: ContainerPoolService) {
-    this.logger = new Logger(`ContainerPoolAdmin:${pool.options.name}`);
-  }
+  constructor(private readonly pool: ContainerPoolService) {}
 
   /**
    * The profile of the route's path, else the body's `profile`, else the default one. An unknown profile in the
@@ -55,6 +52,7 @@ export class ContainerPoolExecutionsController {
 
   @Post('executions')
   @RequireScope('exec')
+  @Audit({ action: 'execute', what: executeWhat, ownLine: true })
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary:
@@ -106,8 +104,10 @@ export class ContainerPoolExecutionsController {
       const result = await executionLogContext
         .run(ctx, () => pool.run({ ...request, signal: abort.signal } as RunRequest))
         .catch((err: unknown) => {
-          // Refused before it ran (no container, invalid): the executor wrote no line, this one says why.
-          if (!ctx.logged) this.logger.warn(`exec refused ${ctx.words}: ${describeError(err)}`);
+          // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
+          // why (auditError), as for a request refused before the handler.
+          const record = req[AUDIT_RECORD];
+          if (record && ctx.logged) record.logged = true;
           throw err;
         });
       return toExecResultDto(result, outputEncoding);

@@ -26,6 +26,7 @@ import {
   TooManyWaitersError,
   UnknownProfileError,
 } from '../../errors/container-pool.errors';
+import { AuditedRequest, auditError } from '../audit.interceptor';
 
 /** Status used when the client went away before the answer (nginx's "client closed request"). */
 export const CLIENT_CLOSED_REQUEST = 499;
@@ -181,7 +182,8 @@ export function errorResponseOf(err: unknown): {
 /**
  * Bound to the pool's controllers (not global): maps ContainerPoolError subclasses to HTTP (see
  * httpMappingOf), keeps HttpExceptions (validation, auth) as they are, and answers anything else with a
- * generic 500 while logging it with its stack.
+ * generic 500 while logging it with its stack. The one place every refusal of an audited route passes, so it
+ * writes the audit line of those refused before the interceptor or the executor wrote one (auditError).
  */
 @Catch()
 @Injectable()
@@ -197,8 +199,10 @@ export class ContainerPoolErrorFilter implements ExceptionFilter {
       writableEnded?: boolean;
       destroyed?: boolean;
     }>();
-    const req = ctx.getRequest<{ method?: string; originalUrl?: string; url?: string }>();
+    const req = ctx.getRequest<AuditedRequest & { originalUrl?: string }>();
     const { status, body, headers } = errorResponseOf(err);
+    // An audited request's error line (refused by a guard, the body or a pipe, or failed in the handler).
+    auditError(req, { status, code: body.code, message: body.message });
     if (!(err instanceof HttpException) && !(err instanceof ContainerPoolError)) {
       this.logger.error(
         `${req.method} ${req.originalUrl ?? req.url} failed: ${err instanceof Error ? err.message : String(err)}`,

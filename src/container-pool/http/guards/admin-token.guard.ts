@@ -11,6 +11,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants';
 import type { ResolvedContainerPoolOptions } from '../../interfaces/container-pool-options.interface';
+import { AUDIT_RECORD, AuditRecord } from '../audit-record';
 import { httpError } from '../http-errors';
 
 /** Who made an admin request, as the guard left it on the request. Never the token itself. */
@@ -61,6 +62,7 @@ interface HttpRequest {
   ip?: string;
   socket?: { remoteAddress?: string };
   [ADMIN_IDENTITY]?: AdminIdentity;
+  [AUDIT_RECORD]?: AuditRecord;
 }
 
 interface HttpResponse {
@@ -156,9 +158,15 @@ export class AdminTokenGuard implements CanActivate {
       ]) ?? this.defaultScope();
     const check = checkScopedBearer(req.headers.authorization, this.options);
     const where = `${req.method} ${req.originalUrl ?? req.url} from ${req.ip ?? req.socket?.remoteAddress ?? '?'}`;
+    // An audited route's refusal is its audit line (written by the error filter), not a second one here.
+    const warn = (line: string) => {
+      if (!req[AUDIT_RECORD]) this.logger.warn(line);
+    };
     if (check.ok) {
+      // Who it is, also when refused: the refusal's audit line names the token.
+      req[ADMIN_IDENTITY] = { tokenFingerprint: check.fingerprint, scope: check.scope };
       if (!scopeAllows(check.scope, needs)) {
-        this.logger.warn(`rejected ${where}: a ${check.scope} token on a ${needs} route`);
+        warn(`rejected ${where}: a ${check.scope} token on a ${needs} route`);
         throw httpError(
           403,
           'FORBIDDEN_SCOPE',
@@ -166,11 +174,10 @@ export class AdminTokenGuard implements CanActivate {
             `${needs === 'admin' ? '' : ' or adminToken'}); the token given is of the ${check.scope} scope.`,
         );
       }
-      req[ADMIN_IDENTITY] = { tokenFingerprint: check.fingerprint, scope: check.scope };
       return true;
     }
     if (check.reason === 'disabled') throw httpError(403, 'API_DISABLED', this.disabledMessage());
-    this.logger.warn(`rejected ${where}: ${check.reason} bearer token`);
+    warn(`rejected ${where}: ${check.reason} bearer token`);
     if (check.reason === 'invalid') {
       res.setHeader('WWW-Authenticate', `${REALM}, error="invalid_token"`);
       throw httpError(401, 'UNAUTHORIZED', 'Invalid bearer token.');

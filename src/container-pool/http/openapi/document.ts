@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INestApplication, Logger } from '@nestjs/common';
+import { ApplicationConfig } from '@nestjs/core';
 import { CONTAINER_POOL_HTTP_SETTINGS } from '../../container-pool.constants';
 import type { ContainerPoolHttpSettings } from '../../interfaces/http-settings.interface';
 import type * as Swagger from '@nestjs/swagger';
+import { ContainerPoolMetricsController } from '../metrics.controller';
+import { appRouting, basePathsOf } from '../route-paths';
 import { ADMIN_BEARER_SCHEME, swaggerAvailable } from './swagger';
 
 function packageVersion(): string {
@@ -24,13 +27,48 @@ function httpSettingsOf(app: INestApplication): ContainerPoolHttpSettings | unde
   }
 }
 
+/** The app's config (global prefix, versioning), when it has one. */
+function configOf(app: INestApplication): ApplicationConfig | undefined {
+  try {
+    return app.get(ApplicationConfig, { strict: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where the app serves the pool's prefixed routes and its metrics, as a client calls them: with the app's global
+ * prefix (unless excluded) and URI version, e.g. `/api/admin/pool`.
+ */
+function servedPaths(app: INestApplication): { prefix: string; metrics: string } {
+  const settings = httpSettingsOf(app);
+  const context = appRouting(configOf(app)).contextOf();
+  const admin = settings?.adminControllers[0];
+  const metrics = settings?.controllers.find(
+    (c) => c.prototype instanceof ContainerPoolMetricsController,
+  );
+  return {
+    prefix: admin ? basePathsOf(admin, context)[0] : '/admin/pool',
+    metrics: metrics ? basePathsOf(metrics, context)[0] : '/metrics',
+  };
+}
+
 /**
  * Serves the OpenAPI document of the app (every route of the pool's module included) at `/<path>` (Swagger UI)
  * and `/<path>-json`, with the admin bearer scheme declared. Returns false, serving nothing (and saying so in the
  * log), when @nestjs/swagger is not installed. Host apps with their own document only need
  * `.addBearerAuth({ type: 'http', scheme: 'bearer' }, ADMIN_BEARER_SCHEME)` on their DocumentBuilder.
+ *
+ * With a global prefix (`app.setGlobalPrefix('api')`), the document's paths and its description carry it
+ * (`/api/admin/pool/...`), whether it is set before or after this call; the UI and the JSON stay at `/<path>`
+ * unless `useGlobalPrefix` puts them under the prefix too (`/api/<path>`), as SwaggerModule does (that one needs
+ * the prefix set before this call).
  */
-export function setupContainerPoolDocs(app: INestApplication, path = 'docs'): boolean {
+export function setupContainerPoolDocs(
+  app: INestApplication,
+  path = 'docs',
+  options: { useGlobalPrefix?: boolean } = {},
+): boolean {
   if (!swaggerAvailable) {
     new Logger('ContainerPoolDocs').warn(
       `@nestjs/swagger is not installed, so /${path} is not served: npm install @nestjs/swagger to get the ` +
@@ -38,35 +76,38 @@ export function setupContainerPoolDocs(app: INestApplication, path = 'docs'): bo
     );
     return false;
   }
-  const settings = httpSettingsOf(app);
-  const prefix = settings?.adminPrefix ? `/${settings.adminPrefix}` : '/admin/pool';
-  const metrics = settings?.metricsPath ? `/${settings.metricsPath}` : '/metrics';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { DocumentBuilder, SwaggerModule } = require('@nestjs/swagger') as typeof Swagger;
-  const config = new DocumentBuilder()
-    .setTitle('container-pool')
-    .setDescription(
-      'Warm pool of hardened Docker containers for running untrusted code. Every route under ' +
-        `\`${prefix}\` (the admin API and \`POST ${prefix}/executions\`) needs ` +
-        '`Authorization: Bearer <token>` with a token whose scope allows it: admin (POOL_ADMIN_TOKEN, ' +
-        'every route), exec (POOL_EXEC_TOKEN, executions) or read (POOL_READ_TOKEN, the GET routes and ' +
-        `metrics). Health routes are open; \`${metrics}\` needs a read or admin token unless ` +
-        'POOL_METRICS_PUBLIC=true. Every error has one shape: `{ statusCode, error, code, message, field?, ' +
-        'retryable, details? }`.',
-    )
-    .setVersion(packageVersion())
-    .addBearerAuth(
-      {
-        type: 'http',
-        scheme: 'bearer',
-        bearerFormat: 'opaque',
-        description: 'A token of POOL_ADMIN_TOKEN, POOL_EXEC_TOKEN or POOL_READ_TOKEN',
-      },
-      ADMIN_BEARER_SCHEME,
-    )
-    .build();
-  SwaggerModule.setup(path, app, () => SwaggerModule.createDocument(app, config), {
+  // Built when first asked for, so that the app's global prefix and versioning are those it serves with.
+  const document = () => {
+    const { prefix, metrics } = servedPaths(app);
+    const config = new DocumentBuilder()
+      .setTitle('container-pool')
+      .setDescription(
+        'Warm pool of hardened Docker containers for running untrusted code. Every route under ' +
+          `\`${prefix}\` (the admin API and \`POST ${prefix}/executions\`) needs ` +
+          '`Authorization: Bearer <token>` with a token whose scope allows it: admin (POOL_ADMIN_TOKEN, ' +
+          'every route), exec (POOL_EXEC_TOKEN, executions) or read (POOL_READ_TOKEN, the GET routes and ' +
+          `metrics). Health routes are open; \`${metrics}\` needs a read or admin token unless ` +
+          'POOL_METRICS_PUBLIC=true. Every error has one shape: `{ statusCode, error, code, message, field?, ' +
+          'retryable, details? }`.',
+      )
+      .setVersion(packageVersion())
+      .addBearerAuth(
+        {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'opaque',
+          description: 'A token of POOL_ADMIN_TOKEN, POOL_EXEC_TOKEN or POOL_READ_TOKEN',
+        },
+        ADMIN_BEARER_SCHEME,
+      )
+      .build();
+    return SwaggerModule.createDocument(app, config);
+  };
+  SwaggerModule.setup(path, app, document, {
     jsonDocumentUrl: `${path}-json`,
+    useGlobalPrefix: options.useGlobalPrefix ?? false,
   });
   return true;
 }
