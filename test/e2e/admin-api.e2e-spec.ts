@@ -495,7 +495,10 @@ describe('admin API on the real engine (default host app)', () => {
       const s = pool.stats();
       /** The value of one series, whatever the order of its labels. */
       const sample = (metric: string, labels: Record<string, string> = {}): number | undefined => {
-        const want = Object.entries({ ...labels, pool: name }).map(([k, v]) => `${k}="${v}"`);
+        // Without profiles the module's one profile is named by the module's name.
+        const want = Object.entries({ ...labels, pool: name, profile: name }).map(
+          ([k, v]) => `${k}="${v}"`,
+        );
         for (const line of res.text.split('\n')) {
           const m = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
           if (!m || m[1] !== metric) continue;
@@ -629,7 +632,7 @@ describe('admin API with the module parsing bodies itself (host created with bod
 
   it('serves public metrics without a token', async () => {
     const res = await api().get('/metrics').expect(200);
-    expect(res.text).toContain(`container_pool_size{pool="${name}"} 0`);
+    expect(res.text).toContain(`container_pool_size{profile="${name}",pool="${name}"} 0`);
   });
 });
 
