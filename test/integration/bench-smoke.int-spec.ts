@@ -250,7 +250,7 @@ describe('profiles benchmark (a few samples, structure only)', () => {
 
   it('checks every target and writes JSON and markdown', async () => {
     const analysis = analyzeProfiles(raw);
-    expect(analysis.targets).toHaveLength(6);
+    expect(analysis.targets).toHaveLength(7);
     for (const t of analysis.targets) expect(typeof t.pass).toBe('boolean');
     const dir = await mkdtemp(join(tmpdir(), 'profiles-smoke-'));
     try {
