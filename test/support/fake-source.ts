@@ -21,6 +21,7 @@ import type {
   SourcedContainer,
 } from '../../src/container-pool/pool/container-source';
 import type { ActiveExecution } from '../../src/container-pool/pool/pooled-container';
+import type { SharedCapacity } from '../../src/container-pool/pool/shared-capacity';
 import { WarmPool, type WarmPoolOptions } from '../../src/container-pool/pool/warm-pool';
 
 /** Drains microtasks and a few rounds of the (real) setImmediate queue. */
@@ -470,10 +471,17 @@ export interface WarmPoolHarness {
   close(advance?: () => void): Promise<void>;
 }
 
-/** A WarmPool on a FakeContainerSource and a FakeEngineStatus, with fresh totals and events. */
+/**
+ * A WarmPool on a FakeContainerSource and a FakeEngineStatus, with fresh totals and events; with `capacity` it
+ * shares those limits with the other pools built on the same SharedCapacity (profiles).
+ */
 export function buildWarmPool(
   options: Partial<WarmPoolOptions> = {},
-  parts: { source?: FakeContainerSource; engine?: FakeEngineStatus } = {},
+  parts: {
+    source?: FakeContainerSource;
+    engine?: FakeEngineStatus;
+    capacity?: SharedCapacity;
+  } = {},
 ): WarmPoolHarness {
   const engine = parts.engine ?? new FakeEngineStatus();
   const source = parts.source ?? new FakeContainerSource(engine);
@@ -494,6 +502,7 @@ export function buildWarmPool(
     totals,
     intervals,
     intervalName: `container-pool:${opts.name}:test`,
+    capacity: parts.capacity,
   });
   const startExecution = (entry: { executions: Set<ActiveExecution> }) => {
     const e = new FakeExecution();
