@@ -124,12 +124,19 @@ export class FakeDriver implements ContainerDriver {
     });
   }
 
-  ensureImage(): Promise<void> {
+  /** Images the fake engine does not have (ensureImage fails for them only); `imagePresent` fails every one. */
+  readonly missingImages = new Set<string>();
+  /** Every image ensureImage() was asked for, in order. */
+  readonly ensuredImages: string[] = [];
+
+  /** Resolves with a fake image id (`sha256:fake-<image>`) unless the image is missing. */
+  ensureImage(image = 'fake:latest'): Promise<string> {
+    this.ensuredImages.push(image);
     if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
-    if (!this.imagePresent) {
-      return Promise.reject(new ImageUnavailableError('fake:latest', 'no registry (fake)'));
+    if (!this.imagePresent || this.missingImages.has(image)) {
+      return Promise.reject(new ImageUnavailableError(image, 'no registry (fake)'));
     }
-    return Promise.resolve();
+    return Promise.resolve(`sha256:fake-${image}`);
   }
 
   async createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer> {
