@@ -146,6 +146,21 @@ describe('profiles (fake driver)', () => {
     expect([...new Set(driver.ensuredImages)].sort()).toEqual([SHELL, PYTHON].sort());
   });
 
+  it('resolves initialize() once the default profile is full, the create slots shared round-robin', async () => {
+    const { svc } = await bootRoot(
+      twoProfiles({
+        maxConcurrentCreates: 1,
+        profiles: { python: { image: PYTHON, size: 3 }, shell: { image: SHELL, size: 3 } },
+      }),
+    );
+    await svc.initialize();
+    expect(svc.pool('python').stats()).toMatchObject({ idle: 3, creating: 0 });
+    // replenish() of a profile likewise waits for its turns.
+    svc.pool('shell').resize({ size: 4 });
+    await svc.pool('shell').replenish();
+    expect(svc.pool('shell').stats()).toMatchObject({ idle: 4 });
+  });
+
   it('profiles() and profileNames() describe every profile, the default one first', async () => {
     const { svc } = await bootRoot(twoProfiles({ defaultProfile: 'shell' }));
     await filled(svc);

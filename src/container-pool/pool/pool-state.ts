@@ -22,7 +22,7 @@ export class PoolState {
   deferredSince = 0;
 
   /** This pool as the limits shared with other pools see it. */
-  asCapacityMember(hooks: Pick<CapacityMember, 'pump' | 'wanted' | 'trimSurplus'>): CapacityMember {
+  asCapacityMember(hooks: CapacityHooks): CapacityMember {
     return capacityMemberOf(this, hooks);
   }
 
@@ -35,10 +35,10 @@ export class PoolState {
   }
 }
 
-function capacityMemberOf(
-  state: PoolState,
-  hooks: Pick<CapacityMember, 'pump' | 'wanted' | 'trimSurplus'>,
-): CapacityMember {
+/** What the shared limits ask of a pool beyond its counts. */
+type CapacityHooks = Pick<CapacityMember, 'pump' | 'wanted' | 'trimSurplus' | 'inFlight'>;
+
+function capacityMemberOf(state: PoolState, hooks: CapacityHooks): CapacityMember {
   return {
     get target() {
       return state.draining ? 0 : state.size;
@@ -64,5 +64,6 @@ function capacityMemberOf(
     pump: () => hooks.pump(),
     wanted: () => hooks.wanted(),
     trimSurplus: () => hooks.trimSurplus(),
+    inFlight: () => hooks.inFlight(),
   };
 }

@@ -20,6 +20,8 @@ export interface CapacityMember {
   wanted(): number;
   /** Removes its idle containers above its target now: another pool waits at the module-wide cap. */
   trimSurplus(): void;
+  /** Its creates in flight (each settles, never rejects, once the create finished or failed). */
+  inFlight(): readonly Promise<void>[];
   /** Its scheduling step (it asks allowance() again). */
   pump(): void;
 }
@@ -118,8 +120,32 @@ export class SharedCapacity {
     return Array.from({ length: n }, (_, k) => this.members[(this.next + k) % n]);
   }
 
+  /** How many pools share the limits. */
+  get memberCount(): number {
+    return this.members.length;
+  }
+
+  /**
+   * The other members' creates in flight when they hold every create slot `member` could use now (the cap and
+   * its ceiling would let it create): a top-up waits for one of them to settle, then it may be its turn. Empty
+   * when something else stops it (the cap, its ceiling, nothing wanted).
+   */
+  slotsHeldFor(member: CapacityMember): Promise<void>[] {
+    const { alloc, granted } = this.plan();
+    if (!(alloc.get(member)! > 0) || granted.get(member)! > 0) return [];
+    return this.members.filter((m) => m !== member).flatMap((m) => [...m.inFlight()]);
+  }
+
   /** How many creates each member may start now. */
   allocate(): Map<CapacityMember, number> {
+    return this.plan().granted;
+  }
+
+  /** `alloc`: the creates the cap allows each member; `granted`: those of them with a create slot now. */
+  private plan(): {
+    alloc: Map<CapacityMember, number>;
+    granted: Map<CapacityMember, number>;
+  } {
     const members = this.rotated();
     let free = this.maxTotal - members.reduce((n, m) => n + m.total, 0);
     const cap = new Map<CapacityMember, number>();
@@ -159,6 +185,6 @@ export class SharedCapacity {
         }
       }
     }
-    return granted;
+    return { alloc, granted };
   }
 }

@@ -146,6 +146,21 @@ export class Supply {
     return planRefill(this.refillState(this.forcing)).creates;
   }
 
+  /**
+   * The other pools' creates in flight when they hold every create slot a forced top-up of this pool could use
+   * now (see SharedCapacity.slotsHeldFor); empty without shared limits.
+   */
+  slotsHeldByOthers(): Promise<void>[] {
+    const { shared } = this.deps;
+    if (!shared) return [];
+    this.forcing = true;
+    try {
+      return shared.capacity.slotsHeldFor(shared.member);
+    } finally {
+      this.forcing = false;
+    }
+  }
+
   /** Removes the idle containers above the target now (see CapacityMember.trimSurplus). */
   trimSurplus(): void {
     const { state, removals } = this.deps;

@@ -77,6 +77,7 @@ export class WarmPool {
       pump: () => this.pump(),
       wanted: () => this.supply.wanted(),
       trimSurplus: () => this.supply.trimSurplus(),
+      inFlight: () => this.supply.inFlight,
     }));
     deps.capacity?.join(member);
     // What frees a slot or a create slot may serve another pool first: every pool decides again.
@@ -344,12 +345,21 @@ export class WarmPool {
     }
     state.backoff.skip();
     if (!this.supply.isPrepared) await this.supply.prepare();
-    // Batches of maxConcurrentCreates until the pool is full; bounded, so steady load cannot keep it going.
-    const rounds = Math.ceil(state.size / this.options.maxConcurrentCreates) + 1;
+    // Batches of maxConcurrentCreates until the pool is full; bounded, so steady load cannot keep it going. With
+    // other profiles the create slots go round-robin: a round may be a wait for its turn.
+    const rounds =
+      (Math.ceil(state.size / this.options.maxConcurrentCreates) + 1) *
+      (this.deps.capacity?.memberCount ?? 1);
     for (let round = 0; round < rounds; round++) {
       this.pump(true);
       const creates = this.supply.inFlight;
-      if (!creates.length) break;
+      if (!creates.length) {
+        // The other profiles hold the create slots it could use: when one of theirs settles, it may be its turn.
+        const held = this.supply.slotsHeldByOthers();
+        if (!held.length || state.shuttingDown) break;
+        await Promise.race(held);
+        continue;
+      }
       await Promise.all(creates);
       if (state.backoff.failureStreak > 0) break;
     }

@@ -47,6 +47,8 @@ interface MemberFields {
   waiterTimes?: number[];
   /** What wanted() says: the creates it would start by its own rules (0: it cannot create now). */
   want?: number;
+  /** Its creates in flight, as inFlight() returns them. */
+  flights?: Promise<void>[];
 }
 
 /** A member whose counts the test sets. */
@@ -60,11 +62,13 @@ function member(name: string, fields: MemberFields = {}) {
     total: 0,
     waiterTimes: [] as number[],
     want: 100,
+    flights: [] as Promise<void>[],
     pumps: 0,
     trims: 0,
     ...fields,
     reserved: fields.reserved ?? fields.target ?? 0,
     wanted: () => m.want,
+    inFlight: () => m.flights,
     trimSurplus() {
       m.trims++;
     },
@@ -176,6 +180,26 @@ describe('SharedCapacity.allocate', () => {
     wide.join(a);
     wide.join(b);
     expect(wide.allowance(a)).toBe(3);
+  });
+
+  it("slotsHeldFor() names the others' creates only when the create slots are what stops a member", () => {
+    const cap = new SharedCapacity(4, 1);
+    const bCreate = Promise.resolve();
+    const a = member('a', { target: 2, want: 2 });
+    const b = member('b', { target: 2, creating: 1, total: 1, flights: [bCreate] });
+    cap.join(a);
+    cap.join(b);
+    expect(cap.memberCount).toBe(2);
+    // The cap would let a create; b's create holds the only slot.
+    expect(cap.allowance(a)).toBe(0);
+    expect(cap.slotsHeldFor(a)).toEqual([bCreate]);
+    // a wants nothing (full, or holding its refill off): nothing to wait for.
+    a.want = 0;
+    expect(cap.slotsHeldFor(a)).toEqual([]);
+    // a below its target but its ceiling (4 - b's size 2) is what stops it: nothing to wait for either.
+    a.want = 2;
+    a.total = 2;
+    expect(cap.slotsHeldFor(a)).toEqual([]);
   });
 
   it('changed() pumps every member, and again when one changes something while pumping', () => {
@@ -536,6 +560,45 @@ describe('SharedCapacity across two WarmPools (fake container sources)', () => {
     expect(createOrder).toEqual(['A', 'B', 'A', 'B', 'A', 'B']);
     expect(A.h.pool.stats().idle).toBe(3);
     expect(B.h.pool.stats().idle).toBe(3);
+  });
+
+  it('initialize() and replenish() resolve only once the pool is full while another profile takes its turns', async () => {
+    const { A, B } = pair(
+      { maxTotal: 10, maxConcurrentCreates: 1, a: { size: 3 }, b: { size: 3 } },
+      (a, b) => {
+        a.manualCreates = true;
+        b.manualCreates = true;
+      },
+    );
+    const idleWhenResolved: Record<string, number> = {};
+    const watch = (p: 'A' | 'B', h: WarmPoolHarness, promise: Promise<unknown>) =>
+      observe(promise.then(() => (idleWhenResolved[p] = h.pool.stats().idle)));
+    const initA = watch('A', A.h, A.h.pool.initialize());
+    const initB = watch('B', B.h, B.h.pool.initialize());
+    const pending = () => [...A.h.source.pendingCreates, ...B.h.source.pendingCreates];
+    await flush();
+    for (let i = 0; pending().length; i++) {
+      expect(i).toBeLessThan(20);
+      pending()[0].succeed();
+      await flush();
+    }
+    expect(initA).toMatchObject({ settled: true, error: undefined });
+    expect(initB).toMatchObject({ settled: true, error: undefined });
+    expect(idleWhenResolved).toEqual({ A: 3, B: 3 });
+
+    // replenish() after a resize up: the same, with B topping up at the same time.
+    A.h.pool.resize({ size: 5 });
+    B.h.pool.resize({ size: 5 });
+    const again = watch('A', A.h, A.h.pool.replenish());
+    await flush();
+    for (let i = 0; pending().length; i++) {
+      expect(i).toBeLessThan(20);
+      pending()[0].succeed();
+      await flush();
+    }
+    expect(again).toMatchObject({ settled: true, error: undefined });
+    expect(idleWhenResolved.A).toBe(5);
+    expect(createOrder.slice(6)).toEqual(['A', 'B', 'A', 'B']);
   });
 
   it('splits the create slots between profiles instead of letting the first take them all', async () => {
