@@ -168,6 +168,11 @@ describe('faults: the engine goes away and comes back', () => {
         (e: unknown) => ({ ok: false as const, e }),
       );
       await new Promise((r) => setTimeout(r, 300));
+      // Every container alive at the restart is lost (the idle ones and the leased one); whether the refill's
+      // create had landed by then depends on the machine's load, so the count is taken here.
+      const s = pool.stats();
+      const aliveAtRestart = s.idle + s.leased;
+      expect(aliveAtRestart).toBeGreaterThanOrEqual(2);
       await faultEngine.restart();
       const o = await outcome;
       // Never a silent (empty) success: the caller gets a typed infrastructure error naming the container.
@@ -186,7 +191,7 @@ describe('faults: the engine goes away and comes back', () => {
         30_000,
         'the pool refilled with new containers',
       );
-      expect(pool.stats().totals.containersLost).toBeGreaterThanOrEqual(3);
+      expect(pool.stats().totals.containersLost).toBeGreaterThanOrEqual(aliveAtRestart);
       for (const info of pool.containers()) expect(before.has(info.id)).toBe(false);
       await expectHealthyOnFaultEngine(pool, name);
     },

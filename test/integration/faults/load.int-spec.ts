@@ -101,6 +101,9 @@ describe('faults: slow creates and acquire storms', () => {
         'the surplus removed',
       );
       driver.delayMs = 0;
+      // A warm container first: with acquireTimeoutMs 500, an on-demand create on a loaded machine may not make it.
+      pool.resize({ size: 1 });
+      await pool.replenish();
       await expectPoolHealthy(pool, name);
       await app.close();
       app = undefined;
