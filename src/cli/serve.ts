@@ -1,5 +1,7 @@
 import 'reflect-metadata';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { parseEnv } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from '../app.module';
@@ -34,6 +36,19 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.npm_lifecycle_event);
 }
 
+/**
+ * Loads `path` (default `./.env`) into `env` when it exists, with Node's own parser (that of
+ * `process.loadEnvFile`): a variable already set, even to an empty value, keeps its value (as @nestjs/config's
+ * ConfigModule did). Returns whether it was read.
+ */
+export function loadDotEnv(path = '.env', env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!existsSync(path) || !statSync(path).isFile()) return false;
+  for (const [name, value] of Object.entries(parseEnv(readFileSync(path, 'utf8')))) {
+    if (value !== undefined && !Object.prototype.hasOwnProperty.call(env, name)) env[name] = value;
+  }
+  return true;
+}
+
 /** The HTTP platform Nest would load, or a message saying how to install it. */
 export function missingHttpPlatform(): string | undefined {
   let from: string[] | undefined;
@@ -59,9 +74,12 @@ export function missingHttpPlatform(): string | undefined {
  * Stops gracefully on SIGTERM, SIGINT, SIGHUP and, when watching it, when its parent process goes away.
  */
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  // Before anything reads a setting: HOST, PORT and LOG_* may come from .env too.
+  const dotEnv = loadDotEnv('.env', env);
   const logger = createServiceLogger(env);
   Logger.overrideLogger(logger);
   const log = new Logger('Main');
+  if (dotEnv) log.log('settings from ./.env too (the environment wins over it)');
   const { host, port } = listenAddress(env);
   const missing = missingHttpPlatform();
   if (missing) throw new Error(missing);

@@ -7,9 +7,6 @@ export const CONTAINER_POOL_RESOLVED_OPTIONS = Symbol('CONTAINER_POOL_RESOLVED_O
 /** Injection token of this module instance's id: the owner label of its containers (a UUID per process). */
 export const CONTAINER_POOL_INSTANCE_ID = Symbol('CONTAINER_POOL_INSTANCE_ID');
 
-/** Namespace of the `POOL_*` settings registered with @nestjs/config (`registerAs`). */
-export const CONTAINER_POOL_CONFIG_NAMESPACE = 'containerPool';
-
 /** Prefix of every label the pool puts on its containers. */
 export const LABEL_PREFIX = 'io.container-pool';
 

@@ -9,7 +9,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { engineContainers, SANDBOX_IMAGE, uniquePoolName } from '../support/integration';
@@ -111,12 +120,53 @@ afterAll(() => {
     rmSync(work, { recursive: true, force: true });
 });
 
-/** Copies test/consumer/<app> next to the tarball and installs it as a user would. */
-async function installApp(app: string): Promise<{ dir: string; installLog: string }> {
+/**
+ * The README's install command for a Nest `major` app (`npm install container-pool ...   # a Nest 11 app`), its
+ * arguments after `npm install`, with the tarball for `container-pool`.
+ */
+function readmeInstall(major: 11 | 12): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const line = readme
+    .split('\n')
+    .find((l) => l.startsWith('npm install container-pool') && l.endsWith(`# a Nest ${major} app`));
+  if (!line) throw new Error(`README.md has no install command for a Nest ${major} app`);
+  const args = line.replace(/#.*$/, '').trim().split(/\s+/).slice(2);
+  return args.map((a) => (a === 'container-pool' ? '../container-pool.tgz' : a));
+}
+
+/** Copies test/consumer/<app> next to the tarball and installs it as the README says. */
+async function installApp(app: 'nest11' | 'nest12'): Promise<{ dir: string; installLog: string }> {
   const dir = join(work, app);
   cpSync(join(ROOT, 'test/consumer', app), dir, { recursive: true });
-  const installLog = await run('npm', INSTALL, { cwd: dir, env: cleanEnv() });
+  const args = readmeInstall(app === 'nest11' ? 11 : 12);
+  const installLog = await run('npm', [...INSTALL, ...args], { cwd: dir, env: cleanEnv() });
   return { dir, installLog };
+}
+
+/** name -> versions of every @nestjs/* package installed in the app, nested copies included. */
+function nestPackages(dir: string): Record<string, string[]> {
+  const found: Record<string, string[]> = {};
+  const visit = (modules: string): void => {
+    if (!existsSync(modules)) return;
+    for (const entry of readdirSync(modules)) {
+      const pkgs = entry.startsWith('@')
+        ? readdirSync(join(modules, entry)).map((n) => join(modules, entry, n))
+        : [join(modules, entry)];
+      for (const pkgDir of pkgs) {
+        const manifest = join(pkgDir, 'package.json');
+        if (entry === '@nestjs' && existsSync(manifest)) {
+          const { name, version } = JSON.parse(readFileSync(manifest, 'utf8')) as {
+            name: string;
+            version: string;
+          };
+          (found[name] ??= []).push(version);
+        }
+        visit(join(pkgDir, 'node_modules'));
+      }
+    }
+  };
+  visit(join(dir, 'node_modules'));
+  return found;
 }
 
 interface AppResult {
@@ -249,6 +299,22 @@ describe('container-pool installed like a library', () => {
         encoding: 'utf8',
       }).trim(),
     ).toBe('node_modules/class-validator');
+    // The Nest 11 line of every Nest package (npm's newest in range would be 12.x, ESM), and no @nestjs/config.
+    const nest = nestPackages(dir);
+    expect(nest['@nestjs/schedule']).toEqual([expect.stringMatching(/^6\./)]);
+    expect(nest['@nestjs/terminus']).toEqual([expect.stringMatching(/^11\./)]);
+    expect(nest['@nestjs/config']).toBeUndefined();
+    expect(
+      Object.entries(nest).filter(([, versions]) => versions.some((v) => v.startsWith('12.'))),
+    ).toEqual([]);
+    // So it loads as plain CommonJS, without require(esm), as jest on Node 20 loads it in such an app.
+    expect(
+      await run(
+        'node',
+        ['--no-experimental-require-module', '-e', "require('container-pool'); console.log('cjs')"],
+        { cwd: dir, env: cleanEnv() },
+      ),
+    ).toContain('cjs');
     await timed('Nest 11 app: tsc (commonjs, nodenext)', () =>
       run('npm', ['run', 'build'], { cwd: dir, env: cleanEnv() }),
     );
@@ -292,6 +358,11 @@ describe('container-pool installed like a library', () => {
         .split('\n')
         .sort(),
     ).toEqual(['node_modules/class-transformer', 'node_modules/class-validator']);
+    // @nestjs/schedule and @nestjs/terminus come as peers too, at their Nest 12 majors; no @nestjs/config.
+    const nest = nestPackages(dir);
+    expect(nest['@nestjs/schedule']).toEqual([expect.stringMatching(/^12\./)]);
+    expect(nest['@nestjs/terminus']).toEqual([expect.stringMatching(/^12\./)]);
+    expect(nest['@nestjs/config']).toBeUndefined();
     await timed('Nest 12 app: tsc (nodenext, bundler)', () =>
       run('npm', ['run', 'build'], { cwd: dir, env: cleanEnv() }),
     );

@@ -1,10 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { INestApplicationContext, LoggerService } from '@nestjs/common';
 import { ImageUnavailableError } from '../../src/index';
 import { buildImage } from '../../src/cli/image';
 import { ServiceLifecycle } from '../../src/cli/lifecycle';
 import { serviceLoggerOptions } from '../../src/cli/logger';
 import { main } from '../../src/cli/main';
-import { exitWithParent, listenAddress } from '../../src/cli/serve';
+import { exitWithParent, listenAddress, loadDotEnv } from '../../src/cli/serve';
 
 function recorder(): LoggerService & { lines: string[] } {
   const lines: string[] = [];
@@ -75,6 +78,41 @@ describe('service settings', () => {
     expect(() => exitWithParent({ CONTAINER_POOL_EXIT_WITH_PARENT: 'maybe' })).toThrow(
       /EXIT_WITH_PARENT/,
     );
+  });
+});
+
+describe('.env of the runnable service', () => {
+  let dir = '';
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'container-pool-dotenv-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('fills what the environment lacks; a variable already set, even empty, keeps its value', () => {
+    const file = join(dir, '.env');
+    writeFileSync(
+      file,
+      [
+        '# a comment',
+        'CP_TEST_FROM_FILE=file',
+        'CP_TEST_SET=file',
+        'CP_TEST_EMPTY=file',
+        'CP_TEST_QUOTED="a # b"',
+      ].join('\n'),
+    );
+    const env: NodeJS.ProcessEnv = { CP_TEST_SET: 'env', CP_TEST_EMPTY: '' };
+    expect(loadDotEnv(file, env)).toBe(true);
+    expect(env).toEqual({
+      CP_TEST_FROM_FILE: 'file',
+      CP_TEST_SET: 'env',
+      CP_TEST_EMPTY: '',
+      CP_TEST_QUOTED: 'a # b',
+    });
+  });
+
+  it('no file, no change', () => {
+    const env: NodeJS.ProcessEnv = { A: '1' };
+    expect(loadDotEnv(join(dir, '.env'), env)).toBe(false);
+    expect(loadDotEnv(dir, env)).toBe(false);
+    expect(env).toEqual({ A: '1' });
   });
 });
 
