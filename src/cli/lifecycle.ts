@@ -1,9 +1,12 @@
-import type { INestApplicationContext, LoggerService } from '@nestjs/common';
+import type { INestApplication, INestApplicationContext, LoggerService } from '@nestjs/common';
 
 export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 /** Time the shutdown gets beyond the pool's own grace before the process gives up and exits with 1. */
 export const SHUTDOWN_SLACK_MS = 4_000;
+
+/** How often a shutdown closes the HTTP connections that fell idle (kept alive by their clients). */
+const IDLE_CONNECTIONS_EVERY_MS = 100;
 
 export interface ServiceLifecycleOptions {
   logger: LoggerService;
@@ -88,13 +91,23 @@ export class ServiceLifecycle {
       this.exit(1);
     }, deadline);
     watchdog.unref();
+    // The HTTP server's close waits for every connection: one kept alive by its client after its last response
+    // would hold it until the keep-alive timeout (5 s). Close such connections as they fall idle.
+    const server = (app as Partial<INestApplication>).getHttpServer?.() as
+      { closeIdleConnections?: () => void } | undefined;
+    const idle = server?.closeIdleConnections
+      ? setInterval(() => server.closeIdleConnections?.(), IDLE_CONNECTIONS_EVERY_MS)
+      : undefined;
+    idle?.unref();
     const started = Date.now();
     try {
       await app.close();
+      clearInterval(idle);
       clearTimeout(watchdog);
       this.options.logger.log(`stopped in ${Date.now() - started} ms`);
       this.exit(0);
     } catch (err) {
+      clearInterval(idle);
       clearTimeout(watchdog);
       this.options.logger.error(
         `shutdown failed: ${err instanceof Error ? err.message : String(err)}`,

@@ -138,6 +138,34 @@ describe('npm run serve stops when told', () => {
     );
   });
 
+  it('SIGTERM while an HTTP execution outlasts the grace: it is stopped at the grace (503), the service exits 0 within grace + 5 s', async () => {
+    const s = await startService('npm', ['run', 'serve']);
+    // fetch keeps its connection alive after the answer: the shutdown must not wait for it either.
+    const running = execute(s.port, 'import time\ntime.sleep(60)\nprint(1)');
+    await waitUntil(
+      async () => {
+        const stats = await fetch(`http://127.0.0.1:${s.port}/admin/pool`, {
+          headers: { Authorization: `Bearer ${TOKEN}` },
+        });
+        return ((await stats.json()) as { leased: number }).leased === 1;
+      },
+      10_000,
+      'the execution to start',
+    );
+    await new Promise((r) => setTimeout(r, 300)); // python is running its sleep
+    const t0 = Date.now();
+    process.kill(s.node, 'SIGTERM');
+
+    const res = await running;
+    const answeredAfter = Date.now() - t0;
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe('POOL_SHUTTING_DOWN');
+    expect(answeredAfter).toBeGreaterThanOrEqual(GRACE_MS - 200);
+    expect(answeredAfter).toBeLessThan(GRACE_MS + 3_000);
+    await expectStopped(s, t0);
+    expect(await s.proc.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('SIGINT to node: the service stops, npm exits 0', async () => {
     const s = await startService('npm', ['run', 'serve']);
     const t0 = Date.now();

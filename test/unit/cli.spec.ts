@@ -6,6 +6,7 @@ import { ImageUnavailableError } from '../../src/index';
 import { buildImage } from '../../src/cli/image';
 import { ServiceLifecycle } from '../../src/cli/lifecycle';
 import { serviceLoggerOptions } from '../../src/cli/logger';
+import { waitFor } from '../support/pool-testing';
 import { main } from '../../src/cli/main';
 import { exitWithParent, listenAddress, loadDotEnv } from '../../src/cli/serve';
 
@@ -145,6 +146,28 @@ describe('ServiceLifecycle', () => {
     await tick();
     expect(app.close).toHaveBeenCalledTimes(1);
     expect(exit).toHaveBeenCalledWith(0);
+  });
+
+  it('closes the HTTP connections that fall idle while the app closes (kept alive, they would hold it)', async () => {
+    const exit = jest.fn();
+    const closeIdleConnections = jest.fn();
+    let calledDuringClose = 0;
+    const app = {
+      getHttpServer: () => ({ closeIdleConnections }),
+      close: jest.fn(async () => {
+        await new Promise((r) => setTimeout(r, 350));
+        calledDuringClose = closeIdleConnections.mock.calls.length;
+      }),
+    } as unknown as INestApplicationContext;
+    const lifecycle = new ServiceLifecycle({ logger: recorder(), exit });
+    lifecycle.attach(app);
+    lifecycle.stop('received SIGTERM');
+    await waitFor(() => exit.mock.calls.length > 0, 2000, 'the exit');
+    expect(exit).toHaveBeenCalledWith(0);
+    expect(calledDuringClose).toBeGreaterThanOrEqual(2);
+    const after = closeIdleConnections.mock.calls.length;
+    await new Promise((r) => setTimeout(r, 250));
+    expect(closeIdleConnections.mock.calls.length).toBe(after);
   });
 
   it('exits 1 when the shutdown fails', async () => {
