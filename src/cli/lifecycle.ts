@@ -1,6 +1,7 @@
 import type { INestApplication, INestApplicationContext, LoggerService } from '@nestjs/common';
+import { SHUTDOWN_SIGNALS, takeEarlySignals } from './early-signals';
 
-export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+export { SHUTDOWN_SIGNALS };
 
 /** Time the shutdown gets beyond the pool's own grace before the process gives up and exits with 1. */
 export const SHUTDOWN_SLACK_MS = 4_000;
@@ -41,24 +42,51 @@ export class ServiceLifecycle {
     return this.reason !== undefined;
   }
 
-  /** Listens to the shutdown signals (from now on: a signal during start-up stops the app once it exists). */
+  /**
+   * Listens to the shutdown signals (from now on: a signal during start-up stops the app once it exists), and
+   * takes over from catchEarlySignals(): a signal that arrived while the service was loading stops it now.
+   */
   listen(signals: readonly string[] = SHUTDOWN_SIGNALS): this {
     for (const signal of signals) {
       const handler = () => this.stop(`received ${signal}`);
       this.handlers.set(signal, handler);
       process.on(signal, handler);
     }
+    for (const signal of takeEarlySignals()) this.stop(`received ${signal} while loading`);
     return this;
   }
 
-  /** Stops the service when its parent process changes (the parent died and the process was re-parented). */
-  watchParent(intervalMs = 250, ppid: () => number = () => process.ppid): this {
-    const parent = ppid();
+  /**
+   * Stops the service when its parent process is gone. `expected` is the pid its parent must be (what
+   * `npm run serve` passes as CONTAINER_POOL_PARENT_PID): when that process is already gone, the service was
+   * re-parented during its boot and stops at once. Without it, the parent is whichever process is the parent
+   * now. A parent that is the process's own is watched by the parent pid changing (re-parenting happens only when
+   * it dies, so a reused pid cannot fool it); any other process by whether it still exists.
+   */
+  watchParent(
+    intervalMs = 250,
+    ppid: () => number = () => process.ppid,
+    expected?: number,
+    exists: (pid: number) => boolean = processExists,
+  ): this {
+    const parent = expected ?? ppid();
+    const own = ppid() === parent;
+    const gone = own ? () => ppid() !== parent : () => !exists(parent);
+    if (gone()) {
+      this.stop(`parent process ${parent} is gone`);
+      return this;
+    }
     this.parentTimer = setInterval(() => {
-      if (ppid() !== parent) this.stop(`parent process ${parent} is gone`);
+      if (gone()) this.stop(`parent process ${parent} is gone`);
     }, intervalMs);
     this.parentTimer.unref();
     return this;
+  }
+
+  /** Ends the process with 0 when a stop was asked for before there was an app to close (nothing to undo). */
+  exitBeforeStart(): void {
+    this.options.logger.log('stopped in 0 ms (before the service had started anything)');
+    this.exit(0);
   }
 
   /** The app to close; closes it at once when a shutdown was asked for before it existed. */
@@ -121,5 +149,15 @@ export class ServiceLifecycle {
     for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
     this.handlers.clear();
     if (this.parentTimer) clearInterval(this.parentTimer);
+  }
+}
+
+/** Whether a process exists (a zombie counts; EPERM: it exists, owned by someone else). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

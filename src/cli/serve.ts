@@ -24,7 +24,8 @@ export function listenAddress(env: NodeJS.ProcessEnv = process.env): {
 
 /**
  * Whether the service stops when its parent process goes away: `CONTAINER_POOL_EXIT_WITH_PARENT=1|0`; by default
- * on when npm started it (`npm run serve`, `npx container-pool serve`: npm's shell does not pass signals on).
+ * on when npm started it (`npm run serve`, `npx container-pool serve`: npm's shell does not pass signals on) or
+ * when CONTAINER_POOL_PARENT_PID names the parent.
  */
 export function exitWithParent(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.CONTAINER_POOL_EXIT_WITH_PARENT?.trim().toLowerCase();
@@ -33,7 +34,20 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): boolean {
   if (v) {
     throw new Error(`Invalid CONTAINER_POOL_EXIT_WITH_PARENT: must be 1 or 0, got "${v}"`);
   }
-  return Boolean(env.npm_lifecycle_event);
+  return Boolean(env.npm_lifecycle_event) || Boolean(env.CONTAINER_POOL_PARENT_PID?.trim());
+}
+
+/**
+ * The parent the service must have: CONTAINER_POOL_PARENT_PID (`npm run serve` sets it to the process that
+ * started the script, node's parent once the script has exec'd it); undefined when unset.
+ */
+export function parentPid(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.CONTAINER_POOL_PARENT_PID?.trim();
+  if (!v) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) {
+    throw new Error(`Invalid CONTAINER_POOL_PARENT_PID: must be a process id, got "${v}"`);
+  }
+  return Number(v);
 }
 
 /**
@@ -89,7 +103,9 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     logger: new Logger('Lifecycle'),
     graceMs: () => started.pool?.options.shutdownGraceMs,
   }).listen();
-  if (exitWithParent(env)) lifecycle.watchParent();
+  if (exitWithParent(env)) lifecycle.watchParent(undefined, undefined, parentPid(env));
+  // A signal while loading, or a parent gone before it: nothing was started, nothing to undo.
+  if (lifecycle.stopping) return lifecycle.exitBeforeStart();
 
   // No app-wide body parser: the pool's routes parse their JSON themselves, with POOL_MAX_BODY_BYTES.
   const app = await NestFactory.create(AppModule, { bodyParser: false, logger });

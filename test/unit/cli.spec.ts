@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import type { INestApplicationContext, LoggerService } from '@nestjs/common';
 import { ImageUnavailableError } from '../../src/index';
 import { buildImage } from '../../src/cli/image';
+import { catchEarlySignals, takeEarlySignals } from '../../src/cli/early-signals';
 import { ServiceLifecycle } from '../../src/cli/lifecycle';
 import { serviceLoggerOptions } from '../../src/cli/logger';
 import { waitFor } from '../support/pool-testing';
 import { main } from '../../src/cli/main';
-import { exitWithParent, listenAddress, loadDotEnv } from '../../src/cli/serve';
+import { exitWithParent, listenAddress, loadDotEnv, parentPid } from '../../src/cli/serve';
 
 function recorder(): LoggerService & { lines: string[] } {
   const lines: string[] = [];
@@ -79,6 +80,19 @@ describe('service settings', () => {
     expect(() => exitWithParent({ CONTAINER_POOL_EXIT_WITH_PARENT: 'maybe' })).toThrow(
       /EXIT_WITH_PARENT/,
     );
+    // A named parent (npm run serve's script names it) is watched too, unless turned off.
+    expect(exitWithParent({ CONTAINER_POOL_PARENT_PID: '4242' })).toBe(true);
+    expect(
+      exitWithParent({ CONTAINER_POOL_PARENT_PID: '4242', CONTAINER_POOL_EXIT_WITH_PARENT: '0' }),
+    ).toBe(false);
+  });
+
+  it('CONTAINER_POOL_PARENT_PID is a process id', () => {
+    expect(parentPid({})).toBeUndefined();
+    expect(parentPid({ CONTAINER_POOL_PARENT_PID: ' 4242 ' })).toBe(4242);
+    for (const bad of ['0', '-1', 'npm', '12abc', '1e3']) {
+      expect(() => parentPid({ CONTAINER_POOL_PARENT_PID: bad })).toThrow(/PARENT_PID/);
+    }
   });
 });
 
@@ -216,6 +230,92 @@ describe('ServiceLifecycle', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('a named parent already gone at the start (re-parented during the boot): stops at once', () => {
+    const logger = recorder();
+    const lifecycle = new ServiceLifecycle({ logger, exit: jest.fn() }).watchParent(
+      250,
+      () => 1, // re-parented to init
+      4242,
+      () => false,
+    );
+    expect(lifecycle.stopping).toBe(true);
+    expect(logger.lines[0]).toBe('log parent process 4242 is gone: shutting down gracefully');
+    lifecycle.dispose();
+  });
+
+  it('a named parent that is not the own parent: watched by whether it exists', () => {
+    jest.useFakeTimers();
+    try {
+      let exists = true;
+      const lifecycle = new ServiceLifecycle({ logger: recorder(), exit: jest.fn() }).watchParent(
+        250,
+        () => 777,
+        4242,
+        () => exists,
+      );
+      jest.advanceTimersByTime(1000);
+      expect(lifecycle.stopping).toBe(false);
+      exists = false;
+      jest.advanceTimersByTime(250);
+      expect(lifecycle.stopping).toBe(true);
+      lifecycle.dispose();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('the named parent is the own parent: a change of the parent pid stops it, even with the pid reused', () => {
+    jest.useFakeTimers();
+    try {
+      let ppid = 4242;
+      const lifecycle = new ServiceLifecycle({ logger: recorder(), exit: jest.fn() }).watchParent(
+        250,
+        () => ppid,
+        4242,
+        () => true, // a new process with the old pid
+      );
+      jest.advanceTimersByTime(1000);
+      expect(lifecycle.stopping).toBe(false);
+      ppid = 1;
+      jest.advanceTimersByTime(250);
+      expect(lifecycle.stopping).toBe(true);
+      lifecycle.dispose();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('exits 0 without an app when stopped before it started anything', () => {
+    const logger = recorder();
+    const exit = jest.fn();
+    const lifecycle = new ServiceLifecycle({ logger, exit });
+    lifecycle.stop('received SIGTERM while loading');
+    lifecycle.exitBeforeStart();
+    expect(exit).toHaveBeenCalledWith(0);
+    expect(logger.lines.at(-1)).toMatch(/^log stopped in 0 ms/);
+  });
+
+  it('takes over the signals caught while loading: one that arrived stops it as soon as it listens', () => {
+    const before = ['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s));
+    catchEarlySignals();
+    catchEarlySignals(); // idempotent
+    expect(['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s))).toEqual(
+      before.map((n) => n + 1),
+    );
+    process.emit('SIGHUP', 'SIGHUP');
+    const logger = recorder();
+    const lifecycle = new ServiceLifecycle({ logger, exit: jest.fn() }).listen();
+    expect(lifecycle.stopping).toBe(true);
+    expect(logger.lines[0]).toBe('log received SIGHUP while loading: shutting down gracefully');
+    // The early listeners are gone, the lifecycle's own are there until disposed.
+    expect(['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s))).toEqual(
+      before.map((n) => n + 1),
+    );
+    expect(takeEarlySignals()).toEqual([]);
+    lifecycle.dispose();
+    expect(['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => process.listenerCount(s))).toEqual(before);
   });
 
   it('listens to SIGTERM, SIGINT and SIGHUP until disposed', () => {
