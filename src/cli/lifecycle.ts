@@ -29,7 +29,7 @@ export interface ServiceLifecycleOptions {
 export class ServiceLifecycle {
   private app?: INestApplicationContext;
   private reason?: string;
-  private parentTimer?: NodeJS.Timeout;
+  private readonly watchTimers: NodeJS.Timeout[] = [];
   private readonly handlers = new Map<string, () => void>();
   private readonly exit: (code: number) => void;
 
@@ -76,11 +76,36 @@ export class ServiceLifecycle {
       this.stop(`parent process ${parent} is gone`);
       return this;
     }
-    this.parentTimer = setInterval(() => {
+    this.every(intervalMs, () => {
       if (gone()) this.stop(`parent process ${parent} is gone`);
-    }, intervalMs);
-    this.parentTimer.unref();
+    });
     return this;
+  }
+
+  /**
+   * Stops the service when another process it depends on is gone: the npm above the shell that `npx` puts
+   * between npm and node (SIGHUP ends npm alone, and the shell goes on waiting for node).
+   */
+  watchProcess(
+    pid: number,
+    what: string,
+    intervalMs = 250,
+    exists: (pid: number) => boolean = processExists,
+  ): this {
+    if (!exists(pid)) {
+      this.stop(`${what} ${pid} is gone`);
+      return this;
+    }
+    this.every(intervalMs, () => {
+      if (!exists(pid)) this.stop(`${what} ${pid} is gone`);
+    });
+    return this;
+  }
+
+  private every(intervalMs: number, check: () => void): void {
+    const timer = setInterval(check, intervalMs);
+    timer.unref();
+    this.watchTimers.push(timer);
   }
 
   /** Ends the process with 0 when a stop was asked for before there was an app to close (nothing to undo). */
@@ -102,7 +127,7 @@ export class ServiceLifecycle {
       return;
     }
     this.reason = reason;
-    if (this.parentTimer) clearInterval(this.parentTimer);
+    for (const timer of this.watchTimers.splice(0)) clearInterval(timer);
     const grace = this.options.graceMs?.();
     this.options.logger.log(
       `${reason}: shutting down gracefully` +
@@ -148,7 +173,7 @@ export class ServiceLifecycle {
   dispose(): void {
     for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
     this.handlers.clear();
-    if (this.parentTimer) clearInterval(this.parentTimer);
+    for (const timer of this.watchTimers.splice(0)) clearInterval(timer);
   }
 }
 

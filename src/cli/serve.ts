@@ -63,6 +63,41 @@ export function loadDotEnv(path = '.env', env: NodeJS.ProcessEnv = process.env):
   return true;
 }
 
+const SHELLS = new Set(['sh', 'dash', 'bash', 'zsh', 'ash', 'ksh', 'busybox']);
+
+/** comm and parent pid of a process from /proc (Linux), or undefined. */
+function procStat(pid: number): { comm: string; ppid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    return {
+      comm: stat.slice(stat.indexOf('(') + 1, close),
+      ppid: Number(stat.slice(close + 2).split(' ')[1]),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When the parent is a shell (`npx` runs `npm exec` -> `sh -c` -> node), the nearest ancestor that is not one:
+ * npm. Undefined when the parent is no shell (its watch covers it) or where /proc cannot tell.
+ */
+export function launcherAbove(
+  ppid: number = process.ppid,
+  stat: (pid: number) => { comm: string; ppid: number } | undefined = procStat,
+): number | undefined {
+  let pid = ppid;
+  for (let depth = 0; depth < 8; depth++) {
+    const s = stat(pid);
+    if (!s) return undefined;
+    if (!SHELLS.has(s.comm)) return pid === ppid ? undefined : pid;
+    if (s.ppid <= 1) return undefined;
+    pid = s.ppid;
+  }
+  return undefined;
+}
+
 /** The HTTP platform Nest would load, or a message saying how to install it. */
 export function missingHttpPlatform(): string | undefined {
   let from: string[] | undefined;
@@ -103,7 +138,13 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     logger: new Logger('Lifecycle'),
     graceMs: () => started.pool?.options.shutdownGraceMs,
   }).listen();
-  if (exitWithParent(env)) lifecycle.watchParent(undefined, undefined, parentPid(env));
+  if (exitWithParent(env)) {
+    const parent = parentPid(env);
+    lifecycle.watchParent(undefined, undefined, parent);
+    // Started by npm through a shell (npx): npm may end alone (SIGHUP) and leave the shell waiting for node.
+    const npm = env.npm_lifecycle_event && parent === undefined ? launcherAbove() : undefined;
+    if (npm !== undefined) lifecycle.watchProcess(npm, 'npm process');
+  }
   // A signal while loading, or a parent gone before it: nothing was started, nothing to undo.
   if (lifecycle.stopping) return lifecycle.exitBeforeStart();
 

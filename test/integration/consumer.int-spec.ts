@@ -213,8 +213,13 @@ function expectWorkingApp(r: AppResult): void {
   expect(r.ready).toBe(200);
 }
 
-/** `npx container-pool serve` in the app: ready, then SIGTERM to npx stops it with no container left. */
-async function serveThroughBin(dir: string): Promise<void> {
+/**
+ * `npx container-pool serve` in the app: ready, then `signal` to npx alone stops it with no container left.
+ * npx runs `npm exec` -> `sh -c` -> node and passes signals on poorly: SIGTERM ends the shell and npm (the
+ * service sees its parent or npm gone), SIGHUP ends npm alone (the service watches npm above the shell). SIGINT to npx alone does
+ * nothing at all (npm counts on Ctrl-C reaching the whole group), so it is not one of them.
+ */
+async function serveThroughBin(dir: string, signal: 'SIGTERM' | 'SIGHUP'): Promise<void> {
   const port = await freePort();
   const name = uniquePoolName('consumer-bin');
   const proc = launch('npx', ['container-pool', 'serve'], {
@@ -245,11 +250,16 @@ async function serveThroughBin(dir: string): Promise<void> {
     node = descendants(proc.child.pid!).find((p) => /container-pool serve$/.test(p.args))?.pid ?? 0;
     expect(node).toBeGreaterThan(0);
     expect(await engineContainers(name)).toHaveLength(1);
-    proc.child.kill('SIGTERM');
+    proc.child.kill(signal);
     await waitUntil(() => !isAlive(node), 15_000, 'container-pool serve to exit');
     expect(await portOpen(port)).toBe(false);
     expect(await engineContainers(name)).toEqual([]);
     const logs = jsonLogs(proc.output());
+    expect(logs.map((l) => l.message)).toContainEqual(
+      signal === 'SIGTERM'
+        ? expect.stringMatching(/^(parent|npm) process \d+ is gone: shutting down gracefully/)
+        : expect.stringMatching(/^npm process \d+ is gone: shutting down gracefully/),
+    );
     expect(logs.map((l) => l.message)).toContainEqual(expect.stringMatching(/^stopped in \d+ ms$/));
     expect(logs.filter((l) => l.level === 'error')).toEqual([]);
   } finally {
@@ -330,7 +340,9 @@ describe('container-pool installed like a library', () => {
       env: cleanEnv(),
     });
     expect(image).toMatch(/container-pool-sandbox:bookworm exists/);
-    await timed('Nest 11 app: npx container-pool serve, SIGTERM', () => serveThroughBin(dir));
+    await timed('Nest 11 app: npx container-pool serve, SIGTERM', () =>
+      serveThroughBin(dir, 'SIGTERM'),
+    );
   });
 
   it('a Nest 12 ESM app (nodenext, also type-checked for bundlers, with swagger): installs, compiles strict, runs code, validates, serves docs, closes clean', async () => {
@@ -375,7 +387,9 @@ describe('container-pool installed like a library', () => {
       expect.arrayContaining(['/admin/pool/executions', '/health/ready']),
     );
     expect(await engineContainers(name)).toEqual([]);
-    await timed('Nest 12 app: npx container-pool serve, SIGTERM', () => serveThroughBin(dir));
+    await timed('Nest 12 app: npx container-pool serve, SIGHUP', () =>
+      serveThroughBin(dir, 'SIGHUP'),
+    );
   });
 
   it('npm install git+file://<clone> builds it (prepare), require("container-pool") loads, serve names the missing HTTP platform', async () => {

@@ -9,7 +9,13 @@ import { ServiceLifecycle } from '../../src/cli/lifecycle';
 import { serviceLoggerOptions } from '../../src/cli/logger';
 import { waitFor } from '../support/pool-testing';
 import { main } from '../../src/cli/main';
-import { exitWithParent, listenAddress, loadDotEnv, parentPid } from '../../src/cli/serve';
+import {
+  exitWithParent,
+  launcherAbove,
+  listenAddress,
+  loadDotEnv,
+  parentPid,
+} from '../../src/cli/serve';
 
 function recorder(): LoggerService & { lines: string[] } {
   const lines: string[] = [];
@@ -285,6 +291,41 @@ describe('ServiceLifecycle', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('watches npm above the shell npx puts between npm and node', () => {
+    jest.useFakeTimers();
+    try {
+      let alive = true;
+      const logger = recorder();
+      const lifecycle = new ServiceLifecycle({ logger, exit: jest.fn() }).watchProcess(
+        900,
+        'npm process',
+        250,
+        () => alive,
+      );
+      jest.advanceTimersByTime(1000);
+      expect(lifecycle.stopping).toBe(false);
+      alive = false;
+      jest.advanceTimersByTime(250);
+      expect(logger.lines[0]).toBe('log npm process 900 is gone: shutting down gracefully');
+      lifecycle.dispose();
+    } finally {
+      jest.useRealTimers();
+    }
+    const tree: Record<number, { comm: string; ppid: number }> = {
+      30: { comm: 'sh', ppid: 20 }, // npx: npm exec -> sh -c -> node
+      20: { comm: 'npm exec contai', ppid: 10 },
+      40: { comm: 'npm run serve', ppid: 10 }, // npm run serve: npm -> node
+      50: { comm: 'bash', ppid: 1 },
+    };
+    const stat = (pid: number) => tree[pid];
+    expect(launcherAbove(30, stat)).toBe(20);
+    expect(launcherAbove(40, stat)).toBeUndefined();
+    expect(launcherAbove(50, stat)).toBeUndefined();
+    expect(launcherAbove(99, stat)).toBeUndefined();
+    // This very process, on Linux: jest's parent is no shell.
+    expect(() => launcherAbove()).not.toThrow();
   });
 
   it('exits 0 without an app when stopped before it started anything', () => {
