@@ -279,6 +279,7 @@ describe('container-pool installed like a library', () => {
       expect.arrayContaining([
         'package.json',
         'README.md',
+        'LICENSE',
         'dist/index.js',
         'dist/index.d.ts',
         'dist/cli/main.js',

@@ -11,6 +11,7 @@ import { join, sep } from 'node:path';
 
 const ROOT = join(__dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  license: string;
   files: string[];
   bin: Record<string, string>;
   scripts: Record<string, string>;
@@ -61,6 +62,13 @@ describe('package.json', () => {
     expect(pkg.peerDependenciesMeta['@nestjs/platform-express']).toEqual({ optional: true });
     // The types of what the published .d.ts name come with the package.
     expect(pkg.dependencies['@types/dockerode']).toBeDefined();
+  });
+
+  it('has the LICENSE its "license" names (npm packs it whatever `files` says)', () => {
+    expect(pkg.license).toBe('MIT');
+    expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(
+      /^MIT License\n\nCopyright \(c\) \d{4} [^\n]+\n\nPermission is hereby granted, free of charge/,
+    );
   });
 
   it('does not need @nestjs/config: no peer (npm would give a Nest 11 app its ESM 12.x), and no source imports it', () => {
