@@ -1,9 +1,13 @@
-import type { INestApplicationContext, LoggerService } from '@nestjs/common';
+import type { INestApplication, INestApplicationContext, LoggerService } from '@nestjs/common';
+import { SHUTDOWN_SIGNALS, takeEarlySignals } from './early-signals';
 
-export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+export { SHUTDOWN_SIGNALS };
 
 /** Time the shutdown gets beyond the pool's own grace before the process gives up and exits with 1. */
 export const SHUTDOWN_SLACK_MS = 4_000;
+
+/** How often a shutdown closes the HTTP connections that fell idle (kept alive by their clients). */
+const IDLE_CONNECTIONS_EVERY_MS = 100;
 
 export interface ServiceLifecycleOptions {
   logger: LoggerService;
@@ -25,7 +29,7 @@ export interface ServiceLifecycleOptions {
 export class ServiceLifecycle {
   private app?: INestApplicationContext;
   private reason?: string;
-  private parentTimer?: NodeJS.Timeout;
+  private readonly watchTimers: NodeJS.Timeout[] = [];
   private readonly handlers = new Map<string, () => void>();
   private readonly exit: (code: number) => void;
 
@@ -38,24 +42,76 @@ export class ServiceLifecycle {
     return this.reason !== undefined;
   }
 
-  /** Listens to the shutdown signals (from now on: a signal during start-up stops the app once it exists). */
+  /**
+   * Listens to the shutdown signals (from now on: a signal during start-up stops the app once it exists), and
+   * takes over from catchEarlySignals(): a signal that arrived while the service was loading stops it now.
+   */
   listen(signals: readonly string[] = SHUTDOWN_SIGNALS): this {
     for (const signal of signals) {
       const handler = () => this.stop(`received ${signal}`);
       this.handlers.set(signal, handler);
       process.on(signal, handler);
     }
+    for (const signal of takeEarlySignals()) this.stop(`received ${signal} while loading`);
     return this;
   }
 
-  /** Stops the service when its parent process changes (the parent died and the process was re-parented). */
-  watchParent(intervalMs = 250, ppid: () => number = () => process.ppid): this {
-    const parent = ppid();
-    this.parentTimer = setInterval(() => {
-      if (ppid() !== parent) this.stop(`parent process ${parent} is gone`);
-    }, intervalMs);
-    this.parentTimer.unref();
+  /**
+   * Stops the service when its parent process is gone. `expected` is the pid its parent must be (what
+   * `npm run serve` passes as CONTAINER_POOL_PARENT_PID): when that process is already gone, the service was
+   * re-parented during its boot and stops at once. Without it, the parent is whichever process is the parent
+   * now. A parent that is the process's own is watched by the parent pid changing (re-parenting happens only when
+   * it dies, so a reused pid cannot fool it); any other process by whether it still exists.
+   */
+  watchParent(
+    intervalMs = 250,
+    ppid: () => number = () => process.ppid,
+    expected?: number,
+    exists: (pid: number) => boolean = processExists,
+  ): this {
+    const parent = expected ?? ppid();
+    const own = ppid() === parent;
+    const gone = own ? () => ppid() !== parent : () => !exists(parent);
+    if (gone()) {
+      this.stop(`parent process ${parent} is gone`);
+      return this;
+    }
+    this.every(intervalMs, () => {
+      if (gone()) this.stop(`parent process ${parent} is gone`);
+    });
     return this;
+  }
+
+  /**
+   * Stops the service when another process it depends on is gone: the npm above the shell that `npx` puts
+   * between npm and node (SIGHUP ends npm alone, and the shell goes on waiting for node).
+   */
+  watchProcess(
+    pid: number,
+    what: string,
+    intervalMs = 250,
+    exists: (pid: number) => boolean = processExists,
+  ): this {
+    if (!exists(pid)) {
+      this.stop(`${what} ${pid} is gone`);
+      return this;
+    }
+    this.every(intervalMs, () => {
+      if (!exists(pid)) this.stop(`${what} ${pid} is gone`);
+    });
+    return this;
+  }
+
+  private every(intervalMs: number, check: () => void): void {
+    const timer = setInterval(check, intervalMs);
+    timer.unref();
+    this.watchTimers.push(timer);
+  }
+
+  /** Ends the process with 0 when a stop was asked for before there was an app to close (nothing to undo). */
+  exitBeforeStart(): void {
+    this.options.logger.log('stopped in 0 ms (before the service had started anything)');
+    this.exit(0);
   }
 
   /** The app to close; closes it at once when a shutdown was asked for before it existed. */
@@ -71,7 +127,7 @@ export class ServiceLifecycle {
       return;
     }
     this.reason = reason;
-    if (this.parentTimer) clearInterval(this.parentTimer);
+    for (const timer of this.watchTimers.splice(0)) clearInterval(timer);
     const grace = this.options.graceMs?.();
     this.options.logger.log(
       `${reason}: shutting down gracefully` +
@@ -88,13 +144,23 @@ export class ServiceLifecycle {
       this.exit(1);
     }, deadline);
     watchdog.unref();
+    // The HTTP server's close waits for every connection: one kept alive by its client after its last response
+    // would hold it until the keep-alive timeout (5 s). Close such connections as they fall idle.
+    const server = (app as Partial<INestApplication>).getHttpServer?.() as
+      { closeIdleConnections?: () => void } | undefined;
+    const idle = server?.closeIdleConnections
+      ? setInterval(() => server.closeIdleConnections?.(), IDLE_CONNECTIONS_EVERY_MS)
+      : undefined;
+    idle?.unref();
     const started = Date.now();
     try {
       await app.close();
+      clearInterval(idle);
       clearTimeout(watchdog);
       this.options.logger.log(`stopped in ${Date.now() - started} ms`);
       this.exit(0);
     } catch (err) {
+      clearInterval(idle);
       clearTimeout(watchdog);
       this.options.logger.error(
         `shutdown failed: ${err instanceof Error ? err.message : String(err)}`,
@@ -107,6 +173,16 @@ export class ServiceLifecycle {
   dispose(): void {
     for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
     this.handlers.clear();
-    if (this.parentTimer) clearInterval(this.parentTimer);
+    for (const timer of this.watchTimers.splice(0)) clearInterval(timer);
+  }
+}
+
+/** Whether a process exists (a zombie counts; EPERM: it exists, owned by someone else). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { catchEarlySignals } from './early-signals';
 
 export const USAGE = `usage: container-pool <command>
 
@@ -42,6 +43,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         );
         return 2;
       }
+      // Before Nest and the module load: a signal during the boot stops the service cleanly.
+      catchEarlySignals();
       const { runService } = await import('./serve');
       runService();
       return undefined;

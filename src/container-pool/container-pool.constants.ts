@@ -16,9 +16,6 @@ export function getContainerPoolToken(profile?: string): string {
   return `ContainerPool:${profile ?? '(default)'}`;
 }
 
-/** Namespace of the `POOL_*` settings registered with @nestjs/config (`registerAs`). */
-export const CONTAINER_POOL_CONFIG_NAMESPACE = 'containerPool';
-
 /** Prefix of every label the pool puts on its containers. */
 export const LABEL_PREFIX = 'io.container-pool';
 

@@ -1,4 +1,5 @@
 import {
+  BeforeApplicationShutdown,
   Inject,
   Injectable,
   Logger,
@@ -36,7 +37,9 @@ export interface ProfileOption {
  * ContainerDriver injected under CONTAINER_DRIVER, which this service (its owner) closes at shutdown.
  */
 @Injectable()
-export class ContainerPoolService implements OnModuleInit, OnApplicationShutdown {
+export class ContainerPoolService
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly registry: PoolRegistry;
   private readonly log: Logger;
 
@@ -72,6 +75,17 @@ export class ContainerPoolService implements OnModuleInit, OnApplicationShutdown
     this.initialize().catch(() => undefined);
   }
 
+  /**
+   * Starts the shutdown before Nest closes the HTTP server, which waits for the requests in flight: the pool stops
+   * handing out at once and gives running executions (HTTP ones included) up to `shutdownGraceMs`, so closing the
+   * server never waits longer than that. Does not wait for the shutdown itself (the server closes meanwhile and
+   * takes no new connection): onApplicationShutdown does.
+   */
+  beforeApplicationShutdown(): void {
+    this.shutdown().catch(() => undefined);
+  }
+
+  /** Waits for the shutdown beforeApplicationShutdown started (or starts it: `shutdown()` is idempotent). */
   async onApplicationShutdown(): Promise<void> {
     await this.shutdown();
   }

@@ -9,7 +9,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { engineContainers, SANDBOX_IMAGE, uniquePoolName } from '../support/integration';
@@ -111,12 +120,53 @@ afterAll(() => {
     rmSync(work, { recursive: true, force: true });
 });
 
-/** Copies test/consumer/<app> next to the tarball and installs it as a user would. */
-async function installApp(app: string): Promise<{ dir: string; installLog: string }> {
+/**
+ * The README's install command for a Nest `major` app (`npm install container-pool ...   # a Nest 11 app`), its
+ * arguments after `npm install`, with the tarball for `container-pool`.
+ */
+function readmeInstall(major: 11 | 12): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const line = readme
+    .split('\n')
+    .find((l) => l.startsWith('npm install container-pool') && l.endsWith(`# a Nest ${major} app`));
+  if (!line) throw new Error(`README.md has no install command for a Nest ${major} app`);
+  const args = line.replace(/#.*$/, '').trim().split(/\s+/).slice(2);
+  return args.map((a) => (a === 'container-pool' ? '../container-pool.tgz' : a));
+}
+
+/** Copies test/consumer/<app> next to the tarball and installs it as the README says. */
+async function installApp(app: 'nest11' | 'nest12'): Promise<{ dir: string; installLog: string }> {
   const dir = join(work, app);
   cpSync(join(ROOT, 'test/consumer', app), dir, { recursive: true });
-  const installLog = await run('npm', INSTALL, { cwd: dir, env: cleanEnv() });
+  const args = readmeInstall(app === 'nest11' ? 11 : 12);
+  const installLog = await run('npm', [...INSTALL, ...args], { cwd: dir, env: cleanEnv() });
   return { dir, installLog };
+}
+
+/** name -> versions of every @nestjs/* package installed in the app, nested copies included. */
+function nestPackages(dir: string): Record<string, string[]> {
+  const found: Record<string, string[]> = {};
+  const visit = (modules: string): void => {
+    if (!existsSync(modules)) return;
+    for (const entry of readdirSync(modules)) {
+      const pkgs = entry.startsWith('@')
+        ? readdirSync(join(modules, entry)).map((n) => join(modules, entry, n))
+        : [join(modules, entry)];
+      for (const pkgDir of pkgs) {
+        const manifest = join(pkgDir, 'package.json');
+        if (entry === '@nestjs' && existsSync(manifest)) {
+          const { name, version } = JSON.parse(readFileSync(manifest, 'utf8')) as {
+            name: string;
+            version: string;
+          };
+          (found[name] ??= []).push(version);
+        }
+        visit(join(pkgDir, 'node_modules'));
+      }
+    }
+  };
+  visit(join(dir, 'node_modules'));
+  return found;
 }
 
 interface AppResult {
@@ -163,8 +213,13 @@ function expectWorkingApp(r: AppResult): void {
   expect(r.ready).toBe(200);
 }
 
-/** `npx container-pool serve` in the app: ready, then SIGTERM to npx stops it with no container left. */
-async function serveThroughBin(dir: string): Promise<void> {
+/**
+ * `npx container-pool serve` in the app: ready, then `signal` to npx alone stops it with no container left.
+ * npx runs `npm exec` -> `sh -c` -> node and passes signals on poorly: SIGTERM ends the shell and npm (the
+ * service sees its parent or npm gone), SIGHUP ends npm alone (the service watches npm above the shell). SIGINT to npx alone does
+ * nothing at all (npm counts on Ctrl-C reaching the whole group), so it is not one of them.
+ */
+async function serveThroughBin(dir: string, signal: 'SIGTERM' | 'SIGHUP'): Promise<void> {
   const port = await freePort();
   const name = uniquePoolName('consumer-bin');
   const proc = launch('npx', ['container-pool', 'serve'], {
@@ -195,11 +250,16 @@ async function serveThroughBin(dir: string): Promise<void> {
     node = descendants(proc.child.pid!).find((p) => /container-pool serve$/.test(p.args))?.pid ?? 0;
     expect(node).toBeGreaterThan(0);
     expect(await engineContainers(name)).toHaveLength(1);
-    proc.child.kill('SIGTERM');
+    proc.child.kill(signal);
     await waitUntil(() => !isAlive(node), 15_000, 'container-pool serve to exit');
     expect(await portOpen(port)).toBe(false);
     expect(await engineContainers(name)).toEqual([]);
     const logs = jsonLogs(proc.output());
+    expect(logs.map((l) => l.message)).toContainEqual(
+      signal === 'SIGTERM'
+        ? expect.stringMatching(/^(parent|npm) process \d+ is gone: shutting down gracefully/)
+        : expect.stringMatching(/^npm process \d+ is gone: shutting down gracefully/),
+    );
     expect(logs.map((l) => l.message)).toContainEqual(expect.stringMatching(/^stopped in \d+ ms$/));
     expect(logs.filter((l) => l.level === 'error')).toEqual([]);
   } finally {
@@ -219,6 +279,7 @@ describe('container-pool installed like a library', () => {
       expect.arrayContaining([
         'package.json',
         'README.md',
+        'LICENSE',
         'dist/index.js',
         'dist/index.d.ts',
         'dist/cli/main.js',
@@ -249,6 +310,22 @@ describe('container-pool installed like a library', () => {
         encoding: 'utf8',
       }).trim(),
     ).toBe('node_modules/class-validator');
+    // The Nest 11 line of every Nest package (npm's newest in range would be 12.x, ESM), and no @nestjs/config.
+    const nest = nestPackages(dir);
+    expect(nest['@nestjs/schedule']).toEqual([expect.stringMatching(/^6\./)]);
+    expect(nest['@nestjs/terminus']).toEqual([expect.stringMatching(/^11\./)]);
+    expect(nest['@nestjs/config']).toBeUndefined();
+    expect(
+      Object.entries(nest).filter(([, versions]) => versions.some((v) => v.startsWith('12.'))),
+    ).toEqual([]);
+    // So it loads as plain CommonJS, without require(esm), as jest on Node 20 loads it in such an app.
+    expect(
+      await run(
+        'node',
+        ['--no-experimental-require-module', '-e', "require('container-pool'); console.log('cjs')"],
+        { cwd: dir, env: cleanEnv() },
+      ),
+    ).toContain('cjs');
     await timed('Nest 11 app: tsc (commonjs, nodenext)', () =>
       run('npm', ['run', 'build'], { cwd: dir, env: cleanEnv() }),
     );
@@ -264,7 +341,9 @@ describe('container-pool installed like a library', () => {
       env: cleanEnv(),
     });
     expect(image).toMatch(/container-pool-sandbox:bookworm exists/);
-    await timed('Nest 11 app: npx container-pool serve, SIGTERM', () => serveThroughBin(dir));
+    await timed('Nest 11 app: npx container-pool serve, SIGTERM', () =>
+      serveThroughBin(dir, 'SIGTERM'),
+    );
   });
 
   it('a Nest 12 ESM app (nodenext, also type-checked for bundlers, with swagger): installs, compiles strict, runs code, validates, serves docs, closes clean', async () => {
@@ -292,6 +371,11 @@ describe('container-pool installed like a library', () => {
         .split('\n')
         .sort(),
     ).toEqual(['node_modules/class-transformer', 'node_modules/class-validator']);
+    // @nestjs/schedule and @nestjs/terminus come as peers too, at their Nest 12 majors; no @nestjs/config.
+    const nest = nestPackages(dir);
+    expect(nest['@nestjs/schedule']).toEqual([expect.stringMatching(/^12\./)]);
+    expect(nest['@nestjs/terminus']).toEqual([expect.stringMatching(/^12\./)]);
+    expect(nest['@nestjs/config']).toBeUndefined();
     await timed('Nest 12 app: tsc (nodenext, bundler)', () =>
       run('npm', ['run', 'build'], { cwd: dir, env: cleanEnv() }),
     );
@@ -304,7 +388,9 @@ describe('container-pool installed like a library', () => {
       expect.arrayContaining(['/admin/pool/executions', '/health/ready']),
     );
     expect(await engineContainers(name)).toEqual([]);
-    await timed('Nest 12 app: npx container-pool serve, SIGTERM', () => serveThroughBin(dir));
+    await timed('Nest 12 app: npx container-pool serve, SIGHUP', () =>
+      serveThroughBin(dir, 'SIGHUP'),
+    );
   });
 
   it('npm install git+file://<clone> builds it (prepare), require("container-pool") loads, serve names the missing HTTP platform', async () => {

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { INestApplication, Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
@@ -9,11 +11,34 @@ import type { ContainerPoolModuleOptions } from '../../src/container-pool/interf
 import { tokenFingerprint } from '../../src/container-pool/http/guards/admin-token.guard';
 import { setupContainerPoolDocs } from '../../src/container-pool/http/openapi/document';
 import { ADMIN_BEARER_SCHEME } from '../../src/container-pool/http/openapi/swagger';
-import { FakeDriver, type FakeExecResult } from '../support/fake-driver';
+import { FakeDriver, hangingExec, type FakeExecResult } from '../support/fake-driver';
 import { waitFor } from '../support/pool-testing';
 
 const TOKEN = 'unit-admin-token-0123456789';
 const auth = { Authorization: `Bearer ${TOKEN}` };
+
+/** A POST with the admin token on a connection of its own; resolves with the status and the JSON body. */
+function post(port: number, path: string, body: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { ...auth, 'Content-Type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
+    req.once('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
 
 async function host(
   options: ContainerPoolModuleOptions & ContainerPoolModuleExtras = {},
@@ -173,6 +198,41 @@ describe('admin API (fake driver)', () => {
       .expect(503);
     expect(down.body.code).toBe('POOL_SHUTTING_DOWN');
     expect(down.headers['retry-after']).toBeUndefined();
+  });
+
+  it('app.close() with an HTTP execution in flight: the shutdown starts before the server closes, so the execution is stopped at the grace (503) and close() ends then', async () => {
+    const driver = new FakeDriver();
+    driver.execBehaviour = hangingExec; // runs until the pool stops it
+    const h = await host({ size: 1, shutdownGraceMs: 300 }, {}, driver);
+    app = h.app;
+    const shutdown = jest.spyOn(h.pool, 'shutdown');
+    const adapter = h.app.getHttpAdapter();
+    const closeServer = adapter.close.bind(adapter) as () => Promise<void>;
+    const order: string[] = [];
+    jest.spyOn(adapter, 'close').mockImplementation(() => {
+      order.push(`server closes after ${shutdown.mock.calls.length} shutdown call(s)`);
+      return closeServer();
+    });
+    await h.app.listen(0, '127.0.0.1');
+    const { port } = h.app.getHttpServer().address() as AddressInfo;
+    // One request on its own connection (no keep-alive: an idle kept-alive connection would hold close() too).
+    const running = post(port, '/admin/pool/executions', { cmd: ['sleep', '100'] });
+    await waitFor(() => h.pool.stats().leased === 1, 2000, 'the execution to start');
+
+    const t0 = Date.now();
+    await h.app.close();
+    const took = Date.now() - t0;
+    app = undefined;
+    const res = await running;
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('POOL_SHUTTING_DOWN');
+    expect(order).toEqual(['server closes after 1 shutdown call(s)']);
+    // beforeApplicationShutdown started it, onApplicationShutdown awaited the same promise.
+    expect(shutdown).toHaveBeenCalledTimes(2);
+    expect(shutdown.mock.results[0].value).toBe(shutdown.mock.results[1].value);
+    expect(took).toBeGreaterThanOrEqual(250);
+    expect(took).toBeLessThan(3000);
+    expect(driver.live).toHaveLength(0);
   });
 
   it('logs each state-changing call with the token fingerprint, never the token', async () => {

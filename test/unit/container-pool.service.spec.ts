@@ -346,6 +346,29 @@ describe('ContainerPoolService (fake driver)', () => {
     await expect(pool.acquire()).rejects.toBeInstanceOf(PoolShuttingDownError);
   });
 
+  it('beforeApplicationShutdown starts the shutdown without waiting for it; onApplicationShutdown awaits the same one', async () => {
+    const driver = new FakeDriver();
+    driver.execBehaviour = hangingExec;
+    const { pool } = await start({ size: 1, shutdownGraceMs: 100 }, driver);
+    await pool.initialize();
+    const c = await pool.acquire();
+    const running = c.execute(['sleep', '100']);
+    const close = jest.spyOn(driver, 'close');
+    expect(pool.beforeApplicationShutdown()).toBeUndefined();
+    // No more hand-outs at once; the running execution gets the grace.
+    await expect(pool.acquire()).rejects.toBeInstanceOf(PoolShuttingDownError);
+    let settled = false;
+    void running.catch(() => (settled = true));
+    await tick(30);
+    expect(settled).toBe(false);
+    const t0 = Date.now();
+    await pool.onApplicationShutdown();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await expect(running).rejects.toBeInstanceOf(PoolShuttingDownError);
+    expect(driver.live).toHaveLength(0);
+    expect(close).toHaveBeenCalledTimes(1);
+  });
+
   it('waits for creates in flight at shutdown and removes what arrives', async () => {
     const driver = new FakeDriver();
     let open!: () => void;

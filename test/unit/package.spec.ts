@@ -11,6 +11,7 @@ import { join, sep } from 'node:path';
 
 const ROOT = join(__dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  license: string;
   files: string[];
   bin: Record<string, string>;
   scripts: Record<string, string>;
@@ -52,7 +53,6 @@ describe('package.json', () => {
     for (const p of ['@nestjs/common', '@nestjs/core', '@nestjs/terminus', '@nestjs/swagger']) {
       expect(pkg.peerDependencies[p]).toMatch(/\^11\.\d+\.\d+ \|\| \^12\.0\.0/);
     }
-    expect(pkg.peerDependencies['@nestjs/config']).toBe('^4.0.0 || ^12.0.0');
     expect(pkg.peerDependencies['@nestjs/schedule']).toBe('^6.0.0 || ^12.0.0');
     expect(pkg.peerDependencies['class-validator']).toBeDefined();
     expect(pkg.peerDependencies['class-transformer']).toBeDefined();
@@ -62,6 +62,22 @@ describe('package.json', () => {
     expect(pkg.peerDependenciesMeta['@nestjs/platform-express']).toEqual({ optional: true });
     // The types of what the published .d.ts name come with the package.
     expect(pkg.dependencies['@types/dockerode']).toBeDefined();
+  });
+
+  it('has the LICENSE its "license" names (npm packs it whatever `files` says)', () => {
+    expect(pkg.license).toBe('MIT');
+    expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(
+      /^MIT License\n\nCopyright \(c\) \d{4} [^\n]+\n\nPermission is hereby granted, free of charge/,
+    );
+  });
+
+  it('does not need @nestjs/config: no peer (npm would give a Nest 11 app its ESM 12.x), and no source imports it', () => {
+    expect(pkg.peerDependencies['@nestjs/config']).toBeUndefined();
+    expect(pkg.dependencies['@nestjs/config']).toBeUndefined();
+    const importers = walk(join(ROOT, 'src'))
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /['"]@nestjs\/config['"]/.test(readFileSync(f, 'utf8')));
+    expect(importers).toEqual([]);
   });
 });
 

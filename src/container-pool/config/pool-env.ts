@@ -1,5 +1,3 @@
-import { registerAs } from '@nestjs/config';
-import { CONTAINER_POOL_CONFIG_NAMESPACE } from '../container-pool.constants';
 import type { ContainerPoolModuleOptions } from '../interfaces/container-pool-options.interface';
 import { envName, Kind, MiB, SETTINGS } from './settings';
 
@@ -190,8 +188,3 @@ export const NO_ENV: PoolEnvConfig = {
   unknown: [],
   prefix: DEFAULT_ENV_PREFIX,
 };
-
-/** The `POOL_*` environment as a @nestjs/config namespace, for hosts that read it themselves. */
-export const poolEnvConfig = registerAs(CONTAINER_POOL_CONFIG_NAMESPACE, () =>
-  readPoolEnv(process.env),
-);
