@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import {
   FileOperationError,
@@ -160,6 +161,11 @@ describe.each([
       expect((await c.files.read('locked')).toString()).toBe('open');
       await sh(c, 'chmod 000 locked');
       await c.files.remove('locked');
+      await sh(c, 'mkdir shut; chmod 000 shut');
+      await expect(c.files.list('shut')).rejects.toMatchObject({
+        field: 'dir',
+        message: expect.stringMatching(/"shut" is not readable by the sandbox user/),
+      });
     });
 
     it('a full disk: FileOperationError naming the path, and nothing half-written left', async () => {
@@ -372,5 +378,45 @@ describe.each([
       });
       expect(r).toMatchObject({ timedOut: true, files: [], filesTruncated: false });
     });
+  });
+});
+
+describe('files over HTTP on the real engine', () => {
+  const TOKEN = 'files-int-token-0123456789';
+  let app: INestApplication;
+  let name: string;
+
+  beforeAll(async () => {
+    ({ app, name } = await startPool({ size: 1, http: true, adminToken: TOKEN }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await expectNoContainersLeft(name);
+  });
+
+  it('takes content and contentBase64, returns collected files as contentBase64', async () => {
+    const r = await request(app.getHttpServer() as Parameters<typeof request>[0])
+      .post('/admin/pool/executions')
+      .set('Authorization', `Bearer ${TOKEN}`)
+      .send({
+        cmd: ['sh', '-c', 'cat a.txt /tmp/b.bin > out.bin'],
+        files: [
+          { path: 'a.txt', content: 'héllo ' },
+          { path: '/tmp/b.bin', contentBase64: everyByte.toString('base64') },
+        ],
+        collect: ['*.bin'],
+      })
+      .expect(200);
+    const expected = Buffer.concat([Buffer.from('héllo '), everyByte]);
+    expect(r.body.files).toEqual([
+      {
+        path: 'out.bin',
+        size: expected.length,
+        contentBase64: expected.toString('base64'),
+        truncated: false,
+      },
+    ]);
+    expect(r.body.filesTruncated).toBe(false);
   });
 });

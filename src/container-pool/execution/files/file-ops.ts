@@ -245,8 +245,11 @@ export class FileOps {
           if (member.size > limits.maxFileBytes) continue;
           // It grew past what the budget had room for.
           filesTruncated = true;
+        } else if (!parser.complete) {
+          // The archive was cut at its byte limit (files grew since the scan): the rest is not collected.
+          filesTruncated = true;
         } else {
-          // Not in the archive: tar could not open it (its mode denies the sandbox user), or it is gone.
+          // Not in the whole archive: tar could not open it (its mode denies the sandbox user), or it is gone.
           e.unreadable = true;
         }
       }
@@ -266,14 +269,14 @@ export class FileOps {
       const { field, path } = name({ reason: m[1], index: Number(m[2]) });
       throw new InvalidRequestError(field, `${JSON.stringify(path)} ${REASONS[m[1]]}`);
     }
-    const { path } = name({ reason: m?.[1] ?? '', index: m ? Number(m[2]) : 0 });
+    const { field, path } = name({ reason: m?.[1] ?? '', index: m ? Number(m[2]) : 0 });
     if (r.exitCode === 137) {
       throw new FileOperationError(path, `timed out after ${FILE_OP_TIMEOUT_MS} ms`);
     }
     if (m?.[1] === 'NOREAD') {
       throw new InvalidRequestError(
-        'path',
-        `${JSON.stringify(path)} is not readable by the sandbox user`,
+        field,
+        `${JSON.stringify(path)} is not readable by the sandbox user (its mode denies it)`,
       );
     }
     throw new FileOperationError(
