@@ -116,16 +116,18 @@ export class ContainerPoolExecutionsController {
       };
       const result = await executionLogContext
         .run(ctx, () =>
-          pool.run({
-            ...request,
-            ...(runFiles.files && { files: runFiles.files }),
-            signal: abort.signal,
+          pool.runBounded(
+            {
+              ...request,
+              ...(runFiles.files && { files: runFiles.files }),
+              signal: abort.signal,
+            } as RunRequest,
             // What is collected must fit the answer as base64 (with room for the rest of it).
-            collectMaxTotalBytes: collectBudget(
+            collectBudget(
               pool.options.maxBodyBytes,
               body.maxOutputBytes ?? pool.options.maxOutputBytes,
             ),
-          } as RunRequest),
+          ),
         )
         .catch((err: unknown) => {
           // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says

@@ -216,9 +216,15 @@ export class ContainerPool implements LeaseOwner {
     }
   }
 
-  async run(
-    request: RunRequest & { /** @internal the HTTP route's bound */ collectMaxTotalBytes?: number },
-  ): Promise<ExecResult> {
+  run(request: RunRequest): Promise<ExecResult> {
+    return this.runBounded(request, Infinity);
+  }
+
+  /**
+   * run() with a lower bound on the bytes collected (the HTTP route's, so that the answer fits maxBodyBytes).
+   * @internal
+   */
+  async runBounded(request: RunRequest, collectMaxTotalBytes: number): Promise<ExecResult> {
     const prepared = this.executor.prepare(normalizeRunRequest(request, this.deps.options));
     const io = normalizeRunFiles(request, this.deps.options);
     const queuedFrom = performance.now();
@@ -239,7 +245,7 @@ export class ContainerPool implements LeaseOwner {
       const collected = await this.fileOps.collect(entry, io.collect, {
         maxFiles: o.maxFiles,
         maxFileBytes: o.maxFileBytes,
-        maxTotalBytes: Math.min(o.maxFilesTotalBytes, request.collectMaxTotalBytes ?? Infinity),
+        maxTotalBytes: Math.min(o.maxFilesTotalBytes, collectMaxTotalBytes),
       });
       return { ...result, ...collected };
     } finally {
