@@ -420,3 +420,49 @@ describe('files over HTTP on the real engine', () => {
     expect(r.body.filesTruncated).toBe(false);
   });
 });
+
+describe('a million-entry directory', () => {
+  let app: INestApplication;
+  let pool: ContainerPoolService;
+  let name: string;
+
+  beforeAll(async () => {
+    // Memory raised from the default: a million inodes on the tmpfs are kernel memory the cgroup may be charged.
+    ({ app, pool, name } = await startPool({
+      size: 0,
+      memoryBytes: '2g',
+      execTimeoutMs: 240_000,
+    }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await expectNoContainersLeft(name);
+  });
+
+  it('is listed with truncated, at the default and at the largest maxEntries', async () => {
+    await pool.withContainer(async (c) => {
+      const r = await c.execute(
+        [
+          'python3',
+          '-c',
+          'import os\nos.mkdir("m")\nfor i in range(1000000): open("m/f%d" % i, "w").close()\nprint(len(os.listdir("m")))',
+        ],
+        { timeoutMs: 240_000 },
+      );
+      expect(r.stdout).toBe('1000000\n');
+      let t0 = Date.now();
+      const l = await c.files.list('m');
+      const defaultMs = Date.now() - t0;
+      expect(l.truncated).toBe(true);
+      expect(l.entries).toHaveLength(1000);
+      t0 = Date.now();
+      const big = await c.files.list('m', { maxEntries: 100_000 });
+      const bigMs = Date.now() - t0;
+      expect(big.truncated).toBe(true);
+      expect(big.entries).toHaveLength(100_000);
+      expect(new Set(big.entries.map((e) => e.name)).size).toBe(100_000);
+      console.log(`a million entries: 1000 listed in ${defaultMs} ms, 100 000 in ${bigMs} ms`);
+    });
+  }, 300_000);
+});
