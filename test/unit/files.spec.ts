@@ -1,11 +1,16 @@
 import type { DriverExecRequest } from '../../src/container-pool/engine/container-driver.interface';
-import { InvalidRequestError } from '../../src/container-pool/errors/container-pool.errors';
+import {
+  ContainerLostError,
+  InvalidRequestError,
+  PoolShuttingDownError,
+} from '../../src/container-pool/errors/container-pool.errors';
 import { parseRecords } from '../../src/container-pool/execution/files/file-ops';
 import { normalizeRunFiles } from '../../src/container-pool/execution/files/file-request';
 import { Glob, parseCollect } from '../../src/container-pool/execution/files/glob';
 import { confinePath } from '../../src/container-pool/execution/files/paths';
 import { TarParser, tarOf } from '../../src/container-pool/execution/files/tar';
-import { useFakePools } from '../support/pool-testing';
+import { hangingExec } from '../support/fake-driver';
+import { useFakePools, waitFor } from '../support/pool-testing';
 
 const limits = { workdir: '/workspace', maxFiles: 3, maxFileBytes: 10, maxFilesTotalBytes: 15 };
 const problem = (fn: () => unknown): { field: string; message: string } => {
@@ -305,5 +310,51 @@ describe('run({ files, collect }) on the fake driver', () => {
     expect(err).toBeInstanceOf(InvalidRequestError);
     expect(err).toMatchObject({ field: 'files[1].path' });
     expect((err as Error).message).toMatch(/"l\/b" leads outside the work dir and \/tmp/);
+  });
+});
+
+describe('container.files on the fake driver: a file operation is an execution the pool can stop', () => {
+  const start = useFakePools();
+
+  it('fails with ContainerLostError when the container dies under it, and the container is dropped', async () => {
+    const { pool, driver } = await start({ size: 0 });
+    await pool.initialize();
+    const c = await pool.acquire();
+    driver.execBehaviour = hangingExec;
+    const read = c.files.read('a.txt').catch((e: unknown) => e);
+    await waitFor(() => driver.containers.get(c.id) !== undefined);
+    driver.containers.get(c.id)!.die('killed outside');
+    expect(await read).toBeInstanceOf(ContainerLostError);
+    await waitFor(() => !driver.containers.has(c.id));
+    pool.release(c);
+  });
+
+  it('is stopped by shutdown like an execution (PoolShuttingDownError), its container removed', async () => {
+    const { pool, driver } = await start({ size: 0, shutdownGraceMs: 0 });
+    await pool.initialize();
+    const c = await pool.acquire();
+    driver.execBehaviour = hangingExec;
+    const list = c.files.list('.').catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 20));
+    await pool.shutdown();
+    expect(await list).toBeInstanceOf(PoolShuttingDownError);
+    expect(driver.containers.has(c.id)).toBe(false);
+  });
+
+  it('refuses after release (ContainerReleasedError) and checks its arguments first', async () => {
+    const { pool } = await start({ size: 0, maxFileBytes: 8 });
+    await pool.initialize();
+    const c = await pool.acquire();
+    await expect(c.files.write('a', Buffer.alloc(9))).rejects.toThrow(
+      /9 bytes, above maxFileBytes \(8\)/,
+    );
+    await expect(c.files.read('a', { maxBytes: 9 })).rejects.toThrow(
+      /maxBytes: must not be greater than maxFileBytes \(8\)/,
+    );
+    await expect(c.files.list('.', { maxEntries: 0 })).rejects.toThrow(/positive integer/);
+    await expect(c.files.write('a', 'x', { mode: 0o1777 })).rejects.toThrow(/from 0 to 0o777/);
+    await expect(c.files.remove('/tmp')).rejects.toThrow(/must name a file inside \/tmp/);
+    pool.release(c);
+    await expect(c.files.read('a')).rejects.toMatchObject({ code: 'CONTAINER_RELEASED' });
   });
 });
