@@ -3,8 +3,9 @@
  * a path the sandbox planted): POSIX sh plus tar, realpath, find, stat, mktemp, head, mv (coreutils or busybox).
  * argv: `<workdir> <op> args...`. It resolves every path with realpath as the sandbox user and refuses one that
  * leads outside the work dir and /tmp; a refusal is one line `CPOOL:<REASON>:<index>` on stderr, exit 3.
- * Members are streamed as tar (GNU tar opens files O_NONBLOCK and archives a fifo as a header, never reading
- * it); what goes out is bounded by `head -c`, and the host counts every byte anyway.
+ * Members are streamed as tar (GNU tar and busybox tar archive a fifo found at a path as a header, never opening
+ * it; a fifo swapped in between their lstat and open could block one, which `timeout -s KILL` ends); what goes
+ * out is bounded by `head -c`, and the host counts every byte anyway.
  *
  * - `write <stage-root W|T> (<path> <mode>)...`, stdin a tar of members `0`, `1`, ...: extracts into a fresh
  *   staging dir, then per file resolves the deepest existing parent, checks it, creates the missing parents,
