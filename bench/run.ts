@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
  *
- *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--out <dir>] [--image <ref>]
+ *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--files] [--out <dir>] [--image <ref>]
  *
  * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool and
  * D a raw exec into a running container, for a Python snippet and a shell echo; acquire(); sustained
@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import Dockerode from 'dockerode';
 import { latencyChartSvg, type ChartPanel } from './chart';
 import { BENCH_RUN_LABEL, benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
+import { analyzeFiles, filesConfig, filesSummary, runFilesBench, writeFiles } from './files';
 import { startBenchPool } from './pool-host';
 import { analyzeSoak, runSoak, soakConfig, soakSummary, writeSoak } from './soak';
 import {
@@ -299,13 +300,14 @@ export async function writeResults(
 }
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --out <dir>] [-- --image <ref>]';
+  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --files] [-- --out <dir>] [-- --image <ref>]';
 
 interface Args {
   quick: boolean;
   soak: boolean;
   soakRuns?: number;
   profiles?: boolean;
+  files?: boolean;
   out?: string;
   image?: string;
 }
@@ -317,6 +319,7 @@ function parseArgs(argv: string[]): Args {
     if (a === '--quick') args.quick = true;
     else if (a === '--soak') args.soak = true;
     else if (a === '--profiles') args.profiles = true;
+    else if (a === '--files') args.files = true;
     else if (a === '--soak-runs') {
       args.soak = true;
       args.soakRuns = Number(argv[++i]);
@@ -364,6 +367,20 @@ async function profilesMain(args: Args, docker: Dockerode, runId: string): Promi
   console.log(`wrote ${files.join(', ')}`);
 }
 
+/**
+ * The files benchmark (bench/files.ts): 10 MiB written then read back on the exec transport. The full run writes
+ * to bench/results (committed); with --quick (3 samples) to bench/results/tmp/files.
+ */
+async function filesMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
+  const config = filesConfig(args.image ?? DEFAULT_IMAGE, args.quick ? 3 : 10);
+  const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/files' : ''));
+  const raw = await runFilesBench(config, { docker, runId });
+  const analysis = analyzeFiles(raw);
+  const files = await writeFiles(outDir, raw, analysis);
+  console.log(filesSummary(raw, analysis));
+  console.log(`wrote ${files.join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const docker = new Dockerode();
@@ -382,6 +399,7 @@ async function main(): Promise<void> {
 
   if (args.soak) return soakMain(args, docker, runId);
   if (args.profiles) return profilesMain(args, docker, runId);
+  if (args.files) return filesMain(args, docker, runId);
   const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
   const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
   const raw = await runBench(config, { docker, runId });

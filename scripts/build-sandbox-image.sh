@@ -5,7 +5,8 @@
 # Usage: scripts/build-sandbox-image.sh [--force] [all|sandbox|busybox]
 #
 #   sandbox  $SANDBOX_IMAGE (default container-pool-sandbox:bookworm):
-#            mmdebstrap --variant=essential --include=python3,procps <suite>
+#            mmdebstrap --variant=essential --include=python3,procps,tar <suite>
+#            (tar is Essential in Debian; named so that it stays: the files API needs it)
 #            using the host's own apt mirror(s) and proxy settings.
 #   busybox  $BUSYBOX_IMAGE (default container-pool-busybox:latest): Debian's
 #            static busybox + applet symlinks + /etc/passwd,group (root, nobody).
@@ -18,7 +19,7 @@
 # the npm package (`npx container-pool image build`) only checks that one does.
 #
 # Env: SANDBOX_IMAGE, BUSYBOX_IMAGE, SANDBOX_SUITE (bookworm),
-#      SANDBOX_INCLUDE (python3,procps), SANDBOX_MIRROR (override the mirror
+#      SANDBOX_INCLUDE (python3,procps,tar), SANDBOX_MIRROR (override the mirror
 #      list given to mmdebstrap: one or more mmdebstrap MIRROR arguments
 #      separated by '|'), TMPDIR.
 set -euo pipefail
@@ -29,7 +30,7 @@ CP_SCRIPT_NAME=build-sandbox-image
 SANDBOX_IMAGE="${SANDBOX_IMAGE:-container-pool-sandbox:bookworm}"
 BUSYBOX_IMAGE="${BUSYBOX_IMAGE:-container-pool-busybox:latest}"
 SANDBOX_SUITE="${SANDBOX_SUITE:-bookworm}"
-SANDBOX_INCLUDE="${SANDBOX_INCLUDE:-python3,procps}"
+SANDBOX_INCLUDE="${SANDBOX_INCLUDE:-python3,procps,tar}"
 IMAGE_PATH_ENV='PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 FORCE=""
@@ -245,6 +246,9 @@ test "$(id -u):$(id -g)" = "65534:65534"
 test "$(echo hello | cat)" = hello
 rc=0; timeout 1 sleep 5 || rc=$?; test "$rc" = 124
 ps -o pid,user,comm >/dev/null
+# The files helper: tar both ways, realpath, find + stat, mktemp, as the sandbox user.
+mkdir /tmp/f && printf x >/tmp/f/a && tar -c -f - -C /tmp/f ./a | tar -x -f - -C "$(mktemp -d /tmp/t.XXXXXX)"
+test "$(realpath /tmp/f/a)" = /tmp/f/a && find /tmp/f -mindepth 1 -type f -exec stat -c "%f %s %n" {} + >/dev/null
 python3 - <<"EOF"
 import ctypes, json, multiprocessing, os, subprocess, sys
 libc = ctypes.CDLL("libc.so.6")
@@ -313,7 +317,7 @@ build_busybox() {
     ln -sf /bin/busybox "$root/$applet"
     n=$((n + 1))
   done < <("$root/bin/busybox" --list-full)
-  for applet in sh cat echo timeout sleep yes head dd id ls ps; do
+  for applet in sh cat echo timeout sleep yes head dd id ls ps tar realpath find stat mktemp mv chmod mkdir rm; do
     if [ ! -e "$root/bin/$applet" ] && [ ! -e "$root/usr/bin/$applet" ] &&
       [ ! -e "$root/sbin/$applet" ] && [ ! -e "$root/usr/sbin/$applet" ]; then
       case "$applet" in
@@ -364,6 +368,8 @@ rc=0; timeout 1 sleep 5 2>/dev/null || rc=$?; test "$rc" = 143 # busybox timeout
 test "$(yes | head -n 3 | wc -l)" = 3
 dd if=/dev/zero of=/tmp/z bs=1k count=4 2>/dev/null; ls -l /tmp/z >/dev/null
 ps >/dev/null
+mkdir /tmp/f && printf x >/tmp/f/a && tar -c -f - -C /tmp/f ./a | tar -x -f - -C "$(mktemp -d /tmp/t.XXXXXX)"
+test "$(realpath /tmp/f/a)" = /tmp/f/a && find /tmp/f -mindepth 1 -type f -exec stat -c "%f %s %n" {} + >/dev/null
 id'
   drop_replaced_image "$old_id" "$BUSYBOX_IMAGE"
   log "built $BUSYBOX_IMAGE ($n applets) in $(elapsed_s "$t0")s, size $(image_size "$BUSYBOX_IMAGE")"

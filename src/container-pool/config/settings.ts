@@ -66,6 +66,17 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   },
   maxOutputBytes: { kind: 'bytes', min: 1, description: 'per-stream output cap' },
   maxStdinBytes: { kind: 'bytes', min: 0, description: 'largest stdin plus code of one execution' },
+  maxFiles: {
+    kind: 'int',
+    min: 1,
+    description: 'most files of one run (files given, files collected)',
+  },
+  maxFileBytes: { kind: 'bytes', min: 1, description: 'largest file written, read or collected' },
+  maxFilesTotalBytes: {
+    kind: 'bytes',
+    min: 1,
+    description: 'largest total of the files given to or collected from one run',
+  },
   containerLifetimeMs: { kind: 'int', min: 1000, description: 'hard limit on a container life' },
   shutdownGraceMs: {
     module: true,
@@ -149,6 +160,9 @@ export const DEFAULT_OPTIONS: Omit<
   maxExecTimeoutMs: 300_000,
   maxOutputBytes: 1 * MiB,
   maxStdinBytes: 16 * MiB,
+  maxFiles: 100,
+  maxFileBytes: 16 * MiB,
+  maxFilesTotalBytes: 64 * MiB,
   containerLifetimeMs: 1_800_000,
   shutdownGraceMs: 10_000,
   createTimeoutMs: 60_000,

@@ -215,3 +215,18 @@ export class UnknownProfileError extends ContainerPoolError {
     );
   }
 }
+
+/**
+ * A file operation failed inside the container for a reason of the container's state, not of the request: the
+ * disk (tmpfs) is full, the sandbox user lacks a permission, the operation timed out. Names the path.
+ */
+export class FileOperationError extends ContainerPoolError {
+  readonly code = 'FILE_OPERATION_FAILED';
+  constructor(
+    readonly path: string,
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`File operation on ${JSON.stringify(path)} failed: ${detail}`, options);
+  }
+}

@@ -2,6 +2,7 @@ import type { DriverContainer } from '../engine/container-driver.interface';
 import type { DockerContainerHandle } from '../engine/docker/docker.types';
 import type { Container } from '../interfaces/container.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { ContainerFiles } from '../interfaces/files.interface';
 import type { ExecOptions } from '../interfaces/run-request.interface';
 import type { PooledContainer } from '../pool/pooled-container';
 
@@ -9,6 +10,8 @@ import type { PooledContainer } from '../pool/pooled-container';
 export interface LeaseOwner {
   execute(entry: PooledContainer, cmd: string[], opts?: ExecOptions): Promise<ExecResult>;
   destroy(entry: PooledContainer): Promise<void>;
+  /** The files API of a leased container. */
+  files(entry: PooledContainer): ContainerFiles;
 }
 
 /** A container as acquire() hands it out: the pool's record behind the public Container API. */
@@ -44,6 +47,10 @@ export class LeasedContainer implements Container {
 
   destroy(): Promise<void> {
     return this.owner.destroy(this.entry);
+  }
+
+  get files(): ContainerFiles {
+    return this.owner.files(this.entry);
   }
 
   belongsTo(owner: LeaseOwner): boolean {

@@ -12,7 +12,7 @@ import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
 import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
 import { invalidRequest } from './http-errors';
-import { toExecResultDto } from './mappers';
+import { toExecResultDto, toRunFiles } from './mappers';
 import { ApiBody, ApiOperation, ApiResponse } from './openapi/swagger';
 import { poolOfRoute, ProfileName } from './profile-route';
 
@@ -21,6 +21,15 @@ const executeWhat = (req: AuditedRequest) => {
   if (Array.isArray(body.cmd)) return `cmd=${JSON.stringify(body.cmd[0])}`;
   return `code=${typeof body.code === 'string' ? body.code.length : 0}B`;
 };
+
+/**
+ * The collected bytes whose base64 fits maxBodyBytes beside the rest of the answer: both output streams (text
+ * and base64 each, at their cap) and 64 KiB for the other fields and the files' JSON.
+ */
+export function collectBudget(maxBodyBytes: number, maxOutputBytes: number): number {
+  const rest = 64 * 1024 + 2 * 3 * maxOutputBytes;
+  return Math.max(0, Math.floor(((maxBodyBytes - rest) * 3) / 4));
+}
 
 /**
  * POST <adminPrefix>/executions: run()'s request as JSON, bearer token required. A client that disconnects
@@ -83,8 +92,12 @@ export class ContainerPoolExecutionsController {
   ): Promise<ExecResultDto> {
     const pool = this.poolOf(body, routeProfile);
     const problems = limitProblems(body, pool.options);
-    if (problems.length) {
-      throw invalidRequest(problems.map((p) => ({ field: p.field, message: problemText(p) })));
+    const runFiles = toRunFiles(body.files);
+    if (problems.length || runFiles.problems.length) {
+      throw invalidRequest([
+        ...problems.map((p) => ({ field: p.field, message: problemText(p) })),
+        ...runFiles.problems,
+      ]);
     }
     const abort = new AbortController();
     const onClose = () => {
@@ -102,7 +115,20 @@ export class ContainerPoolExecutionsController {
         logged: false,
       };
       const result = await executionLogContext
-        .run(ctx, () => pool.run({ ...request, signal: abort.signal } as RunRequest))
+        .run(ctx, () =>
+          pool.runBounded(
+            {
+              ...request,
+              ...(runFiles.files && { files: runFiles.files }),
+              signal: abort.signal,
+            } as RunRequest,
+            // What is collected must fit the answer as base64 (with room for the rest of it).
+            collectBudget(
+              pool.options.maxBodyBytes,
+              body.maxOutputBytes ?? pool.options.maxOutputBytes,
+            ),
+          ),
+        )
         .catch((err: unknown) => {
           // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
           // why (auditError), as for a request refused before the handler.

@@ -1,7 +1,9 @@
 import { isUtf8 } from 'node:buffer';
 import type { ContainerInfo } from '../interfaces/container.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { RunFile } from '../interfaces/files.interface';
 import type { ContainerInfoDto, ExecResultDto } from './dto/responses.dto';
+import type { RunFileDto } from './dto/run-request.dto';
 
 export function toContainerDto(c: ContainerInfo): ContainerInfoDto {
   return {
@@ -45,7 +47,40 @@ export function toExecResultDto(
     queuedMs: r.queuedMs,
     containerId: r.containerId,
     executionId: r.executionId,
+    ...(r.files && {
+      files: r.files.map((f) => ({
+        path: f.path,
+        size: f.size,
+        contentBase64: f.content.toString('base64'),
+        truncated: f.truncated,
+        ...(f.unreadable && { unreadable: true }),
+      })),
+      filesTruncated: r.filesTruncated ?? false,
+    }),
   };
+}
+
+/** The request's `files` as run() takes them: exactly one of content and contentBase64 each. */
+export function toRunFiles(files: RunFileDto[] | undefined): {
+  files?: RunFile[];
+  problems: { field: string; message: string }[];
+} {
+  if (!files) return { problems: [] };
+  const problems: { field: string; message: string }[] = [];
+  const out = files.map((f, i) => {
+    if ((f.content === undefined) === (f.contentBase64 === undefined)) {
+      problems.push({
+        field: `files[${i}].content`,
+        message: `files[${i}] must have exactly one of content and contentBase64`,
+      });
+    }
+    const content =
+      f.contentBase64 !== undefined
+        ? Buffer.from(f.contentBase64, 'base64')
+        : Buffer.from(f.content ?? '', 'utf8');
+    return { path: f.path, content, ...(f.mode !== undefined && { mode: f.mode }) };
+  });
+  return { files: out, problems };
 }
 
 function withDefined<K extends string>(

@@ -66,6 +66,15 @@ export interface ContainerPoolModuleOptions {
   maxOutputBytes?: ByteSize;
   /** Largest stdin (plus code) accepted by one execution. Default 16 MiB. */
   maxStdinBytes?: ByteSize;
+  /** Most files of one run: `files` given, and files collected (`filesTruncated` beyond). Default 100. */
+  maxFiles?: number;
+  /**
+   * Largest file written (`files`, `container.files.write`), read (`read`'s default `maxBytes`) or collected (a
+   * bigger one is listed with `truncated` and no content). Default 16 MiB.
+   */
+  maxFileBytes?: ByteSize;
+  /** Largest total of the files given to one run, and of the files collected from it. Default 64 MiB. */
+  maxFilesTotalBytes?: ByteSize;
   /** A container never lives longer than this, whatever happens to its owner. Default 1 800 000 (30 min). */
   containerLifetimeMs?: number;
   /** How long shutdown() lets running executions finish before killing them. Default 10 000. */
@@ -132,6 +141,8 @@ export interface ContainerPoolModuleOptions {
 type ByteKeys =
   | 'maxOutputBytes'
   | 'maxStdinBytes'
+  | 'maxFileBytes'
+  | 'maxFilesTotalBytes'
   | 'memoryBytes'
   | 'fileSizeLimitBytes'
   | 'tmpSizeBytes'
@@ -186,6 +197,8 @@ export interface ResolvedContainerPoolOptions extends Required<
   readToken: string[];
   maxOutputBytes: number;
   maxStdinBytes: number;
+  maxFileBytes: number;
+  maxFilesTotalBytes: number;
   memoryBytes: number;
   fileSizeLimitBytes: number;
   tmpSizeBytes: number;

@@ -1,5 +1,6 @@
 import type { DockerContainerHandle } from '../engine/docker/docker.types';
 import type { ExecResult } from './exec-result.interface';
+import type { ContainerFiles } from './files.interface';
 import type { ExecOptions } from './run-request.interface';
 
 export type ContainerState = 'creating' | 'idle' | 'leased' | 'destroying';
@@ -15,6 +16,8 @@ export interface Container {
   readonly dockerContainer: DockerContainerHandle;
   /** Runs argv in the container; resolves for every outcome of the program. */
   execute(cmd: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Files in the container, handled inside it as the sandbox user. */
+  readonly files: ContainerFiles;
   /** Removes the container now (it leaves the pool); resolves when the engine has removed it. */
   destroy(): Promise<void>;
 }

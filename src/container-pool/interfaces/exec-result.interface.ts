@@ -1,3 +1,5 @@
+import type { CollectedFile } from './files.interface';
+
 /** The outcome of one execution. Resolved for every outcome of the user's code. */
 export interface ExecResult {
   /** Exit code of the process; `null` when it was killed by the pool (timeout, abort) and none was reported. */
@@ -34,4 +36,11 @@ export interface ExecResult {
   queuedMs: number;
   containerId: string;
   executionId: string;
+  /**
+   * With `collect`: the matching files, sorted by path (a file above maxFileBytes, or unreadable, with
+   * `truncated` and no content). Absent without `collect`.
+   */
+  files?: CollectedFile[];
+  /** With `collect`: collecting stopped at maxFiles or maxFilesTotalBytes (more files matched). */
+  filesTruncated?: boolean;
 }

@@ -5,3 +5,4 @@ export * from './run-request.interface';
 export * from './http-settings.interface';
 export * from './events.interface';
 export * from './profile-info.interface';
+export * from './files.interface';

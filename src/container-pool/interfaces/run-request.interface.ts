@@ -1,3 +1,5 @@
+import type { RunFile } from './files.interface';
+
 /** Options of one execution in a container. */
 export interface ExecOptions {
   /** Written to the program's standard input, which is then closed (EOF). Default: empty. */
@@ -14,14 +16,25 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
-export interface CommandRunRequest extends ExecOptions {
+/** Files in and out of one run (see README, Files). */
+export interface RunFilesOptions {
+  /** Written into the work dir (or /tmp) before the program starts; checked against maxFiles and the sizes. */
+  files?: RunFile[];
+  /**
+   * Glob patterns relative to the work dir (`*`, `?`, `**`; dotfiles only when named): the matching regular
+   * files are returned as `result.files` when the program exited by itself.
+   */
+  collect?: string[];
+}
+
+export interface CommandRunRequest extends ExecOptions, RunFilesOptions {
   /** argv of the program, run without a shell. */
   cmd: string[];
   code?: never;
   language?: never;
 }
 
-export interface CodeRunRequest extends ExecOptions {
+export interface CodeRunRequest extends ExecOptions, RunFilesOptions {
   /** Source code, run by the pool's interpreter; may be large (1 MiB and more). */
   code: string;
   language?: 'python';

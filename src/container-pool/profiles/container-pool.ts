@@ -6,7 +6,11 @@ import { Provisioner } from '../engine/provisioner';
 import { InvalidRequestError } from '../errors/container-pool.errors';
 import { normalizeExecRequest, normalizeRunRequest } from '../execution/exec-request';
 import { Executor } from '../execution/executor';
+import { LeasedFiles } from '../execution/files/container-files';
+import { FileOps } from '../execution/files/file-ops';
+import { normalizeRunFiles } from '../execution/files/file-request';
 import { LeasedContainer, LeaseOwner } from '../execution/leased-container';
+import type { ContainerFiles } from '../interfaces/files.interface';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 import type {
   Container,
@@ -72,6 +76,7 @@ export class ContainerPool implements LeaseOwner {
   private readonly warm: WarmPool;
   private readonly provisioner: Provisioner;
   private readonly executor: Executor;
+  private readonly fileOps: FileOps;
   private readonly leases = new WeakMap<PooledContainer, LeasedContainer>();
   private readonly totals = emptyTotals();
 
@@ -123,6 +128,7 @@ export class ContainerPool implements LeaseOwner {
       totals: this.totals,
       log,
     });
+    this.fileOps = new FileOps({ pool: this.warm, transport, options: o, log });
   }
 
   /** The profile's name. */
@@ -210,8 +216,17 @@ export class ContainerPool implements LeaseOwner {
     }
   }
 
-  async run(request: RunRequest): Promise<ExecResult> {
+  run(request: RunRequest): Promise<ExecResult> {
+    return this.runBounded(request, Infinity);
+  }
+
+  /**
+   * run() with a lower bound on the bytes collected (the HTTP route's, so that the answer fits maxBodyBytes).
+   * @internal
+   */
+  async runBounded(request: RunRequest, collectMaxTotalBytes: number): Promise<ExecResult> {
     const prepared = this.executor.prepare(normalizeRunRequest(request, this.deps.options));
+    const io = normalizeRunFiles(request, this.deps.options);
     const queuedFrom = performance.now();
     const entry = await this.acquireEntry({
       signal: request.signal,
@@ -219,10 +234,28 @@ export class ContainerPool implements LeaseOwner {
     });
     const queuedMs = performance.now() - queuedFrom;
     try {
-      return await this.executor.run(entry, prepared, request.signal, queuedMs);
+      await this.fileOps.writeMany(entry, io.files, (i) => `files[${i}].path`);
+      const result = await this.executor.run(entry, prepared, request.signal, queuedMs);
+      if (!io.collect) return result;
+      // Only after the program exited by itself (a timeout, an abort or a loss leaves nothing to collect).
+      if (result.timedOut || result.exitCode === null) {
+        return { ...result, files: [], filesTruncated: false };
+      }
+      const o = this.deps.options;
+      const collected = await this.fileOps.collect(entry, io.collect, {
+        maxFiles: o.maxFiles,
+        maxFileBytes: o.maxFileBytes,
+        maxTotalBytes: Math.min(o.maxFilesTotalBytes, collectMaxTotalBytes),
+      });
+      return { ...result, ...collected };
     } finally {
       this.releaseEntry(entry);
     }
+  }
+
+  /** Container.files. */
+  files(entry: PooledContainer): ContainerFiles {
+    return new LeasedFiles(this.fileOps, entry, this.deps.options.maxFileBytes);
   }
 
   /** Container.execute(). */

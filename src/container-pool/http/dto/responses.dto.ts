@@ -71,6 +71,19 @@ export class RemovedContainerDto {
   removed!: ContainerInfoDto;
 }
 
+export class CollectedFileDto {
+  @ApiProperty({ description: 'Relative to the work dir.' }) path!: string;
+  @ApiProperty({ description: 'Its size in bytes.' }) size!: number;
+  @ApiProperty({ format: 'byte', description: 'The bytes, base64; empty when truncated.' })
+  contentBase64!: string;
+  @ApiProperty({
+    description:
+      'Not returned: above maxFileBytes, or unreadable by the sandbox user (then `unreadable` too).',
+  })
+  truncated!: boolean;
+  @ApiPropertyOptional() unreadable?: boolean;
+}
+
 export class ExecResultDto {
   @ApiProperty({
     type: Number,
@@ -112,6 +125,16 @@ export class ExecResultDto {
   @ApiProperty({ description: 'Time spent waiting for a container.' }) queuedMs!: number;
   @ApiProperty() containerId!: string;
   @ApiProperty() executionId!: string;
+  @ApiPropertyOptional({
+    type: [CollectedFileDto],
+    description: 'With `collect`: the matching files, sorted by path.',
+  })
+  files?: CollectedFileDto[];
+  @ApiPropertyOptional({
+    description:
+      'With `collect`: collecting stopped at maxFiles, maxFilesTotalBytes, or what fits maxBodyBytes as base64.',
+  })
+  filesTruncated?: boolean;
 }
 
 export class ProblemDto {

@@ -1,15 +1,53 @@
+import { Type } from 'class-transformer';
 import {
+  ArrayMaxSize,
   ArrayNotEmpty,
   IsArray,
+  IsBase64,
   IsIn,
   IsInt,
+  IsObject,
   IsString,
   Matches,
+  Max,
   MaxLength,
   Min,
+  ValidateNested,
 } from 'class-validator';
-import { ApiPropertyOptional } from '../openapi/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../openapi/swagger';
 import { IsEnvRecord, IsOptionalDefined } from './validation';
+
+/** One of `files`: give exactly one of `content` (UTF-8 text) and `contentBase64` (bytes). */
+export class RunFileDto {
+  @ApiProperty({
+    description: 'Relative to the work dir, or absolute inside the work dir or /tmp; no `..`.',
+    example: 'in/data.csv',
+  })
+  @IsString()
+  @MaxLength(4096)
+  path!: string;
+
+  @ApiPropertyOptional({ description: 'The content as UTF-8 text.', example: 'a,b\n1,2\n' })
+  @IsOptionalDefined()
+  @IsString()
+  content?: string;
+
+  @ApiPropertyOptional({ format: 'byte', description: 'The content as base64 (any bytes).' })
+  @IsOptionalDefined()
+  @IsBase64()
+  contentBase64?: string;
+
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 511,
+    description: 'Permission bits; default 0644 (420).',
+  })
+  @IsOptionalDefined()
+  @IsInt()
+  @Min(0)
+  @Max(0o777)
+  mode?: number;
+}
 
 /** Body of POST /executions: exactly ContainerPoolService.run()'s request (cmd or code). */
 export class RunRequestDto {
@@ -90,6 +128,32 @@ export class RunRequestDto {
   @IsInt()
   @Min(1)
   maxOutputBytes?: number;
+
+  @ApiPropertyOptional({
+    type: [RunFileDto],
+    description:
+      "Files written before the program starts; at most the profile's maxFiles, maxFileBytes each and " +
+      'maxFilesTotalBytes in all.',
+  })
+  @IsOptionalDefined()
+  @IsArray()
+  @IsObject({ each: true })
+  @ValidateNested({ each: true })
+  @Type(() => RunFileDto)
+  files?: RunFileDto[];
+
+  @ApiPropertyOptional({
+    type: [String],
+    description:
+      'Glob patterns relative to the work dir (`*`, `?`, `**`; dotfiles only when named): the matching ' +
+      'files come back in `files` when the program exited by itself.',
+    example: ['out/*.png'],
+  })
+  @IsOptionalDefined()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @IsString({ each: true })
+  collect?: string[];
 
   @ApiPropertyOptional({
     enum: ['text', 'base64'],
