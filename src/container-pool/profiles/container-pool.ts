@@ -16,7 +16,14 @@ import type {
 } from '../interfaces/container.interface';
 import { CONTAINER_POOL_EVENTS, ContainerPoolEventMap } from '../interfaces/events.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
-import type { AcquireOptions, ExecOptions, RunRequest } from '../interfaces/run-request.interface';
+import type { ExecStreamEvent } from '../interfaces/output-event.interface';
+import type {
+  AcquireOptions,
+  ExecOptions,
+  RunRequest,
+  StreamRequest,
+} from '../interfaces/run-request.interface';
+import { execStream } from '../execution/exec-stream';
 import type { IntervalHost, PoolLog } from '../pool/container-source';
 import type { PooledContainer } from '../pool/pooled-container';
 import type { SharedCapacity } from '../pool/shared-capacity';
@@ -211,7 +218,10 @@ export class ContainerPool implements LeaseOwner {
   }
 
   async run(request: RunRequest): Promise<ExecResult> {
-    const prepared = this.executor.prepare(normalizeRunRequest(request, this.deps.options));
+    const prepared = this.executor.prepare(
+      normalizeRunRequest(request, this.deps.options),
+      request.onOutput,
+    );
     const queuedFrom = performance.now();
     const entry = await this.acquireEntry({
       signal: request.signal,
@@ -225,13 +235,27 @@ export class ContainerPool implements LeaseOwner {
     }
   }
 
+  /**
+   * run() as an AsyncIterable: output events as they arrive, then one result event (see execStream). Breaking
+   * out aborts the run; an infrastructure error rejects the iteration with the typed error.
+   */
+  stream(request: StreamRequest): AsyncIterable<ExecStreamEvent> {
+    return execStream(
+      ({ onOutput, signal }) => this.run({ ...request, onOutput, signal }),
+      request?.signal,
+    );
+  }
+
   /** Container.execute(). */
   async execute(
     entry: PooledContainer,
     cmd: string[],
     opts: ExecOptions = {},
   ): Promise<ExecResult> {
-    const prepared = this.executor.prepare(normalizeExecRequest(cmd, opts, this.deps.options));
+    const prepared = this.executor.prepare(
+      normalizeExecRequest(cmd, opts, this.deps.options),
+      opts.onOutput,
+    );
     return this.executor.run(entry, prepared, opts.signal, 0);
   }
 

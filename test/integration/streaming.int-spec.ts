@@ -1,0 +1,173 @@
+import type { INestApplication } from '@nestjs/common';
+import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
+import type { ExecResult } from '../../src/container-pool/interfaces/exec-result.interface';
+import type { OutputChunk } from '../../src/container-pool/interfaces/output-event.interface';
+import {
+  engineContainers,
+  eventually,
+  expectNoContainersLeft,
+  startPool,
+} from '../support/integration';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const concat = (chunks: OutputChunk[], stream: 'stdout' | 'stderr') =>
+  Buffer.concat(chunks.filter((c) => c.stream === stream).map((c) => c.data));
+
+function expectContiguous(chunks: OutputChunk[]) {
+  for (const stream of ['stdout', 'stderr'] as const) {
+    let at = 0;
+    for (const c of chunks.filter((x) => x.stream === stream)) {
+      expect(c.offset).toBe(at);
+      at += c.data.length;
+    }
+  }
+}
+
+/** Streamed output on the real engine (exec transport): timing of chunks, caps, break, backpressure. */
+describe('streamed output on a real engine', () => {
+  let app: INestApplication;
+  let pool: ContainerPoolService;
+  let name: string;
+
+  beforeAll(async () => {
+    ({ app, pool, name } = await startPool({
+      size: 1,
+      maxContainers: 3,
+      maxOutputBytes: '64m',
+      execTimeoutMs: 60_000,
+    }));
+    await pool.initialize();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    if (name) await expectNoContainersLeft(name);
+  });
+
+  it('run({ code }) streams the 0.3 s script as it prints: three chunks, spaced', async () => {
+    const code = 'import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.3)\n';
+    const arrivals: { at: number; text: string }[] = [];
+    const t0 = performance.now();
+    const r = await pool.run({
+      code,
+      onOutput: (c) => void arrivals.push({ at: performance.now() - t0, text: c.data.toString() }),
+    });
+    expect(r.exitCode).toBe(0);
+    expect(arrivals.map((a) => a.text)).toEqual(['0\n', '1\n', '2\n']);
+    // Each line comes after the program's sleep, not all at the end (generous: the sleep is 300 ms).
+    expect(arrivals[1].at - arrivals[0].at).toBeGreaterThan(200);
+    expect(arrivals[2].at - arrivals[1].at).toBeGreaterThan(200);
+    expect(r.durationMs - arrivals[0].at).toBeGreaterThan(400);
+  });
+
+  it('streams exactly the kept bytes with their offsets, both streams, nothing beyond the cap', async () => {
+    const code = [
+      'import os, sys',
+      'for i in range(300):',
+      '    sys.stdout.buffer.write(os.urandom(7919)); sys.stdout.flush()',
+      '    if i % 3 == 0: sys.stderr.buffer.write(os.urandom(1013)); sys.stderr.flush()',
+    ].join('\n');
+    const chunks: OutputChunk[] = [];
+    const cap = 1_000_000;
+    const r = await pool.run({
+      code,
+      maxOutputBytes: cap,
+      onOutput: (c) => void chunks.push(c),
+    });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdoutBytes.length).toBe(cap);
+    expect(r.stdoutTotalBytes).toBe(300 * 7919);
+    expect(r.stdoutTruncated).toBe(true);
+    expect(r.stderrBytes.length).toBe(100 * 1013);
+    expect(concat(chunks, 'stdout').equals(r.stdoutBytes)).toBe(true);
+    expect(concat(chunks, 'stderr').equals(r.stderrBytes)).toBe(true);
+    expectContiguous(chunks);
+  });
+
+  it('stream() ends with one result; breaking out removes the container', async () => {
+    const types: string[] = [];
+    let result: ExecResult | null = null;
+    for await (const e of pool.stream({
+      cmd: ['sh', '-c', 'echo a; echo b >&2; sleep 0.2; echo c'],
+    })) {
+      types.push(e.type);
+      if (e.type === 'result') result = e.result;
+    }
+    expect(types.filter((t) => t === 'result')).toHaveLength(1);
+    expect(types.at(-1)).toBe('result');
+    expect(result?.stdout).toBe('a\nc\n');
+
+    let leasedId: string | undefined;
+    for await (const e of pool.stream({ cmd: ['sh', '-c', 'echo started; sleep 60'] })) {
+      expect(e.type).toBe('output');
+      leasedId = pool.containers().find((c) => c.state === 'leased')?.id;
+      break;
+    }
+    expect(leasedId).toBeDefined();
+    await eventually(
+      async () => !(await engineContainers(name)).some((c) => c.Id === leasedId),
+      10_000,
+      'the broken-off run’s container removed',
+    );
+  });
+
+  it('a consumer that stops reading pauses the program (backpressure)', async () => {
+    // 32 MiB, then the time it finished writing: it can only finish after the consumer read again.
+    const code = [
+      'import sys, time',
+      'b = b"x" * (1 << 20)',
+      'for _ in range(32): sys.stdout.buffer.write(b)',
+      'sys.stdout.flush()',
+      'sys.stderr.write(repr(time.time()))',
+    ].join('\n');
+    let resumedAt = 0;
+    let first = true;
+    let stdout = 0;
+    let stderr = '';
+    for await (const e of pool.stream({ code })) {
+      if (e.type !== 'output') continue;
+      if (e.stream === 'stderr') stderr += e.data.toString();
+      else stdout += e.data.length;
+      if (first) {
+        first = false;
+        await sleep(1500);
+        resumedAt = Date.now();
+      }
+    }
+    expect(stdout).toBe(32 << 20);
+    const doneAt = Number(stderr) * 1000;
+    expect(doneAt).toBeGreaterThan(resumedAt);
+  });
+
+  it('memory stays bounded: 400 MB to a slow consumer, 16 MiB kept', async () => {
+    const code = [
+      'import sys',
+      'b = b"y" * (1 << 20)',
+      'for _ in range(400): sys.stdout.buffer.write(b)',
+    ].join('\n');
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    let streamed = 0;
+    let result: ExecResult | null = null;
+    try {
+      for await (const e of pool.stream({ code, maxOutputBytes: 16 << 20 })) {
+        if (e.type === 'result') result = e.result;
+        else {
+          streamed += e.data.length;
+          await sleep(1);
+        }
+      }
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(streamed).toBe(16 << 20);
+    expect(result?.stdoutTotalBytes).toBe(400 << 20);
+    const growthMb = (peak - before) / 2 ** 20;
+
+    console.log(`rss growth while streaming 400 MB (16 MiB kept): ${growthMb.toFixed(1)} MiB`);
+    expect(growthMb).toBeLessThan(200);
+  });
+});
