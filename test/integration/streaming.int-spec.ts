@@ -2,7 +2,9 @@ import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import type { ExecResult } from '../../src/container-pool/interfaces/exec-result.interface';
 import type { OutputChunk } from '../../src/container-pool/interfaces/output-event.interface';
+import { streamTiming } from '../../src/container-pool/http/execution-stream';
 import {
+  docker,
   engineContainers,
   eventually,
   expectNoContainersLeft,
@@ -169,5 +171,159 @@ describe('streamed output on a real engine', () => {
 
     console.log(`rss growth while streaming 400 MB (16 MiB kept): ${growthMb.toFixed(1)} MiB`);
     expect(growthMb).toBeLessThan(200);
+  });
+});
+
+/** Reads a streamed answer line by line (NDJSON lines, or SSE `data:` events), with each line's arrival time. */
+async function readLines(
+  res: Response,
+  format: 'ndjson' | 'sse',
+  onLine?: (line: Record<string, unknown>) => void,
+): Promise<{ at: number; line: Record<string, unknown> }[]> {
+  const t0 = performance.now();
+  const out: { at: number; line: Record<string, unknown> }[] = [];
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  const sep = format === 'ndjson' ? '\n' : '\n\n';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf(sep)) >= 0) {
+      const raw = buf.slice(0, i);
+      buf = buf.slice(i + sep.length);
+      const json = format === 'ndjson' ? raw : raw.replace(/^data: /, '');
+      const line = JSON.parse(json) as Record<string, unknown>;
+      out.push({ at: performance.now() - t0, line });
+      onLine?.(line);
+    }
+  }
+  expect(buf).toBe('');
+  return out;
+}
+
+describe('streamed executions over HTTP (NDJSON, SSE)', () => {
+  const TOKEN = 'stream-token-0123456789';
+  let app: INestApplication;
+  let pool: ContainerPoolService;
+  let name: string;
+  let base: string;
+
+  beforeAll(async () => {
+    ({ app, pool, name } = await startPool({
+      size: 1,
+      maxContainers: 3,
+      execTimeoutMs: 60_000,
+      http: true,
+      adminToken: TOKEN,
+    }));
+    await pool.initialize();
+    await app.listen(0, '127.0.0.1');
+    const addr = app.getHttpServer().address() as { port: number };
+    base = `http://127.0.0.1:${addr.port}/admin/pool`;
+  });
+
+  afterAll(async () => {
+    streamTiming.keepaliveMs = 15_000;
+    await app?.close();
+    if (name) await expectNoContainersLeft(name);
+  });
+
+  const post = (body: object, accept: string, signal?: AbortSignal) =>
+    fetch(`${base}/executions`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${TOKEN}`,
+        'Content-Type': 'application/json',
+        Accept: accept,
+      },
+      body: JSON.stringify(body),
+      signal,
+    });
+
+  it('NDJSON: output lines as the program prints, then exactly one result line', async () => {
+    const code = 'import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.3)\n';
+    const res = await post({ code }, 'application/x-ndjson');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    const lines = await readLines(res, 'ndjson');
+    const outputs = lines.filter((l) => l.line.type === 'output');
+    expect(outputs.map((l) => l.line)).toEqual([
+      { type: 'output', stream: 'stdout', offset: 0, text: '0\n' },
+      { type: 'output', stream: 'stdout', offset: 2, text: '1\n' },
+      { type: 'output', stream: 'stdout', offset: 4, text: '2\n' },
+    ]);
+    expect(outputs[1].at - outputs[0].at).toBeGreaterThan(200);
+    const results = lines.filter((l) => l.line.type === 'result');
+    expect(results).toHaveLength(1);
+    expect(lines.at(-1)!.line.type).toBe('result');
+    expect(results[0].line.result).toMatchObject({ exitCode: 0, stdout: '0\n1\n2\n' });
+  });
+
+  it('SSE: data events, base64 for bytes that are no UTF-8, and keepalives in silence', async () => {
+    streamTiming.keepaliveMs = 200;
+    try {
+      const res = await post(
+        { cmd: ['sh', '-c', 'printf "\\377\\376"; sleep 0.7; echo done >&2'] },
+        'text/event-stream',
+      );
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const lines = (await readLines(res, 'sse')).map((l) => l.line);
+      expect(lines[0]).toEqual({
+        type: 'output',
+        stream: 'stdout',
+        offset: 0,
+        base64: Buffer.from([0xff, 0xfe]).toString('base64'),
+      });
+      expect(lines.filter((l) => l.type === 'keepalive').length).toBeGreaterThanOrEqual(1);
+      expect(lines).toContainEqual({ type: 'output', stream: 'stderr', offset: 0, text: 'done\n' });
+      expect(lines.at(-1)).toMatchObject({ type: 'result', result: { exitCode: 0 } });
+    } finally {
+      streamTiming.keepaliveMs = 15_000;
+    }
+  });
+
+  it('a client that disconnects mid-stream kills the run: its container is removed', async () => {
+    const ac = new AbortController();
+    const res = await post(
+      { cmd: ['sh', '-c', 'echo started; sleep 60'] },
+      'application/x-ndjson',
+      ac.signal,
+    );
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain('"started\\n"');
+    const leasedId = pool.containers().find((c) => c.state === 'leased')?.id;
+    expect(leasedId).toBeDefined();
+    ac.abort();
+    await eventually(
+      async () => !(await engineContainers(name)).some((c) => c.Id === leasedId),
+      10_000,
+      'the disconnected run’s container removed',
+    );
+  });
+
+  it('a failure after the first byte is one error line (the status is already 200)', async () => {
+    let killed = false;
+    const res = await post({ cmd: ['sh', '-c', 'echo started; sleep 60'] }, 'application/x-ndjson');
+    expect(res.status).toBe(200);
+    const lines = await readLines(res, 'ndjson', (line) => {
+      if (killed || line.type !== 'output') return;
+      killed = true;
+      const id = pool.containers().find((c) => c.state === 'leased')!.id;
+      // The container dies under the execution, outside the pool.
+      void docker.getContainer(id).kill();
+    });
+    expect(lines.map((l) => l.line.type)).toEqual(['output', 'error']);
+    expect(lines[1].line.error).toMatchObject({ code: 'CONTAINER_LOST' });
+  });
+
+  it('a failure before the first byte is the usual error answer', async () => {
+    const res = await post({ cmd: ['x'], timeoutMs: 10_000_000 }, 'application/x-ndjson');
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
   });
 });

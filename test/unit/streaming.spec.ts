@@ -5,6 +5,7 @@ import {
   ContainerLostError,
   ExecutionAbortedError,
 } from '../../src/container-pool/errors/container-pool.errors';
+import { outputLine, streamFormatOf } from '../../src/container-pool/http/execution-stream';
 import { STREAM_HIGH_WATER_BYTES } from '../../src/container-pool/execution/exec-stream';
 import type { ExecResult } from '../../src/container-pool/interfaces/exec-result.interface';
 import type {
@@ -310,5 +311,32 @@ describe('DockerDemuxer', () => {
     expect(refused).toBeGreaterThan(0);
     await new Promise((r) => d.once('finish', r));
     expect(out.text.length).toBe(200 * 1000);
+  });
+});
+
+describe('streamed HTTP answers: media type and lines', () => {
+  it('picks NDJSON or SSE from Accept, JSON otherwise', () => {
+    expect(streamFormatOf('application/x-ndjson')).toBe('ndjson');
+    expect(streamFormatOf('text/event-stream')).toBe('sse');
+    expect(streamFormatOf('text/event-stream;q=0.9, application/json')).toBe('sse');
+    expect(streamFormatOf('application/json, application/x-ndjson')).toBeNull();
+    expect(streamFormatOf('application/x-ndjson;q=0')).toBeNull();
+    expect(streamFormatOf(undefined)).toBeNull();
+    expect(streamFormatOf('*/*')).toBeNull();
+  });
+
+  it('an output line carries text when the chunk is valid UTF-8, else (or when asked) base64', () => {
+    const chunk = (data: Buffer): OutputChunk => ({ stream: 'stdout', data, offset: 3 });
+    expect(outputLine(chunk(Buffer.from('héllo')), 'text')).toEqual({
+      type: 'output',
+      stream: 'stdout',
+      offset: 3,
+      text: 'héllo',
+    });
+    // A chunk cut inside a character is not valid UTF-8 on its own.
+    expect(outputLine(chunk(Buffer.from('é').subarray(0, 1)), 'text')).toMatchObject({
+      base64: 'ww==',
+    });
+    expect(outputLine(chunk(Buffer.from('a')), 'base64')).toMatchObject({ base64: 'YQ==' });
   });
 });

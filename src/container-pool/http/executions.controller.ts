@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import { Body, HttpCode, HttpStatus, Post, Req, Res } from '@nestjs/common';
+import { Body, HttpCode, HttpStatus, Post, Req, Res, StreamableFile } from '@nestjs/common';
 import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
 import { executionLogContext } from '../execution/log-context';
+import type { OnOutput } from '../interfaces/output-event.interface';
 import type { RunRequest } from '../interfaces/run-request.interface';
 import type { ContainerPool } from '../profiles/container-pool';
 import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
@@ -10,6 +11,7 @@ import { AUDIT_RECORD } from './audit-record';
 import { Audit, AuditedRequest } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
+import { streamExecution, streamFormatOf } from './execution-stream';
 import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
 import { invalidRequest } from './http-errors';
 import { toExecResultDto } from './mappers';
@@ -80,7 +82,7 @@ export class ContainerPoolExecutionsController {
     @Res({ passthrough: true }) res: ServerResponse,
     @Body() body: RunRequestDto,
     @ProfileName() routeProfile?: string,
-  ): Promise<ExecResultDto> {
+  ): Promise<ExecResultDto | StreamableFile> {
     const pool = this.poolOf(body, routeProfile);
     const problems = limitProblems(body, pool.options);
     if (problems.length) {
@@ -91,6 +93,8 @@ export class ContainerPoolExecutionsController {
       if (!res.writableEnded) abort.abort(new Error('the client disconnected'));
     };
     res.on('close', onClose);
+    const format = streamFormatOf(req.headers.accept);
+    let streaming = false;
     try {
       // eslint-disable-next-line @typescript-eslint/no-unused-vars -- the profile chose the pool
       const { outputEncoding, profile: _profile, ...request } = body;
@@ -101,18 +105,38 @@ export class ContainerPoolExecutionsController {
           `${(routeProfile ?? body.profile) ? ` profile=${pool.name}` : ''} ${executeWhat(req)}`,
         logged: false,
       };
+      const markLogged = () => {
+        // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
+        // why (auditError), as for a request refused before the handler.
+        const record = req[AUDIT_RECORD];
+        if (record && ctx.logged) record.logged = true;
+      };
+      if (format) {
+        // Lines as the output arrives (see streamExecution); the close listener stays until the run is over.
+        const run = (onOutput: OnOutput) =>
+          executionLogContext
+            .run(ctx, () => pool.run({ ...request, signal: abort.signal, onOutput } as RunRequest))
+            .finally(() => res.off('close', onClose));
+        streaming = true;
+        return await streamExecution({
+          format,
+          encoding: outputEncoding ?? 'text',
+          run,
+          onLateError: markLogged,
+        }).catch((err: unknown) => {
+          markLogged();
+          throw err;
+        });
+      }
       const result = await executionLogContext
         .run(ctx, () => pool.run({ ...request, signal: abort.signal } as RunRequest))
         .catch((err: unknown) => {
-          // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
-          // why (auditError), as for a request refused before the handler.
-          const record = req[AUDIT_RECORD];
-          if (record && ctx.logged) record.logged = true;
+          markLogged();
           throw err;
         });
       return toExecResultDto(result, outputEncoding);
     } finally {
-      res.off('close', onClose);
+      if (!streaming) res.off('close', onClose);
     }
   }
 }
