@@ -17,6 +17,66 @@ const LINES_HIGH_WATER_BYTES = 64 * 1024;
 
 export type StreamFormat = 'ndjson' | 'sse';
 
+/** What the OpenAPI document says of the streamed answers. */
+export const STREAMED_DESCRIPTION =
+  'With `Accept: application/x-ndjson` (or `text/event-stream`: each line is an SSE `data:` event) the answer ' +
+  'streams one JSON line per event as the output arrives: `{"type":"output","stream":"stdout","offset":0,' +
+  '"text":"..."}` (`base64` in place of `text` when the chunk is not valid UTF-8 or outputEncoding is base64; ' +
+  'only kept bytes, up to maxOutputBytes), `{"type":"keepalive"}` after 15 s of silence, then exactly one ' +
+  '`{"type":"result","result":{...}}` (the JSON answer) or, when the execution fails after the first byte ' +
+  '(the status is then already 200), one `{"type":"error","error":{...}}` (the error body). A failure before ' +
+  'the first byte is the usual error answer. A client that reads slowly pauses the program; one that ' +
+  'disconnects kills it.';
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+/** One streamed line, as an OpenAPI schema. */
+const STREAM_LINE_SCHEMA = {
+  oneOf: [
+    {
+      type: 'object',
+      required: ['type', 'stream', 'offset'],
+      properties: {
+        type: { type: 'string', enum: ['output'] },
+        stream: { type: 'string', enum: ['stdout', 'stderr'] },
+        offset: { type: 'integer', description: 'byte offset of the chunk in its stream' },
+        text: { type: 'string', description: 'the chunk, when it is valid UTF-8' },
+        base64: { type: 'string', description: 'the chunk as base64 otherwise' },
+      },
+    },
+    { type: 'object', properties: { type: { type: 'string', enum: ['keepalive'] } } },
+    {
+      type: 'object',
+      required: ['type', 'result'],
+      properties: { type: { type: 'string', enum: ['result'] }, result: ref('ExecResultDto') },
+    },
+    {
+      type: 'object',
+      required: ['type', 'error'],
+      properties: { type: { type: 'string', enum: ['error'] }, error: ref('ErrorBodyDto') },
+    },
+  ],
+};
+
+/** The 200 answer's media types: the JSON result, and the streamed lines of both formats. */
+export function streamedContent() {
+  return {
+    'application/json': { schema: ref('ExecResultDto') },
+    [NDJSON]: {
+      schema: {
+        ...STREAM_LINE_SCHEMA,
+        description: 'one JSON object per line (newline-delimited)',
+      },
+    },
+    [EVENT_STREAM]: {
+      schema: {
+        type: 'string',
+        description: 'server-sent events: `data: <one of the NDJSON lines>` then a blank line',
+      },
+    },
+  };
+}
+
 /**
  * The streamed format an `Accept` header asks for, or null for the JSON answer: `application/x-ndjson` or
  * `text/event-stream` named (without `q=0`) ahead of, or instead of, `application/json`.

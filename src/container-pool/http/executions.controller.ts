@@ -11,11 +11,16 @@ import { AUDIT_RECORD } from './audit-record';
 import { Audit, AuditedRequest } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
-import { streamExecution, streamFormatOf } from './execution-stream';
+import {
+  STREAMED_DESCRIPTION,
+  streamedContent,
+  streamExecution,
+  streamFormatOf,
+} from './execution-stream';
 import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
 import { invalidRequest } from './http-errors';
 import { toExecResultDto } from './mappers';
-import { ApiBody, ApiOperation, ApiResponse } from './openapi/swagger';
+import { ApiBody, ApiExtraModels, ApiOperation, ApiResponse } from './openapi/swagger';
 import { poolOfRoute, ProfileName } from './profile-route';
 
 const executeWhat = (req: AuditedRequest) => {
@@ -62,10 +67,17 @@ export class ContainerPoolExecutionsController {
     description:
       'The output is text; stdoutBase64/stderrBase64 carry a stream\'s raw bytes with "outputEncoding": "base64", ' +
       'or when they are not valid UTF-8. A client that disconnects before the answer ' +
-      'aborts the execution and its container is removed.',
+      'aborts the execution and its container is removed. ' +
+      STREAMED_DESCRIPTION,
   })
   @ApiBody({ type: RunRequestDto })
-  @ApiResponse({ status: 200, type: ExecResultDto })
+  @ApiExtraModels(ExecResultDto, ErrorBodyDto)
+  @ApiResponse({
+    status: 200,
+    description: 'The result (application/json), or the streamed lines (NDJSON, SSE) on Accept.',
+    // Plain OpenAPI 3 JSON: the optional peer's types are not named outside openapi/swagger.ts.
+    content: streamedContent() as never,
+  })
   @ApiResponse(E400)
   @ApiResponse(E401)
   @ApiResponse(E403)
