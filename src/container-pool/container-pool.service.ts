@@ -19,7 +19,9 @@ import type { ResolvedModuleOptions } from './interfaces/container-pool-options.
 import type { Container, ContainerInfo, PoolStats } from './interfaces/container.interface';
 import type { ExecResult } from './interfaces/exec-result.interface';
 import type { ProfileInfo } from './interfaces/profile-info.interface';
-import type { AcquireOptions, RunRequest } from './interfaces/run-request.interface';
+import type { ExecStreamEvent } from './interfaces/output-event.interface';
+import type { AcquireOptions, RunRequest, StreamRequest } from './interfaces/run-request.interface';
+import { execStream } from './execution/exec-stream';
 import type { ContainerPool } from './profiles/container-pool';
 import { PoolRegistry } from './profiles/pool-registry';
 
@@ -168,6 +170,18 @@ export class ContainerPoolService
   async run(request: RunRequest & ProfileOption): Promise<ExecResult> {
     const { profile, ...rest } = request ?? {};
     return (await this.poolFor(profile)).run(rest);
+  }
+
+  /**
+   * run() as an AsyncIterable of output events ending with one result event, in the request's profile.
+   * Breaking out of the iteration aborts the run (its container is removed); an infrastructure error rejects it.
+   */
+  stream(request: StreamRequest & ProfileOption): AsyncIterable<ExecStreamEvent> {
+    const { profile, ...rest } = request ?? {};
+    return execStream(async ({ onOutput, signal }) => {
+      const pool = await this.poolFor(profile);
+      return pool.run({ ...rest, onOutput, signal });
+    }, request?.signal);
   }
 
   /** The default profile's operations; `pool(name)` has every profile's. */

@@ -387,6 +387,17 @@ describe('admin API (fake driver)', () => {
         'PUT /admin/pool/profiles/{profile}/size',
       ].sort(),
     );
+    // The executions answer JSON, or streams NDJSON or SSE.
+    for (const path of ['/admin/pool/executions', '/admin/pool/profiles/{profile}/executions']) {
+      const ok = doc.paths[path].post.responses['200'];
+      expect(Object.keys(ok.content).sort()).toEqual(
+        ['application/json', 'application/x-ndjson', 'text/event-stream'].sort(),
+      );
+      expect(ok.content['application/json'].schema).toEqual({
+        $ref: '#/components/schemas/ExecResultDto',
+      });
+      expect(doc.paths[path].post.description).toContain('application/x-ndjson');
+    }
     for (const { route, op } of ops) {
       if (route.includes('/health/')) expect(op.security).toBeUndefined();
       else {

@@ -14,6 +14,7 @@ import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-
 import type { PoolTotals } from '../interfaces/container.interface';
 import type { ContainerPoolEventMap } from '../interfaces/events.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { OnOutput } from '../interfaces/output-event.interface';
 import type { PoolLog } from '../pool/container-source';
 import type { ActiveExecution, PooledContainer } from '../pool/pooled-container';
 import type { WarmPool } from '../pool/warm-pool';
@@ -29,11 +30,26 @@ const KILL_WAIT_MS = 500;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
 
+/** Resolves when every promise did, or when the signal fires (whatever is left then does not matter). */
+function untilAborted(signal: AbortSignal, ...all: Promise<void>[]): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void Promise.all(all).then(done);
+  });
+}
+
 /** A job ready for a container: the transport's argv and stdin, and the limits of this execution. */
 export interface PreparedJob {
   job: TransportJob;
   timeoutMs: number;
   maxOutputBytes: number;
+  /** The caller's output callback, when it streams. */
+  onOutput?: OnOutput;
 }
 
 export interface ExecutorDeps {
@@ -54,13 +70,21 @@ export interface ExecutorDeps {
 export class Executor {
   constructor(private readonly deps: ExecutorDeps) {}
 
-  /** The transport's job for a checked request (the code framed ahead of stdin); checks the stdin size. */
-  prepare(exec: NormalizedExec): PreparedJob {
+  /**
+   * The transport's job for a checked request (the code framed ahead of stdin); checks the stdin size. A caller
+   * that streams (`onOutput`) gets line-buffered code.
+   */
+  prepare(exec: NormalizedExec, onOutput?: OnOutput): PreparedJob {
     const o = this.deps.options;
+    if (onOutput !== undefined && typeof onOutput !== 'function') {
+      throw new InvalidRequestError('onOutput', 'must be a function');
+    }
     let cmd = exec.cmd;
     let stdin = exec.stdin;
     if (exec.code) {
-      const framed = this.deps.transport.codeJob(exec.code, o.pythonCommand);
+      const framed = this.deps.transport.codeJob(exec.code, o.pythonCommand, {
+        lineBuffered: onOutput !== undefined,
+      });
       cmd = framed.cmd;
       stdin = stdin ? Buffer.concat([framed.stdinPrefix, stdin]) : framed.stdinPrefix;
     }
@@ -69,6 +93,7 @@ export class Executor {
       job: { cmd: cmd!, user: o.user, env: exec.env, workdir: exec.workdir, stdin },
       timeoutMs: exec.timeoutMs,
       maxOutputBytes: exec.maxOutputBytes,
+      onOutput,
     };
   }
 
@@ -137,13 +162,21 @@ export class Executor {
     c.executions.add(active);
     pool.executionStarted();
     const target = c.source.handle as DriverContainer;
-    const stdout = new CappedSink(prepared.maxOutputBytes);
-    const stderr = new CappedSink(prepared.maxOutputBytes);
+    const listener = (stream: 'stdout' | 'stderr') =>
+      prepared.onOutput && {
+        stream,
+        onOutput: prepared.onOutput,
+        onError: (err: unknown) => kill(err instanceof Error ? err : new Error(String(err))),
+      };
+    const stdout = new CappedSink(prepared.maxOutputBytes, listener('stdout') || undefined);
+    const stderr = new CappedSink(prepared.maxOutputBytes, listener('stderr') || undefined);
 
     try {
       let outcome;
       try {
         outcome = await transport.run(target, prepared.job, { stdout, stderr }, abort.signal);
+        // Every kept byte has reached the caller's onOutput before the result (within the timeout).
+        if (prepared.onOutput) await untilAborted(abort.signal, stdout.flushed(), stderr.flushed());
       } catch (err) {
         // The engine refused to start the program (nothing ran): the container is as it was.
         if (err instanceof InvalidRequestError && !stop.error) throw err;

@@ -1,8 +1,20 @@
 import { Writable } from 'node:stream';
+import type { OnOutput } from '../interfaces/output-event.interface';
+
+/** What a sink tells about its kept bytes as they arrive. */
+export interface SinkListener {
+  stream: 'stdout' | 'stderr';
+  onOutput: OnOutput;
+  /** The callback threw or rejected: the execution is killed with this error. */
+  onError(error: unknown): void;
+}
 
 /**
  * Keeps the first `capBytes` bytes written to it and counts (then forgets) the rest, so that a flood of output
- * costs no memory while the stream is still read to its end. Writes complete synchronously.
+ * costs no memory while the stream is still read to its end. Without a listener, writes complete
+ * synchronously. With one, every kept piece goes to its `onOutput` (with its offset) before it completes, and a
+ * write completes only once a promise returned by `onOutput` settled: a writer honouring `write() === false`
+ * and `drain` (the engine's demuxer) then waits for the consumer.
  */
 export class CappedSink extends Writable {
   private readonly chunks: Buffer[] = [];
@@ -10,7 +22,10 @@ export class CappedSink extends Writable {
   /** Bytes seen beyond the cap. */
   dropped = 0;
 
-  constructor(private readonly capBytes: number) {
+  constructor(
+    private readonly capBytes: number,
+    private readonly listener?: SinkListener,
+  ) {
     super({ decodeStrings: true });
   }
 
@@ -20,17 +35,43 @@ export class CappedSink extends Writable {
     callback: (error?: Error | null) => void,
   ) {
     const room = this.capBytes - this.kept;
-    if (room >= chunk.length) {
-      this.chunks.push(chunk);
-      this.kept += chunk.length;
-    } else {
-      if (room > 0) {
-        this.chunks.push(chunk.subarray(0, room));
-        this.kept += room;
-      }
+    const offset = this.kept;
+    let piece: Buffer | null = null;
+    if (room >= chunk.length) piece = chunk;
+    else {
+      if (room > 0) piece = chunk.subarray(0, room);
       this.dropped += chunk.length - Math.max(room, 0);
     }
-    callback();
+    if (piece?.length) {
+      this.chunks.push(piece);
+      this.kept += piece.length;
+    }
+    if (!piece?.length || !this.listener) return callback();
+    const { listener } = this;
+    let pending: void | Promise<void>;
+    try {
+      pending = listener.onOutput({ stream: listener.stream, data: piece, offset });
+    } catch (err) {
+      listener.onError(err);
+      return callback();
+    }
+    if (!pending || typeof pending.then !== 'function') return callback();
+    pending.then(
+      () => callback(),
+      (err: unknown) => {
+        listener.onError(err);
+        callback();
+      },
+    );
+  }
+
+  /** Resolves once every write so far has completed (its onOutput settled). Ends the sink. */
+  flushed(): Promise<void> {
+    if (this.writableFinished) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.once('finish', () => resolve());
+      if (!this.writableEnded) this.end();
+    });
   }
 
   get bytes(): Buffer {

@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import { Body, HttpCode, HttpStatus, Post, Req, Res } from '@nestjs/common';
+import { Body, HttpCode, HttpStatus, Post, Req, Res, StreamableFile } from '@nestjs/common';
 import { ContainerPoolService } from '../container-pool.service';
 import { limitProblems, problemText } from '../execution/exec-request';
 import { executionLogContext } from '../execution/log-context';
+import type { OnOutput } from '../interfaces/output-event.interface';
 import type { RunRequest } from '../interfaces/run-request.interface';
 import type { ContainerPool } from '../profiles/container-pool';
 import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
@@ -10,10 +11,16 @@ import { AUDIT_RECORD } from './audit-record';
 import { Audit, AuditedRequest } from './audit.interceptor';
 import { ErrorBodyDto, ExecResultDto } from './dto/responses.dto';
 import { RunRequestDto } from './dto/run-request.dto';
+import {
+  STREAMED_DESCRIPTION,
+  streamedContent,
+  streamExecution,
+  streamFormatOf,
+} from './execution-stream';
 import { ADMIN_IDENTITY, RequireScope } from './guards/admin-token.guard';
 import { invalidRequest } from './http-errors';
 import { toExecResultDto, toRunFiles } from './mappers';
-import { ApiBody, ApiOperation, ApiResponse } from './openapi/swagger';
+import { ApiBody, ApiExtraModels, ApiOperation, ApiResponse } from './openapi/swagger';
 import { poolOfRoute, ProfileName } from './profile-route';
 
 const executeWhat = (req: AuditedRequest) => {
@@ -69,10 +76,17 @@ export class ContainerPoolExecutionsController {
     description:
       'The output is text; stdoutBase64/stderrBase64 carry a stream\'s raw bytes with "outputEncoding": "base64", ' +
       'or when they are not valid UTF-8. A client that disconnects before the answer ' +
-      'aborts the execution and its container is removed.',
+      'aborts the execution and its container is removed. ' +
+      STREAMED_DESCRIPTION,
   })
   @ApiBody({ type: RunRequestDto })
-  @ApiResponse({ status: 200, type: ExecResultDto })
+  @ApiExtraModels(ExecResultDto, ErrorBodyDto)
+  @ApiResponse({
+    status: 200,
+    description: 'The result (application/json), or the streamed lines (NDJSON, SSE) on Accept.',
+    // Plain OpenAPI 3 JSON: the optional peer's types are not named outside openapi/swagger.ts.
+    content: streamedContent() as never,
+  })
   @ApiResponse(E400)
   @ApiResponse(E401)
   @ApiResponse(E403)
@@ -89,7 +103,7 @@ export class ContainerPoolExecutionsController {
     @Res({ passthrough: true }) res: ServerResponse,
     @Body() body: RunRequestDto,
     @ProfileName() routeProfile?: string,
-  ): Promise<ExecResultDto> {
+  ): Promise<ExecResultDto | StreamableFile> {
     const pool = this.poolOf(body, routeProfile);
     const problems = limitProblems(body, pool.options);
     const runFiles = toRunFiles(body.files);
@@ -104,6 +118,8 @@ export class ContainerPoolExecutionsController {
       if (!res.writableEnded) abort.abort(new Error('the client disconnected'));
     };
     res.on('close', onClose);
+    const format = streamFormatOf(req.headers.accept);
+    let streaming = false;
     try {
       // eslint-disable-next-line @typescript-eslint/no-unused-vars -- the profile chose the pool
       const { outputEncoding, profile: _profile, ...request } = body;
@@ -114,6 +130,42 @@ export class ContainerPoolExecutionsController {
           `${(routeProfile ?? body.profile) ? ` profile=${pool.name}` : ''} ${executeWhat(req)}`,
         logged: false,
       };
+      const markLogged = () => {
+        // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
+        // why (auditError), as for a request refused before the handler.
+        const record = req[AUDIT_RECORD];
+        if (record && ctx.logged) record.logged = true;
+      };
+      if (format) {
+        // Lines as the output arrives (see streamExecution); the close listener stays until the run is over.
+        const run = (onOutput: OnOutput) =>
+          executionLogContext
+            .run(ctx, () =>
+              pool.runBounded(
+                {
+                  ...request,
+                  ...(runFiles.files && { files: runFiles.files }),
+                  signal: abort.signal,
+                  onOutput,
+                } as RunRequest,
+                collectBudget(
+                  pool.options.maxBodyBytes,
+                  body.maxOutputBytes ?? pool.options.maxOutputBytes,
+                ),
+              ),
+            )
+            .finally(() => res.off('close', onClose));
+        streaming = true;
+        return await streamExecution({
+          format,
+          encoding: outputEncoding ?? 'text',
+          run,
+          onLateError: markLogged,
+        }).catch((err: unknown) => {
+          markLogged();
+          throw err;
+        });
+      }
       const result = await executionLogContext
         .run(ctx, () =>
           pool.runBounded(
@@ -130,15 +182,12 @@ export class ContainerPoolExecutionsController {
           ),
         )
         .catch((err: unknown) => {
-          // Refused before it ran (no container, invalid): the executor wrote no line, the error filter's says
-          // why (auditError), as for a request refused before the handler.
-          const record = req[AUDIT_RECORD];
-          if (record && ctx.logged) record.logged = true;
+          markLogged();
           throw err;
         });
       return toExecResultDto(result, outputEncoding);
     } finally {
-      res.off('close', onClose);
+      if (!streaming) res.off('close', onClose);
     }
   }
 }

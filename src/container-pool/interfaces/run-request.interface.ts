@@ -1,4 +1,5 @@
 import type { RunFile } from './files.interface';
+import type { OnOutput } from './output-event.interface';
 
 /** Options of one execution in a container. */
 export interface ExecOptions {
@@ -14,6 +15,11 @@ export interface ExecOptions {
   maxOutputBytes?: number;
   /** Aborting kills the execution (and its container) and rejects with ExecutionAbortedError. */
   signal?: AbortSignal;
+  /**
+   * Streams the kept output as it arrives (see OnOutput); the result still carries all of it. For `code`, the
+   * bootstrap makes Python's stdout line-buffered; a `cmd` program decides its own buffering.
+   */
+  onOutput?: OnOutput;
 }
 
 /** Files in and out of one run (see README, Files). */
@@ -43,6 +49,9 @@ export interface CodeRunRequest extends ExecOptions, RunFilesOptions {
 
 /** The request of ContainerPoolService.run(). */
 export type RunRequest = CommandRunRequest | CodeRunRequest;
+
+/** The request of stream(): run()'s, whose output comes as the iteration's events. */
+export type StreamRequest = Omit<CommandRunRequest, 'onOutput'> | Omit<CodeRunRequest, 'onOutput'>;
 
 export interface AcquireOptions {
   /** How long to wait for a container; default `acquireTimeoutMs`. */

@@ -20,7 +20,14 @@ import type {
 } from '../interfaces/container.interface';
 import { CONTAINER_POOL_EVENTS, ContainerPoolEventMap } from '../interfaces/events.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
-import type { AcquireOptions, ExecOptions, RunRequest } from '../interfaces/run-request.interface';
+import type { ExecStreamEvent } from '../interfaces/output-event.interface';
+import type {
+  AcquireOptions,
+  ExecOptions,
+  RunRequest,
+  StreamRequest,
+} from '../interfaces/run-request.interface';
+import { execStream } from '../execution/exec-stream';
 import type { IntervalHost, PoolLog } from '../pool/container-source';
 import type { PooledContainer } from '../pool/pooled-container';
 import type { SharedCapacity } from '../pool/shared-capacity';
@@ -225,7 +232,10 @@ export class ContainerPool implements LeaseOwner {
    * @internal
    */
   async runBounded(request: RunRequest, collectMaxTotalBytes: number): Promise<ExecResult> {
-    const prepared = this.executor.prepare(normalizeRunRequest(request, this.deps.options));
+    const prepared = this.executor.prepare(
+      normalizeRunRequest(request, this.deps.options),
+      request.onOutput,
+    );
     const io = normalizeRunFiles(request, this.deps.options);
     const queuedFrom = performance.now();
     const entry = await this.acquireEntry({
@@ -258,13 +268,27 @@ export class ContainerPool implements LeaseOwner {
     return new LeasedFiles(this.fileOps, entry, this.deps.options.maxFileBytes);
   }
 
+  /**
+   * run() as an AsyncIterable: output events as they arrive, then one result event (see execStream). Breaking
+   * out aborts the run; an infrastructure error rejects the iteration with the typed error.
+   */
+  stream(request: StreamRequest): AsyncIterable<ExecStreamEvent> {
+    return execStream(
+      ({ onOutput, signal }) => this.run({ ...request, onOutput, signal }),
+      request?.signal,
+    );
+  }
+
   /** Container.execute(). */
   async execute(
     entry: PooledContainer,
     cmd: string[],
     opts: ExecOptions = {},
   ): Promise<ExecResult> {
-    const prepared = this.executor.prepare(normalizeExecRequest(cmd, opts, this.deps.options));
+    const prepared = this.executor.prepare(
+      normalizeExecRequest(cmd, opts, this.deps.options),
+      opts.onOutput,
+    );
     return this.executor.run(entry, prepared, opts.signal, 0);
   }
 

@@ -15,7 +15,15 @@ export interface TransportJob {
   stdin: Buffer | null;
 }
 
-/** Where the program's output goes: the caller's capped sinks. */
+export interface CodeJobOptions {
+  /** The caller streams the output: the program's stdout is line-buffered (flushed at each newline). */
+  lineBuffered?: boolean;
+}
+
+/**
+ * Where the program's output goes: the caller's capped sinks. A transport honours their backpressure (it stops
+ * reading while `write()` returned false, until `drain`).
+ */
 export interface OutputSinks {
   stdout: Writable;
   stderr: Writable;
@@ -44,7 +52,11 @@ export interface Transport {
   /** The main process of a container of this transport that must be gone by `deadline` whatever happens. */
   mainProcess(deadline: Date): MainProcess;
   /** The program that runs `code` (Python source): argv plus what goes ahead of the caller's stdin. */
-  codeJob(code: Buffer, pythonCommand: string[]): { cmd: string[]; stdinPrefix: Buffer };
+  codeJob(
+    code: Buffer,
+    pythonCommand: string[],
+    opts?: CodeJobOptions,
+  ): { cmd: string[]; stdinPrefix: Buffer };
   /** Runs one job; resolves with its exit code, or aborted when the signal fired (the caller kills the container). */
   run(
     container: DriverContainer,

@@ -7,27 +7,23 @@ import type {
   DriverExecRequest,
   DriverExecResult,
 } from '../container-driver.interface';
+import { DockerDemuxer } from './docker-demux';
 import { notStarted, toContainerError } from './docker-errors';
 
 /** How much of each stream is kept to explain an exec the engine could not start (its message is short). */
 const HEAD_BYTES = 2048;
 
-/** Forwards every write to `target` (if any) and keeps the first HEAD_BYTES. Writes complete synchronously. */
+/** Keeps the first HEAD_BYTES written to it. Writes complete synchronously. */
 class HeadTee extends Writable {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
 
-  constructor(private readonly target?: Writable) {
-    super();
-  }
-
-  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (e?: Error | null) => void) {
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (e?: Error | null) => void) {
     if (this.kept < HEAD_BYTES) {
       const part = chunk.subarray(0, HEAD_BYTES - this.kept);
       this.chunks.push(part);
       this.kept += part.length;
     }
-    if (this.target) this.target.write(chunk, encoding, () => undefined);
     callback();
   }
 
@@ -40,7 +36,8 @@ const ABORTED: DriverExecResult = { exitCode: null, aborted: true };
 
 /**
  * One `docker exec`: create, start (hijacked, the request's stdin then EOF), demultiplex stdout/stderr into the
- * caller's sinks until the stream ends, then the exit code. The request's signal bounds every engine call, so a
+ * caller's sinks until the stream ends (pausing the socket while a sink is behind: DockerDemuxer), then the
+ * exit code. The request's signal bounds every engine call, so a
  * hung engine cannot hold the execution past its timeout.
  */
 export async function dockerExec(
@@ -70,28 +67,33 @@ export async function dockerExec(
     throw toContainerError(err, target.name, 'starting the execution');
   }
 
-  const stdout = new HeadTee(request.stdout);
-  const stderr = new HeadTee(request.stderr);
+  const demux = new DockerDemuxer(request.stdout, request.stderr);
   const outcome = await new Promise<'ended' | 'aborted' | Error>((resolve) => {
     const done = (how: 'ended' | 'aborted' | Error) => {
       signal.removeEventListener('abort', onAbort);
-      stream.removeListener('end', onEnd);
-      stream.removeListener('close', onEnd);
+      demux.removeListener('finish', onFinish);
+      stream.removeListener('close', onClose);
       stream.removeListener('error', onError);
       resolve(how);
     };
-    const onEnd = () => done('ended');
+    // Ended once the demuxer handed every byte on (the consumer may be slower than the socket).
+    const onFinish = () => done('ended');
+    // A socket closed without its end: no more bytes will come.
+    const onClose = () => {
+      if (!demux.writableEnded) demux.end();
+    };
     const onError = (err: Error) => done(err);
     const onAbort = () => {
+      stream.unpipe(demux);
       stream.destroy();
       done('aborted');
     };
-    stream.on('end', onEnd);
-    stream.on('close', onEnd);
+    demux.on('finish', onFinish);
+    stream.on('close', onClose);
     stream.on('error', onError);
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
-    modem.demuxStream(stream as Readable, stdout, stderr);
+    (stream as Readable).pipe(demux);
     // The program's stdin: what the caller gave, then EOF.
     stream.on('error', () => undefined);
     if (request.stdin?.length) stream.write(request.stdin);
@@ -102,10 +104,7 @@ export async function dockerExec(
   // The connection broke before the output ended: what was read may be incomplete, never a success.
   if (outcome instanceof Error) throw toContainerError(outcome, target.name, 'reading the output');
 
-  const exitCode = await waitForExitCode(exec, target, signal, () => ({
-    stdout: stdout.head,
-    stderr: stderr.head,
-  }));
+  const exitCode = await waitForExitCode(exec, target, signal, () => demux.head);
   return exitCode === 'aborted' ? ABORTED : { exitCode, aborted: false };
 }
 

@@ -2,6 +2,7 @@ import { OOM_EVENT_GRACE_MS } from '../../container-pool.constants';
 import { EngineUnavailableError } from '../../errors/container-pool.errors';
 import type { ContainerDriver, DriverContainer } from '../../engine/container-driver.interface';
 import type {
+  CodeJobOptions,
   MainProcess,
   OomEvidence,
   OutputSinks,
@@ -59,8 +60,8 @@ export class ExecTransport implements Transport {
     return execMainProcess(deadline);
   }
 
-  codeJob(code: Buffer, pythonCommand: string[]) {
-    return pythonCodeJob(code, pythonCommand);
+  codeJob(code: Buffer, pythonCommand: string[], opts?: CodeJobOptions) {
+    return pythonCodeJob(code, pythonCommand, opts);
   }
 
   run(

@@ -3,7 +3,9 @@
  * the rest of stdin left to the program. Code of any size works (argv is capped at 128 KiB by the kernel). The
  * default sys.excepthook is wrapped to leave out the bootstrap's own frames, so an uncaught exception (exit 1;
  * KeyboardInterrupt: 130) and a syntax error show only the user's lines, as `python3 -c` shows them. A hook the
- * program installs itself gets the whole traceback.
+ * program installs itself gets the whole traceback. With the argument `-l` (the caller streams the output), stdout
+ * is made line-buffered, as a terminal would have it (stdout on a pipe is block-buffered; stderr is
+ * line-buffered already): the environment stays the caller's.
  */
 export const PYTHON_BOOTSTRAP = [
   'def _b():',
@@ -18,6 +20,7 @@ export const PYTHON_BOOTSTRAP = [
   '  c=os.read(0,min(n-len(b),1<<20))',
   "  if not c: raise SystemExit('container-pool: truncated code frame')",
   '  b+=c',
+  " if sys.argv[1:]==['-l']:sys.stdout.reconfigure(line_buffering=True)",
   " del globals()['_b']",
   " sys.argv[:]=['-c']",
   // The uncaught-exception report (sys.excepthook, as Python calls it) without the bootstrap's own frames.
@@ -35,7 +38,10 @@ export const PYTHON_BOOTSTRAP = [
 export function pythonCodeJob(
   code: Buffer,
   pythonCommand: string[],
+  opts: { lineBuffered?: boolean } = {},
 ): { cmd: string[]; stdinPrefix: Buffer } {
   const stdinPrefix = Buffer.concat([Buffer.from(`${code.length}\n`, 'ascii'), code]);
-  return { cmd: [...pythonCommand, '-c', PYTHON_BOOTSTRAP], stdinPrefix };
+  const cmd = [...pythonCommand, '-c', PYTHON_BOOTSTRAP];
+  if (opts.lineBuffered) cmd.push('-l');
+  return { cmd, stdinPrefix };
 }

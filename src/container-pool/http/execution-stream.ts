@@ -1,0 +1,184 @@
+import { isUtf8 } from 'node:buffer';
+import { Readable } from 'node:stream';
+import { StreamableFile } from '@nestjs/common';
+import type { ExecResult } from '../interfaces/exec-result.interface';
+import type { OnOutput, OutputChunk } from '../interfaces/output-event.interface';
+import { errorResponseOf } from './filters/container-pool-error.filter';
+import { toExecResultDto } from './mappers';
+
+export const NDJSON = 'application/x-ndjson';
+export const EVENT_STREAM = 'text/event-stream';
+
+/** How long a streamed execution may stay silent before a keepalive line (mutable for tests). */
+export const streamTiming = { keepaliveMs: 15_000 };
+
+/** Bytes of lines held for a slow client before the container's output pauses. */
+const LINES_HIGH_WATER_BYTES = 64 * 1024;
+
+export type StreamFormat = 'ndjson' | 'sse';
+
+/** What the OpenAPI document says of the streamed answers. */
+export const STREAMED_DESCRIPTION =
+  'With `Accept: application/x-ndjson` (or `text/event-stream`: each line is an SSE `data:` event) the answer ' +
+  'streams one JSON line per event as the output arrives: `{"type":"output","stream":"stdout","offset":0,' +
+  '"text":"..."}` (`base64` in place of `text` when the chunk is not valid UTF-8 or outputEncoding is base64; ' +
+  'only kept bytes, up to maxOutputBytes), `{"type":"keepalive"}` after 15 s of silence, then exactly one ' +
+  '`{"type":"result","result":{...}}` (the JSON answer) or, when the execution fails after the first byte ' +
+  '(the status is then already 200), one `{"type":"error","error":{...}}` (the error body). A failure before ' +
+  'the first byte is the usual error answer. A client that reads slowly pauses the program; one that ' +
+  'disconnects kills it.';
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+/** One streamed line, as an OpenAPI schema. */
+const STREAM_LINE_SCHEMA = {
+  oneOf: [
+    {
+      type: 'object',
+      required: ['type', 'stream', 'offset'],
+      properties: {
+        type: { type: 'string', enum: ['output'] },
+        stream: { type: 'string', enum: ['stdout', 'stderr'] },
+        offset: { type: 'integer', description: 'byte offset of the chunk in its stream' },
+        text: { type: 'string', description: 'the chunk, when it is valid UTF-8' },
+        base64: { type: 'string', description: 'the chunk as base64 otherwise' },
+      },
+    },
+    { type: 'object', properties: { type: { type: 'string', enum: ['keepalive'] } } },
+    {
+      type: 'object',
+      required: ['type', 'result'],
+      properties: { type: { type: 'string', enum: ['result'] }, result: ref('ExecResultDto') },
+    },
+    {
+      type: 'object',
+      required: ['type', 'error'],
+      properties: { type: { type: 'string', enum: ['error'] }, error: ref('ErrorBodyDto') },
+    },
+  ],
+};
+
+/** The 200 answer's media types: the JSON result, and the streamed lines of both formats. */
+export function streamedContent() {
+  return {
+    'application/json': { schema: ref('ExecResultDto') },
+    [NDJSON]: {
+      schema: {
+        ...STREAM_LINE_SCHEMA,
+        description: 'one JSON object per line (newline-delimited)',
+      },
+    },
+    [EVENT_STREAM]: {
+      schema: {
+        type: 'string',
+        description: 'server-sent events: `data: <one of the NDJSON lines>` then a blank line',
+      },
+    },
+  };
+}
+
+/**
+ * The streamed format an `Accept` header asks for, or null for the JSON answer: `application/x-ndjson` or
+ * `text/event-stream` named (without `q=0`) ahead of, or instead of, `application/json`.
+ */
+export function streamFormatOf(accept: string | string[] | undefined): StreamFormat | null {
+  const header = Array.isArray(accept) ? accept.join(',') : (accept ?? '');
+  for (const part of header.split(',')) {
+    const [type, ...params] = part.trim().toLowerCase().split(';');
+    if (params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/.test(p))) continue;
+    const media = type.trim();
+    if (media === NDJSON) return 'ndjson';
+    if (media === EVENT_STREAM) return 'sse';
+    if (media === 'application/json') return null;
+  }
+  return null;
+}
+
+/** One output event as a JSON line's object: its bytes as `text` when valid UTF-8 (unless base64 is asked). */
+export function outputLine(chunk: OutputChunk, encoding: 'text' | 'base64') {
+  const base = { type: 'output', stream: chunk.stream, offset: chunk.offset };
+  return encoding === 'text' && isUtf8(chunk.data)
+    ? { ...base, text: chunk.data.toString('utf8') }
+    : { ...base, base64: chunk.data.toString('base64') };
+}
+
+/**
+ * Runs an execution whose answer is a stream of lines (NDJSON, or SSE `data:` events): output lines as output
+ * arrives (a slow client pauses the container's output), one result line, or one error line when the run fails
+ * after the first byte; a keepalive line after every `keepaliveMs` of silence. Resolves with the answer once its
+ * first line is ready (the status is then 200), so that a failure before any byte (no container, invalid)
+ * rejects and is answered as every error is.
+ */
+export function streamExecution(options: {
+  format: StreamFormat;
+  encoding: 'text' | 'base64';
+  run: (onOutput: OnOutput) => Promise<ExecResult>;
+  /** The run failed after the first byte (its error line is written). */
+  onLateError?: (err: unknown) => void;
+}): Promise<StreamableFile> {
+  const { format, encoding } = options;
+  let wakeProducer: (() => void) | null = null;
+  const wake = () => {
+    const w = wakeProducer;
+    wakeProducer = null;
+    w?.();
+  };
+  const lines = new Readable({ highWaterMark: LINES_HIGH_WATER_BYTES, read: wake });
+  lines.on('close', wake);
+  let opened = false;
+  let open!: () => void;
+  let failEarly!: (err: unknown) => void;
+  const answer = new Promise<StreamableFile>((resolve, reject) => {
+    open = () => {
+      if (opened) return;
+      opened = true;
+      const type =
+        format === 'ndjson' ? `${NDJSON}; charset=utf-8` : `${EVENT_STREAM}; charset=utf-8`;
+      resolve(new StreamableFile(lines, { type }));
+    };
+    failEarly = reject;
+  });
+
+  let keepalive: NodeJS.Timeout | undefined;
+  /** The last line is written (or the client is gone): no keepalive after it. */
+  let ended = false;
+  const armKeepalive = () => {
+    clearTimeout(keepalive);
+    if (ended) return;
+    keepalive = setTimeout(() => void write({ type: 'keepalive' }), streamTiming.keepaliveMs);
+  };
+  lines.on('close', () => {
+    ended = true;
+    clearTimeout(keepalive);
+  });
+  const write = (line: object): void | Promise<void> => {
+    if (lines.destroyed || lines.readableEnded) return;
+    const json = JSON.stringify(line);
+    const more = lines.push(format === 'ndjson' ? `${json}\n` : `data: ${json}\n\n`);
+    open();
+    armKeepalive();
+    if (more) return;
+    return new Promise<void>((resolve) => (wakeProducer = resolve));
+  };
+  armKeepalive();
+
+  options
+    .run((chunk) => write(outputLine(chunk, encoding)))
+    .then(
+      (result) => {
+        ended = true;
+        clearTimeout(keepalive);
+        void write({ type: 'result', result: toExecResultDto(result, encoding) });
+        lines.push(null);
+      },
+      (err: unknown) => {
+        ended = true;
+        clearTimeout(keepalive);
+        if (!opened) return failEarly(err);
+        options.onLateError?.(err);
+        void write({ type: 'error', error: errorResponseOf(err).body });
+        lines.push(null);
+      },
+    );
+  return answer;
+}
