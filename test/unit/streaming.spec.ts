@@ -318,7 +318,11 @@ describe('streamed HTTP answers: media type and lines', () => {
   it('picks NDJSON or SSE from Accept, JSON otherwise', () => {
     expect(streamFormatOf('application/x-ndjson')).toBe('ndjson');
     expect(streamFormatOf('text/event-stream')).toBe('sse');
-    expect(streamFormatOf('text/event-stream;q=0.9, application/json')).toBe('sse');
+    // The highest q wins (application/json has q=1 here); for equal q, the first listed.
+    expect(streamFormatOf('text/event-stream;q=0.9, application/json')).toBeNull();
+    expect(streamFormatOf('application/json;q=0.1, application/x-ndjson;q=0.9')).toBe('ndjson');
+    expect(streamFormatOf('application/x-ndjson;q=0.1, application/json')).toBeNull();
+    expect(streamFormatOf('text/event-stream, application/json')).toBe('sse');
     expect(streamFormatOf('application/json, application/x-ndjson')).toBeNull();
     expect(streamFormatOf('application/x-ndjson;q=0')).toBeNull();
     expect(streamFormatOf(undefined)).toBeNull();

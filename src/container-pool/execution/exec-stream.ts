@@ -39,9 +39,11 @@ class ExecStreamIterator implements AsyncIterator<ExecStreamEvent> {
   private run: Promise<void> | null = null;
   private readonly abort = new AbortController();
   /** The consumer waits for an event. */
-  private wakeConsumer: (() => void) | null = null;
+  /** Consumers waiting for an event (concurrent next() calls each wait). */
+  private consumers: (() => void)[] = [];
   /** The run waits for the consumer to read. */
-  private wakeProducer: (() => void) | null = null;
+  /** Producers waiting for room: one per stream (stdout and stderr may both wait). */
+  private producers: (() => void)[] = [];
 
   constructor(
     private readonly start: StartRun,
@@ -77,14 +79,16 @@ class ExecStreamIterator implements AsyncIterator<ExecStreamEvent> {
     this.wake();
     if (this.queuedBytes < STREAM_HIGH_WATER_BYTES) return;
     return new Promise<void>((resolve) => {
-      this.wakeProducer = resolve;
+      this.producers.push(resolve);
     });
   }
 
+  private wakeProducers(): void {
+    for (const w of this.producers.splice(0)) w();
+  }
+
   private wake(): void {
-    const w = this.wakeConsumer;
-    this.wakeConsumer = null;
-    w?.();
+    for (const w of this.consumers.splice(0)) w();
   }
 
   async next(): Promise<IteratorResult<ExecStreamEvent>> {
@@ -94,11 +98,7 @@ class ExecStreamIterator implements AsyncIterator<ExecStreamEvent> {
       if (event) {
         if (event.type === 'output') {
           this.queuedBytes -= event.data.length;
-          if (this.queuedBytes < STREAM_HIGH_WATER_BYTES && this.wakeProducer) {
-            const w = this.wakeProducer;
-            this.wakeProducer = null;
-            w();
-          }
+          if (this.queuedBytes < STREAM_HIGH_WATER_BYTES) this.wakeProducers();
         }
         return { value: event, done: false };
       }
@@ -110,7 +110,7 @@ class ExecStreamIterator implements AsyncIterator<ExecStreamEvent> {
         throw error;
       }
       if (this.finished || this.finishedDone) return { value: undefined, done: true };
-      await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
+      await new Promise<void>((resolve) => this.consumers.push(resolve));
     }
   }
 
@@ -119,9 +119,7 @@ class ExecStreamIterator implements AsyncIterator<ExecStreamEvent> {
     this.finishedDone = true;
     if (this.run && !this.finished) {
       this.abort.abort(new Error('the consumer stopped reading'));
-      const w = this.wakeProducer;
-      this.wakeProducer = null;
-      w?.();
+      this.wakeProducers();
       await this.run;
     }
     this.queue.length = 0;

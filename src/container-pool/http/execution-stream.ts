@@ -79,14 +79,22 @@ export function streamedContent() {
 
 /**
  * The streamed format an `Accept` header asks for, or null for the JSON answer: `application/x-ndjson` or
- * `text/event-stream` named (without `q=0`) ahead of, or instead of, `application/json`.
+ * `text/event-stream` ranked (by q, then order; `q=0` excluded) ahead of, or instead of, `application/json`.
  */
 export function streamFormatOf(accept: string | string[] | undefined): StreamFormat | null {
   const header = Array.isArray(accept) ? accept.join(',') : (accept ?? '');
-  for (const part of header.split(',')) {
-    const [type, ...params] = part.trim().toLowerCase().split(';');
-    if (params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/.test(p))) continue;
-    const media = type.trim();
+  // The highest q wins (RFC 9110); for equal q, the one listed first.
+  const ranked = header
+    .split(',')
+    .map((part, index) => {
+      const [type, ...params] = part.trim().toLowerCase().split(';');
+      const q = params.map((p) => /^\s*q\s*=\s*([0-9.]+)\s*$/.exec(p)).find(Boolean);
+      const weight = q ? Number(q[1]) : 1;
+      return { media: type.trim(), q: Number.isFinite(weight) ? weight : 0, index };
+    })
+    .filter((r) => r.q > 0)
+    .sort((a, b) => b.q - a.q || a.index - b.index);
+  for (const { media } of ranked) {
     if (media === NDJSON) return 'ndjson';
     if (media === EVENT_STREAM) return 'sse';
     if (media === 'application/json') return null;
@@ -115,13 +123,14 @@ export function streamExecution(options: {
   run: (onOutput: OnOutput) => Promise<ExecResult>;
   /** The run failed after the first byte (its error line is written). */
   onLateError?: (err: unknown) => void;
+  /** How long the acquire may wait: no keepalive opens the answer before it has had its chance to fail. */
+  acquireTimeoutMs?: number;
 }): Promise<StreamableFile> {
   const { format, encoding } = options;
-  let wakeProducer: (() => void) | null = null;
+  // Producers waiting for the client to read: one per stream (stdout and stderr may both wait).
+  const producers: (() => void)[] = [];
   const wake = () => {
-    const w = wakeProducer;
-    wakeProducer = null;
-    w?.();
+    for (const w of producers.splice(0)) w();
   };
   const lines = new Readable({ highWaterMark: LINES_HIGH_WATER_BYTES, read: wake });
   lines.on('close', wake);
@@ -145,20 +154,26 @@ export function streamExecution(options: {
   const armKeepalive = () => {
     clearTimeout(keepalive);
     if (ended) return;
-    keepalive = setTimeout(() => void write({ type: 'keepalive' }), streamTiming.keepaliveMs);
+    // Before the first line, not until the acquire has had its chance to fail: an error before the first
+    // byte is the usual error answer, not a 200 with keepalives and an error line.
+    const delay = opened
+      ? streamTiming.keepaliveMs
+      : Math.max(streamTiming.keepaliveMs, (options.acquireTimeoutMs ?? 0) + 1000);
+    keepalive = setTimeout(() => void write({ type: 'keepalive' }, false), delay);
   };
   lines.on('close', () => {
     ended = true;
     clearTimeout(keepalive);
   });
-  const write = (line: object): void | Promise<void> => {
+  /** Writes a line; a producer's write (`wait`) waits for room, a keepalive never does. */
+  const write = (line: object, wait = true): void | Promise<void> => {
     if (lines.destroyed || lines.readableEnded) return;
     const json = JSON.stringify(line);
     const more = lines.push(format === 'ndjson' ? `${json}\n` : `data: ${json}\n\n`);
     open();
     armKeepalive();
-    if (more) return;
-    return new Promise<void>((resolve) => (wakeProducer = resolve));
+    if (more || !wait) return;
+    return new Promise<void>((resolve) => producers.push(resolve));
   };
   armKeepalive();
 

@@ -161,6 +161,7 @@ export class ContainerPoolExecutionsController {
           encoding: outputEncoding ?? 'text',
           run,
           onLateError: markLogged,
+          acquireTimeoutMs: pool.options.acquireTimeoutMs,
         }).catch((err: unknown) => {
           markLogged();
           throw err;
