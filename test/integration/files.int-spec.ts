@@ -248,6 +248,18 @@ describe.each([
       ]);
     });
 
+    it('files in the work dir and /tmp at once, one of mode 0000: each in place with its mode', async () => {
+      const r = await pool.run({
+        cmd: ['sh', '-c', 'stat -c %a /tmp/cp-mixed a.txt; cat a.txt'],
+        files: [
+          { path: 'a.txt', content: 'x' },
+          { path: '/tmp/cp-mixed', content: 'secret', mode: 0 },
+        ],
+      });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe('0\n644\nx');
+    });
+
     it('collects an empty file, every byte value, and a 10 MiB file', async () => {
       if (image === BUSYBOX_IMAGE) return; // no Python in busybox: the same with sh below
       const r = await pool.run({

@@ -89,11 +89,33 @@ export class FileOps {
 
   /** Writes the files (checked by the caller) in one exec; `field(i)` names the i-th in errors. */
   async writeMany(c: PooledContainer, files: FileToWrite[], field: (i: number) => string) {
-    if (!files.length) return;
-    const stageInTmp = files.every(
-      (f) => f.path.abs === TMP_ROOT || f.path.abs.startsWith(`${TMP_ROOT}/`),
-    );
-    const args = [stageInTmp ? 'T' : 'W'];
+    // The work dir and /tmp are separate tmpfs mounts: each file is staged on its target's, so that its
+    // move is a rename (atomic, and no copy that would have to read a file of mode 0000).
+    const inTmp = (f: FileToWrite) =>
+      f.path.abs === TMP_ROOT || f.path.abs.startsWith(`${TMP_ROOT}/`);
+    const indexed = files.map((f, i) => ({ f, i }));
+    for (const [stage, group] of [
+      ['W', indexed.filter((x) => !inTmp(x.f))],
+      ['T', indexed.filter((x) => inTmp(x.f))],
+    ] as const) {
+      if (group.length) {
+        await this.writeStaged(
+          c,
+          stage,
+          group.map((x) => x.f),
+          (k) => field(group[k].i),
+        );
+      }
+    }
+  }
+
+  private async writeStaged(
+    c: PooledContainer,
+    stage: 'W' | 'T',
+    files: FileToWrite[],
+    field: (i: number) => string,
+  ) {
+    const args: string[] = [stage];
     for (const f of files) args.push(f.path.abs, f.mode.toString(8));
     const stdin = tarOf(files.map((f, i) => ({ name: String(i), content: f.content })));
     const r = await this.exec(c, 'write', args, stdin, new CappedSink(4096), files[0].path.shown);
