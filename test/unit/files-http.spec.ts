@@ -96,9 +96,13 @@ describe('files over HTTP (fake driver)', () => {
         collect: ['out/*.png'],
       })
       .expect(200);
-    expect(written).toHaveLength(1);
-    expect(written[0].args).toEqual(['W', '/workspace/in.csv', '644', '/tmp/bin', '600']);
-    expect(written[0].members.map((m) => m.content!.toString('base64'))).toEqual([
+    // Each file staged on its target's mount: the work dir's, then /tmp's.
+    expect(written).toHaveLength(2);
+    expect(written.map((w) => w.args)).toEqual([
+      ['W', '/workspace/in.csv', '644'],
+      ['T', '/tmp/bin', '600'],
+    ]);
+    expect(written.flatMap((w) => w.members.map((m) => m.content!.toString('base64')))).toEqual([
       Buffer.from('a,b').toString('base64'),
       bytes.toString('base64'),
     ]);

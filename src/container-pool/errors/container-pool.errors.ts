@@ -225,7 +225,7 @@ export class FileOperationError extends ContainerPoolError {
   constructor(
     readonly path: string,
     readonly detail: string,
-    options?: ErrorOptions,
+    options?: { cause?: unknown },
   ) {
     super(`File operation on ${JSON.stringify(path)} failed: ${detail}`, options);
   }
