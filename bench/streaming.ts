@@ -1,7 +1,7 @@
 /**
- * Streamed output's benchmark (issue 15), on its own (not part of `npm run bench`):
+ * Streamed output's benchmark (issue 15), on its own (not part of the default `npm run bench`):
  *
- *   node -r ts-node/register/transpile-only bench/streaming.ts [--rounds N] [--out <dir>] [--image <ref>]
+ *   npm run bench -- --streaming [--rounds N] [--out <dir>] [--image <ref>]
  *
  * For `run({ code, onOutput })` of a script that prints its own clock, then sleeps 0.3 s and prints again:
  * the time to first byte (from the run() call to the first onOutput), and the delivery delay (from the

@@ -8,7 +8,7 @@
 # Results: bench/results/{results.json,results.md,latency.svg} (--quick: bench/results/tmp/quick/, ignored by
 # git). `--soak` runs the soak instead (10,000 single-use runs, about 20-30 minutes): bench/results/soak.{json,md,svg}
 # (`--soak-runs N`, a shorter check: bench/results/tmp/soak/). Arguments are passed on: --quick, --soak,
-# --soak-runs N, --out <dir>, --image <ref>. Node runs with --expose-gc (the soak forces a GC before each sample).
+# --soak-runs N, --profiles, --files, --out <dir>, --image <ref>; `--streaming` (first) runs bench/streaming.ts. Node runs with --expose-gc (the soak forces a GC before each sample).
 #
 # Env: POOL_IMAGE (an existing image to benchmark instead of container-pool-sandbox:bookworm; not built).
 #      TESTCONTAINERS_RYUK_DISABLED is forced to true: the reaper's image would come from a registry.
@@ -25,4 +25,9 @@ if [ -z "${POOL_IMAGE:-}" ]; then
 fi
 
 export TESTCONTAINERS_RYUK_DISABLED=true
+# Streamed output's time to first byte (bench/streaming.ts): `npm run bench -- --streaming [--rounds N] [--out <dir>]`.
+if [ "${1:-}" = "--streaming" ]; then
+  shift
+  exec node --require ts-node/register/transpile-only bench/streaming.ts "$@"
+fi
 exec node --expose-gc --require ts-node/register/transpile-only bench/run.ts "$@"
