@@ -49,7 +49,7 @@ export class ContainerPoolHealthIndicator {
   everyProfile(key = 'containerPool'): HealthIndicatorResult {
     const defaultName = this.pool.pool().name;
     const result: HealthIndicatorResult = {};
-    for (const { name } of this.pool.profiles()) {
+    for (const name of this.pool.profileNames()) {
       const k = name === defaultName ? key : `${key}:${name}`;
       Object.assign(result, this.isReady(k, name === defaultName ? undefined : name));
     }

@@ -136,24 +136,25 @@ export class ContainerPoolExecutionsController {
         const record = req[AUDIT_RECORD];
         if (record && ctx.logged) record.logged = true;
       };
+      // The run of either answer; what is collected must fit the answer as base64 (with room for the rest).
+      const runBounded = (extra: Pick<RunRequest, 'onOutput'>) =>
+        pool.runBounded(
+          {
+            ...request,
+            ...(runFiles.files && { files: runFiles.files }),
+            signal: abort.signal,
+            ...extra,
+          } as RunRequest,
+          collectBudget(
+            pool.options.maxBodyBytes,
+            body.maxOutputBytes ?? pool.options.maxOutputBytes,
+          ),
+        );
       if (format) {
         // Lines as the output arrives (see streamExecution); the close listener stays until the run is over.
         const run = (onOutput: OnOutput) =>
           executionLogContext
-            .run(ctx, () =>
-              pool.runBounded(
-                {
-                  ...request,
-                  ...(runFiles.files && { files: runFiles.files }),
-                  signal: abort.signal,
-                  onOutput,
-                } as RunRequest,
-                collectBudget(
-                  pool.options.maxBodyBytes,
-                  body.maxOutputBytes ?? pool.options.maxOutputBytes,
-                ),
-              ),
-            )
+            .run(ctx, () => runBounded({ onOutput }))
             .finally(() => res.off('close', onClose));
         streaming = true;
         return await streamExecution({
@@ -168,20 +169,7 @@ export class ContainerPoolExecutionsController {
         });
       }
       const result = await executionLogContext
-        .run(ctx, () =>
-          pool.runBounded(
-            {
-              ...request,
-              ...(runFiles.files && { files: runFiles.files }),
-              signal: abort.signal,
-            } as RunRequest,
-            // What is collected must fit the answer as base64 (with room for the rest of it).
-            collectBudget(
-              pool.options.maxBodyBytes,
-              body.maxOutputBytes ?? pool.options.maxOutputBytes,
-            ),
-          ),
-        )
+        .run(ctx, () => runBounded({}))
         .catch((err: unknown) => {
           markLogged();
           throw err;

@@ -55,12 +55,10 @@ export class PoolRegistry {
         multiProfile: multi,
         sweeps: profile.profile === options.defaultProfile,
       });
+      // The pool's payloads carry its profile already: forwarded as they are.
       for (const event of CONTAINER_POOL_EVENTS) {
         pool.events.on(event, (payload: object) =>
-          (this.events.emit as (e: string, p: object) => boolean)(event, {
-            ...payload,
-            profile: profile.profile,
-          }),
+          (this.events.emit as (e: string, p: object) => boolean)(event, payload),
         );
       }
       this.pools.set(profile.profile, pool);
