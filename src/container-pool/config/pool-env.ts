@@ -36,6 +36,7 @@ export function parseValue(kind: Kind, raw: string): { value?: unknown; error?: 
       return { error: `must be true or false, got "${raw}"` };
     }
     case 'pullPolicy':
+    case 'transport':
     case 'string':
       return { value: text };
     case 'argv': {

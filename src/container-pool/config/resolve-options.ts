@@ -6,6 +6,7 @@ import type {
   PullPolicy,
   ResolvedContainerPoolOptions,
   ResolvedModuleOptions,
+  TransportSetting,
 } from '../interfaces/container-pool-options.interface';
 import {
   DEFAULT_ENV_PREFIX,
@@ -22,6 +23,7 @@ import {
   MIN_ADMIN_TOKEN_LENGTH,
   PULL_POLICIES,
   Setting,
+  TRANSPORTS,
   SETTINGS,
 } from './settings';
 
@@ -47,6 +49,10 @@ function kindProblem(setting: Setting, value: unknown): string | null {
       return PULL_POLICIES.includes(value as PullPolicy)
         ? null
         : `must be one of ${PULL_POLICIES.join(', ')}, got ${JSON.stringify(value)}`;
+    case 'transport':
+      return TRANSPORTS.includes(value as TransportSetting)
+        ? null
+        : `must be one of ${TRANSPORTS.join(', ')}, got ${JSON.stringify(value)}`;
     case 'argv':
       return Array.isArray(value) && value.length && value.every((v) => typeof v === 'string' && v)
         ? null

@@ -2,12 +2,15 @@ import type {
   ContainerPoolModuleOptions,
   PullPolicy,
   ResolvedContainerPoolOptions,
+  TransportSetting,
 } from '../interfaces/container-pool-options.interface';
 
 export const MiB = 1024 * 1024;
 export const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always', 'never'];
+export const TRANSPORTS: readonly TransportSetting[] = ['auto', 'runner', 'exec'];
 
-export type Kind = 'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'argv' | 'tokens';
+export type Kind =
+  'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'transport' | 'argv' | 'tokens';
 type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker' | 'readEnv' | 'profiles'>;
 
 export interface Setting {
@@ -41,6 +44,11 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   image: { kind: 'string', description: 'sandbox image' },
   pullPolicy: { kind: 'pullPolicy', description: 'if-not-present | always | never' },
   pythonCommand: { kind: 'argv', description: 'interpreter for run({ code }), space separated' },
+  transport: {
+    kind: 'transport',
+    description:
+      'auto | runner | exec: how executions reach a container (auto: runner when Python >= 3.8)',
+  },
   size: { kind: 'int', min: 0, description: 'idle containers kept warm' },
   maxContainers: { kind: 'int', min: 1, description: 'cap on all containers of the pool' },
   maxWaiters: { kind: 'int', min: 0, description: 'acquires allowed to wait at the cap' },
@@ -149,6 +157,7 @@ export const DEFAULT_OPTIONS: Omit<
   image: 'python:3.13-slim',
   pullPolicy: 'if-not-present',
   pythonCommand: ['python3'],
+  transport: 'auto',
   size: 2,
   maxContainers: 10,
   maxWaiters: 100,

@@ -1,4 +1,4 @@
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { PullPolicy } from '../interfaces/container-pool-options.interface';
 
 /** What the engine says about itself. */
@@ -72,6 +72,11 @@ export interface ContainerSpec {
   /** Capabilities of the main process (everything else is dropped). */
   capAdd: string[];
   /**
+   * The transport talks to the main process over its attached stdio: the created container's `channel` carries
+   * its stdin, stdout and stderr. Otherwise the attached stdio is the lifeline only and its output is dropped.
+   */
+  channel?: boolean;
+  /**
    * Resolves once the container can take work (after its start); creating the container resolves only then,
    * and a rejection is a failed create (the container is removed).
    */
@@ -79,7 +84,21 @@ export interface ContainerSpec {
 }
 
 /** The main-process part of a ContainerSpec: what a transport decides about the container it runs in. */
-export type MainProcess = Pick<ContainerSpec, 'command' | 'init' | 'mainUser' | 'capAdd' | 'ready'>;
+export type MainProcess = Pick<
+  ContainerSpec,
+  'command' | 'init' | 'mainUser' | 'capAdd' | 'ready' | 'channel'
+>;
+
+/**
+ * The attached stdio of a container's main process (ContainerSpec.channel). `stdout` and `stderr` are the
+ * engine's streams reassembled; they honour backpressure (pausing `stdout` pauses the connection, so the
+ * container blocks on its writes) and end when the container's stdio does.
+ */
+export interface ContainerChannel {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+}
 
 /** A started container held by this process. */
 export interface DriverContainer {
@@ -94,6 +113,8 @@ export interface DriverContainer {
   exited: Promise<string>;
   /** `uid:gid` of the sandbox user: every exec of the driver's own (e.g. the OOM counter) runs as it. */
   execUser: string;
+  /** The main process's stdio, when its spec asked for a channel. */
+  channel?: ContainerChannel;
   /** Lets go of the container's lifeline, so that it exits by itself (used when a removal failed). */
   detach?(): void;
 }
@@ -157,6 +178,11 @@ export interface ListedContainer {
  * (EngineUnavailableError, ImageUnavailableError, ContainerLostError, ContainerCreateError, ...).
  */
 export interface ContainerDriver {
+  /**
+   * The driver can give a container's main process a channel (ContainerSpec.channel): the runner transport
+   * needs one. Without it, transport `auto` is exec.
+   */
+  readonly channels?: boolean;
   /** Pings the engine and describes it. */
   info(): Promise<EngineInfo>;
   /** Throws SandboxUnsupportedError (saying how to fix the engine) when it lacks a required control. */

@@ -44,6 +44,14 @@ export interface ProvisionerDeps {
   shape: ContainerShape;
   /** The transport's main process of a container that must be gone by `deadline`. */
   mainProcess(deadline: Date): MainProcess;
+  /**
+   * Decides the transport for the image (its id once ensured), at each preparation; `probe` creates a throwaway
+   * container with a given main process and removes it.
+   */
+  chooseTransport?(
+    imageId: string | null,
+    probe: (main: (deadline: Date) => MainProcess) => Promise<void>,
+  ): Promise<void>;
   /** The owner label value: this process's instance. */
   instanceId: string;
   configHash: string;
@@ -145,6 +153,39 @@ export class Provisioner implements ContainerSource {
     await this.sweep();
     this.imageId =
       (await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.log.log(m))) ?? null;
+    await this.deps.chooseTransport?.(this.imageId, (main) => this.probe(main));
+  }
+
+  /**
+   * A container of the pool's shape with this main process, created (ready included) and removed at once:
+   * labelled as the pool's, so a crash in between leaves nothing the sweep would not remove.
+   */
+  private async probe(main: (deadline: Date) => MainProcess): Promise<void> {
+    const name = `${this.deps.namePrefix}-${this.instanceId.slice(0, 8)}-probe-${++this.nameCounter}`;
+    const createdAt = new Date();
+    const hardDeadline = new Date(
+      createdAt.getTime() + Math.min(this.options.containerLifetimeMs, 60_000),
+    );
+    const spec: ContainerSpec = {
+      ...this.deps.shape,
+      ...main(hardDeadline),
+      name,
+      labels: {
+        ...this.labels,
+        [LABELS.createdAt]: createdAt.toISOString(),
+        [LABELS.expiresAt]: hardDeadline.toISOString(),
+      },
+    };
+    this.held.add(name);
+    try {
+      const made = await this.driver.createContainer(
+        spec,
+        AbortSignal.timeout(this.options.createTimeoutMs),
+      );
+      await this.driver.removeContainer(made.id).catch(() => made.detach?.());
+    } finally {
+      this.held.delete(name);
+    }
   }
 
   /**

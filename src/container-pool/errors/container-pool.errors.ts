@@ -153,6 +153,28 @@ export class ContainerLostError extends ContainerPoolError {
   }
 }
 
+/**
+ * The container's runner (transport `runner`) broke the protocol: a malformed or oversized frame, an unknown
+ * type, a frame for another job, output after the exit. Nothing of what it sent is trusted: the container was
+ * killed, and the execution may be run again in another one.
+ */
+export class RunnerProtocolError extends ContainerPoolError {
+  readonly code = 'RUNNER_PROTOCOL';
+  override readonly retryable = true;
+  constructor(
+    readonly containerName: string,
+    /** The rule it broke. */
+    readonly violation: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Container ${containerName} broke the runner protocol (${violation}); it was killed. Run the ` +
+        'execution again: a container that does this again runs code that attacks the runner.',
+      options,
+    );
+  }
+}
+
 /** The container has too little life left for the requested execution. */
 export class ContainerExpiredError extends ContainerPoolError {
   readonly code = 'CONTAINER_EXPIRED';

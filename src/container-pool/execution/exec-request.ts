@@ -180,11 +180,11 @@ export function normalizeExecRequest(
 }
 
 /** The program's whole stdin (code frame included) must fit `maxStdinBytes`. */
-export function checkStdinSize(stdin: Buffer | null, isCode: boolean, limits: ExecLimits): void {
-  if (stdin && stdin.length > limits.maxStdinBytes) {
+export function checkStdinSize(bytes: number, isCode: boolean, limits: ExecLimits): void {
+  if (bytes > limits.maxStdinBytes) {
     throw new InvalidRequestError(
       isCode ? 'code' : 'stdin',
-      `code plus stdin is ${stdin.length} bytes, above maxStdinBytes (${limits.maxStdinBytes})`,
+      `code plus stdin is ${bytes} bytes, above maxStdinBytes (${limits.maxStdinBytes})`,
     );
   }
 }

@@ -43,6 +43,26 @@ function untilAborted(signal: AbortSignal, ...all: Promise<void>[]): Promise<voi
   });
 }
 
+/**
+ * Whether the container was lost because the OOM killer ended it during the execution (on the runner transport
+ * the runner, its PID 1, may be the victim): that is the program's outcome (`oomKilled`), not an infrastructure
+ * failure. The engine's `oom` event may come a moment after the container's end: waited for, briefly.
+ */
+async function diedOfOom(
+  c: PooledContainer,
+  stop: { timedOut: boolean; error: Error | null },
+  oomBefore: number,
+): Promise<boolean> {
+  if (stop.timedOut || !c.lostReason) return false;
+  // A caller's abort or the pool's shutdown stays what it is.
+  if (stop.error && !(stop.error instanceof ContainerLostError)) return false;
+  const until = performance.now() + OOM_EVENT_GRACE_MS;
+  while (c.oomEvents === oomBefore && performance.now() < until) {
+    await c.waitForNews(Math.max(1, until - performance.now()));
+  }
+  return c.oomEvents > oomBefore;
+}
+
 /** A job ready for a container: the transport's argv and stdin, and the limits of this execution. */
 export interface PreparedJob {
   job: TransportJob;
@@ -79,18 +99,15 @@ export class Executor {
     if (onOutput !== undefined && typeof onOutput !== 'function') {
       throw new InvalidRequestError('onOutput', 'must be a function');
     }
-    let cmd = exec.cmd;
-    let stdin = exec.stdin;
-    if (exec.code) {
-      const framed = this.deps.transport.codeJob(exec.code, o.pythonCommand, {
-        lineBuffered: onOutput !== undefined,
-      });
-      cmd = framed.cmd;
-      stdin = stdin ? Buffer.concat([framed.stdinPrefix, stdin]) : framed.stdinPrefix;
-    }
-    checkStdinSize(stdin, exec.code !== undefined, o);
+    const stdin = exec.stdin;
+    // The code travels with the stdin (framed ahead of it on the exec transport): both count.
+    const codeBytes = exec.code ? exec.code.length + `${exec.code.length}\n`.length : 0;
+    checkStdinSize(codeBytes + (stdin?.length ?? 0), exec.code !== undefined, o);
+    const program = exec.code
+      ? { code: exec.code, lineBuffered: onOutput !== undefined }
+      : { cmd: exec.cmd! };
     return {
-      job: { cmd: cmd!, user: o.user, env: exec.env, workdir: exec.workdir, stdin },
+      job: { ...program, user: o.user, env: exec.env, workdir: exec.workdir, stdin },
       timeoutMs: exec.timeoutMs,
       maxOutputBytes: exec.maxOutputBytes,
       onOutput,
@@ -187,16 +204,23 @@ export class Executor {
           if (err instanceof ContainerLostError) pool.lost(c, err.reason);
           else await c.waitForNews(OOM_EVENT_GRACE_MS);
         }
-        if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason, { cause: err });
-        if (stop.error) throw stop.error;
-        throw err;
+        if (await diedOfOom(c, stop, oomBefore)) {
+          outcome = { exitCode: 137, aborted: false };
+        } else {
+          if (c.lostReason) throw new ContainerLostError(c.name, c.lostReason, { cause: err });
+          if (stop.error) throw stop.error;
+          throw err;
+        }
       } finally {
         // The execution is over: what follows (kill, OOM check) is not part of its time.
         clearTimeout(timer);
       }
       const durationMs = performance.now() - started;
       let oomKilled = false;
-      if (abort.signal.aborted) {
+      if (abort.signal.aborted && (await diedOfOom(c, stop, oomBefore))) {
+        c.tainted = true;
+        outcome = { exitCode: 137, aborted: false };
+      } else if (abort.signal.aborted) {
         // Timed out, aborted by the caller or killed by the pool: the work really stops with the container.
         c.tainted = true;
         await Promise.race([
@@ -206,7 +230,7 @@ export class Executor {
         if (stop.error) throw stop.error;
       } else if (outcome.exitCode === 137) {
         // SIGKILL: the OOM killer, the container's death, or the program itself.
-        oomKilled = await transport.wasOomKilled(target, c, oomBefore);
+        oomKilled = await transport.wasOomKilled(target, c, oomBefore, outcome);
         if (c.lostReason && !oomKilled) throw new ContainerLostError(c.name, c.lostReason);
       }
       oomKilled ||= c.oomEvents > oomBefore;
@@ -226,7 +250,7 @@ export class Executor {
         stdoutTotalBytes: stdout.totalBytes,
         stderrTotalBytes: stderr.totalBytes,
         profile: this.deps.options.profile,
-        transport: this.deps.transport.name,
+        transport: transport.nameOf?.(target) ?? transport.name,
         durationMs: round2(durationMs),
         queuedMs: round2(queuedMs),
         containerId: c.id,

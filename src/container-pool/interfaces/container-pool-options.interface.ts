@@ -1,5 +1,8 @@
 import type { DockerConnectionOptions } from '../engine/docker/docker.types';
 
+/** The `transport` setting. */
+export type TransportSetting = 'auto' | 'runner' | 'exec';
+
 export type PullPolicy = 'if-not-present' | 'always' | 'never';
 
 /** A byte count: a number, or a string with a unit such as `'256m'`, `'64MiB'`, `'1g'`. */
@@ -42,6 +45,13 @@ export interface ContainerPoolModuleOptions {
   pullPolicy?: PullPolicy;
   /** Interpreter used for `run({ code })`. Default `['python3']`. (`POOL_PYTHON_COMMAND`, space separated) */
   pythonCommand?: string[];
+  /**
+   * How executions reach a container. `runner`: a small Python program shipped by the project is the
+   * container's PID 1 and runs each job in a forked child over the attached stdio (milliseconds; needs Python >= 3.8
+   * in the image at `pythonCommand`). `exec`: one engine exec per execution (any image with `sh`). `auto`: the
+   * runner when the image has it (probed once per image id), else exec. Default `auto`. (`POOL_TRANSPORT`)
+   */
+  transport?: TransportSetting;
 
   /** Idle containers kept warm. Default 2; may be 0. (`POOL_SIZE`) */
   size?: number;

@@ -38,6 +38,8 @@ export interface PoolStats {
   /** The profile these stats are of (the pool name without profiles). */
   profile: string;
   image: string;
+  /** How its programs reach their containers (`auto` decided: see the `transport` setting). */
+  transport: 'exec' | 'runner';
   idle: number;
   leased: number;
   creating: number;

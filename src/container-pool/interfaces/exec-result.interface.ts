@@ -28,8 +28,11 @@ export interface ExecResult {
   stderrTotalBytes: number;
   /** The profile that ran it (the module name without profiles). */
   profile: string;
-  /** How the program reached its container: `exec` (one `docker exec` per execution). */
-  transport: 'exec';
+  /**
+   * How the program reached its container: `runner` (a job of the runner, the container's PID 1) or `exec` (one
+   * `docker exec` per execution).
+   */
+  transport: 'exec' | 'runner';
   /** Time from the start of the execution to its result, in ms. */
   durationMs: number;
   /** Time spent waiting for a container before the execution started, in ms (0 for Container.execute()). */

@@ -8,7 +8,7 @@ export interface ProfileInfo {
   /** The engine's id of that image when last checked, or null before the first check. */
   imageId: string | null;
   /** How its programs reach their containers. */
-  transport: 'exec';
+  transport: 'exec' | 'runner';
   /** Whether it can serve now (an idle container, or room to create one). */
   ready: boolean;
   stats: PoolStats;

@@ -55,6 +55,9 @@ export interface WarmPoolDeps {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
+/** The pool's stats as the rules know them (the transport is its owner's to add). */
+export type WarmPoolStats = Omit<PoolStats, 'transport'>;
+
 /**
  * One warm pool: keeps `size` containers started, hands them out (idle first, else a new one under the cap, else
  * FIFO waiting), takes them back, drains, resizes and shuts down in tarn.js's order. It knows containers only
@@ -336,7 +339,7 @@ export class WarmPool {
    * Tops up now (skipping any back-off and the wait for running executions) and resolves when the pool is full
    * or a create failed; it waits for its own creates only, never for ones other work keeps starting.
    */
-  async replenish(): Promise<PoolStats> {
+  async replenish(): Promise<WarmPoolStats> {
     const { state } = this;
     if (state.shuttingDown) throw new PoolShuttingDownError();
     if (!this.initPromise) {
@@ -369,7 +372,7 @@ export class WarmPool {
   }
 
   /** Changes size and/or maxContainers at run time; shrinking removes idle surplus, never a leased container. */
-  resize(change: { size?: number; maxContainers?: number }): PoolStats {
+  resize(change: { size?: number; maxContainers?: number }): WarmPoolStats {
     const { state } = this;
     const size = change.size ?? state.size;
     const maxContainers = change.maxContainers ?? state.maxContainers;
@@ -396,14 +399,14 @@ export class WarmPool {
   }
 
   /** Removes idle containers and stops refilling until resume(); waiters are rejected. */
-  async drain(): Promise<PoolStats> {
+  async drain(): Promise<WarmPoolStats> {
     this.state.draining = true;
     this.state.waiters.rejectAll(new PoolDrainedError());
     await Promise.allSettled([...this.state.stock.idle].map((c) => this.destroy(c, 'drain')));
     return this.stats();
   }
 
-  resume(): PoolStats {
+  resume(): WarmPoolStats {
     this.state.draining = false;
     this.state.backoff.skip();
     this.pumpAll();
@@ -422,7 +425,7 @@ export class WarmPool {
     return this.state.stock.find(ref);
   }
 
-  stats(): PoolStats {
+  stats(): WarmPoolStats {
     const { stock, backoff, ...s } = this.state;
     return {
       name: this.options.name,

@@ -35,7 +35,7 @@ import { WarmPool } from '../pool/warm-pool';
 import type { ProfileInfo } from '../interfaces/profile-info.interface';
 import { notReadyReason } from './readiness';
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
-import { ExecTransport } from '../transport/exec/exec.transport';
+import { ProfileTransport } from '../transport/profile-transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
 
 export interface ContainerPoolDeps {
@@ -100,14 +100,23 @@ export class ContainerPool implements LeaseOwner {
         }),
       );
     }
-    const transport = (this.transport = new ExecTransport(deps.driver));
+    const shape = containerSpecOf(o);
+    const transport = (this.transport = new ProfileTransport(deps.driver, {
+      transport: o.transport,
+      image: o.image,
+      pythonCommand: o.pythonCommand,
+      user: o.user,
+      baseEnv: shape.env,
+      log,
+    }));
     const what = deps.multiProfile
       ? `profile "${o.profile}" of pool "${o.name}"`
       : `pool "${o.name}"`;
     const provisioner = (this.provisioner = new Provisioner(deps.driver, deps.monitor, {
       options: o,
-      shape: containerSpecOf(o),
+      shape,
       mainProcess: (deadline) => transport.mainProcess(deadline),
+      chooseTransport: (imageId, probe) => transport.choose(imageId, probe),
       instanceId,
       configHash: configHash(o),
       log,
@@ -148,7 +157,7 @@ export class ContainerPool implements LeaseOwner {
     return this.deps.options;
   }
 
-  private readonly transport: ExecTransport;
+  private readonly transport: ProfileTransport;
 
   /** What the profile is and whether it serves now. */
   info(): ProfileInfo {
@@ -298,19 +307,21 @@ export class ContainerPool implements LeaseOwner {
   }
 
   replenish(): Promise<PoolStats> {
-    return this.warm.replenish();
+    return this.warm.replenish().then(() => this.stats());
   }
 
   resize(change: { size?: number; maxContainers?: number }): PoolStats {
-    return this.warm.resize(change);
+    this.warm.resize(change);
+    return this.stats();
   }
 
   drain(): Promise<PoolStats> {
-    return this.warm.drain();
+    return this.warm.drain().then(() => this.stats());
   }
 
   resume(): PoolStats {
-    return this.warm.resume();
+    this.warm.resume();
+    return this.stats();
   }
 
   containers(): ContainerInfo[] {
@@ -332,6 +343,6 @@ export class ContainerPool implements LeaseOwner {
   }
 
   stats(): PoolStats {
-    return this.warm.stats();
+    return { ...this.warm.stats(), transport: this.transport.name };
   }
 }

@@ -3,9 +3,13 @@ import type { DriverContainer, MainProcess } from '../engine/container-driver.in
 
 export type { MainProcess } from '../engine/container-driver.interface';
 
-/** One program to run, as the transport receives it. */
+/** One program to run, as the transport receives it: `cmd` (argv), or `code` (Python source). */
 export interface TransportJob {
-  cmd: string[];
+  cmd?: string[];
+  /** Python source run as `python3 -c` would run it (the transport frames it; `cmd` is unset then). */
+  code?: Buffer;
+  /** The caller streams the output: the code's stdout is line-buffered (flushed at each newline). */
+  lineBuffered?: boolean;
   /** `uid:gid` it runs as: the sandbox user. */
   user: string;
   /** `KEY=value` entries, beyond the container's PATH and HOME. */
@@ -13,11 +17,6 @@ export interface TransportJob {
   workdir: string;
   /** Written to its stdin, then EOF. */
   stdin: Buffer | null;
-}
-
-export interface CodeJobOptions {
-  /** The caller streams the output: the program's stdout is line-buffered (flushed at each newline). */
-  lineBuffered?: boolean;
 }
 
 /**
@@ -33,6 +32,9 @@ export interface TransportOutcome {
   /** null when aborted. */
   exitCode: number | null;
   aborted: boolean;
+  /** Runner only: the memory cgroup's OOM kill counter after the job, and before it (null: unknown). */
+  oomKills?: number | null;
+  oomKillsBefore?: number | null;
 }
 
 /** What the executor knows about a container while it asks whether an execution was OOM-killed. */
@@ -47,16 +49,16 @@ export interface OomEvidence {
 }
 
 /** How a program reaches a container and comes back: today `docker exec`; later a runner inside it. */
+export type TransportName = 'exec' | 'runner';
+
 export interface Transport {
-  readonly name: 'exec';
+  readonly name: TransportName;
+  /** What identifies the transport's containers (its name, and the runner's version): part of a generation. */
+  readonly identity: string;
   /** The main process of a container of this transport that must be gone by `deadline` whatever happens. */
   mainProcess(deadline: Date): MainProcess;
-  /** The program that runs `code` (Python source): argv plus what goes ahead of the caller's stdin. */
-  codeJob(
-    code: Buffer,
-    pythonCommand: string[],
-    opts?: CodeJobOptions,
-  ): { cmd: string[]; stdinPrefix: Buffer };
+  /** The transport that created this container, when one profile has several (auto): results name it. */
+  nameOf?(container: DriverContainer): TransportName;
   /** Runs one job; resolves with its exit code, or aborted when the signal fired (the caller kills the container). */
   run(
     container: DriverContainer,
@@ -69,5 +71,6 @@ export interface Transport {
     container: DriverContainer,
     evidence: OomEvidence,
     oomEventsBefore: number,
+    outcome?: TransportOutcome,
   ): Promise<boolean>;
 }

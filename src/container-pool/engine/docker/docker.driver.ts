@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import Dockerode from 'dockerode';
 import {
   ContainerCreateError,
@@ -8,6 +8,7 @@ import {
 } from '../../errors/container-pool.errors';
 import type { PullPolicy } from '../../interfaces/container-pool-options.interface';
 import type {
+  ContainerChannel,
   ContainerDriver,
   ContainerSpec,
   DriverContainer,
@@ -31,8 +32,12 @@ import {
 } from './docker-errors';
 import { watchDockerEvents } from './docker-events';
 import { dockerExec, dockerOomKillCount } from './docker-exec';
+import { DockerDemuxer } from './docker-demux';
 import { DockerImages } from './docker-images';
 import type { DockerConnectionOptions } from './docker.types';
+
+/** How much of a channel's output waits in the service before the socket pauses. */
+const CHANNEL_HIGH_WATER_MARK = 256 * 1024;
 
 /** Docker's container states as the pool needs them. */
 function listedState(state: string): ListedState {
@@ -44,6 +49,7 @@ function listedState(state: string): ListedState {
 
 /** ContainerDriver over the Docker Engine API, with dockerode. */
 export class DockerDriver implements ContainerDriver {
+  readonly channels = true;
   readonly docker: Dockerode;
   private readonly images: DockerImages;
 
@@ -161,8 +167,26 @@ export class DockerDriver implements ContainerDriver {
 
   /** The started container, held by its attached stdio (the lifeline). */
   private held(container: Dockerode.Container, line: Duplex, spec: ContainerSpec): DriverContainer {
-    // Output of the lifeline is none; keep the stream flowing so it can end.
-    line.on('data', () => undefined);
+    let channel: ContainerChannel | undefined;
+    if (spec.channel) {
+      // The main process talks: its output is demultiplexed into two streams that pause the socket while the
+      // transport is behind.
+      const stdout = new PassThrough({ highWaterMark: CHANNEL_HIGH_WATER_MARK });
+      const stderr = new PassThrough({ highWaterMark: CHANNEL_HIGH_WATER_MARK });
+      const demux = new DockerDemuxer(stdout, stderr);
+      demux.on('finish', () => {
+        stdout.end();
+        stderr.end();
+      });
+      line.on('close', () => {
+        if (!demux.writableEnded) demux.end();
+      });
+      line.pipe(demux);
+      channel = { stdin: line, stdout, stderr };
+    } else {
+      // Output of the lifeline is none; keep the stream flowing so it can end.
+      line.on('data', () => undefined);
+    }
     const exited = new Promise<string>((resolve) => {
       line.once('end', () => resolve('the container stopped'));
       line.once('close', () => resolve('the container stopped'));
@@ -174,6 +198,7 @@ export class DockerDriver implements ContainerDriver {
       handle: container,
       exited,
       execUser: spec.user,
+      channel,
       // Closing the attached stdin ends the main process's input: the container exits and the engine removes it.
       detach: () => line.destroy(),
     };

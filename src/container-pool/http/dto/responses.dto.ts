@@ -22,6 +22,11 @@ export class PoolStatsDto {
   })
   profile!: string;
   @ApiProperty({ description: 'Sandbox image.' }) image!: string;
+  @ApiProperty({
+    enum: ['exec', 'runner'],
+    description: 'How its programs reach their containers (the `auto` setting decided).',
+  })
+  transport!: 'exec' | 'runner';
   @ApiProperty() idle!: number;
   @ApiProperty() leased!: number;
   @ApiProperty() creating!: number;
@@ -47,8 +52,11 @@ export class ProfileInfoDto {
     description: "The engine's id of the image when last checked (null before the first check).",
   })
   imageId!: string | null;
-  @ApiProperty({ enum: ['exec'], description: 'How its programs reach their containers.' })
-  transport!: 'exec';
+  @ApiProperty({
+    enum: ['exec', 'runner'],
+    description: 'How its programs reach their containers.',
+  })
+  transport!: 'exec' | 'runner';
   @ApiProperty({
     description: 'Whether it can serve now (an idle container, or room to create one).',
   })
@@ -119,7 +127,7 @@ export class ExecResultDto {
   @ApiProperty({ description: 'Bytes the program wrote to stderr, counted beyond the cap.' })
   stderrTotalBytes!: number;
   @ApiProperty({ description: 'The profile (pool) that ran it.' }) profile!: string;
-  @ApiProperty({ enum: ['exec'], description: 'How the program reached its container.' })
+  @ApiProperty({ enum: ['exec', 'runner'], description: 'How the program reached its container.' })
   transport!: string;
   @ApiProperty() durationMs!: number;
   @ApiProperty({ description: 'Time spent waiting for a container.' }) queuedMs!: number;
@@ -151,7 +159,7 @@ export class ErrorBodyDto {
       'Stable code for programs: INVALID_REQUEST, UNAUTHORIZED, FORBIDDEN_SCOPE, API_DISABLED, NOT_FOUND, ' +
       'CONTAINER_NOT_FOUND, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ACQUIRE_TIMEOUT, TOO_MANY_WAITERS, ' +
       'POOL_DRAINED, POOL_SHUTTING_DOWN, ENGINE_UNAVAILABLE, IMAGE_UNAVAILABLE, SANDBOX_UNSUPPORTED, ' +
-      'CONTAINER_CREATE_FAILED, CONTAINER_LOST, CONTAINER_EXPIRED, INTERNAL, ...',
+      'CONTAINER_CREATE_FAILED, CONTAINER_LOST, CONTAINER_EXPIRED, RUNNER_PROTOCOL, INTERNAL, ...',
   })
   code!: string;
   @ApiProperty({

@@ -14,6 +14,7 @@ import {
   ContainerCreateError,
   ContainerExpiredError,
   ContainerLostError,
+  RunnerProtocolError,
   ContainerPoolError,
   EngineUnavailableError,
   ExecutionAbortedError,
@@ -113,7 +114,9 @@ export function httpMappingOf(err: ContainerPoolError): HttpMapping {
   if (err instanceof ContainerExpiredError) {
     return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 1 };
   }
-  if (err instanceof ContainerLostError) return { status: HttpStatus.BAD_GATEWAY };
+  if (err instanceof ContainerLostError || err instanceof RunnerProtocolError) {
+    return { status: HttpStatus.BAD_GATEWAY };
+  }
   if (err instanceof ExecutionAbortedError) return { status: CLIENT_CLOSED_REQUEST };
   return { status: HttpStatus.INTERNAL_SERVER_ERROR };
 }

@@ -2,7 +2,6 @@ import { OOM_EVENT_GRACE_MS } from '../../container-pool.constants';
 import { EngineUnavailableError } from '../../errors/container-pool.errors';
 import type { ContainerDriver, DriverContainer } from '../../engine/container-driver.interface';
 import type {
-  CodeJobOptions,
   MainProcess,
   OomEvidence,
   OutputSinks,
@@ -53,15 +52,16 @@ export function execMainProcess(deadline: Date): MainProcess {
 /** Every execution is one engine exec (`docker exec`) of its own. */
 export class ExecTransport implements Transport {
   readonly name = 'exec' as const;
+  readonly identity = 'exec';
 
-  constructor(private readonly driver: ContainerDriver) {}
+  constructor(
+    private readonly driver: ContainerDriver,
+    /** The interpreter of `code` jobs (`pythonCommand`). */
+    private readonly pythonCommand: string[] = ['python3'],
+  ) {}
 
   mainProcess(deadline: Date): MainProcess {
     return execMainProcess(deadline);
-  }
-
-  codeJob(code: Buffer, pythonCommand: string[], opts?: CodeJobOptions) {
-    return pythonCodeJob(code, pythonCommand, opts);
   }
 
   run(
@@ -70,7 +70,16 @@ export class ExecTransport implements Transport {
     sinks: OutputSinks,
     signal: AbortSignal,
   ): Promise<TransportOutcome> {
-    return this.driver.exec(container, { ...job, ...sinks, signal });
+    const { code, lineBuffered, ...rest } = job;
+    let cmd = job.cmd ?? [];
+    let stdin = job.stdin;
+    if (code !== undefined) {
+      // The code framed ahead of the caller's stdin (any size; argv is capped at 128 KiB by the kernel).
+      const framed = pythonCodeJob(code, this.pythonCommand, { lineBuffered });
+      cmd = framed.cmd;
+      stdin = stdin ? Buffer.concat([framed.stdinPrefix, stdin]) : framed.stdinPrefix;
+    }
+    return this.driver.exec(container, { ...rest, cmd, stdin, ...sinks, signal });
   }
 
   /**

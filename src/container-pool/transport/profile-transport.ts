@@ -1,0 +1,179 @@
+import type {
+  ContainerDriver,
+  DriverContainer,
+  MainProcess,
+} from '../engine/container-driver.interface';
+import {
+  ContainerPoolError,
+  EngineUnavailableError,
+  ImageUnavailableError,
+  SandboxUnsupportedError,
+} from '../errors/container-pool.errors';
+import type { TransportSetting } from '../interfaces/container-pool-options.interface';
+import { ExecTransport } from './exec/exec.transport';
+import { RunnerStartError } from './runner/runner-connection';
+import { RunnerTransport, type RunnerTransportOptions } from './runner/runner.transport';
+import type {
+  OomEvidence,
+  OutputSinks,
+  Transport,
+  TransportJob,
+  TransportName,
+  TransportOutcome,
+} from './transport.interface';
+
+/** Creates a throwaway container with this main process (and removes it); rejects as a create would. */
+export type Probe = (main: (deadline: Date) => MainProcess) => Promise<void>;
+
+type Verdict = { runner: true } | { runner: false; reason: string };
+
+/** Verdicts of the runner probe per driver, per image id and interpreter: probed once. */
+const verdicts = new WeakMap<ContainerDriver, Map<string, Promise<Verdict>>>();
+
+/** A create that failed because the interpreter is not in the image (the engine could not start it). */
+const MISSING_PROGRAM = /executable file not found|no such file or directory|not found in \$PATH/i;
+
+async function probeRunner(probe: Probe, runner: RunnerTransport): Promise<Verdict> {
+  try {
+    await probe((deadline) => runner.mainProcess(deadline));
+    return { runner: true };
+  } catch (err) {
+    if (err instanceof RunnerStartError && err.exitedBeforeHello) {
+      return { runner: false, reason: err.message };
+    }
+    if (
+      (err instanceof SandboxUnsupportedError || err instanceof ContainerPoolError) &&
+      !(err instanceof EngineUnavailableError) &&
+      !(err instanceof ImageUnavailableError) &&
+      MISSING_PROGRAM.test(err.message)
+    ) {
+      return { runner: false, reason: err.message };
+    }
+    // The engine, the image, a timeout: not the image's verdict. The preparation fails and is tried again.
+    throw err;
+  }
+}
+
+export interface ProfileTransportOptions extends Omit<RunnerTransportOptions, 'log'> {
+  transport: TransportSetting;
+  image: string;
+  log: RunnerTransportOptions['log'] & { log(message: string): void };
+}
+
+/**
+ * The transport of one profile: `exec`, `runner`, or (`auto`) the runner when the profile's image runs it,
+ * decided at the pool's preparation by a probe (one throwaway runner container per image id and interpreter,
+ * cached per driver). Each container keeps the transport that created it.
+ */
+export class ProfileTransport implements Transport {
+  private readonly exec: ExecTransport;
+  private readonly runner: RunnerTransport;
+  private current: Transport;
+  private readonly made = new WeakMap<DriverContainer, Transport>();
+  /** Why `auto` chose exec, or null. */
+  fallbackReason: string | null = null;
+
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly options: ProfileTransportOptions,
+  ) {
+    this.exec = new ExecTransport(driver, options.pythonCommand);
+    this.runner = new RunnerTransport(driver, options);
+    // Until the probe: what the setting names (auto starts as exec and is decided before the first create).
+    this.current = options.transport === 'runner' ? this.runner : this.exec;
+  }
+
+  get name(): TransportName {
+    return this.current.name;
+  }
+
+  get identity(): string {
+    return this.current.identity;
+  }
+
+  /** Decides `auto` (and checks `runner`) for the image's id; `exec` needs nothing. */
+  async choose(imageId: string | null, probe: Probe): Promise<void> {
+    const o = this.options;
+    if (o.transport === 'exec') return;
+    const key = `${imageId ?? o.image}\0${o.pythonCommand.join('\0')}`;
+    let byImage = verdicts.get(this.driver);
+    if (!byImage) verdicts.set(this.driver, (byImage = new Map()));
+    let verdict = byImage.get(key);
+    if (!verdict && !this.driver.channels) {
+      verdict = Promise.resolve({
+        runner: false,
+        reason: 'the engine driver cannot attach to a container main process',
+      });
+    }
+    if (!verdict) {
+      verdict = probeRunner(probe, this.runner);
+      byImage.set(key, verdict);
+      // A failed probe (engine, timeout) is not a verdict: the next preparation probes again.
+      verdict.catch(() => byImage.delete(key));
+    }
+    const v = await verdict;
+    if (v.runner) {
+      if (this.current !== this.runner || this.fallbackReason !== null) {
+        o.log.log(
+          `transport ${o.transport}: runner for image ${o.image} (${imageId ?? 'id unknown'})`,
+        );
+      }
+      this.current = this.runner;
+      this.fallbackReason = null;
+      return;
+    }
+    if (o.transport === 'runner') {
+      throw new SandboxUnsupportedError(
+        `transport "runner" needs Python >= 3.8 at pythonCommand (${o.pythonCommand.join(' ')}) in image ` +
+          `${o.image}, and the runner did not start there: ${v.reason}. Use an image with Python, fix ` +
+          'pythonCommand (POOL_PYTHON_COMMAND), or set transport exec (POOL_TRANSPORT=exec)',
+      );
+    }
+    if (this.fallbackReason !== v.reason) {
+      o.log.log(
+        `transport auto: exec for image ${o.image} (the runner cannot run there: ${v.reason})`,
+      );
+    }
+    this.current = this.exec;
+    this.fallbackReason = v.reason;
+  }
+
+  mainProcess(deadline: Date): MainProcess {
+    const transport = this.current;
+    const main = transport.mainProcess(deadline);
+    return {
+      ...main,
+      ready: async (container, signal) => {
+        this.made.set(container, transport);
+        await main.ready(container, signal);
+      },
+    };
+  }
+
+  private of(container: DriverContainer): Transport {
+    return this.made.get(container) ?? this.current;
+  }
+
+  run(
+    container: DriverContainer,
+    job: TransportJob,
+    sinks: OutputSinks,
+    signal: AbortSignal,
+  ): Promise<TransportOutcome> {
+    return this.of(container).run(container, job, sinks, signal);
+  }
+
+  /** The transport that created the container (an execution's result names it). */
+  nameOf(container: DriverContainer): TransportName {
+    return this.of(container).name;
+  }
+
+  wasOomKilled(
+    container: DriverContainer,
+    evidence: OomEvidence,
+    oomEventsBefore: number,
+    outcome?: TransportOutcome,
+  ): Promise<boolean> {
+    return this.of(container).wasOomKilled(container, evidence, oomEventsBefore, outcome);
+  }
+}

@@ -1,0 +1,330 @@
+import type { Readable } from 'node:stream';
+import {
+  ContainerCreateError,
+  ContainerLostError,
+  InvalidRequestError,
+  RunnerProtocolError,
+} from '../../errors/container-pool.errors';
+import type { DriverContainer } from '../../engine/container-driver.interface';
+import type { OutputSinks } from '../transport.interface';
+import {
+  type DecodedFrame,
+  encodeFrame,
+  encodeJob,
+  encodeStdin,
+  type ErrorReport,
+  FrameDecoder,
+  frameName,
+  type Hello,
+  HostFrame,
+  type JobHeader,
+  parseError,
+  parseExit,
+  parseHello,
+  RUNNER_PROTOCOL_VERSION,
+  RunnerFrame,
+  RunnerViolation,
+} from './runner-protocol';
+
+/** How much of the runner's stderr is kept (and logged) per container. */
+const STDERR_HEAD_BYTES = 4096;
+
+/** The runner never said hello: a failed create (back-off and early-death rules apply). */
+export class RunnerStartError extends ContainerCreateError {
+  constructor(
+    message: string,
+    /** The runner process ended (or never started) before its HELLO: the image cannot run it. */
+    readonly exitedBeforeHello: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface RunnerJobOutcome {
+  /** null when aborted. */
+  exitCode: number | null;
+  aborted: boolean;
+  /** The memory cgroup's OOM kill counter the runner read right after the reap, or null. */
+  oomKills: number | null;
+  /** The same counter as last reported before the job started (HELLO or an earlier EXIT), or null. */
+  oomKillsBefore: number | null;
+}
+
+interface ActiveJob {
+  sinks: OutputSinks;
+  /** Streams whose sink is behind (the channel is paused for them). */
+  behind: Set<'stdout' | 'stderr'>;
+  resolve(outcome: RunnerJobOutcome): void;
+  reject(err: Error): void;
+}
+
+export interface RunnerConnectionOptions {
+  /** The RUNNER_VERSION the HELLO must carry. */
+  runnerVersion: string;
+  /** Kills the container (after a violation: nothing it sends is trusted any more). */
+  kill(reason: string): void;
+  log: { warn(message: string): void; debug(message: string): void };
+}
+
+const EXEC_ERRNOS = new Set([2, 8, 13, 20, 21]); // ENOENT ENOEXEC EACCES ENOTDIR EISDIR
+
+/**
+ * The host's side of one container's runner: decodes its frames (strictly: any violation kills the container
+ * and fails every job with RunnerProtocolError), routes each job's output into the job's sinks honouring their
+ * backpressure (a sink that is behind pauses the whole channel, so the runner stops reading the job's pipes),
+ * and settles each job on its EXIT or ERROR. The container's end fails the jobs still running with
+ * ContainerLostError.
+ */
+export class RunnerConnection {
+  /** Resolves with the runner's HELLO; rejects with RunnerStartError (or RunnerProtocolError). */
+  readonly hello: Promise<Hello>;
+  private helloFrom: Hello | null = null;
+  private resolveHello!: (hello: Hello) => void;
+  private rejectHello!: (err: Error) => void;
+  private readonly jobs = new Map<number, ActiveJob>();
+  /** Jobs given up by the host (aborted): their remaining frames are dropped, not violations. */
+  private readonly cancelled = new Set<number>();
+  private nextJobId = 1;
+  private dead: Error | null = null;
+  private readonly decoder = new FrameDecoder((f) => this.onFrame(f));
+  private readonly stderrHead: Buffer[] = [];
+  private stderrBytes = 0;
+  private behind = 0;
+  private readonly stdout: Readable;
+  /** The OOM kill counter as the runner last reported it. */
+  private oomKills: number | null = null;
+
+  constructor(
+    private readonly container: DriverContainer,
+    private readonly opts: RunnerConnectionOptions,
+  ) {
+    this.hello = new Promise<Hello>((resolve, reject) => {
+      this.resolveHello = resolve;
+      this.rejectHello = reject;
+    });
+    // Never an unhandled rejection: ready() awaits it, and a late failure has nobody waiting.
+    this.hello.catch(() => undefined);
+    const channel = container.channel;
+    if (!channel) {
+      throw new RunnerStartError(
+        'the engine driver gives no channel to the container main process: the runner cannot run',
+        true,
+      );
+    }
+    this.stdout = channel.stdout;
+    channel.stdin.on('error', () => undefined);
+    channel.stdout.on('data', (chunk: Buffer) => {
+      if (this.dead) return;
+      try {
+        this.decoder.push(chunk);
+      } catch (err) {
+        if (err instanceof RunnerViolation) this.violate(err.message);
+        else throw err;
+      }
+    });
+    channel.stdout.on('end', () => {
+      if (!this.decoder.idle) this.violate('its output ended inside a frame');
+      else this.end('the runner ended');
+    });
+    channel.stdout.on('error', (err: Error) => this.end(`its channel broke: ${err.message}`));
+    channel.stderr.on('data', (chunk: Buffer) => this.keepStderr(chunk));
+    void container.exited.then((reason) => this.end(reason));
+  }
+
+  /** The runner's own diagnostics so far (its stderr, bounded). */
+  get stderr(): string {
+    return Buffer.concat(this.stderrHead).toString('utf8');
+  }
+
+  private keepStderr(chunk: Buffer): void {
+    if (this.stderrBytes >= STDERR_HEAD_BYTES) return;
+    const part = Buffer.from(chunk.subarray(0, STDERR_HEAD_BYTES - this.stderrBytes));
+    this.stderrHead.push(part);
+    this.stderrBytes += part.length;
+    // Printable text only in the log: the container wrote it.
+    const text = part
+      .toString('utf8')
+      .replace(/[^\x20-\x7e\n]/g, '?')
+      .trim();
+    if (text)
+      this.opts.log.debug(`runner of ${this.container.name} (stderr): ${text.slice(0, 500)}`);
+  }
+
+  private onFrame(f: DecodedFrame): void {
+    if (!this.helloFrom) {
+      if (f.type !== RunnerFrame.hello) {
+        throw new RunnerViolation(`a ${frameName(f.type)} frame before HELLO`);
+      }
+      const hello = parseHello(f);
+      if (hello.protocol !== RUNNER_PROTOCOL_VERSION || hello.runner !== this.opts.runnerVersion) {
+        throw new RunnerViolation(
+          `a HELLO of protocol ${hello.protocol}, runner ${JSON.stringify(hello.runner)} (expected protocol ` +
+            `${RUNNER_PROTOCOL_VERSION}, runner ${JSON.stringify(this.opts.runnerVersion)})`,
+        );
+      }
+      this.helloFrom = hello;
+      this.oomKills = hello.oomKills;
+      this.resolveHello(hello);
+      return;
+    }
+    if (f.type === RunnerFrame.hello) throw new RunnerViolation('a second HELLO frame');
+    const job = this.jobs.get(f.jobId);
+    if (!job) {
+      if (this.cancelled.has(f.jobId)) {
+        if (f.type === RunnerFrame.exit || f.type === RunnerFrame.error)
+          this.cancelled.delete(f.jobId);
+        return;
+      }
+      throw new RunnerViolation(
+        `a ${frameName(f.type)} frame for job ${f.jobId}, which ` +
+          (f.jobId > 0 && f.jobId < this.nextJobId ? 'has ended' : 'the host never started'),
+      );
+    }
+    switch (f.type) {
+      case RunnerFrame.stdout:
+      case RunnerFrame.stderr:
+        return this.output(job, f.type === RunnerFrame.stdout ? 'stdout' : 'stderr', f.payload);
+      case RunnerFrame.exit: {
+        const exit = parseExit(f);
+        this.forget(f.jobId, job);
+        if (exit.oomKills !== null) this.oomKills = exit.oomKills;
+        job.resolve({
+          exitCode: exit.status,
+          aborted: false,
+          oomKills: exit.oomKills,
+          oomKillsBefore: 0,
+        });
+        return;
+      }
+      case RunnerFrame.error: {
+        const report = parseError(f);
+        this.forget(f.jobId, job);
+        job.reject(this.errorOf(report));
+        return;
+      }
+    }
+  }
+
+  private output(job: ActiveJob, stream: 'stdout' | 'stderr', payload: Buffer): void {
+    const sink = job.sinks[stream];
+    if (sink.write(payload) || job.behind.has(stream)) return;
+    job.behind.add(stream);
+    if (this.behind++ === 0) this.stdout.pause();
+    sink.once('drain', () => this.caughtUp(job, stream));
+  }
+
+  private caughtUp(job: ActiveJob, stream: 'stdout' | 'stderr'): void {
+    if (!job.behind.delete(stream)) return;
+    if (--this.behind === 0 && !this.dead) this.stdout.resume();
+  }
+
+  /** The job is over for the host: its sinks no longer hold the channel. */
+  private forget(id: number, job: ActiveJob): void {
+    this.jobs.delete(id);
+    for (const stream of [...job.behind]) this.caughtUp(job, stream);
+  }
+
+  private errorOf(report: ErrorReport): Error {
+    const what = `${report.message} (errno ${report.errno})`;
+    if (report.what === 'chdir') {
+      return new InvalidRequestError(
+        'workdir',
+        `the runner could not enter it (${what}); it must be an existing directory of the container`,
+      );
+    }
+    if (report.what === 'exec' && EXEC_ERRNOS.has(report.errno)) {
+      return new InvalidRequestError(
+        'cmd[0]',
+        `the runner could not start the program (${what}); name an executable of the image, by path or on PATH`,
+      );
+    }
+    return new ContainerLostError(
+      this.container.name,
+      `the runner could not start a program in it (${what}); the container is unusable`,
+    );
+  }
+
+  /** A rule broken: nothing more is read, the container is killed, every job fails. */
+  private violate(violation: string): void {
+    if (this.dead) return;
+    const err = new RunnerProtocolError(this.container.name, violation);
+    this.opts.log.warn(`${err.message}`);
+    this.fail(err, new RunnerStartError(err.message, false, { cause: err }));
+    this.opts.kill(violation);
+  }
+
+  /** The container (or its channel) ended. */
+  private end(reason: string): void {
+    if (this.dead) return;
+    const stderr = this.stderr.trim();
+    const said = stderr ? `; it wrote: ${stderr.slice(-500)}` : '';
+    this.fail(
+      new ContainerLostError(this.container.name, `${reason}${said}`),
+      new RunnerStartError(`the runner ended before its hello (${reason})${said}`, true),
+    );
+  }
+
+  private fail(jobError: Error, helloError: Error): void {
+    this.dead = jobError;
+    if (!this.helloFrom) this.rejectHello(helloError);
+    const jobs = [...this.jobs.values()];
+    this.jobs.clear();
+    for (const job of jobs) job.reject(jobError);
+    this.stdout.resume();
+  }
+
+  /**
+   * Runs one job. Resolves with its exit status (as docker exec reports it), or aborted when the signal fired
+   * (the caller kills the container); rejects with the typed error of an ERROR frame, RunnerProtocolError, or
+   * ContainerLostError.
+   */
+  run(
+    header: JobHeader,
+    code: Buffer | undefined,
+    stdin: Buffer | null,
+    sinks: OutputSinks,
+    signal: AbortSignal,
+  ): Promise<RunnerJobOutcome> {
+    if (this.dead) return Promise.reject(this.dead);
+    if (!this.helloFrom) {
+      return Promise.reject(new ContainerLostError(this.container.name, 'its runner is not ready'));
+    }
+    const before = this.oomKills;
+    const aborted = { exitCode: null, aborted: true, oomKills: null, oomKillsBefore: before };
+    if (signal.aborted) return Promise.resolve(aborted);
+    const id = this.nextJobId++;
+    return new Promise<RunnerJobOutcome>((resolve, reject) => {
+      const onAbort = () => {
+        const job = this.jobs.get(id);
+        if (!job) return;
+        this.forget(id, job);
+        this.cancelled.add(id);
+        this.write(encodeFrame(HostFrame.kill, id));
+        resolve(aborted);
+      };
+      const settle = () => signal.removeEventListener('abort', onAbort);
+      this.jobs.set(id, {
+        sinks,
+        behind: new Set(),
+        resolve: (o) => {
+          settle();
+          resolve({ ...o, oomKillsBefore: before });
+        },
+        reject: (e) => {
+          settle();
+          reject(e);
+        },
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.write(encodeJob(id, header, code));
+      for (const frame of encodeStdin(id, stdin)) this.write(frame);
+    });
+  }
+
+  private write(frame: Buffer): void {
+    const stdin = this.container.channel!.stdin;
+    if (!stdin.writable) return;
+    stdin.write(frame);
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The runner protocol's frames (docs/runner-protocol.md), host side: encoding of what the host sends and a
+ * strict, incremental decoder of what the runner sends. Nothing the runner sends is trusted: every rule the
+ * decoder checks is a violation with a name (RunnerViolation), after which the container is killed.
+ */
+
+export const RUNNER_PROTOCOL_VERSION = 1;
+
+/** u32 payload length, u8 type, u32 job id. */
+export const FRAME_HEADER_BYTES = 9;
+
+export const HostFrame = {
+  job: 0x01,
+  stdin: 0x02,
+  stdinEof: 0x03,
+  kill: 0x04,
+} as const;
+
+export const RunnerFrame = {
+  hello: 0x81,
+  stdout: 0x82,
+  stderr: 0x83,
+  exit: 0x84,
+  error: 0x85,
+} as const;
+
+/** Largest payload the runner may send; output chunks are smaller still. */
+export const MAX_RUNNER_PAYLOAD_BYTES = 1024 * 1024;
+export const MAX_OUTPUT_CHUNK_BYTES = 65536;
+/** Largest STDIN payload the host sends in one frame. */
+export const STDIN_CHUNK_BYTES = 1024 * 1024;
+
+const FRAME_NAMES: Record<number, string> = {
+  [RunnerFrame.hello]: 'HELLO',
+  [RunnerFrame.stdout]: 'STDOUT',
+  [RunnerFrame.stderr]: 'STDERR',
+  [RunnerFrame.exit]: 'EXIT',
+  [RunnerFrame.error]: 'ERROR',
+};
+
+export function frameName(type: number): string {
+  return FRAME_NAMES[type] ?? `unknown type 0x${type.toString(16).padStart(2, '0')}`;
+}
+
+/** A rule of the protocol the container broke; the message names it. */
+export class RunnerViolation extends Error {}
+
+export function encodeFrame(type: number, jobId: number, payload?: Buffer): Buffer {
+  const length = payload?.length ?? 0;
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+  frame.writeUInt32BE(length, 0);
+  frame.writeUInt8(type, 4);
+  frame.writeUInt32BE(jobId, 5);
+  if (payload) payload.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+export interface JobHeader {
+  kind: 'code' | 'cmd';
+  argv?: string[];
+  /** The whole environment of the job (`KEY=value`). */
+  env: string[];
+  workdir: string;
+  lineBuffered: boolean;
+}
+
+/** JOB: `u32 jsonLength`, the JSON header, then the code bytes. */
+export function encodeJob(jobId: number, header: JobHeader, code?: Buffer): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(json.length, 0);
+  return encodeFrame(HostFrame.job, jobId, Buffer.concat([length, json, code ?? Buffer.alloc(0)]));
+}
+
+/** STDIN frames of at most STDIN_CHUNK_BYTES each, then STDIN_EOF. */
+export function encodeStdin(jobId: number, data: Buffer | null): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0; data && at < data.length; at += STDIN_CHUNK_BYTES) {
+    frames.push(encodeFrame(HostFrame.stdin, jobId, data.subarray(at, at + STDIN_CHUNK_BYTES)));
+  }
+  frames.push(encodeFrame(HostFrame.stdinEof, jobId));
+  return frames;
+}
+
+export interface Hello {
+  protocol: number;
+  runner: string;
+  python: string;
+  oomKills: number | null;
+}
+
+export interface ExitReport {
+  /** As `docker exec` reports it: the exit code, or 128 + the signal's number. */
+  status: number;
+  oomKills: number | null;
+}
+
+export interface ErrorReport {
+  what: 'exec' | 'chdir' | 'spawn';
+  errno: number;
+  message: string;
+}
+
+export interface DecodedFrame {
+  type: number;
+  jobId: number;
+  payload: Buffer;
+}
+
+const isCount = (v: unknown): v is number | null =>
+  v === null || (Number.isSafeInteger(v) && (v as number) >= 0);
+
+function parseJson(frame: DecodedFrame): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(frame.payload.toString('utf8'));
+  } catch {
+    throw new RunnerViolation(`${frameName(frame.type)} frame whose payload is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RunnerViolation(`${frameName(frame.type)} frame whose payload is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+export function parseHello(frame: DecodedFrame): Hello {
+  const v = parseJson(frame);
+  if (frame.jobId !== 0) throw new RunnerViolation(`HELLO frame for job ${frame.jobId}`);
+  if (
+    !Number.isSafeInteger(v.protocol) ||
+    typeof v.runner !== 'string' ||
+    typeof v.python !== 'string' ||
+    !isCount(v.oomKills ?? null)
+  ) {
+    throw new RunnerViolation('HELLO frame of the wrong shape');
+  }
+  return {
+    protocol: v.protocol as number,
+    runner: v.runner.slice(0, 64),
+    python: v.python.slice(0, 64),
+    oomKills: (v.oomKills ?? null) as number | null,
+  };
+}
+
+export function parseExit(frame: DecodedFrame): ExitReport {
+  const v = parseJson(frame);
+  const status = v.status;
+  if (!Number.isSafeInteger(status) || (status as number) < 0 || (status as number) > 255) {
+    throw new RunnerViolation(`EXIT frame with status ${JSON.stringify(status)} (not 0..255)`);
+  }
+  if (!isCount(v.oomKills ?? null)) throw new RunnerViolation('EXIT frame of the wrong shape');
+  return { status: status as number, oomKills: (v.oomKills ?? null) as number | null };
+}
+
+export function parseError(frame: DecodedFrame): ErrorReport {
+  const v = parseJson(frame);
+  if (
+    (v.what !== 'exec' && v.what !== 'chdir' && v.what !== 'spawn') ||
+    !Number.isSafeInteger(v.errno) ||
+    typeof v.message !== 'string'
+  ) {
+    throw new RunnerViolation('ERROR frame of the wrong shape');
+  }
+  return { what: v.what, errno: v.errno as number, message: v.message.slice(0, 512) };
+}
+
+/**
+ * Incremental decoder of the runner's stdout: feed it the reassembled stream in chunks of any size; it calls
+ * `onFrame` once per complete frame, in order, and throws RunnerViolation (and stays failed) on a payload over
+ * the limits or a type the protocol does not have. Output payloads are views of the input when a frame lies in
+ * one chunk (no copy).
+ */
+export class FrameDecoder {
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  private headerFill = 0;
+  private payload: Buffer | null = null;
+  private payloadFill = 0;
+  private current: { type: number; jobId: number; length: number } | null = null;
+  private failed: RunnerViolation | null = null;
+
+  constructor(private readonly onFrame: (frame: DecodedFrame) => void) {}
+
+  push(chunk: Buffer): void {
+    if (this.failed) throw this.failed;
+    try {
+      this.consume(chunk);
+    } catch (err) {
+      if (err instanceof RunnerViolation) this.failed = err;
+      throw err;
+    }
+  }
+
+  /** Whether the stream ended between frames (a partial frame at the end is a violation of its own). */
+  get idle(): boolean {
+    return this.headerFill === 0 && this.current === null;
+  }
+
+  private consume(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (!this.current) {
+        const take = Math.min(FRAME_HEADER_BYTES - this.headerFill, chunk.length - at);
+        chunk.copy(this.header, this.headerFill, at, at + take);
+        this.headerFill += take;
+        at += take;
+        if (this.headerFill < FRAME_HEADER_BYTES) return;
+        this.headerFill = 0;
+        const length = this.header.readUInt32BE(0);
+        const type = this.header.readUInt8(4);
+        const jobId = this.header.readUInt32BE(5);
+        if (!FRAME_NAMES[type]) throw new RunnerViolation(`a frame of ${frameName(type)}`);
+        const max =
+          type === RunnerFrame.stdout || type === RunnerFrame.stderr
+            ? MAX_OUTPUT_CHUNK_BYTES
+            : MAX_RUNNER_PAYLOAD_BYTES;
+        if (length > max) {
+          throw new RunnerViolation(
+            `a ${frameName(type)} frame of ${length} bytes (at most ${max})`,
+          );
+        }
+        if ((type === RunnerFrame.stdout || type === RunnerFrame.stderr) && length === 0) {
+          throw new RunnerViolation(`an empty ${frameName(type)} frame`);
+        }
+        this.current = { type, jobId, length };
+        if (length === 0) {
+          this.emit(Buffer.alloc(0));
+          continue;
+        }
+        // The whole payload in this chunk: hand on a view.
+        if (chunk.length - at >= length) {
+          const payload = chunk.subarray(at, at + length);
+          at += length;
+          this.emit(payload);
+          continue;
+        }
+        this.payload = Buffer.allocUnsafe(length);
+        this.payloadFill = 0;
+      }
+      const cur = this.current;
+      const payload = this.payload!;
+      const take = Math.min(cur.length - this.payloadFill, chunk.length - at);
+      chunk.copy(payload, this.payloadFill, at, at + take);
+      this.payloadFill += take;
+      at += take;
+      if (this.payloadFill === cur.length) {
+        this.payload = null;
+        this.emit(payload);
+      }
+    }
+  }
+
+  private emit(payload: Buffer): void {
+    const { type, jobId } = this.current!;
+    this.current = null;
+    this.onFrame({ type, jobId, payload });
+  }
+}
