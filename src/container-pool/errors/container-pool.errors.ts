@@ -30,7 +30,11 @@ export class EngineUnavailableError extends ContainerPoolError {
 /** The engine lacks a control the sandbox requires (e.g. seccomp) or rejects the container configuration. */
 export class SandboxUnsupportedError extends ContainerPoolError {
   readonly code = 'SANDBOX_UNSUPPORTED';
-  constructor(detail: string, options?: { cause?: unknown }) {
+  constructor(
+    /** What the engine said, without this error's own words. */
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
     super(`The engine cannot run the sandbox as configured: ${detail}`, options);
   }
 }

@@ -47,7 +47,10 @@ async function probeRunner(probe: Probe, runner: RunnerTransport): Promise<Verdi
       !(err instanceof ImageUnavailableError) &&
       MISSING_PROGRAM.test(err.message)
     ) {
-      return { runner: false, reason: err.message };
+      return {
+        runner: false,
+        reason: err instanceof SandboxUnsupportedError ? err.detail : err.message,
+      };
     }
     // The engine, the image, a timeout: not the image's verdict. The preparation fails and is tried again.
     throw err;
@@ -97,7 +100,7 @@ export class ProfileTransport implements Transport {
     if (o.transport === 'exec') return;
     const key = `${imageId ?? o.image}\0${o.pythonCommand.join('\0')}`;
     let byImage = verdicts.get(this.driver);
-    if (!byImage) verdicts.set(this.driver, (byImage = new Map()));
+    if (!byImage) verdicts.set(this.driver, (byImage = new Map<string, Promise<Verdict>>()));
     let verdict = byImage.get(key);
     if (!verdict && !this.driver.channels) {
       verdict = Promise.resolve({

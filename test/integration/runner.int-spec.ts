@@ -1,0 +1,124 @@
+import type { INestApplication } from '@nestjs/common';
+import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
+import { BUSYBOX_IMAGE, docker, expectNoContainersLeft, startPool } from '../support/integration';
+
+/** The runner transport on the real engine: selection, results, errors, the container's processes. */
+describe('runner transport on a real engine', () => {
+  let app: INestApplication;
+  let pool: ContainerPoolService;
+  let name: string;
+
+  beforeAll(async () => {
+    ({ app, pool, name } = await startPool({ size: 2, maxContainers: 4, transport: 'auto' }));
+    await pool.initialize();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    if (name) await expectNoContainersLeft(name);
+  });
+
+  it('auto picks the runner for a Python image, and says so in stats, profiles and results', async () => {
+    expect(pool.stats().transport).toBe('runner');
+    expect(pool.profiles()[0].transport).toBe('runner');
+    const r = await pool.run({ code: 'print("hi")' });
+    expect(r).toMatchObject({ exitCode: 0, stdout: 'hi\n', transport: 'runner', timedOut: false });
+  });
+
+  it('runs code as python3 -c does: argv, __name__, exit codes, tracebacks without the runner', async () => {
+    const r = await pool.run({
+      code: 'import sys\nprint(sys.argv, __name__)\nsys.stderr.write("e\\n")\nraise SystemExit(3)',
+    });
+    expect(r).toMatchObject({ exitCode: 3, stdout: "['-c'] __main__\n", stderr: 'e\n' });
+    const boom = await pool.run({ code: 'x = 1\n\ndef f():\n    return 1 / 0\nf()\n' });
+    expect(boom.exitCode).toBe(1);
+    expect(boom.stderr).toMatch(/File "<string>", line 5, in <module>/);
+    expect(boom.stderr).toMatch(/ZeroDivisionError: division by zero/);
+    expect(boom.stderr).not.toMatch(/runner|-c>/);
+    const syntax = await pool.run({ code: 'def (' });
+    expect(syntax.exitCode).toBe(1);
+    expect(syntax.stderr).toMatch(/SyntaxError/);
+    const interrupted = await pool.run({ code: 'raise KeyboardInterrupt' });
+    expect(interrupted.exitCode).toBe(130);
+  });
+
+  it('runs cmd with the caller env only (PATH, HOME and its variables), in the workdir, with stdin', async () => {
+    const r = await pool.run({
+      cmd: ['sh', '-c', 'env | sort; pwd; cat'],
+      env: { GREETING: 'hello' },
+      stdin: 'from stdin',
+    });
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.split('\n');
+    const keys = lines.filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split('=')[0]);
+    expect(keys.filter((k) => k !== 'PWD').sort()).toEqual(['GREETING', 'HOME', 'PATH']);
+    expect(r.stdout).toContain('\n/workspace\n');
+    expect(r.stdout.endsWith('from stdin')).toBe(true);
+  });
+
+  it('reports a signal as docker exec does (128 + n), and a missing program as a request error', async () => {
+    expect((await pool.run({ cmd: ['sh', '-c', 'kill -TERM $$'] })).exitCode).toBe(143);
+    await expect(pool.run({ cmd: ['no-such-program'] })).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      field: 'cmd[0]',
+    });
+    await expect(pool.run({ cmd: ['true'], workdir: '/no/such/dir' })).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+    });
+  });
+
+  it('kills on timeout: the container goes, timedOut is the host verdict', async () => {
+    const r = await pool.run({ code: 'while True: pass', timeoutMs: 500 });
+    expect(r).toMatchObject({ timedOut: true, exitCode: null, transport: 'runner' });
+  });
+
+  it('its containers run the runner as PID 1 without an init', async () => {
+    const c = await pool.acquire();
+    try {
+      const r = await c.execute(['sh', '-c', 'tr "\\0" " " </proc/1/cmdline | head -c 16']);
+      expect(r.stdout).toMatch(/^python3 -I -c /);
+      const info = await docker.getContainer(c.id).inspect();
+      expect(info.HostConfig.Init).toBe(false);
+    } finally {
+      pool.release(c);
+    }
+  });
+});
+
+describe('transport selection', () => {
+  it('auto falls back to exec on an image without Python', async () => {
+    const { app, pool, name } = await startPool({
+      image: BUSYBOX_IMAGE,
+      size: 1,
+      transport: 'auto',
+    });
+    try {
+      await pool.initialize();
+      expect(pool.stats().transport).toBe('exec');
+      const r = await pool.run({ cmd: ['echo', 'ok'] });
+      expect(r).toMatchObject({ stdout: 'ok\n', transport: 'exec' });
+    } finally {
+      await app.close();
+      await expectNoContainersLeft(name);
+    }
+  });
+
+  it('runner on an image without Python fails the profile with SandboxUnsupportedError', async () => {
+    const { app, pool, name } = await startPool({
+      image: BUSYBOX_IMAGE,
+      size: 1,
+      transport: 'runner',
+    });
+    try {
+      await expect(pool.initialize()).rejects.toMatchObject({
+        code: 'SANDBOX_UNSUPPORTED',
+        message: expect.stringMatching(
+          /transport "runner" needs Python >= 3.8.*python3.*not found/,
+        ),
+      });
+    } finally {
+      await app.close();
+      await expectNoContainersLeft(name);
+    }
+  });
+});
