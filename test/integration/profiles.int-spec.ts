@@ -79,7 +79,10 @@ describe('profiles on a real engine', () => {
       expect(infos.map((p) => p.name).sort()).toEqual(['python', 'shell']);
       for (const info of infos) {
         const image = await docker.getImage(info.image).inspect();
-        expect(info).toMatchObject({ imageId: image.Id, transport: 'exec', ready: true });
+        // transport auto: the runner where the image has Python, exec on busybox.
+        const transport = info.name === 'python' ? 'runner' : 'exec';
+        expect(info).toMatchObject({ imageId: image.Id, transport, ready: true });
+        expect(info.stats.transport).toBe(transport);
       }
     });
 

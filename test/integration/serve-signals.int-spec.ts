@@ -172,6 +172,12 @@ describe('npm run serve stops when told', () => {
     const s = await startService('npm', ['run', 'serve']);
     // npm's own child is the service (npm run serve -> exec bash scripts/serve.sh -> exec node).
     expect(descendants(s.proc.child.pid!)[0]).toMatchObject({ pid: s.node });
+    // Ready means it can serve (room to create); the warm container follows the runner probe of the image.
+    await waitUntil(
+      async () => (await engineContainers(s.name)).length === 1,
+      30_000,
+      'the warm container',
+    );
     expect(await engineContainers(s.name)).toHaveLength(1);
 
     const running = execute(s.port, 'import time\ntime.sleep(1.5)\nprint(6 * 7)');

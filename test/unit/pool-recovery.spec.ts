@@ -1,9 +1,10 @@
 import {
   ContainerCreateError,
+  ContainerLostError,
   ContainerRemoveError,
   EngineUnavailableError,
 } from '../../src/container-pool/errors/container-pool.errors';
-import { FakeDriver } from '../support/fake-driver';
+import { FakeDriver, hangingExec } from '../support/fake-driver';
 import { tick, useFakePools, waitFor } from '../support/pool-testing';
 
 /** States the pool must always leave by itself (found in review), on the fake driver. */
@@ -137,5 +138,39 @@ describe('ContainerPoolService recovery', () => {
     await pool.initialize();
     const r = await pool.run({ cmd: ['sh', '-c', 'kill -9 $$'] });
     expect(r).toMatchObject({ exitCode: 137, oomKilled: false, timedOut: false });
+  });
+});
+
+describe('a container that dies of the OOM killer during an execution', () => {
+  const start = useFakePools();
+
+  /** The execution hangs until the test kills its container (the runner, PID 1, may be the OOM victim). */
+  async function runWhileContainerDies(withOom: boolean) {
+    const driver = new FakeDriver();
+    driver.execBehaviour = hangingExec;
+    const { pool } = await start({ size: 1 }, driver);
+    await pool.initialize();
+    const running = pool.run({ cmd: ['python3', '-c', 'bomb'] });
+    await waitFor(
+      () => driver.live.some((c) => c.alive) && pool.stats().leased === 1,
+      2000,
+      'the lease',
+    );
+    const c = driver.live[0];
+    if (withOom) driver.handlers?.onEvent({ type: 'oom', containerId: c.id, timeMs: Date.now() });
+    c.die('the container stopped');
+    return running;
+  }
+
+  it('resolves as oomKilled (exit 137), not as a lost container', async () => {
+    await expect(runWhileContainerDies(true)).resolves.toMatchObject({
+      exitCode: 137,
+      oomKilled: true,
+      timedOut: false,
+    });
+  });
+
+  it('without an oom event it is a lost container', async () => {
+    await expect(runWhileContainerDies(false)).rejects.toBeInstanceOf(ContainerLostError);
   });
 });
