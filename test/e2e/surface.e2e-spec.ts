@@ -510,7 +510,7 @@ describe('surface: result fields and the base64 rule', () => {
       stdout: 'héllo\n',
       stderr: 'e\n',
       profile: host.name,
-      transport: 'exec',
+      transport: 'runner', // auto: the runner on the Python image
       truncated: false,
       stdoutTruncated: false,
       stderrTruncated: false,
