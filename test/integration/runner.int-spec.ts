@@ -72,6 +72,50 @@ describe('runner transport on a real engine', () => {
     expect(r).toMatchObject({ timedOut: true, exitCode: null, transport: 'runner' });
   });
 
+  it('runs concurrent executions of one leased container side by side, each with its own output', async () => {
+    const c = await pool.acquire();
+    try {
+      // Each job waits (up to 5 s) until all four have started: only jobs that run side by side see 4.
+      const rendezvous = (i: number) =>
+        `touch /tmp/m${i}; for k in $(seq 50); do [ $(ls /tmp/m* | wc -l) -ge 4 ] && break; sleep 0.1; done; ` +
+        `echo job${i} $(ls /tmp/m* | wc -l); echo err${i} >&2; exit ${i}`;
+      const runs = await Promise.all(
+        [0, 1, 2, 3].map((i) => c.execute(['sh', '-c', rendezvous(i)])),
+      );
+      runs.forEach((r, i) => {
+        expect(r).toMatchObject({ exitCode: i, stdout: `job${i} 4\n`, stderr: `err${i}\n` });
+      });
+    } finally {
+      pool.release(c);
+    }
+  });
+
+  it('streams output as the program prints it, with offsets, on the runner', async () => {
+    const chunks: { data: string; offset: number }[] = [];
+    const r = await pool.run({
+      code: 'import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.2)\n',
+      onOutput: (e) => void chunks.push({ data: e.data.toString(), offset: e.offset }),
+    });
+    expect(r).toMatchObject({ exitCode: 0, stdout: '0\n1\n2\n', transport: 'runner' });
+    expect(chunks).toEqual([
+      { data: '0\n', offset: 0 },
+      { data: '1\n', offset: 2 },
+      { data: '2\n', offset: 4 },
+    ]);
+  });
+
+  it('moves every byte value through stdin, stdout and files', async () => {
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const r = await pool.run({
+      cmd: ['sh', '-c', 'cat; cat in.bin > out.bin'],
+      stdin: all,
+      files: [{ path: 'in.bin', content: all }],
+      collect: ['out.bin'],
+    });
+    expect(r.stdoutBytes.equals(all)).toBe(true);
+    expect(r.files?.[0].content.equals(all)).toBe(true);
+  });
+
   it('its containers run the runner as PID 1 without an init', async () => {
     const c = await pool.acquire();
     try {
