@@ -1,6 +1,16 @@
+import { readFileSync } from 'node:fs';
 import type { INestApplication } from '@nestjs/common';
+import { RunnerProtocolError } from '../../src/container-pool/errors/container-pool.errors';
+import { RUNNER_ASSET_PATH } from '../../src/container-pool/transport/runner/runner-source';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
-import { BUSYBOX_IMAGE, docker, expectNoContainersLeft, startPool } from '../support/integration';
+import {
+  BUSYBOX_IMAGE,
+  docker,
+  engineContainers,
+  eventually,
+  expectNoContainersLeft,
+  startPool,
+} from '../support/integration';
 
 /** The runner transport on the real engine: selection, results, errors, the container's processes. */
 describe('runner transport on a real engine', () => {
@@ -160,6 +170,109 @@ describe('transport selection', () => {
           /transport "runner" needs Python >= 3.8.*python3.*not found/,
         ),
       });
+    } finally {
+      await app.close();
+      await expectNoContainersLeft(name);
+    }
+  });
+});
+
+/**
+ * A forged runner (what a compromised container could send): `pythonCommand` is a shell script that says a
+ * valid HELLO, reads the JOB header, then answers with a frame that breaks the protocol. The host must kill the
+ * container and fail the run with RunnerProtocolError, never trust what it sent.
+ */
+describe('a runner that breaks the protocol', () => {
+  const frame = (type: number, job: number, payload: Buffer) => {
+    const b = Buffer.alloc(9);
+    b.writeUInt32BE(payload.length, 0);
+    b.writeUInt8(type, 4);
+    b.writeUInt32BE(job, 5);
+    return Buffer.concat([b, payload]);
+  };
+  const printf = (bytes: Buffer) =>
+    `printf '${[...bytes].map((x) => `\\${x.toString(8).padStart(3, '0')}`).join('')}'`;
+  const version = /^RUNNER_VERSION = '([^']+)'$/m.exec(readFileSync(RUNNER_ASSET_PATH, 'utf8'))![1];
+  const hello = frame(
+    0x81,
+    0,
+    Buffer.from(JSON.stringify({ protocol: 1, runner: version, python: '3.11.2', oomKills: 0 })),
+  );
+
+  /** The forged runner: HELLO, wait for the JOB's header (9 bytes), then `answer`, then hold stdin open. */
+  const forged = (answer: string) =>
+    startPool({
+      size: 1,
+      transport: 'runner',
+      pythonCommand: [
+        'sh',
+        '-c',
+        `${printf(hello)}; head -c 9 >/dev/null; ${answer}; exec cat >/dev/null`,
+        'forged',
+      ],
+    });
+  const oversized = Buffer.alloc(9);
+  oversized.writeUInt32BE(70_000, 0);
+  oversized.writeUInt8(0x82, 4);
+  oversized.writeUInt32BE(1, 5);
+
+  it.each([
+    ['an exit status of 300', printf(frame(0x84, 1, Buffer.from('{"status": 300}'))), /status 300/],
+    [
+      'a frame for another job',
+      printf(frame(0x82, 7, Buffer.from('x'))),
+      /job 7, which the host never started/,
+    ],
+    ['an unknown frame type', printf(frame(0x42, 1, Buffer.from('x'))), /unknown type 0x42/],
+    [
+      'an oversized output frame',
+      `${printf(oversized)}; head -c 70000 /dev/zero`,
+      /STDOUT frame of 70000 bytes \(at most 65536\)/,
+    ],
+    ['an EXIT that is not JSON', printf(frame(0x84, 1, Buffer.from('{'))), /not JSON/],
+  ])('%s: RunnerProtocolError, the container is killed', async (_what, answer, message) => {
+    const { app, pool, name } = await forged(answer);
+    try {
+      await pool.initialize();
+      const err = await pool.run({ cmd: ['true'] }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RunnerProtocolError);
+      expect(err).toMatchObject({ code: 'RUNNER_PROTOCOL', retryable: true });
+      expect((err as Error).message).toMatch(message);
+      expect(pool.stats().totals.executions).toBe(0);
+      const killed = (err as RunnerProtocolError).containerName;
+      await eventually(
+        async () => !(await engineContainers(name)).some((r) => r.Names[0] === `/${killed}`),
+        10_000,
+        `${killed} killed`,
+      );
+    } finally {
+      await app.close();
+      await expectNoContainersLeft(name);
+    }
+  });
+
+  it('output after the exit: the result stands, the container is killed, nothing more runs in it', async () => {
+    const late = Buffer.concat([
+      frame(0x84, 1, Buffer.from('{"status": 0}')),
+      frame(0x82, 1, Buffer.from('late')),
+    ]);
+    const { app, pool, name } = await forged(printf(late));
+    try {
+      await pool.initialize();
+      const c = await pool.acquire();
+      await expect(c.execute(['true'])).resolves.toMatchObject({ exitCode: 0, stdout: '' });
+      await eventually(
+        async () => !(await engineContainers(name)).some((r) => r.Id === c.id),
+        10_000,
+        'the container killed',
+      );
+      await expect(c.execute(['true'])).rejects.toMatchObject({
+        code: expect.stringMatching(/^(RUNNER_PROTOCOL|CONTAINER_LOST)$/),
+      });
+      pool.release(c);
     } finally {
       await app.close();
       await expectNoContainersLeft(name);

@@ -9,6 +9,7 @@ import {
   ExecutionAbortedError,
   InvalidRequestError,
   PoolShuttingDownError,
+  RunnerProtocolError,
 } from '../errors/container-pool.errors';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 import type { PoolTotals } from '../interfaces/container.interface';
@@ -198,6 +199,11 @@ export class Executor {
         // The engine refused to start the program (nothing ran): the container is as it was.
         if (err instanceof InvalidRequestError && !stop.error) throw err;
         c.tainted = true;
+        // The container broke the runner protocol: it is killed already; the error says what it did.
+        if (err instanceof RunnerProtocolError && !stop.error) {
+          void pool.destroy(c, 'broke the runner protocol');
+          throw err;
+        }
         if (!stop.error && !c.lostReason) {
           // The engine says the container is gone (404/409): drop it now. A broken connection may be the
           // container's death too (an engine restart): its lifeline tells within moments.
