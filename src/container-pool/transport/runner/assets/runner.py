@@ -1,0 +1,706 @@
+# container-pool runner: PID 1 of a runner-transport container; runs each job in a forked child.
+# Contract: docs/runner-protocol.md. Stdlib only, Python >= 3.8, started as
+#   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version>
+RUNNER_VERSION = '1.0.0'
+PROTOCOL = 1
+import ctypes, os, sys
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/1/fd, /proc/1/mem and ptrace refused to the same uid
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.version_info < (3, 8) or _libc.prctl(3, 0, 0, 0, 0) != 0:
+    os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
+    os._exit(3)
+os.chdir('/')
+import atexit, builtins, errno, io, json, selectors, struct, time, warnings  # every import, before any job
+
+MIB = 1 << 20
+HDR = struct.Struct('>IBI')
+JOB, STDIN, STDIN_EOF, KILL = 1, 2, 3, 4
+HELLO, STDOUT, STDERR, EXIT, ERROR = 0x81, 0x82, 0x83, 0x84, 0x85
+MAXLEN = {JOB: 4 + MIB + 64 * MIB, STDIN: MIB, STDIN_EOF: 0, KILL: 0}
+CHUNK = 65536
+G = globals()
+MAIN = sys.modules['__main__']  # the runner's own module (kept alive; jobs get a fresh one)
+LOADER = G.get('__loader__')
+OLDIO = (sys.stdin, sys.stdout, sys.stderr)  # never used, never collected
+IOENC = [(f.encoding, f.errors) if f is not None else ('utf-8', 'strict') for f in OLDIO]
+try:
+    MAXFD = max(os.sysconf('SC_OPEN_MAX'), 256)
+except (OSError, ValueError):
+    MAXFD = 65536
+NULL = os.open('/dev/null', os.O_RDWR | os.O_CLOEXEC)
+NB = os.WNOHANG | os.WUNTRACED
+DFL_SIGS = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD)
+
+
+def diag(msg):
+    try:
+        os.write(2, ('runner: %s\n' % msg).encode('utf-8', 'replace'))
+    except OSError:
+        pass
+
+
+def die(msg):
+    diag(msg)
+    os._exit(2)
+
+
+try:
+    DEADLINE = float(sys.argv[1])
+    ARGPROTO = int(sys.argv[2])
+except (IndexError, ValueError):
+    die('usage: runner <deadline-epoch-seconds> <protocol-version>')
+if ARGPROTO != PROTOCOL:
+    diag('host asked for protocol %d, this runner speaks %d' % (ARGPROTO, PROTOCOL))
+
+
+def _oomfile():
+    for p in ('/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/cgroup/memory.events'):
+        try:
+            with open(p, 'rb') as f:
+                if any(l.startswith(b'oom_kill ') for l in f.read().split(b'\n')):
+                    return p
+        except OSError:
+            pass
+    return None
+
+
+OOMFILE = _oomfile()
+
+
+def oom_kills():
+    if OOMFILE is None:
+        return None
+    try:
+        fd = os.open(OOMFILE, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            d = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        for l in d.split(b'\n'):
+            if l.startswith(b'oom_kill '):
+                return int(l[9:])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# ---------------------------------------------------------------- the child (spare, then job)
+
+WARM = b'''
+def f(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+class A:
+    def __init__(self, x):
+        self.x = x
+d = {str(i): A(i) for i in range(64)}
+x = f(200) + len(d)
+try:
+    raise ValueError('w')
+except ValueError as e:
+    y = '%s %d %r' % (e, x, 2.5) + f'{x}'
+'''
+
+
+def _stdio(fd, mode, name, enc, lb):
+    b = io.open(fd, mode, -1, closefd=False)
+    b.raw.name = name
+    return io.TextIOWrapper(b, enc[0], enc[1], '\n', lb)
+
+
+def _warm():
+    m = type(sys)('__warm__')
+    exec(compile(WARM, '<warm>', 'exec', dont_inherit=True), m.__dict__)
+    json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/work", "lineBuffered": false}')
+    w = _stdio(1, 'wb', '<stdout>', IOENC[1], False)
+    w.write('warm\n')
+    w.flush()
+    _stdio(0, 'rb', '<stdin>', IOENC[0], False)
+
+
+XFD = [3]  # the child's CLOEXEC error pipe
+
+
+def _fail(what, e):
+    # the job never ran the caller's program: the runner turns this into ERROR
+    no = getattr(e, 'errno', None) or errno.EINVAL
+    msg = getattr(e, 'strerror', None) or str(e)
+    try:
+        os.write(XFD[0], ('%s\0%d\0%s' % (what, no, msg)).encode('utf-8', 'replace'))
+    finally:
+        os._exit(127)
+
+
+def child(ir, ow, ew, jr, xw, warm):
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        XFD[0] = xw
+        os.setpgid(0, 0)
+        os.dup2(NULL, 0)
+        os.dup2(NULL, 1)  # never hold the control channel
+        lo = 3
+        for f in sorted((ir, ow, ew, jr, xw)):
+            os.closerange(lo, f)
+            lo = f + 1
+        os.closerange(lo, MAXFD)
+        if warm:
+            _warm()
+        b = bytearray()
+        while True:
+            d = os.read(jr, MIB)
+            if not d:
+                break
+            b += d
+        if not b:
+            os._exit(0)
+        n = int.from_bytes(b[:4], 'big')
+        h = json.loads(b[4:4 + n].decode('utf-8'))
+        code = bytes(b[4 + n:])
+        del b
+        os.dup2(ir, 0)
+        os.dup2(ow, 1)
+        os.dup2(ew, 2)
+        os.dup2(xw, 3, inheritable=False)
+        XFD[0] = 3
+        os.closerange(4, MAXFD)
+        _libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE 1 (needed to write oom_score_adj)
+        try:
+            fd = os.open('/proc/self/oom_score_adj', os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b'1000')
+            os.close(fd)
+        except OSError:
+            pass
+        for s in DFL_SIGS:
+            signal.signal(s, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        env = {}
+        for kv in h['env']:
+            k, s, v = kv.partition('=')
+            if s and k:
+                env[k] = v
+        code_job = h['kind'] == 'code'
+        if code_job:
+            try:
+                os.environ.clear()
+                os.environ.update(env)
+            except (ValueError, OSError) as e:
+                _fail('exec', e)
+    except BaseException as e:
+        try:
+            _fail('spawn', e)
+        finally:
+            os._exit(127)
+    try:
+        os.chdir(h['workdir'])
+    except (OSError, ValueError) as e:
+        _fail('chdir', e)
+    if not code_job:
+        argv = h['argv']
+        try:
+            os.execvpe(argv[0], argv, env)
+        except BaseException as e:
+            _fail('exec', e)
+    os.close(3)
+    run_code(code, bool(h.get('lineBuffered')))
+
+
+def _sysexit(e):
+    # as CPython's handle_system_exit
+    c = e.code
+    if c is None:
+        return 0
+    if isinstance(c, int):
+        return c & 255 if -(1 << 63) <= c < (1 << 63) else 255
+    try:
+        sys.stderr.write(str(c) + '\n')
+    except BaseException:
+        pass
+    return 1
+
+
+def _flush():
+    bad = False
+    for f in (sys.stdout, sys.stderr):
+        try:
+            if f is not None and not f.closed:
+                f.flush()
+        except BaseException as e:
+            if f is sys.stdout:
+                bad = True
+                try:
+                    os.write(2, ('Exception ignored in: %r\n%s: %s\n' % (f, type(e).__name__, e)).encode())
+                except OSError:
+                    pass
+    return bad
+
+
+def run_code(src, lb):
+    m = type(sys)('__main__')
+    d = m.__dict__
+    d['__loader__'] = LOADER
+    d['__annotations__'] = {}
+    d['__builtins__'] = builtins
+    sys.modules['__main__'] = m
+    sys.argv = ['-c']
+    sys.path.insert(0, '')
+    sys.stdin = sys.__stdin__ = _stdio(0, 'rb', '<stdin>', IOENC[0], False)
+    sys.stdout = sys.__stdout__ = _stdio(1, 'wb', '<stdout>', IOENC[1], lb)
+    sys.stderr = sys.__stderr__ = _stdio(2, 'wb', '<stderr>', IOENC[2], True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    atexit._clear()
+    k = sys.excepthook
+
+    def hook(t, v, tb, k=k, G=G, B=BaseException, I=isinstance):
+        # the default report without the runner's frames; a hook the program installs gets everything
+        while tb is not None and tb.tb_frame.f_globals is G:
+            tb = tb.tb_next
+        k(t, v.with_traceback(tb) if I(v, B) else v, tb)
+
+    sys.excepthook = hook
+    st, ki = 0, False
+    try:
+        exec(compile(src, '<string>', 'exec', dont_inherit=True), d)
+    except SystemExit as e:
+        st = _sysexit(e)
+    except BaseException as e:
+        st, ki = 1, isinstance(e, KeyboardInterrupt)
+        sys.last_type, sys.last_value, sys.last_traceback = type(e), e, e.__traceback__
+        try:
+            sys.excepthook(type(e), e, e.__traceback__)
+        except BaseException:
+            try:
+                hook(type(e), e, e.__traceback__, sys.__excepthook__)
+            except BaseException:
+                pass
+        e = None
+    # as Py_FinalizeEx: threads, atexit, flush (120 when stdout fails), module teardown, flush again
+    t = sys.modules.get('threading')
+    if t is not None:
+        try:
+            t._shutdown()
+        except BaseException:
+            pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    if _flush():
+        st = 120
+    try:
+        for n in list(d):
+            if n != '__builtins__':
+                d[n] = None
+    except BaseException:
+        pass
+    if _flush():
+        st = 120
+    if ki:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        st = 130
+    os._exit(st)
+
+
+# ---------------------------------------------------------------- the runner
+
+sel = selectors.DefaultSelector()
+out = bytearray()  # the outbound queue (frames to the host)
+inb = bytearray()
+kids = {}  # pid -> Kid (spare or job)
+jobs = {}  # job id -> Kid
+last_id = 0
+paused = False
+spare = None
+spare_deaths = 0
+
+
+class Kid(object):
+    __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq')
+
+    def __init__(self, pid, si, so, se, sj, sx):
+        self.pid, self.si, self.so, self.se, self.sj, self.sx = pid, si, so, se, sj, sx
+        self.jid, self.iq, self.ieof, self.jq = 0, [], False, None
+
+
+def reg(fd, ev, cb, arg):
+    if fd >= 0 and fd not in sel.get_map():
+        sel.register(fd, ev, (cb, arg))
+
+
+def unreg(fd):
+    if fd >= 0 and fd in sel.get_map():
+        sel.unregister(fd)
+
+
+def close(fd):
+    if fd >= 0:
+        unreg(fd)
+        os.close(fd)
+    return -1
+
+
+def send(t, jid, payload):
+    out.extend(HDR.pack(len(payload), t, jid))
+    out.extend(payload)
+
+
+def spawn(warm):
+    fds = []
+    try:
+        for _ in range(5):
+            fds.extend(os.pipe())
+        pid = os.fork()
+    except OSError as e:
+        for f in fds:
+            os.close(f)
+        return e
+    ir, iw, orr, ow, er, ew, jr, jw, xr, xw = fds
+    if pid == 0:
+        try:
+            child(ir, ow, ew, jr, xw, warm)
+        finally:
+            os._exit(127)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    for f in (ir, ow, ew, jr, xw):
+        os.close(f)
+    for f in (iw, orr, er, jw, xr):
+        os.set_blocking(f, False)
+    k = Kid(pid, iw, orr, er, jw, xr)
+    kids[pid] = k
+    return k
+
+
+def new_spare():
+    global spare
+    spare = None
+    if spare_deaths > 20:
+        return  # something keeps killing spares: fork per job from now on
+    k = spawn(True)
+    if isinstance(k, Kid):
+        spare = k
+    else:
+        diag('cannot fork a spare: %s' % k)
+
+
+def discard(k):
+    for f in (k.si, k.so, k.se, k.sj, k.sx):
+        close(f)
+    k.si = k.so = k.se = k.sj = k.sx = -1
+
+
+def error(jid, what, no, msg):
+    send(ERROR, jid, json.dumps({'what': what, 'errno': no, 'message': msg}).encode())
+
+
+def feed_job(k):
+    # the job header and code go down the job pipe as the child takes them
+    mv = k.jq
+    while mv:
+        try:
+            n = os.write(k.sj, mv)
+        except BlockingIOError:
+            break
+        except OSError:
+            mv = None
+            break
+        mv = mv[n:]
+    k.jq = mv
+    if mv:
+        reg(k.sj, selectors.EVENT_WRITE, feed_job_cb, k)
+    else:
+        k.sj = close(k.sj)
+
+
+def feed_job_cb(k, fd):
+    feed_job(k)
+
+
+def start_job(jid, payload):
+    global spare, spare_deaths
+    n = int.from_bytes(payload[:4], 'big')
+    if len(payload) < 4 or n > MIB or 4 + n > len(payload):
+        die('bad JOB payload for job %d' % jid)
+    try:
+        h = json.loads(payload[4:4 + n].decode('utf-8'))
+        ok = (isinstance(h, dict) and h.get('kind') in ('code', 'cmd') and isinstance(h.get('env'), list)
+              and all(isinstance(x, str) for x in h['env']) and isinstance(h.get('workdir'), str)
+              and isinstance(h.get('lineBuffered', False), bool))
+        if ok and h['kind'] == 'cmd':
+            a = h.get('argv')
+            ok = isinstance(a, list) and len(a) > 0 and all(isinstance(x, str) for x in a)
+    except ValueError:
+        ok = False
+    if not ok:
+        die('bad JOB header for job %d' % jid)
+    mv = memoryview(payload)
+    k = None
+    for attempt in (0, 1):
+        if attempt == 0 and spare is not None:
+            k, spare = spare, None
+            spare_deaths = 0
+        else:
+            k = spawn(False)
+            if not isinstance(k, Kid):
+                no = getattr(k, 'errno', None) or errno.EAGAIN
+                error(jid, 'spawn', no, 'cannot start the job process: %s' % (getattr(k, 'strerror', None) or k))
+                break
+        try:
+            w = os.write(k.sj, mv)
+        except BlockingIOError:
+            w = 0
+        except OSError:  # the child is gone (EPIPE): forget it, try a fresh one
+            os.kill(k.pid, signal.SIGKILL)
+            discard(k)
+            k = None
+            continue
+        k.jid = jid
+        jobs[jid] = k
+        k.jq = mv[w:]
+        feed_job(k)
+        if not paused:
+            reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
+            reg(k.se, selectors.EVENT_READ, on_out, (k, STDERR))
+        break
+    else:
+        error(jid, 'spawn', errno.EPIPE, 'the job process died before it got the job')
+    if spare is None:
+        new_spare()
+
+
+def on_out(a, fd):
+    k, t = a
+    try:
+        d = os.read(fd, CHUNK)
+    except BlockingIOError:
+        return
+    except OSError:
+        d = b''
+    if d:
+        send(t, k.jid, d)
+    elif t == STDOUT:
+        k.so = close(k.so)
+    else:
+        k.se = close(k.se)
+
+
+def feed(k):
+    q = k.iq
+    while q:
+        try:
+            n = os.write(k.si, q[0])
+        except BlockingIOError:
+            break
+        except OSError:  # EPIPE: the job closed its stdin; the rest is dropped
+            del q[:]
+            k.ieof = True
+            break
+        if n < len(q[0]):
+            q[0] = q[0][n:]
+            break
+        del q[0]
+    if q:
+        reg(k.si, selectors.EVENT_WRITE, feed_cb, k)
+    else:
+        unreg(k.si)
+        if k.ieof:
+            k.si = close(k.si)
+
+
+def feed_cb(k, fd):
+    feed(k)
+
+
+def drain(k, fd, t):
+    got = 0
+    while fd >= 0 and got < 4 * MIB:
+        try:
+            d = os.read(fd, CHUNK)
+        except OSError:
+            break
+        if not d:
+            break
+        got += len(d)
+        send(t, k.jid, d)
+
+
+def finish(k, st):
+    drain(k, k.so, STDOUT)
+    drain(k, k.se, STDERR)
+    x = b''
+    try:
+        x = os.read(k.sx, 65536) if k.sx >= 0 else b''
+    except OSError:
+        pass
+    discard(k)
+    del jobs[k.jid]
+    if x:
+        p = x.decode('utf-8', 'replace').split('\0', 2)
+        try:
+            error(k.jid, p[0], int(p[1]), p[2])
+            return
+        except (IndexError, ValueError):
+            pass
+    if os.WIFSIGNALED(st):
+        st = 128 + os.WTERMSIG(st)
+    else:
+        st = os.WEXITSTATUS(st)
+    o = oom_kills()
+    send(EXIT, k.jid, b'{"status": %d, "oomKills": %s}' % (st, b'null' if o is None else str(o).encode()))
+
+
+def reap():
+    global spare, spare_deaths
+    while True:
+        try:
+            pid, st = os.waitpid(-1, NB)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        k = kids.get(pid)
+        if k is None:
+            continue  # an orphan reparented to PID 1
+        if os.WIFSTOPPED(st):
+            if k is spare:
+                os.kill(pid, signal.SIGKILL)
+                spare_deaths += 1
+                new_spare()
+            continue
+        if os.WIFCONTINUED(st):
+            continue
+        del kids[pid]
+        if k.jid:
+            finish(k, st)
+        else:
+            discard(k)
+            if k is spare:
+                spare_deaths += 1
+                new_spare()
+
+
+def on_wake(_, fd):
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass
+    reap()
+
+
+def on_input(_, fd):
+    global last_id
+    try:
+        d = os.read(0, 4 * MIB)
+    except BlockingIOError:
+        return
+    except OSError:
+        os._exit(0)
+    if not d:
+        os._exit(0)  # EOF: the owner is gone
+    inb.extend(d)
+    p, end = 0, len(inb)
+    while end - p >= 9:
+        n, t, jid = HDR.unpack_from(inb, p)
+        if t not in MAXLEN or n > MAXLEN[t]:
+            die('bad frame: type %d, length %d' % (t, n))
+        if end - p - 9 < n:
+            break
+        payload = bytes(inb[p + 9:p + 9 + n])
+        p += 9 + n
+        if t == JOB:
+            if jid <= last_id:
+                die('JOB %d: ids must grow' % jid)
+            last_id = jid
+            start_job(jid, payload)
+            continue
+        if jid == 0 or jid > last_id:
+            die('frame type %d for job %d that was never started' % (t, jid))
+        k = jobs.get(jid)
+        if k is None:
+            continue  # the job ended already: a race, not nonsense
+        if t == STDIN:
+            if payload and not k.ieof and k.si >= 0:
+                k.iq.append(memoryview(payload))
+                feed(k)
+        elif t == STDIN_EOF:
+            k.ieof = True
+            feed(k)
+        else:
+            try:
+                os.killpg(k.pid, signal.SIGKILL)
+            except OSError:
+                try:
+                    os.kill(k.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+    del inb[:p]
+
+
+def flush():
+    global paused
+    if out:
+        try:
+            n = os.write(1, out)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            os._exit(0)
+        del out[:n]
+    if out:
+        reg(1, selectors.EVENT_WRITE, lambda a, fd: None, None)
+    else:
+        unreg(1)
+    if len(out) > MIB:
+        if not paused:
+            paused = True
+            for k in jobs.values():
+                unreg(k.so)
+                unreg(k.se)
+    elif paused:
+        paused = False
+        for k in jobs.values():
+            reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
+            reg(k.se, selectors.EVENT_READ, on_out, (k, STDERR))
+
+
+def main():
+    for fd in (0, 1, 2):
+        os.set_blocking(fd, False)
+    wr, ww = os.pipe()
+    os.set_blocking(wr, False)
+    os.set_blocking(ww, False)
+    signal.signal(signal.SIGCHLD, lambda s, f: None)
+    signal.set_wakeup_fd(ww, warn_on_full_buffer=False)
+    sel.register(wr, selectors.EVENT_READ, (on_wake, None))
+    sel.register(0, selectors.EVENT_READ, (on_input, None))
+    new_spare()
+    v = sys.version_info
+    send(HELLO, 0, json.dumps({'protocol': PROTOCOL, 'runner': RUNNER_VERSION,
+                               'python': '%d.%d.%d' % (v[0], v[1], v[2]), 'oomKills': oom_kills()}).encode())
+    flush()
+    mp = sel.get_map()
+    while True:
+        t = DEADLINE - time.time()
+        if t <= 0:
+            os._exit(0)  # the hard lifetime deadline
+        for key, _ in sel.select(t):
+            if mp.get(key.fd) is key:  # skip events of an fd closed (and maybe reused) earlier in this batch
+                key.data[0](key.data[1], key.fd)
+        flush()
+
+
+try:
+    main()
+except BaseException as e:
+    diag('fatal: %r' % (e,))
+    os._exit(2)
