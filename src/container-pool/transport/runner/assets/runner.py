@@ -3,7 +3,13 @@
 #   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version>
 RUNNER_VERSION = '1.0.0'
 PROTOCOL = 1
-import ctypes, os, sys
+import os, sys
+try:  # opened while still dumpable (after the prctl, /proc/self is root's): cmd jobs inherit 1000 from here
+    OOMADJ = os.open('/proc/self/oom_score_adj', os.O_RDWR | os.O_CLOEXEC)
+    OOMADJ0 = os.read(OOMADJ, 32).strip() or b'0'
+except OSError:
+    OOMADJ = None
+import ctypes
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/1/fd, /proc/1/mem and ptrace refused to the same uid
 import signal
@@ -26,9 +32,9 @@ LOADER = G.get('__loader__')
 OLDIO = (sys.stdin, sys.stdout, sys.stderr)  # never used, never collected
 IOENC = [(f.encoding, f.errors) if f is not None else ('utf-8', 'strict') for f in OLDIO]
 try:
-    MAXFD = max(os.sysconf('SC_OPEN_MAX'), 256)
+    MAXFD = os.sysconf('SC_OPEN_MAX')
 except (OSError, ValueError):
-    MAXFD = 65536
+    MAXFD = 1024
 NULL = os.open('/dev/null', os.O_RDWR | os.O_CLOEXEC)
 NB = os.WNOHANG | os.WUNTRACED
 DFL_SIGS = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD)
@@ -86,7 +92,7 @@ def oom_kills():
     return None
 
 
-# ---------------------------------------------------------------- the child (spare, then job)
+# ---------------------------------------------------------------- code jobs: the child (spare, then job)
 
 WARM = b'''
 def f(n):
@@ -104,25 +110,15 @@ try:
 except ValueError as e:
     y = '%s %d %r' % (e, x, 2.5) + f'{x}'
 '''
+SF = min(MAXFD, 1024) - 1  # a code child's status pipe (CLOEXEC), out of the way of the program's own descriptors
+ST = [SF, None]  # where _fail writes; the status pipe's (st_dev, st_ino)
 
 
 def _stdio(fd, mode, name, enc, lb):
+    # as Python's create_stdio
     b = io.open(fd, mode, -1, closefd=False)
     b.raw.name = name
     return io.TextIOWrapper(b, enc[0], enc[1], '\n', lb)
-
-
-def _warm():
-    m = type(sys)('__warm__')
-    exec(compile(WARM, '<warm>', 'exec', dont_inherit=True), m.__dict__)
-    json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/work", "lineBuffered": false}')
-    w = _stdio(1, 'wb', '<stdout>', IOENC[1], False)
-    w.write('warm\n')
-    w.flush()
-    _stdio(0, 'rb', '<stdin>', IOENC[0], False)
-
-
-XFD = [3]  # the child's CLOEXEC error pipe
 
 
 def _fail(what, e):
@@ -130,83 +126,102 @@ def _fail(what, e):
     no = getattr(e, 'errno', None) or errno.EINVAL
     msg = getattr(e, 'strerror', None) or str(e)
     try:
-        os.write(XFD[0], ('%s\0%d\0%s' % (what, no, msg)).encode('utf-8', 'replace'))
+        os.write(ST[0], ('%s\0%d\0%s' % (what, no, msg)).encode('utf-8', 'replace'))
     finally:
         os._exit(127)
 
 
-def child(ir, ow, ew, jr, xw, warm):
+def _report(st):
+    # the status, right before _exit: the runner ends the job without waiting for the kernel's teardown
+    try:
+        s = os.fstat(SF)
+        if (s.st_dev, s.st_ino) == ST[1]:
+            os.write(SF, b'exit\0%d' % st)
+    except OSError:
+        pass
+
+
+def spare_main(ir, ow, ew, jr, xw, warm):
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        XFD[0] = xw
+        ST[0] = xw
         os.setpgid(0, 0)
-        os.dup2(NULL, 0)
-        os.dup2(NULL, 1)  # never hold the control channel
-        lo = 3
-        for f in sorted((ir, ow, ew, jr, xw)):
-            os.closerange(lo, f)
-            lo = f + 1
-        os.closerange(lo, MAXFD)
-        if warm:
-            _warm()
+        a, b = os.dup(jr), os.dup(xw)
+        os.dup2(ir, 0)  # the job's own pipes: never the control channel
+        os.dup2(ow, 1)
+        os.dup2(ew, 2)
+        os.dup2(a, 3, inheritable=False)
+        os.dup2(b, SF, inheritable=False)
+        ST[0] = SF
+        os.closerange(4, SF)
+        os.closerange(SF + 1, MAXFD)
+        s = os.fstat(SF)
+        ST[1] = (s.st_dev, s.st_ino)
+        # everything that does not depend on the job, before it comes
+        m = type(sys)('__main__')
+        d = m.__dict__
+        d['__loader__'] = LOADER
+        d['__annotations__'] = {}
+        d['__builtins__'] = builtins
+        sys.stdin = sys.__stdin__ = _stdio(0, 'rb', '<stdin>', IOENC[0], False)
+        sys.stdout = sys.__stdout__ = _stdio(1, 'wb', '<stdout>', IOENC[1], False)
+        sys.stderr = sys.__stderr__ = _stdio(2, 'wb', '<stderr>', IOENC[2], True)
+        sys.argv = ['-c']
+        atexit._clear()
+        k = sys.excepthook
+
+        def hook(t, v, tb, k=k, G=G, B=BaseException, I=isinstance):
+            # the default report without the runner's frames; a hook the program installs gets everything
+            while tb is not None and tb.tb_frame.f_globals is G:
+                tb = tb.tb_next
+            k(t, v.with_traceback(tb) if I(v, B) else v, tb)
+
+        sys.excepthook = hook
+        if warm:  # copy-on-write faults now rather than in the job
+            exec(compile(WARM, '<warm>', 'exec', dont_inherit=True), type(sys)('__warm__').__dict__)
+            json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/work", "lineBuffered": false}')
         b = bytearray()
         while True:
-            d = os.read(jr, MIB)
-            if not d:
+            c = os.read(3, MIB)
+            if not c:
                 break
-            b += d
+            b += c
+        os.close(3)
         if not b:
             os._exit(0)
+        os.write(SF, b'\6')  # got it: from now on a death is the job's, not a lost job
         n = int.from_bytes(b[:4], 'big')
         h = json.loads(b[4:4 + n].decode('utf-8'))
         code = bytes(b[4 + n:])
         del b
-        os.dup2(ir, 0)
-        os.dup2(ow, 1)
-        os.dup2(ew, 2)
-        os.dup2(xw, 3, inheritable=False)
-        XFD[0] = 3
-        os.closerange(4, MAXFD)
-        _libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE 1 (needed to write oom_score_adj)
+        _libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE 1 (also needed to write oom_score_adj)
         try:
             fd = os.open('/proc/self/oom_score_adj', os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fd, b'1000')
+            os.write(fd, b'1000')  # the OOM killer takes the job, not the runner
             os.close(fd)
         except OSError:
             pass
-        for s in DFL_SIGS:
-            signal.signal(s, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        env = {}
-        for kv in h['env']:
-            k, s, v = kv.partition('=')
-            if s and k:
-                env[k] = v
-        code_job = h['kind'] == 'code'
-        if code_job:
-            try:
-                os.environ.clear()
-                os.environ.update(env)
-            except (ValueError, OSError) as e:
-                _fail('exec', e)
-    except BaseException as e:
         try:
-            _fail('spawn', e)
-        finally:
-            os._exit(127)
+            os.environ.clear()
+            os.environ.update(envdict(h['env']))
+        except (ValueError, OSError) as e:
+            _fail('exec', e)
+    except BaseException as e:
+        _fail('spawn', e)
     try:
         os.chdir(h['workdir'])
     except (OSError, ValueError) as e:
         _fail('chdir', e)
-    if not code_job:
-        argv = h['argv']
-        try:
-            os.execvpe(argv[0], argv, env)
-        except BaseException as e:
-            _fail('exec', e)
-    os.close(3)
-    run_code(code, bool(h.get('lineBuffered')))
+    if h.get('lineBuffered'):
+        sys.stdout.reconfigure(line_buffering=True)
+    sys.modules['__main__'] = m
+    sys.path.insert(0, '')
+    run_code(code, d)
 
 
 def _sysexit(e):
@@ -239,31 +254,8 @@ def _flush():
     return bad
 
 
-def run_code(src, lb):
-    m = type(sys)('__main__')
-    d = m.__dict__
-    d['__loader__'] = LOADER
-    d['__annotations__'] = {}
-    d['__builtins__'] = builtins
-    sys.modules['__main__'] = m
-    sys.argv = ['-c']
-    sys.path.insert(0, '')
-    sys.stdin = sys.__stdin__ = _stdio(0, 'rb', '<stdin>', IOENC[0], False)
-    sys.stdout = sys.__stdout__ = _stdio(1, 'wb', '<stdout>', IOENC[1], lb)
-    sys.stderr = sys.__stderr__ = _stdio(2, 'wb', '<stderr>', IOENC[2], True)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    atexit._clear()
-    k = sys.excepthook
-
-    def hook(t, v, tb, k=k, G=G, B=BaseException, I=isinstance):
-        # the default report without the runner's frames; a hook the program installs gets everything
-        while tb is not None and tb.tb_frame.f_globals is G:
-            tb = tb.tb_next
-        k(t, v.with_traceback(tb) if I(v, B) else v, tb)
-
-    sys.excepthook = hook
+def run_code(src, d):
+    me = os.getpid()
     st, ki = 0, False
     try:
         exec(compile(src, '<string>', 'exec', dont_inherit=True), d)
@@ -276,7 +268,7 @@ def run_code(src, lb):
             sys.excepthook(type(e), e, e.__traceback__)
         except BaseException:
             try:
-                hook(type(e), e, e.__traceback__, sys.__excepthook__)
+                sys.__excepthook__(type(e), e, e.__traceback__)
             except BaseException:
                 pass
         e = None
@@ -302,10 +294,40 @@ def run_code(src, lb):
     if _flush():
         st = 120
     if ki:
+        st = 130
+    if os.getpid() == me:  # not a fork the program made
+        _report(st)
+    if ki:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
-        st = 130
     os._exit(st)
+
+
+# ---------------------------------------------------------------- cmd jobs: posix_spawn (vfork + exec)
+
+def envdict(env):
+    e = {}
+    for kv in env:
+        k, s, v = kv.partition('=')
+        if s and k:
+            e[k] = v
+    return e
+
+
+def spawnp(argv, env, fa):
+    # os.execvpe's PATH search (PATH from the job's env), each candidate through posix_spawn
+    f = argv[0]
+    saved = last = None
+    for p in [f] if '/' in f else [os.path.join(d, f) for d in os.get_exec_path(env)]:
+        try:
+            if p != f:
+                os.stat(p)
+            return os.posix_spawn(p, argv, env, file_actions=fa, setpgroup=0, setsigmask=(), setsigdef=DFL_SIGS)
+        except OSError as e:
+            last = e
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR) and saved is None:
+                saved = e
+    raise saved or last
 
 
 # ---------------------------------------------------------------- the runner
@@ -322,11 +344,12 @@ spare_deaths = 0
 
 
 class Kid(object):
-    __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq')
+    __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq', 'job', 'acked', 'killed', 'tries')
 
     def __init__(self, pid, si, so, se, sj, sx):
         self.pid, self.si, self.so, self.se, self.sj, self.sx = pid, si, so, se, sj, sx
         self.jid, self.iq, self.ieof, self.jq = 0, [], False, None
+        self.job, self.acked, self.killed, self.tries = None, sj < 0, False, 0
 
 
 def reg(fd, ev, cb, arg):
@@ -364,7 +387,7 @@ def spawn(warm):
     ir, iw, orr, ow, er, ew, jr, jw, xr, xw = fds
     if pid == 0:
         try:
-            child(ir, ow, ew, jr, xw, warm)
+            spare_main(ir, ow, ew, jr, xw, warm)
         finally:
             os._exit(127)
     try:
@@ -442,39 +465,115 @@ def start_job(jid, payload):
         ok = False
     if not ok:
         die('bad JOB header for job %d' % jid)
-    mv = memoryview(payload)
-    k = None
-    for attempt in (0, 1):
-        if attempt == 0 and spare is not None:
-            k, spare = spare, None
-            spare_deaths = 0
-        else:
+    if h['kind'] == 'cmd':
+        start_cmd(jid, h)
+        return
+    k, spare = spare, None
+    if k is not None:
+        spare_deaths = 0
+    hand(jid, payload, k, [], False, 0)
+    if spare is None:
+        new_spare()
+
+
+def hand(jid, payload, k, iq, ieof, tries):
+    # give a code job to a child: k (the spare), else a fresh fork. Until the child acknowledges the job, its
+    # payload and stdin are kept: a child killed before (by another job: same uid) is replaced, the job re-sent.
+    while True:
+        if k is None:
             k = spawn(False)
             if not isinstance(k, Kid):
                 no = getattr(k, 'errno', None) or errno.EAGAIN
                 error(jid, 'spawn', no, 'cannot start the job process: %s' % (getattr(k, 'strerror', None) or k))
-                break
+                return
         try:
-            w = os.write(k.sj, mv)
+            w = os.write(k.sj, payload)
+            break
         except BlockingIOError:
             w = 0
+            break
         except OSError:  # the child is gone (EPIPE): forget it, try a fresh one
             os.kill(k.pid, signal.SIGKILL)
             discard(k)
             k = None
-            continue
-        k.jid = jid
-        jobs[jid] = k
-        k.jq = mv[w:]
-        feed_job(k)
-        if not paused:
-            reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
-            reg(k.se, selectors.EVENT_READ, on_out, (k, STDERR))
-        break
-    else:
-        error(jid, 'spawn', errno.EPIPE, 'the job process died before it got the job')
-    if spare is None:
-        new_spare()
+    k.job, k.iq, k.ieof, k.tries = payload, iq, ieof, tries
+    k.jq = memoryview(payload)[w:]
+    feed_job(k)
+    began(jid, k)
+    reg(k.sx, selectors.EVENT_READ, on_status, k)
+
+
+def began(jid, k):
+    k.jid = jid
+    jobs[jid] = k
+    if not paused:
+        reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
+        reg(k.se, selectors.EVENT_READ, on_out, (k, STDERR))
+
+
+def adj(v):
+    if OOMADJ is not None:
+        try:
+            os.write(OOMADJ, v)
+        except OSError:
+            pass
+
+
+def start_cmd(jid, h):
+    fds = []
+    try:
+        for _ in range(3):
+            fds.extend(os.pipe())
+    except OSError as e:
+        for f in fds:
+            os.close(f)
+        error(jid, 'spawn', e.errno, 'cannot start the job process: %s' % e.strerror)
+        return
+    ir, iw, orr, ow, er, ew = fds
+    what, pid = 'chdir', None
+    try:
+        os.chdir(h['workdir'])  # the child inherits it; the runner imports nothing, so its own cwd does not matter
+        what = 'exec'
+        adj(b'1000')  # for the few hundred microseconds of the spawn: the child inherits it, with no race
+        pid = spawnp(h['argv'], envdict(h['env']),
+                     [(os.POSIX_SPAWN_DUP2, ir, 0), (os.POSIX_SPAWN_DUP2, ow, 1), (os.POSIX_SPAWN_DUP2, ew, 2)])
+    except (OSError, ValueError) as e:
+        no = getattr(e, 'errno', None) or errno.EINVAL
+        if what == 'exec' and no in (errno.EAGAIN, errno.ENOMEM):
+            what = 'spawn'
+        error(jid, what, no, getattr(e, 'strerror', None) or str(e))
+    finally:
+        adj(OOMADJ0)
+        os.chdir('/')
+        for f in (ir, ow, ew):
+            os.close(f)
+    if pid is None:
+        for f in (iw, orr, er):
+            os.close(f)
+        return
+    for f in (iw, orr, er):
+        os.set_blocking(f, False)
+    k = Kid(pid, iw, orr, er, -1, -1)
+    kids[pid] = k
+    began(jid, k)
+
+
+def on_status(k, fd):
+    # a code child's status (right before its _exit) or why it never ran the program
+    try:
+        x = os.read(fd, 65536)
+    except BlockingIOError:
+        return
+    except OSError:
+        x = b''
+    if x[:1] == b'\6':
+        x = x[1:]
+        k.acked, k.job = True, None
+        feed(k)
+        if not x:
+            return
+    if not x or not end_job(k, x, None):
+        k.sx = close(k.sx)  # nothing usable: the reap ends the job
 
 
 def on_out(a, fd):
@@ -494,6 +593,8 @@ def on_out(a, fd):
 
 
 def feed(k):
+    if not k.acked:
+        return
     q = k.iq
     while q:
         try:
@@ -533,29 +634,41 @@ def drain(k, fd, t):
         send(t, k.jid, d)
 
 
-def finish(k, st):
-    drain(k, k.so, STDOUT)
-    drain(k, k.se, STDERR)
-    x = b''
-    try:
-        x = os.read(k.sx, 65536) if k.sx >= 0 else b''
-    except OSError:
-        pass
-    discard(k)
-    del jobs[k.jid]
-    if x:
+def end_job(k, x, st):
+    # x: what the status pipe holds (b'exit\0N', b'<what>\0<errno>\0<message>' or b''); st: the wait status
+    # (None: not reaped yet). False when x is unusable and the job is not over.
+    err = None
+    if x.startswith(b'exit\0'):
+        try:
+            n = int(x[5:])
+        except ValueError:
+            n = -1
+        if not 0 <= n <= 255:
+            x = b''
+    elif x:
         p = x.decode('utf-8', 'replace').split('\0', 2)
         try:
-            error(k.jid, p[0], int(p[1]), p[2])
-            return
+            err = (p[0], int(p[1]), p[2])
         except (IndexError, ValueError):
-            pass
-    if os.WIFSIGNALED(st):
-        st = 128 + os.WTERMSIG(st)
-    else:
-        st = os.WEXITSTATUS(st)
+            err = None
+        if err is None or err[0] not in ('exec', 'chdir', 'spawn'):
+            x, err = b'', None
+    if st is None and not x:
+        return False
+    jid = k.jid
+    drain(k, k.so, STDOUT)
+    drain(k, k.se, STDERR)
+    discard(k)
+    del jobs[jid]
+    k.jid = 0
+    if err:
+        error(jid, err[0], err[1], err[2])
+        return True
+    if st is not None:
+        n = 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
     o = oom_kills()
-    send(EXIT, k.jid, b'{"status": %d, "oomKills": %s}' % (st, b'null' if o is None else str(o).encode()))
+    send(EXIT, jid, b'{"status": %d, "oomKills": %s}' % (n, b'null' if o is None else str(o).encode()))
+    return True
 
 
 def reap():
@@ -571,16 +684,30 @@ def reap():
         if k is None:
             continue  # an orphan reparented to PID 1
         if os.WIFSTOPPED(st):
-            if k is spare:
+            if not k.jid or not k.acked:  # a spare, a child that has not got its job, one that reported its end
                 os.kill(pid, signal.SIGKILL)
-                spare_deaths += 1
-                new_spare()
+                if k is spare:
+                    spare_deaths += 1
+                    new_spare()
             continue
         if os.WIFCONTINUED(st):
             continue
         del kids[pid]
         if k.jid:
-            finish(k, st)
+            x = b''
+            try:
+                x = os.read(k.sx, 65536) if k.sx >= 0 else b''
+            except OSError:
+                pass
+            if x[:1] == b'\6':
+                x, k.acked = x[1:], True
+            if not k.acked and not k.killed and os.WIFSIGNALED(st) and k.tries < 3:
+                jid = k.jid  # killed before it got the job: run it in a new child
+                del jobs[jid]
+                discard(k)
+                hand(jid, k.job, None, k.iq, k.ieof, k.tries + 1)
+                continue
+            end_job(k, x, st)
         else:
             discard(k)
             if k is spare:
@@ -636,6 +763,7 @@ def on_input(_, fd):
             k.ieof = True
             feed(k)
         else:
+            k.killed = True
             try:
                 os.killpg(k.pid, signal.SIGKILL)
             except OSError:
