@@ -429,8 +429,24 @@ def throughput():
     j = r.run(argv=['cat'], stdin=data, timeout=60)
     drt = time.perf_counter() - t
     assert j.out == data
-    return '10 MiB in %.0f MB/s (%.0f ms), out %.0f MB/s (%.0f ms), cat round trip %.0f ms' % (
-        len(data) / din / 1e6, din * 1000, len(data) / dout / 1e6, dout * 1000, drt * 1000)
+    # for scale: the docker CLI's attach stream alone (a plain container whose PID 1 is `head`)
+    p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--label', LABEL, '--network', 'none', IMAGE, 'sh', '-c',
+                          'sleep 0.3; exec head -c %d /dev/zero' % (10 * MIB)], stdout=subprocess.PIPE, bufsize=0)
+    got, t0 = 0, None
+    try:
+        while True:
+            d = os.read(p.stdout.fileno(), MIB)
+            if not d:
+                break
+            t0 = t0 or time.perf_counter()
+            got += len(d)
+        draw = time.perf_counter() - t0
+    finally:
+        p.kill()
+        p.wait()
+    return ('10 MiB in %.0f MB/s (%.0f ms), out %.0f MB/s (%.0f ms), cat round trip %.0f ms; raw docker attach '
+            'out (no runner) %.0f MB/s' % (len(data) / din / 1e6, din * 1000, len(data) / dout / 1e6, dout * 1000,
+                                           drt * 1000, got / draw / 1e6))
 
 
 @case

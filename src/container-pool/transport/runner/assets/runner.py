@@ -18,7 +18,7 @@ if sys.version_info < (3, 8) or _libc.prctl(3, 0, 0, 0, 0) != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
-import atexit, builtins, errno, io, json, selectors, struct, time, warnings  # every import, before any job
+import atexit, builtins, errno, fcntl, io, json, selectors, struct, time, warnings  # every import, before any job
 
 MIB = 1 << 20
 HDR = struct.Struct('>IBI')
@@ -802,6 +802,11 @@ def flush():
 
 
 def main():
+    for fd in (0, 1):
+        try:  # the attach stream's pipes: 1 MiB (the default limit for a user) takes stdin about 1.6x faster
+            fcntl.fcntl(fd, getattr(fcntl, 'F_SETPIPE_SZ', 1031), MIB)
+        except OSError:
+            pass
     for fd in (0, 1, 2):
         os.set_blocking(fd, False)
     wr, ww = os.pipe()
