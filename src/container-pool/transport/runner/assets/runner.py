@@ -183,7 +183,7 @@ def spare_main(ir, ow, ew, jr, xw, warm):
             json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/work", "lineBuffered": false}')
         b = bytearray()
         while True:
-            c = os.read(3, MIB)
+            c = os.read(3, CHUNK)
             if not c:
                 break
             b += c
@@ -335,6 +335,8 @@ def spawnp(argv, env, fa):
 sel = selectors.DefaultSelector()
 out = bytearray()  # the outbound queue (frames to the host)
 inb = bytearray()
+RBUF = bytearray(MIB)
+RVIEW = memoryview(RBUF)
 kids = {}  # pid -> Kid (spare or job)
 jobs = {}  # job id -> Kid
 last_id = 0
@@ -727,14 +729,14 @@ def on_wake(_, fd):
 def on_input(_, fd):
     global last_id
     try:
-        d = os.read(0, 4 * MIB)
+        n = os.readv(0, [RBUF])  # into one buffer: no allocation per read
     except BlockingIOError:
         return
     except OSError:
         os._exit(0)
-    if not d:
+    if not n:
         os._exit(0)  # EOF: the owner is gone
-    inb.extend(d)
+    inb.extend(RVIEW[:n])
     p, end = 0, len(inb)
     while end - p >= 9:
         n, t, jid = HDR.unpack_from(inb, p)
