@@ -330,10 +330,20 @@ def code_exit_codes():
     j = r.code('import threading, time\n'
                'threading.Thread(target=lambda: (time.sleep(0.2), print("thread"))).start()\n')
     assert j.status == 0 and j.out == b'thread\n', j
+    j = r.code('import os, sys\nif os.fork() == 0:\n    print("child")\n    sys.exit(5)\n'
+               'print("parent", os.waitstatus_to_exitcode(os.wait()[1]))')
+    assert j.status == 0 and sorted(j.text().splitlines()) == ['child', 'parent 5'], j
+    j = r.code('from multiprocessing import Pool\nwith Pool(2) as p:\n    print(p.map(abs, [-1, -2, -3]))')
+    assert j.status == 0 and j.out == b'[1, 2, 3]\n', j
+    j = r.code('x = "' + 'a' * (5 * MIB) + '"\nprint(len(x))', timeout=30)
+    assert j.status == 0 and j.out == b'%d\n' % (5 * MIB), j
+    j = r.code('import os\nos._exit(9)')
+    assert j.status == 9, j
     j = r.code('f = open("/work/unclosed", "w")\nf.write("data")\n')
     j2 = r.code('print(open("/work/unclosed").read())')
     assert j.status == 0 and j2.out == b'data\n', (j, j2)
-    return 'ok (0, 3, SystemExit msg, 1 + traceback, 130, SyntaxError, excepthook, atexit, threads, files)'
+    return ('ok (0, 3, SystemExit msg, 1 + traceback, 130, SyntaxError, excepthook, atexit, threads, fork + exit,'
+            ' multiprocessing, 5 MiB of code, os._exit, unclosed files)')
 
 
 @case
@@ -555,6 +565,11 @@ def hostile_signals():
     for _ in range(3):
         r.sh('kill -9 -1')
         r.alive()
+    # the spare killed right before the next job comes: that job (and its stdin) goes to a new child
+    for i in range(15):
+        r.sh('kill -9 -1')
+        j = r.code('import sys\nprint(len(sys.stdin.buffer.read()))', stdin=b'z' * (100000 + i))
+        assert j.status == 0 and j.out == b'%d\n' % (100000 + i), j
     return 'ok'
 
 
