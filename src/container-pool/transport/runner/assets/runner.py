@@ -1,4 +1,5 @@
-# container-pool runner: PID 1 of a runner-transport container; runs each job in a forked child.
+# container-pool runner: PID 1 of a runner-transport container. Code jobs run in a pre-forked, warmed spare child,
+# cmd jobs through posix_spawn; frames over the attach stream (fd 0 in, fd 1 out), diagnostics on fd 2.
 # Contract: docs/runner-protocol.md. Stdlib only, Python >= 3.8, started as
 #   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version>
 RUNNER_VERSION = '1.0.0'
@@ -8,13 +9,17 @@ try:  # opened while still dumpable (after the prctl, /proc/self is root's): cmd
     OOMADJ = os.open('/proc/self/oom_score_adj', os.O_RDWR | os.O_CLOEXEC)
     OOMADJ0 = os.read(OOMADJ, 32).strip() or b'0'
 except OSError:
-    OOMADJ = None
-import ctypes
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/1/fd, /proc/1/mem and ptrace refused to the same uid
+    OOMADJ, OOMADJ0 = None, b'0'
+try:
+    import ctypes
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/1/fd, /proc/1/mem and ptrace refused to the same uid
+    DUMPABLE = _libc.prctl(3, 0, 0, 0, 0)
+except Exception:
+    DUMPABLE = -1
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-if sys.version_info < (3, 8) or _libc.prctl(3, 0, 0, 0, 0) != 0:
+if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
@@ -35,7 +40,6 @@ try:
     MAXFD = os.sysconf('SC_OPEN_MAX')
 except (OSError, ValueError):
     MAXFD = 1024
-NULL = os.open('/dev/null', os.O_RDWR | os.O_CLOEXEC)
 NB = os.WNOHANG | os.WUNTRACED
 DFL_SIGS = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD)
 
@@ -178,9 +182,23 @@ def spare_main(ir, ow, ew, jr, xw, warm):
             k(t, v.with_traceback(tb) if I(v, B) else v, tb)
 
         sys.excepthook = hook
-        if warm:  # copy-on-write faults now rather than in the job
+        if warm:  # copy-on-write faults now rather than in the job: the job's own paths, with no effect
             exec(compile(WARM, '<warm>', 'exec', dont_inherit=True), type(sys)('__warm__').__dict__)
-            json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/work", "lineBuffered": false}')
+            w = json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/", "lineBuffered": false}')
+            _libc.prctl(3, 0, 0, 0, 0)
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            e = envdict(w['env'])
+            e.update(os.environ)
+            os.environ.update(e)
+            os.chdir(w['workdir'])
+            sys.stdout.reconfigure(line_buffering=False)
+            sys.modules.get('threading')
+            atexit._run_exitfuncs()
+            _flush()
+            os.fstat(SF)
+            del w, e
         b = bytearray()
         while True:
             c = os.read(3, CHUNK)
