@@ -23,7 +23,7 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
-import atexit, builtins, errno, fcntl, io, json, selectors, struct, time, warnings  # every import, before any job
+import array, atexit, builtins, errno, fcntl, io, json, selectors, socket, struct, time, warnings  # all, before any job
 
 MIB = 1 << 20
 HDR = struct.Struct('>IBI')
@@ -361,6 +361,9 @@ last_id = 0
 paused = False
 spare = None
 spare_deaths = 0
+zsock, zpid, zpending = None, 0, False  # the zygote: the runner's end of its socket, its pid, a spare asked for
+lost = {}  # pids reaped (or reported stopped) before the zygote's message about them: pid -> stopped?
+said_hello = False
 
 
 class Kid(object):
@@ -424,15 +427,178 @@ def spawn(warm):
 
 
 def new_spare():
-    global spare
+    global spare, zpending
     spare = None
     if spare_deaths > 20:
         return  # something keeps killing spares: fork per job from now on
+    if zsock is not None:
+        if not zpending:
+            try:
+                zsock.send(b'\1')
+                zpending = True
+            except OSError:
+                zygote_gone()
+        if zsock is not None:
+            return
     k = spawn(True)
     if isinstance(k, Kid):
         spare = k
     else:
         diag('cannot fork a spare: %s' % k)
+
+
+# The zygote: a child forked once at start that forks the spares (each through an intermediate that exits, so the
+# spare is reparented to PID 1 and reaped here) and passes their pipes over a socket (SCM_RIGHTS). The runner
+# itself then forks nothing: its pages stop being shared, and it stops paying copy-on-write faults on every job.
+
+def zygote_main(b):
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setpgid(0, 0)
+    fd = b.fileno()
+    n = os.open('/dev/null', os.O_RDWR)
+    os.dup2(n, 0)  # never hold the control channel
+    os.dup2(n, 1)
+    os.closerange(3, fd)
+    os.closerange(fd + 1, MAXFD)
+    while True:
+        r = b.recv(64)
+        if not r:
+            os._exit(0)
+        for _ in r:
+            zspawn(b)
+
+
+def zspawn(b):
+    fds, pid = [], -1
+    try:
+        for _ in range(5):
+            fds.extend(os.pipe())
+        pid = os.fork()
+    except OSError:
+        pass
+    if pid == 0:
+        try:
+            ir, iw, orr, ow, er, ew, jr, jw, xr, xw = fds
+            try:
+                s = os.fork()
+            except OSError:
+                s = -1
+            if s == 0:
+                try:
+                    spare_main(ir, ow, ew, jr, xw, True)
+                finally:
+                    os._exit(127)
+            if s > 0:
+                b.sendmsg([struct.pack('=i', s)],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [iw, orr, er, jw, xr]))])
+            else:
+                b.send(struct.pack('=i', 0))
+        finally:
+            os._exit(0)
+    for f in fds:
+        os.close(f)
+    st = 1
+    if pid > 0:
+        try:
+            st = os.waitpid(pid, 0)[1]
+        except OSError:
+            pass
+    if st:  # no message from the intermediate
+        b.send(struct.pack('=i', 0))
+
+
+def zygote_start():
+    global zsock, zpid, zpending
+    try:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError as e:
+        diag('no zygote: %s' % e)
+        return
+    try:
+        pid = os.fork()
+    except OSError as e:
+        diag('no zygote: %s' % e)
+        a.close()
+        b.close()
+        return
+    if pid == 0:
+        try:
+            zygote_main(b)
+        finally:
+            os._exit(0)
+    b.close()
+    a.setblocking(False)
+    zsock, zpid, zpending = a, pid, False
+    reg(a.fileno(), selectors.EVENT_READ, on_zygote, None)
+
+
+def zygote_gone():
+    global zsock, zpid, zpending
+    if zsock is not None:
+        unreg(zsock.fileno())
+        zsock.close()
+    if zpid:
+        try:
+            os.kill(zpid, signal.SIGKILL)
+        except OSError:
+            pass
+    zsock, zpending = None, False
+
+
+def on_zygote(_, fd):
+    global zpending, spare, spare_deaths
+    while zsock is not None:
+        try:
+            msg, anc, _f, _a = zsock.recvmsg(4, socket.CMSG_SPACE(5 * 4), socket.MSG_CMSG_CLOEXEC)
+        except BlockingIOError:
+            return
+        except OSError:
+            msg, anc = b'', []
+        if not msg:
+            zygote_gone()
+            new_spare()
+            return
+        zpending = False
+        fds = []
+        for lvl, typ, data in anc:
+            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                a = array.array('i')
+                a.frombytes(data[:len(data) - len(data) % a.itemsize])
+                fds.extend(a)
+        pid = struct.unpack('=i', msg)[0] if len(msg) == 4 else 0
+        if pid <= 0 or len(fds) != 5 or spare is not None:
+            for f in fds:
+                os.close(f)
+            if pid > 0:
+                os.kill(pid, signal.SIGKILL)
+            if spare is None:  # the zygote could not fork one: fork it here
+                zygote_gone()
+                new_spare()
+            hello()
+            continue
+        for f in fds:
+            os.set_blocking(f, False)
+        k = Kid(pid, *fds)
+        if pid in lost:  # already dead, or stopped, before we knew it
+            if lost.pop(pid):
+                os.kill(pid, signal.SIGKILL)
+            discard(k)
+            spare_deaths += 1
+            new_spare()
+            continue
+        kids[pid] = k
+        spare = k
+        hello()
+
+
+def hello():
+    global said_hello
+    if not said_hello:
+        said_hello = True
+        v = sys.version_info
+        send(HELLO, 0, json.dumps({'protocol': PROTOCOL, 'runner': RUNNER_VERSION,
+                                   'python': '%d.%d.%d' % (v[0], v[1], v[2]), 'oomKills': oom_kills()}).encode())
 
 
 def discard(k):
@@ -700,9 +866,23 @@ def reap():
             return
         if pid == 0:
             return
+        if pid == zpid:
+            if os.WIFSTOPPED(st):
+                os.kill(pid, signal.SIGKILL)
+                continue
+            zygote_gone()
+            spare_deaths += 1
+            if spare_deaths <= 20:
+                zygote_start()
+                if spare is None:
+                    new_spare()
+            continue
         k = kids.get(pid)
-        if k is None:
-            continue  # an orphan reparented to PID 1
+        if k is None:  # an orphan reparented to PID 1, or a spare the zygote has not told us about yet
+            lost[pid] = os.WIFSTOPPED(st)
+            if len(lost) > 256:
+                del lost[next(iter(lost))]
+            continue
         if os.WIFSTOPPED(st):
             if not k.jid or not k.acked:  # a spare, a child that has not got its job, one that reported its end
                 os.kill(pid, signal.SIGKILL)
@@ -836,10 +1016,10 @@ def main():
     signal.set_wakeup_fd(ww, warn_on_full_buffer=False)
     sel.register(wr, selectors.EVENT_READ, (on_wake, None))
     sel.register(0, selectors.EVENT_READ, (on_input, None))
+    zygote_start()
     new_spare()
-    v = sys.version_info
-    send(HELLO, 0, json.dumps({'protocol': PROTOCOL, 'runner': RUNNER_VERSION,
-                               'python': '%d.%d.%d' % (v[0], v[1], v[2]), 'oomKills': oom_kills()}).encode())
+    if zsock is None:
+        hello()  # else once the zygote's first spare is here
     flush()
     mp = sel.get_map()
     while True:
