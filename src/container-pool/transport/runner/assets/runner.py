@@ -23,7 +23,7 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
-import array, atexit, builtins, errno, fcntl, io, json, selectors, socket, struct, time, warnings  # all, before any job
+import array, atexit, builtins, errno, fcntl, io, json, select, selectors, socket, struct, time, warnings  # all, first
 
 MIB = 1 << 20
 HDR = struct.Struct('>IBI')
@@ -96,7 +96,7 @@ def oom_kills():
     return None
 
 
-# ---------------------------------------------------------------- code jobs: the child (spare, then job)
+# ---- code jobs: the child (spare, then job)
 
 WARM = b'''
 def f(n):
@@ -321,7 +321,7 @@ def run_code(src, d):
     os._exit(st)
 
 
-# ---------------------------------------------------------------- cmd jobs: posix_spawn (vfork + exec)
+# ---- cmd jobs: posix_spawn (vfork + exec)
 
 def envdict(env):
     e = {}
@@ -348,7 +348,7 @@ def spawnp(argv, env, fa):
     raise saved or last
 
 
-# ---------------------------------------------------------------- the runner
+# ---- the runner
 
 sel = selectors.DefaultSelector()
 out = bytearray()  # the outbound queue (frames to the host)
@@ -362,7 +362,6 @@ paused = False
 spare = None
 spare_deaths = 0
 zsock, zpid, zpending = None, 0, False  # the zygote: the runner's end of its socket, its pid, a spare asked for
-lost = {}  # pids reaped (or reported stopped) before the zygote's message about them: pid -> stopped?
 said_hello = False
 
 
@@ -373,6 +372,13 @@ class Kid(object):
         self.pid, self.si, self.so, self.se, self.sj, self.sx = pid, si, so, se, sj, sx
         self.jid, self.iq, self.ieof, self.jq = 0, [], False, None
         self.job, self.acked, self.killed, self.tries = None, sj < 0, False, 0
+
+
+def kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def reg(fd, ev, cb, arg):
@@ -397,32 +403,36 @@ def send(t, jid, payload):
     out.extend(payload)
 
 
-def spawn(warm):
+def fork_child(warm):
+    # pipes (stdin, stdout, stderr, job, status) and a fork running spare_main: (pid, the parent ends)
     fds = []
     try:
         for _ in range(5):
             fds.extend(os.pipe())
         pid = os.fork()
-    except OSError as e:
+    except OSError:
         for f in fds:
             os.close(f)
-        return e
+        raise
     ir, iw, orr, ow, er, ew, jr, jw, xr, xw = fds
     if pid == 0:
         try:
             spare_main(ir, ow, ew, jr, xw, warm)
         finally:
             os._exit(127)
-    try:
-        os.setpgid(pid, pid)
-    except OSError:
-        pass
     for f in (ir, ow, ew, jr, xw):
         os.close(f)
-    for f in (iw, orr, er, jw, xr):
+    return pid, [iw, orr, er, jw, xr]
+
+
+def spawn(warm):
+    try:
+        pid, fds = fork_child(warm)
+    except OSError as e:
+        return e
+    for f in fds:
         os.set_blocking(f, False)
-    k = Kid(pid, iw, orr, er, jw, xr)
-    kids[pid] = k
+    k = kids[pid] = Kid(pid, *fds)
     return k
 
 
@@ -447,13 +457,11 @@ def new_spare():
         diag('cannot fork a spare: %s' % k)
 
 
-# The zygote: a child forked once at start that forks the spares (each through an intermediate that exits, so the
-# spare is reparented to PID 1 and reaped here) and passes their pipes over a socket (SCM_RIGHTS). The runner
-# itself then forks nothing: its pages stop being shared, and it stops paying copy-on-write faults on every job.
+# The zygote, forked once at start, forks the spares, passes their pipes (SCM_RIGHTS) and wait statuses on: the
+# runner forks nothing per code job, so it stops paying copy-on-write faults on its own pages on every job.
 
 def zygote_main(b):
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setpgid(0, 0)
     fd = b.fileno()
     n = os.open('/dev/null', os.O_RDWR)
@@ -461,51 +469,43 @@ def zygote_main(b):
     os.dup2(n, 1)
     os.closerange(3, fd)
     os.closerange(fd + 1, MAXFD)
+    wr, ww = os.pipe()
+    os.set_blocking(wr, False)
+    os.set_blocking(ww, False)
+    signal.set_wakeup_fd(ww, warn_on_full_buffer=False)  # the runner's SIGCHLD handler (a no-op) is still set
     while True:
-        r = b.recv(64)
-        if not r:
-            os._exit(0)
-        for _ in r:
-            zspawn(b)
+        r = select.select([fd, wr], [], [])[0]
+        if wr in r:
+            try:
+                while os.read(wr, 4096):
+                    pass
+            except OSError:
+                pass
+            while True:
+                try:
+                    pid, st = os.waitpid(-1, NB)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                b.send(struct.pack('=ii', pid, st))
+        if fd in r:
+            d = b.recv(64)
+            if not d:
+                os._exit(0)
+            for _ in d:
+                zspawn(b)
 
 
 def zspawn(b):
-    fds, pid = [], -1
     try:
-        for _ in range(5):
-            fds.extend(os.pipe())
-        pid = os.fork()
+        pid, fds = fork_child(True)
     except OSError:
-        pass
-    if pid == 0:
-        try:
-            ir, iw, orr, ow, er, ew, jr, jw, xr, xw = fds
-            try:
-                s = os.fork()
-            except OSError:
-                s = -1
-            if s == 0:
-                try:
-                    spare_main(ir, ow, ew, jr, xw, True)
-                finally:
-                    os._exit(127)
-            if s > 0:
-                b.sendmsg([struct.pack('=i', s)],
-                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [iw, orr, er, jw, xr]))])
-            else:
-                b.send(struct.pack('=i', 0))
-        finally:
-            os._exit(0)
+        b.send(struct.pack('=i', 0))
+        return
+    b.sendmsg([struct.pack('=i', pid)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))])
     for f in fds:
         os.close(f)
-    st = 1
-    if pid > 0:
-        try:
-            st = os.waitpid(pid, 0)[1]
-        except OSError:
-            pass
-    if st:  # no message from the intermediate
-        b.send(struct.pack('=i', 0))
 
 
 def zygote_start():
@@ -539,10 +539,7 @@ def zygote_gone():
         unreg(zsock.fileno())
         zsock.close()
     if zpid:
-        try:
-            os.kill(zpid, signal.SIGKILL)
-        except OSError:
-            pass
+        kill(zpid)
     zsock, zpending = None, False
 
 
@@ -550,7 +547,7 @@ def on_zygote(_, fd):
     global zpending, spare, spare_deaths
     while zsock is not None:
         try:
-            msg, anc, _f, _a = zsock.recvmsg(4, socket.CMSG_SPACE(5 * 4), socket.MSG_CMSG_CLOEXEC)
+            msg, anc, _f, _a = zsock.recvmsg(8, socket.CMSG_SPACE(5 * 4), socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             return
         except OSError:
@@ -559,6 +556,9 @@ def on_zygote(_, fd):
             zygote_gone()
             new_spare()
             return
+        if len(msg) == 8:  # a wait status of one of its children
+            on_reaped(*struct.unpack('=ii', msg))
+            continue
         zpending = False
         fds = []
         for lvl, typ, data in anc:
@@ -571,7 +571,7 @@ def on_zygote(_, fd):
             for f in fds:
                 os.close(f)
             if pid > 0:
-                os.kill(pid, signal.SIGKILL)
+                kill(pid)
             if spare is None:  # the zygote could not fork one: fork it here
                 zygote_gone()
                 new_spare()
@@ -580,13 +580,6 @@ def on_zygote(_, fd):
         for f in fds:
             os.set_blocking(f, False)
         k = Kid(pid, *fds)
-        if pid in lost:  # already dead, or stopped, before we knew it
-            if lost.pop(pid):
-                os.kill(pid, signal.SIGKILL)
-            discard(k)
-            spare_deaths += 1
-            new_spare()
-            continue
         kids[pid] = k
         spare = k
         hello()
@@ -679,7 +672,7 @@ def hand(jid, payload, k, iq, ieof, tries):
             w = 0
             break
         except OSError:  # the child is gone (EPIPE): forget it, try a fresh one
-            os.kill(k.pid, signal.SIGKILL)
+            kill(k.pid)
             discard(k)
             k = None
     k.job, k.iq, k.ieof, k.tries = payload, iq, ieof, tries
@@ -720,7 +713,7 @@ def start_cmd(jid, h):
     try:
         os.chdir(h['workdir'])  # the child inherits it; the runner imports nothing, so its own cwd does not matter
         what = 'exec'
-        adj(b'1000')  # for the few hundred microseconds of the spawn: the child inherits it, with no race
+        adj(b'1000')  # the runner's own, for the spawn only: the child inherits it at the clone
         pid = spawnp(h['argv'], envdict(h['env']),
                      [(os.POSIX_SPAWN_DUP2, ir, 0), (os.POSIX_SPAWN_DUP2, ow, 1), (os.POSIX_SPAWN_DUP2, ew, 2)])
     except (OSError, ValueError) as e:
@@ -858,7 +851,6 @@ def end_job(k, x, st):
 
 
 def reap():
-    global spare, spare_deaths
     while True:
         try:
             pid, st = os.waitpid(-1, NB)
@@ -866,53 +858,55 @@ def reap():
             return
         if pid == 0:
             return
-        if pid == zpid:
-            if os.WIFSTOPPED(st):
-                os.kill(pid, signal.SIGKILL)
-                continue
-            zygote_gone()
-            spare_deaths += 1
-            if spare_deaths <= 20:
-                zygote_start()
-                if spare is None:
-                    new_spare()
-            continue
-        k = kids.get(pid)
-        if k is None:  # an orphan reparented to PID 1, or a spare the zygote has not told us about yet
-            lost[pid] = os.WIFSTOPPED(st)
-            if len(lost) > 256:
-                del lost[next(iter(lost))]
-            continue
+        on_reaped(pid, st)
+
+
+def on_reaped(pid, st):
+    global spare, spare_deaths
+    if pid == zpid:
         if os.WIFSTOPPED(st):
-            if not k.jid or not k.acked:  # a spare, a child that has not got its job, one that reported its end
-                os.kill(pid, signal.SIGKILL)
-                if k is spare:
-                    spare_deaths += 1
-                    new_spare()
-            continue
-        if os.WIFCONTINUED(st):
-            continue
-        del kids[pid]
-        if k.jid:
-            x = b''
-            try:
-                x = os.read(k.sx, 65536) if k.sx >= 0 else b''
-            except OSError:
-                pass
-            if x[:1] == b'\6':
-                x, k.acked = x[1:], True
-            if not k.acked and not k.killed and os.WIFSIGNALED(st) and k.tries < 3:
-                jid = k.jid  # killed before it got the job: run it in a new child
-                del jobs[jid]
-                discard(k)
-                hand(jid, k.job, None, k.iq, k.ieof, k.tries + 1)
-                continue
-            end_job(k, x, st)
-        else:
-            discard(k)
+            kill(pid)
+            return
+        zygote_gone()
+        spare_deaths += 1
+        if spare_deaths <= 20:
+            zygote_start()
+            if spare is None:
+                new_spare()
+        return
+    k = kids.get(pid)
+    if k is None:
+        return  # an orphan reparented to PID 1
+    if os.WIFSTOPPED(st):
+        if not k.jid or not k.acked:  # a spare, a child that has not got its job, one that reported its end
+            kill(pid)
             if k is spare:
                 spare_deaths += 1
                 new_spare()
+        return
+    if os.WIFCONTINUED(st):
+        return
+    del kids[pid]
+    if k.jid:
+        x = b''
+        try:
+            x = os.read(k.sx, 65536) if k.sx >= 0 else b''
+        except OSError:
+            pass
+        if x[:1] == b'\6':
+            x, k.acked = x[1:], True
+        if not k.acked and not k.killed and os.WIFSIGNALED(st) and k.tries < 3:
+            jid = k.jid  # killed before it got the job: run it in a new child
+            del jobs[jid]
+            discard(k)
+            hand(jid, k.job, None, k.iq, k.ieof, k.tries + 1)
+            return
+        end_job(k, x, st)
+    else:
+        discard(k)
+        if k is spare:
+            spare_deaths += 1
+            new_spare()
 
 
 def on_wake(_, fd):
@@ -968,7 +962,7 @@ def on_input(_, fd):
                 os.killpg(k.pid, signal.SIGKILL)
             except OSError:
                 try:
-                    os.kill(k.pid, signal.SIGKILL)
+                    kill(k.pid)
                 except OSError:
                     pass
     del inb[:p]
