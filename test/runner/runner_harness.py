@@ -588,7 +588,8 @@ def hostile_ptrace():
 def hostile_planted_modules():
     r = shared()
     j = r.sh('for d in /work /tmp; do for m in json selectors struct os signal ctypes time io warnings errno '
-             'atexit encodings; do echo "import os; os._exit(99)" > $d/$m.py; done; done; echo planted')
+             'traceback linecache socket array select atexit encodings; do echo "import os; os._exit(99)" > $d/$m.py;'
+             ' done; done; echo planted')
     assert j.out == b'planted\n', j
     for _ in range(3):
         r.alive()
