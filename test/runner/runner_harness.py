@@ -706,15 +706,25 @@ def latency(r, n, kw, idle):
 def latencies():
     # targets (this machine, quiet): code p50 <= 4 ms, sh p50 <= 5 ms back to back. The machine is shared: when a
     # round misses them, up to two more rounds run (each in a fresh container) and the best one counts.
+    # A container removed from outside (the integration tests' global teardown force-removes every container
+    # labelled io.container-pool.test made during their run, ours included) only costs its round.
     rounds = []
     for attempt in range(3):
         r = new_runner()
         res = []
-        for label, kw in (('code x = 1', {'code': 'x = 1'}), ("sh -c 'echo hi'", {'argv': ['sh', '-c', 'echo hi']})):
-            latency(r, 20, kw, 0)
-            b2b = latency(r, 300, kw, 0)
-            settled = latency(r, 300, kw, 0.02)
-            res.append((label, b2b, settled))
+        try:
+            for label, kw in (('code x = 1', {'code': 'x = 1'}),
+                              ("sh -c 'echo hi'", {'argv': ['sh', '-c', 'echo hi']})):
+                latency(r, 20, kw, 0)
+                b2b = latency(r, 300, kw, 0)
+                settled = latency(r, 300, kw, 0.02)
+                res.append((label, b2b, settled))
+        except AssertionError:
+            if r.p.poll() != 137 or r.stderr:
+                raise
+            rounds.append(['round %d: the container was killed from outside (exit 137, runner silent)' % (attempt + 1)])
+            r.kill()
+            continue
         r.close()
         r.kill()
         load = open('/proc/loadavg').read().split()[0]
