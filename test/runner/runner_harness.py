@@ -408,13 +408,14 @@ def cmd_jobs():
     j = r.run(argv=['ls', '/proc/self/fd'])
     assert j.out == b'0\n1\n2\n3\n', j  # 3: ls's own opendir
     j = r.run(argv=['no-such-program-xyz'])
-    assert j.exit is None and j.error['what'] == 'exec' and j.error['errno'] == 2, j
+    assert j.exit is None and j.error == {'what': 'exec', 'errno': 2,
+                                          'message': 'no-such-program-xyz: No such file or directory'}, j
     j = r.run(argv=['/etc/passwd'])
     assert j.error and j.error['what'] == 'exec' and j.error['errno'] == 13, j
     j = r.run(argv=['true'], workdir='/nonexistent')
     assert j.error and j.error['what'] == 'chdir' and j.error['errno'] == 2, j
     j = r.code('x = 1', workdir='/nonexistent')
-    assert j.error and j.error['what'] == 'chdir', j
+    assert j.error == {'what': 'chdir', 'errno': 2, 'message': '/nonexistent: No such file or directory'}, j
     j = r.start(argv=['sleep', '30'])
     time.sleep(0.1)
     r.write(KILL, j.jid)

@@ -125,10 +125,10 @@ def _stdio(fd, mode, name, enc, lb):
     return io.TextIOWrapper(b, enc[0], enc[1], '\n', lb)
 
 
-def _fail(what, e):
+def _fail(what, e, pre=''):
     # the job never ran the caller's program: the runner turns this into ERROR
     no = getattr(e, 'errno', None) or errno.EINVAL
-    msg = getattr(e, 'strerror', None) or str(e)
+    msg = pre + (getattr(e, 'strerror', None) or str(e))
     try:
         os.write(ST[0], ('%s\0%d\0%s' % (what, no, msg)).encode('utf-8', 'replace'))
     finally:
@@ -234,7 +234,7 @@ def spare_main(ir, ow, ew, jr, xw, warm):
     try:
         os.chdir(h['workdir'])
     except (OSError, ValueError) as e:
-        _fail('chdir', e)
+        _fail('chdir', e, h['workdir'] + ': ')
     if h.get('lineBuffered'):
         sys.stdout.reconfigure(line_buffering=True)
     sys.modules['__main__'] = m
@@ -720,7 +720,8 @@ def start_cmd(jid, h):
         no = getattr(e, 'errno', None) or errno.EINVAL
         if what == 'exec' and no in (errno.EAGAIN, errno.ENOMEM):
             what = 'spawn'
-        error(jid, what, no, getattr(e, 'strerror', None) or str(e))
+        error(jid, what, no, '%s: %s' % (h['workdir'] if what == 'chdir' else h['argv'][0],
+                                         getattr(e, 'strerror', None) or e))
     finally:
         adj(OOMADJ0)
         os.chdir('/')
