@@ -420,6 +420,12 @@ def cmd_jobs():
     time.sleep(0.1)
     r.write(KILL, j.jid)
     assert j.done.wait(5) and j.status == 137, j
+    for delay in (0, 0.001, 0.1):  # a code job killed at once (maybe before its child has the job) or later
+        j = r.start(code='import time\ntime.sleep(30)')
+        time.sleep(delay)
+        r.write(KILL, j.jid)
+        assert j.done.wait(5) and j.status == 137, j
+    r.alive()
     return 'ok'
 
 
