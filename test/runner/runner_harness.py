@@ -1,0 +1,789 @@
+#!/usr/bin/env python3
+"""Runs runner.py as PID 1 of real hardened containers (as the pool starts them) and checks it frame by frame.
+
+    python3 test/runner/runner_harness.py [-k substring] [--image IMAGE] [--quick]
+
+One line per case, a summary, exit status 1 when a case failed. Every container carries the label
+io.container-pool.test=runner-harness and runs with --rm; the docker clients are killed and the containers
+removed in `finally`, also when a case fails.
+"""
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, '..', '..', 'src', 'container-pool', 'transport', 'runner', 'assets', 'runner.py')
+IMAGE = 'container-pool-sandbox:bookworm'
+LABEL = 'io.container-pool.test=runner-harness'
+HDR = struct.Struct('>IBI')
+JOB, STDIN, STDIN_EOF, KILL = 1, 2, 3, 4
+HELLO, STDOUT, STDERR, EXIT, ERROR = 0x81, 0x82, 0x83, 0x84, 0x85
+PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+ENV = [PATH, 'HOME=/tmp']
+MIB = 1 << 20
+SRC = open(RUNNER).read()
+_seq = [0]
+
+
+class Job(object):
+    def __init__(self, jid):
+        self.jid = jid
+        self.out = bytearray()
+        self.err = bytearray()
+        self.exit = None  # parsed EXIT payload
+        self.error = None  # parsed ERROR payload
+        self.t_start = None
+        self.t_end = None
+        self.t_first_out = None
+        self.done = threading.Event()
+
+    @property
+    def status(self):
+        return self.exit['status'] if self.exit else None
+
+    def text(self):
+        return self.out.decode('utf-8', 'replace')
+
+    def etext(self):
+        return self.err.decode('utf-8', 'replace')
+
+    def __repr__(self):
+        return 'Job(%d exit=%r error=%r out=%r err=%r)' % (
+            self.jid, self.exit, self.error, bytes(self.out[:300]), bytes(self.err[:600]))
+
+
+class Runner(object):
+    """One container running runner.py; a reader thread parses and checks the frames it sends."""
+
+    def __init__(self, deadline=120, memory='128m'):
+        _seq[0] += 1
+        self.name = 'runner-harness-%d-%d' % (os.getpid(), _seq[0])
+        self.deadline = time.time() + deadline
+        cmd = ['docker', 'run', '-i', '--rm', '--name', self.name, '--init=false', '--network', 'none',
+               '--user', '65534:65534', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
+               '--tmpfs', '/work:rw,exec,size=16m,mode=1777', '--tmpfs', '/tmp:rw,exec,size=16m,mode=1777',
+               '--memory', memory, '--pids-limit', '64', '--label', LABEL, '-w', '/', IMAGE,
+               'python3', '-I', '-c', SRC, '%.3f' % self.deadline, '1']
+        self.jobs = {}
+        self.next_id = 1
+        self.violations = []
+        self.hello = None
+        self.hello_at = None
+        self.frames = 0
+        self.reading = threading.Event()
+        self.reading.set()
+        self.eof = threading.Event()
+        self.stderr = bytearray()
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  bufsize=0)
+        self.rt = threading.Thread(target=self._read, daemon=True)
+        self.rt.start()
+        self.et = threading.Thread(target=self._read_err, daemon=True)
+        self.et.start()
+
+    # ---- frames in
+    def _violation(self, msg):
+        self.violations.append(msg)
+
+    def _read_err(self):
+        while True:
+            d = os.read(self.p.stderr.fileno(), 65536)
+            if not d:
+                return
+            self.stderr += d
+
+    def _read(self):
+        buf = bytearray()
+        fd = self.p.stdout.fileno()
+        while True:
+            self.reading.wait()
+            d = os.read(fd, 1 << 20)
+            now = time.perf_counter()
+            if not d:
+                if buf:
+                    self._violation('%d bytes of a partial frame at EOF' % len(buf))
+                self.eof.set()
+                for j in list(self.jobs.values()):
+                    j.done.set()
+                return
+            buf += d
+            p = 0
+            while len(buf) - p >= 9:
+                n, t, jid = HDR.unpack_from(buf, p)
+                if n > (65536 if t in (STDOUT, STDERR) else MIB):
+                    self._violation('frame type %#x with %d bytes' % (t, n))
+                if len(buf) - p - 9 < n:
+                    break
+                payload = bytes(buf[p + 9:p + 9 + n])
+                p += 9 + n
+                self._frame(t, jid, payload, now)
+            del buf[:p]
+
+    def _frame(self, t, jid, payload, now):
+        self.frames += 1
+        if t == HELLO:
+            if self.hello is not None or jid != 0:
+                self._violation('second HELLO or HELLO with a job id')
+            self.hello = json.loads(payload)
+            self.hello_at = now
+            return
+        if self.hello is None:
+            self._violation('frame %#x before HELLO' % t)
+        j = self.jobs.get(jid)
+        if j is None or j.done.is_set():
+            self._violation('frame %#x for job %d that is unknown or over' % (t, jid))
+            return
+        if t == STDOUT:
+            if not payload:
+                self._violation('empty STDOUT')
+            if j.t_first_out is None:
+                j.t_first_out = now
+            j.out += payload
+        elif t == STDERR:
+            if not payload:
+                self._violation('empty STDERR')
+            j.err += payload
+        elif t == EXIT:
+            e = json.loads(payload)
+            if set(e) != {'status', 'oomKills'} or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
+                self._violation('bad EXIT %r' % e)
+            j.exit = e
+            j.t_end = now
+            j.done.set()
+        elif t == ERROR:
+            e = json.loads(payload)
+            if set(e) != {'what', 'errno', 'message'} or e['what'] not in ('exec', 'chdir', 'spawn'):
+                self._violation('bad ERROR %r' % e)
+            j.error = e
+            j.t_end = now
+            j.done.set()
+        else:
+            self._violation('unknown frame type %#x' % t)
+
+    # ---- frames out
+    def write(self, t, jid, payload=b''):
+        self.p.stdin.write(HDR.pack(len(payload), t, jid) + payload)
+
+    def wait_hello(self, timeout=30):
+        end = time.time() + timeout
+        while self.hello is None and time.time() < end and not self.eof.is_set():
+            time.sleep(0.001)
+        assert self.hello is not None, 'no HELLO; stderr: %r' % bytes(self.stderr)
+        return self.hello
+
+    def start(self, code=None, argv=None, env=None, workdir='/work', line=False, stdin=None, eof=True):
+        jid = self.next_id
+        self.next_id += 1
+        j = Job(jid)
+        self.jobs[jid] = j
+        h = {'kind': 'cmd' if argv is not None else 'code', 'env': ENV if env is None else env,
+             'workdir': workdir, 'lineBuffered': line}
+        if argv is not None:
+            h['argv'] = argv
+        hb = json.dumps(h).encode()
+        body = code.encode() if isinstance(code, str) else (code or b'')
+        j.t_start = time.perf_counter()
+        self.write(JOB, jid, struct.pack('>I', len(hb)) + hb + body)
+        if stdin:
+            for i in range(0, len(stdin), MIB):
+                self.write(STDIN, jid, stdin[i:i + MIB])
+        if eof:
+            self.write(STDIN_EOF, jid)
+        return j
+
+    def run(self, timeout=20, **kw):
+        j = self.start(**kw)
+        assert j.done.wait(timeout), 'job timed out: %r' % j
+        return j
+
+    def code(self, code, **kw):
+        return self.run(code=code, **kw)
+
+    def sh(self, script, **kw):
+        return self.run(argv=['sh', '-c', script], **kw)
+
+    def alive(self):
+        j = self.code('print(6 * 7)', timeout=10)
+        assert j.status == 0 and j.out == b'42\n', j
+        return True
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        subprocess.run(['docker', 'rm', '-f', self.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+RUNNERS = []
+
+
+def new_runner(**kw):
+    r = Runner(**kw)
+    RUNNERS.append(r)
+    r.wait_hello()
+    return r
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100.0 * (len(xs) - 1))))]
+
+
+# ------------------------------------------------------------------------------------------------ cases
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+def shared():
+    if not hasattr(shared, 'r') or shared.r.eof.is_set():
+        shared.r = new_runner()
+    return shared.r
+
+
+@case
+def hello():
+    times = []
+    for _ in range(3):
+        r = new_runner()
+        times.append((r.hello_at - r.t0) * 1000)
+        h = r.hello
+        assert set(h) == {'protocol', 'runner', 'python', 'oomKills'}, h
+        assert h['protocol'] == 1 and h['runner'] == '1.0.0' and h['python'].startswith('3.'), h
+        assert h['oomKills'] == 0, h
+    # the runner's own start (python3 -I -c runner.py -> HELLO), measured inside the container: a nested runner
+    j = r.code('import os, subprocess, sys, time\nsrc = sys.stdin.read()\nts = []\nfor i in range(7):\n'
+               '    t = time.perf_counter()\n'
+               '    p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 30), "1"], cwd="/",'
+               ' stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n'
+               '    h = os.read(p.stdout.fileno(), 9)\n    ts.append((time.perf_counter() - t) * 1000)\n'
+               '    p.stdin.close()\n    p.wait()\nprint(" ".join("%.1f" % x for x in sorted(ts)))',
+               stdin=SRC.encode(), timeout=30)
+    assert j.status == 0, j
+    inner = [float(x) for x in j.out.split()]
+    r.close()
+    r.kill()
+    return ('hello %r; docker run -> HELLO %.0f / %.0f / %.0f ms; runner start -> HELLO in the container p50 %.1f ms'
+            ' (min %.1f)' % (h, times[0], times[1], times[2], inner[len(inner) // 2], inner[0]))
+
+
+@case
+def code_stdout_stderr():
+    r = shared()
+    j = r.code('import sys\nprint("out")\nprint("err", file=sys.stderr)\n')
+    assert j.status == 0 and j.out == b'out\n' and j.err == b'err\n', j
+    j = r.code('')
+    assert j.status == 0 and j.out == b'' and j.err == b'', j
+    return 'ok'
+
+
+@case
+def code_exit_codes():
+    r = shared()
+    j = r.code('import sys\nsys.exit(3)')
+    assert j.status == 3 and j.err == b'', j
+    j = r.code('raise SystemExit("bye")')
+    assert j.status == 1 and j.err == b'bye\n', j
+    j = r.code('import sys\nsys.exit(None)')
+    assert j.status == 0, j
+    j = r.code('import sys\nsys.exit(256 + 5)')
+    assert j.status == 5, j
+    j = r.code('x = 1\n\ndef f():\n    return 1 / 0\nf()\n')
+    e = j.etext()
+    assert j.status == 1, j
+    assert e.startswith('Traceback (most recent call last):\n  File "<string>", line 5, in <module>\n'), e
+    assert 'File "<string>", line 4, in f' in e and e.endswith('ZeroDivisionError: division by zero\n'), e
+    assert e.count('File ') == 2 and 'run_code' not in e, e
+    j = r.code('raise KeyboardInterrupt')
+    assert j.status == 130 and 'KeyboardInterrupt' in j.etext() and j.etext().count('File ') == 1, j
+    j = r.code('x = (\n')
+    e = j.etext()
+    assert j.status == 1 and 'File "<string>", line 1' in e and 'SyntaxError' in e and 'Traceback' not in e, j
+    j = r.code('import sys\ndef h(t, v, tb):\n    print("hook", t.__name__)\nsys.excepthook = h\nraise ValueError')
+    assert j.status == 1 and j.out == b'hook ValueError\n', j
+    j = r.code('import atexit\natexit.register(lambda: print("bye"))\nprint("hi")')
+    assert j.status == 0 and j.out == b'hi\nbye\n', j
+    j = r.code('import threading, time\n'
+               'threading.Thread(target=lambda: (time.sleep(0.2), print("thread"))).start()\n')
+    assert j.status == 0 and j.out == b'thread\n', j
+    j = r.code('import os, sys\nif os.fork() == 0:\n    print("child")\n    sys.exit(5)\n'
+               'print("parent", os.waitstatus_to_exitcode(os.wait()[1]))')
+    assert j.status == 0 and sorted(j.text().splitlines()) == ['child', 'parent 5'], j
+    j = r.code('from multiprocessing import Pool\nwith Pool(2) as p:\n    print(p.map(abs, [-1, -2, -3]))')
+    assert j.status == 0 and j.out == b'[1, 2, 3]\n', j
+    j = r.code('x = "' + 'a' * (5 * MIB) + '"\nprint(len(x))', timeout=30)
+    assert j.status == 0 and j.out == b'%d\n' % (5 * MIB), j
+    j = r.code('import os\nos._exit(9)')
+    assert j.status == 9, j
+    j = r.code('f = open("/work/unclosed", "w")\nf.write("data")\n')
+    j2 = r.code('print(open("/work/unclosed").read())')
+    assert j.status == 0 and j2.out == b'data\n', (j, j2)
+    return ('ok (0, 3, SystemExit msg, 1 + traceback, 130, SyntaxError, excepthook, atexit, threads, fork + exit,'
+            ' multiprocessing, 5 MiB of code, os._exit, unclosed files)')
+
+
+@case
+def code_interpreter_state():
+    r = shared()
+    j = r.code('import sys, os, json\n'
+               'print(json.dumps([sys.argv, __name__, sys.path[0], os.getcwd(), sorted(globals()),'
+               ' sys.modules["__main__"] is sys.modules[__name__], sys.stdout.line_buffering,'
+               ' sys.stdout.encoding, sys.stdin.name, os.getpid() == os.getpgid(0)]))',
+               workdir='/tmp')
+    v = json.loads(j.out)
+    assert j.status == 0, j
+    assert v[0] == ['-c'] and v[1] == '__main__' and v[2] == '' and v[3] == '/tmp', v
+    assert v[4] == ['__annotations__', '__builtins__', '__doc__', '__loader__', '__name__', '__package__',
+                    '__spec__', 'json', 'os', 'sys'], v
+    assert v[5] is True and v[6] is False and v[7] == 'utf-8' and v[8] == '<stdin>' and v[9] is True, v
+    j = r.code('import sys\nprint(sorted(m for m in ("random", "tempfile", "uuid", "threading") if m in sys.modules))')
+    assert j.out == b'[]\n', j  # the runner's modules are all there: none of these
+    j = r.code('import sys\nprint(sys.stdout.line_buffering)', line=True)
+    assert j.out == b'True\n', j
+    j = r.code('import time\nprint("a")\ntime.sleep(0.5)\nprint("b")', line=True)
+    assert j.out == b'a\nb\n' and j.t_first_out - j.t_start < 0.35, j
+    j = r.code('import os\nprint(open("/proc/self/oom_score_adj").read().strip(), open("/proc/self/status")'
+               '.read().split("SigBlk:")[1].split()[0], os.get_blocking(1), sorted(os.listdir("/proc/self/fd")))')
+    assert j.out.split()[:3] == [b'1000', b'0000000000000000', b'True'], j
+    assert j.out.split(b' ', 3)[3] == b"['0', '1', '1023', '2', '3']\n", j  # 3: the listdir; 1023: the status pipe
+    return 'ok'
+
+
+@case
+def env_and_cwd():
+    r = shared()
+    env = ENV + ['FOO=bar baz', 'EMPTY=', 'EQ=a=b']
+    j = r.code('import os, json\nprint(json.dumps(dict(os.environ)))', env=env)
+    assert j.status == 0 and json.loads(j.out) == {'PATH': PATH[5:], 'HOME': '/tmp', 'FOO': 'bar baz', 'EMPTY': '',
+                                                   'EQ': 'a=b'}, j
+    j = r.run(argv=['env'], env=env)
+    assert j.status == 0 and sorted(j.text().splitlines()) == sorted(env), j
+    j = r.run(argv=['pwd'], workdir='/tmp')
+    assert j.out == b'/tmp\n', j
+    j = r.code('import os\nprint(os.getcwd())')
+    assert j.out == b'/work\n', j
+    return 'ok'
+
+
+@case
+def cmd_jobs():
+    r = shared()
+    j = r.sh('echo hi; echo err >&2; exit 7')
+    assert j.status == 7 and j.out == b'hi\n' and j.err == b'err\n', j
+    j = r.sh('kill -9 $$')
+    assert j.status == 137, j
+    j = r.sh('kill -TERM $$')
+    assert j.status == 143, j
+    j = r.sh('trap "" PIPE INT; cat /proc/self/status | grep -E "^Sig(Ign|Blk)"')
+    assert j.status == 0, j
+    # 1000 from the first instruction (inherited at the clone); the runner's own back to 0
+    j = r.run(argv=['sh', '-c', 'cat /proc/self/oom_score_adj; sleep 0.05; cat /proc/1/oom_score_adj; '
+                                'grep -E "^Sig(Ign|Blk)" /proc/self/status'])
+    # SigIgn: only glibc's two internal signals (32, 33), as every posix_spawn child of glibc has them
+    assert j.out == b'1000\n0\nSigBlk:\t0000000000000000\nSigIgn:\t0000000180000000\n', j
+    j = r.run(argv=['ls', '/proc/self/fd'])
+    assert j.out == b'0\n1\n2\n3\n', j  # 3: ls's own opendir
+    j = r.run(argv=['no-such-program-xyz'])
+    assert j.exit is None and j.error == {'what': 'exec', 'errno': 2,
+                                          'message': 'no-such-program-xyz: No such file or directory'}, j
+    j = r.run(argv=['/etc/passwd'])
+    assert j.error and j.error['what'] == 'exec' and j.error['errno'] == 13, j
+    j = r.run(argv=['true'], workdir='/nonexistent')
+    assert j.error and j.error['what'] == 'chdir' and j.error['errno'] == 2, j
+    j = r.code('x = 1', workdir='/nonexistent')
+    assert j.error == {'what': 'chdir', 'errno': 2, 'message': '/nonexistent: No such file or directory'}, j
+    j = r.start(argv=['sleep', '30'])
+    time.sleep(0.1)
+    r.write(KILL, j.jid)
+    assert j.done.wait(5) and j.status == 137, j
+    for delay in (0, 0.001, 0.1):  # a code job killed at once (maybe before its child has the job) or later
+        j = r.start(code='import time\ntime.sleep(30)')
+        time.sleep(delay)
+        r.write(KILL, j.jid)
+        assert j.done.wait(5) and j.status == 137, j
+    r.alive()
+    return 'ok'
+
+
+@case
+def stdin_delivery():
+    r = shared()
+    data = bytes(range(256)) * 16 + os.urandom(5 * MIB)
+    t = time.perf_counter()
+    j = r.run(argv=['cat'], stdin=data, timeout=60)
+    dt = time.perf_counter() - t
+    assert j.status == 0 and j.out == data, (j.status, len(j.out))
+    j = r.code('import sys\nd = sys.stdin.buffer.read()\nprint(len(d), d == bytes(range(256)))', stdin=bytes(range(256)))
+    assert j.out == b'256 True\n', j
+    j = r.code('import sys\nprint(repr(sys.stdin.read()))', stdin='h\u00e9\n'.encode())
+    assert j.out == b"'h\xc3\xa9\\n'\n", j
+    j = r.run(argv=['sh', '-c', 'head -c 3; exec 0<&-; sleep 0.2; echo done'], stdin=b'x' * (3 * MIB))
+    assert j.status == 0 and j.out == b'xxxdone\n', j  # EPIPE: the rest is dropped
+    return '5 MiB + every byte value through cat: %.1f MB/s round trip' % (len(data) / dt / 1e6)
+
+
+@case
+def throughput():
+    r = shared()
+    data = os.urandom(10 * MIB)
+    t = time.perf_counter()
+    j = r.run(argv=['wc', '-c'], stdin=data, timeout=60)
+    din = time.perf_counter() - t
+    assert j.out.strip() == str(len(data)).encode(), j
+    t = time.perf_counter()
+    j = r.run(argv=['head', '-c', str(10 * MIB), '/dev/zero'], timeout=60)
+    dout = time.perf_counter() - t
+    assert j.status == 0 and len(j.out) == 10 * MIB and j.out.count(0) == 10 * MIB, j.status
+    t = time.perf_counter()
+    j = r.run(argv=['cat'], stdin=data, timeout=60)
+    drt = time.perf_counter() - t
+    assert j.out == data
+    # for scale: the docker CLI's attach stream alone (a plain container whose PID 1 is `head`)
+    p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--label', LABEL, '--network', 'none', IMAGE, 'sh', '-c',
+                          'sleep 0.3; exec head -c %d /dev/zero' % (10 * MIB)], stdout=subprocess.PIPE, bufsize=0)
+    got, t0 = 0, None
+    try:
+        while True:
+            d = os.read(p.stdout.fileno(), MIB)
+            if not d:
+                break
+            t0 = t0 or time.perf_counter()
+            got += len(d)
+        draw = time.perf_counter() - t0
+    finally:
+        p.kill()
+        p.wait()
+    return ('10 MiB in %.0f MB/s (%.0f ms), out %.0f MB/s (%.0f ms), cat round trip %.0f ms; raw docker attach '
+            'out (no runner) %.0f MB/s' % (len(data) / din / 1e6, din * 1000, len(data) / dout / 1e6, dout * 1000,
+                                           drt * 1000, got / draw / 1e6))
+
+
+@case
+def backpressure():
+    r = shared()
+    # a job that never reads its stdin while 5 MiB of stdin are queued for it: the runner keeps serving
+    a = r.start(argv=['sleep', '30'], stdin=os.urandom(5 * MIB), eof=False)
+    t = time.perf_counter()
+    b = r.code('print("b")', timeout=10)
+    t_b = time.perf_counter() - t
+    assert b.status == 0 and b.out == b'b\n', b
+    r.write(KILL, a.jid)
+    assert a.done.wait(5) and a.status == 137, a
+    # a job writing 50 MB while the harness does not read for 2 s
+    r.reading.clear()
+    big = r.start(code='import sys\nb = b"y" * 65536\nfor _ in range(800): sys.stdout.buffer.write(b)')
+    time.sleep(0.3)
+    c = r.start(code='print("c")')
+    time.sleep(1.7)
+    r.reading.set()
+    assert c.done.wait(10), c
+    before = len(big.out)
+    assert big.done.wait(60), big
+    assert c.status == 0 and c.out == b'c\n' and big.status == 0 and len(big.out) == 800 * 65536, (c, big.status)
+    assert c.t_end < big.t_end and before < 8 * MIB, (before, c.t_end, big.t_end)
+    return ('ok (second job %.1f ms while 5 MiB stdin queued; during 50 MB unread output the second job ended with'
+            ' %.1f MiB of the big one received)' % (t_b * 1000, before / MIB))
+
+
+@case
+def concurrent_jobs():
+    r = shared()
+    t = time.perf_counter()
+    js = [r.start(argv=['sh', '-c', 'sleep 0.5; echo %d' % i]) for i in range(10)]
+    js += [r.start(code='import time\ntime.sleep(0.5)\nprint(%d)' % i) for i in range(10)]
+    for j in js:
+        assert j.done.wait(20), j
+    dt = time.perf_counter() - t
+    for i, j in enumerate(js):
+        assert j.status == 0 and j.out == b'%d\n' % (i % 10), j
+    assert dt < 2.5, dt
+    return '20 jobs of 0.5 s each in %.2f s' % dt
+
+
+@case
+def background_holds_stdout():
+    r = shared()
+    t = time.perf_counter()
+    j = r.sh('echo before; sleep 30 & echo after')
+    dt = time.perf_counter() - t
+    assert j.status == 0 and j.out == b'before\nafter\n' and dt < 1, (j, dt)
+    j2 = r.code('import subprocess\nsubprocess.Popen(["sh", "-c", "sleep 0.3; echo late"])\nprint("now")')
+    assert j2.out == b'now\n', j2
+    time.sleep(0.5)
+    assert j2.out == b'now\n', j2
+    r.alive()
+    return 'returned in %.0f ms' % (dt * 1000)
+
+
+@case
+def hostile_proc_fds():
+    r = shared()
+    j = r.code('import os\nres = []\n'
+               'for p, m in (("/proc/1/fd/0", os.O_RDONLY), ("/proc/1/fd/1", os.O_WRONLY), ("/proc/1/fd/0", os.O_WRONLY),'
+               ' ("/proc/1/fd/1", os.O_RDONLY), ("/proc/1/mem", os.O_RDONLY)):\n'
+               '    try:\n        os.open(p, m)\n        res.append("OPEN " + p)\n'
+               '    except OSError as e:\n        res.append(e.errno)\n'
+               'try:\n    os.listdir("/proc/1/fd")\n    res.append("LIST")\nexcept OSError as e:\n    res.append(e.errno)\n'
+               'print(res)')
+    assert j.status == 0 and j.out == b'[13, 13, 13, 13, 13, 13]\n', j
+    r.alive()
+    return 'ok: %s' % j.text().strip()
+
+
+@case
+def hostile_signals():
+    r = shared()
+    j = r.sh('kill -STOP 1; kill -KILL 1; kill -TERM 1; kill -INT 1; kill -CHLD 1; echo done')
+    assert j.status == 0 and j.out == b'done\n', j
+    r.alive()
+    j = r.sh('kill -9 -1; echo survived')
+    assert j.status == 0 and j.out == b'survived\n', j
+    r.alive()
+    r.alive()
+    # stop the spare, kill the spare: the runner forks another one each time
+    j = r.sh('for p in $(ls /proc | grep -E "^[0-9]+$"); do [ "$p" != 1 ] && [ "$p" != $$ ] && '
+             'kill -STOP $p 2>/dev/null; done; echo stopped')
+    assert j.out == b'stopped\n', j
+    time.sleep(0.1)
+    r.alive()
+    for _ in range(3):
+        r.sh('kill -9 -1')
+        r.alive()
+    # the spare killed right before the next job comes: that job (and its stdin) goes to a new child
+    for i in range(15):
+        r.sh('kill -9 -1')
+        j = r.code('import sys\nprint(len(sys.stdin.buffer.read()))', stdin=b'z' * (100000 + i))
+        assert j.status == 0 and j.out == b'%d\n' % (100000 + i), j
+    return 'ok'
+
+
+@case
+def hostile_ptrace():
+    r = shared()
+    j = r.code('import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n'
+               'print(libc.ptrace(0x4206, 1, 0, 0), ctypes.get_errno())')
+    assert j.out == b'-1 1\n', j
+    r.alive()
+    return 'PTRACE_SEIZE of PID 1: %s' % j.text().strip()
+
+
+@case
+def hostile_planted_modules():
+    r = shared()
+    j = r.sh('for d in /work /tmp; do for m in json selectors struct os signal ctypes time io warnings errno '
+             'traceback linecache socket array select atexit encodings; do echo "import os; os._exit(99)" > $d/$m.py;'
+             ' done; done; echo planted')
+    assert j.out == b'planted\n', j
+    for _ in range(3):
+        r.alive()
+        j = r.sh('echo hi')
+        assert j.status == 0 and j.out == b'hi\n', j
+        j = r.code('import json, struct, selectors\nprint(json.dumps(1))', workdir='/tmp')
+        assert j.status == 0 and j.out == b'1\n', j
+    j = r.code('x = 1 / 0', workdir='/work')  # the traceback path imports nothing new
+    assert j.status == 1 and 'ZeroDivisionError' in j.etext(), j
+    r.sh('rm -f /work/*.py /tmp/*.py')
+    return 'ok'
+
+
+@case
+def hostile_fake_frames():
+    r = shared()
+    fake = struct.pack('>IBI', 29, 0x84, 1) + b'{"status": 0, "oomKills": 0}'
+    j = r.code('import os, sys\nsys.stdout.buffer.write(%r)\nsys.stdout.flush()\nos.write(2, %r)\nsys.exit(4)'
+               % (fake, fake))
+    assert j.status == 4 and j.out == fake and j.err == fake, j
+    assert not r.violations, r.violations
+    return 'ok'
+
+
+@case
+def orphans_reaped():
+    r = shared()
+    j = r.sh('(sleep 1 &) ; exit 0')
+    assert j.status == 0, j
+    for i in range(5):
+        r.sh('(sh -c "exit 0" &) ; (true &) ; exit 0')
+    time.sleep(2)
+    j = r.code('import os\nz = []\nfor p in os.listdir("/proc"):\n    if p.isdigit():\n'
+               '        try:\n            s = open("/proc/%s/stat" % p).read()\n        except OSError:\n'
+               '            continue\n        if s.rsplit(")", 1)[1].split()[0] == "Z":\n            z.append(s)\n'
+               'print(z)')
+    assert j.out == b'[]\n', j
+    return 'no zombies'
+
+
+@case
+def oom():
+    r = new_runner()
+    before = r.hello['oomKills']
+    j = r.code('b = b"x" * (300 << 20)\nprint("survived")', timeout=60)
+    assert j.status == 137 and j.exit['oomKills'] > before, j
+    r.alive()
+    j2 = r.code('print(1)')
+    assert j2.exit['oomKills'] == j.exit['oomKills'], j2
+    j3 = r.sh('python3 -c "b = b\\"x\\" * (300 << 20)"; echo "status $?"', timeout=60)  # a cmd job's child
+    assert j3.out == b'status 137\n' and j3.exit['oomKills'] > j2.exit['oomKills'], j3
+    r.alive()
+    r.close()
+    return 'status 137, oomKills %d -> %d -> %d (code job, then a cmd job\'s child), runner alive' % (
+        before, j.exit['oomKills'], j3.exit['oomKills'])
+
+
+@case
+def eof_ends_container():
+    r = new_runner()
+    r.alive()
+    bg = r.start(argv=['sleep', '60'])
+    time.sleep(0.1)
+    t = time.perf_counter()
+    r.p.stdin.close()
+    r.p.wait(10)
+    dt = time.perf_counter() - t
+    gone = subprocess.run(['docker', 'ps', '-aq', '--filter', 'name=' + r.name], stdout=subprocess.PIPE).stdout
+    assert dt < 1.0 and not gone.strip(), (dt, gone)
+    return 'container gone %.0f ms after EOF' % (dt * 1000)
+
+
+@case
+def deadline_ends_container():
+    t = time.perf_counter()
+    r = Runner(deadline=3)
+    RUNNERS.append(r)
+    r.wait_hello()
+    r.alive()
+    r.start(argv=['sleep', '60'])
+    r.p.wait(10)
+    dt = time.perf_counter() - t
+    assert 2.9 < dt < 4.0, dt
+    return 'ended %.2f s after docker run (deadline +3 s)' % dt
+
+
+@case
+def protocol_nonsense():
+    r = new_runner()
+    r.write(STDIN, 99, b'x')  # a job that was never started
+    r.p.wait(5)
+    assert r.p.returncode == 2 and b'never started' in bytes(r.stderr), (r.p.returncode, bytes(r.stderr))
+    r = new_runner()
+    r.write(0x7f, 0)
+    r.p.wait(5)
+    assert r.p.returncode == 2, r.p.returncode
+    return 'exit 2 on an unknown job / type'
+
+
+def latency(r, n, kw, idle):
+    xs = []
+    for _ in range(n):
+        if idle:
+            time.sleep(idle)
+        j = r.run(**kw)
+        if j.status != 0:
+            time.sleep(0.3)
+            raise AssertionError('%r; container exit %r; stderr %r' % (j, r.p.poll(), bytes(r.stderr[-2000:])))
+        xs.append((j.t_end - j.t_start) * 1000)
+    return xs
+
+
+@case
+def latencies():
+    # targets (this machine, quiet): code p50 <= 4 ms, sh p50 <= 5 ms back to back. The machine is shared: when a
+    # round misses them, up to two more rounds run (each in a fresh container) and the best one counts.
+    # A container removed from outside (the integration tests' global teardown force-removes every container
+    # labelled io.container-pool.test made during their run, ours included) only costs its round.
+    rounds = []
+    for attempt in range(3):
+        r = new_runner()
+        res = []
+        try:
+            for label, kw in (('code x = 1', {'code': 'x = 1'}),
+                              ("sh -c 'echo hi'", {'argv': ['sh', '-c', 'echo hi']})):
+                latency(r, 20, kw, 0)
+                b2b = latency(r, 300, kw, 0)
+                settled = latency(r, 300, kw, 0.02)
+                res.append((label, b2b, settled))
+        except AssertionError:
+            if r.p.poll() != 137 or r.stderr:
+                raise
+            rounds.append(['round %d: the container was killed from outside (exit 137, runner silent)' % (attempt + 1)])
+            r.kill()
+            continue
+        r.close()
+        r.kill()
+        load = open('/proc/loadavg').read().split()[0]
+        lines = ['round %d (load %s)' % (attempt + 1, load)]
+        for label, b2b, settled in res:
+            lines.append('%s: back to back p50 %.2f p99 %.2f ms; settled p50 %.2f p99 %.2f ms' % (
+                label, pct(b2b, 50), pct(b2b, 99), pct(settled, 50), pct(settled, 99)))
+        rounds.append(lines)
+        if pct(res[0][1], 50) <= 4 and pct(res[1][1], 50) <= 5:
+            return '\n    '.join(sum(rounds, []))
+    raise AssertionError('\n    '.join(sum(rounds, [])))
+
+
+def main():
+    args = sys.argv[1:]
+    sel = None
+    if '-k' in args:
+        sel = args[args.index('-k') + 1]
+    failed = 0
+    try:
+        for fn in CASES:
+            if sel and sel not in fn.__name__:
+                continue
+            t = time.perf_counter()
+            try:
+                msg = fn()
+                print('PASS %-26s %5.1fs  %s' % (fn.__name__, time.perf_counter() - t, msg), flush=True)
+            except Exception:
+                failed += 1
+                print('FAIL %-26s %5.1fs  %s' % (fn.__name__, time.perf_counter() - t,
+                                                  traceback.format_exc().strip().replace('\n', '\n    ')), flush=True)
+        for r in RUNNERS:
+            if r.violations:
+                failed += 1
+                print('FAIL protocol violations in %s: %r' % (r.name, r.violations[:5]))
+    finally:
+        for r in RUNNERS:
+            r.close() if r.p.poll() is None and False else None
+            r.kill()
+        for _ in range(50):  # --rm removal may still be in progress
+            left = subprocess.run(['docker', 'ps', '-aq', '--filter', 'label=' + LABEL],
+                                  stdout=subprocess.PIPE).stdout
+            if not left.strip():
+                break
+            time.sleep(0.2)
+        if left.strip():
+            failed += 1
+            print('FAIL containers left: %r' % left)
+            subprocess.run(['docker', 'rm', '-f'] + left.split(), stdout=subprocess.DEVNULL)
+    print('%s: %d case(s) failed' % ('FAIL' if failed else 'OK', failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == '__main__':
+    main()
