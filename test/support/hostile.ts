@@ -9,13 +9,12 @@ import {
   eventually,
   expectNoContainersLeft,
   startPool,
+  type TransportName,
 } from './integration';
 
 const MiB = 1024 * 1024;
 
-/** The transports of the Python image; every hostile and fault case on it runs once on each (explicitly, not auto). */
-export const TRANSPORTS = ['exec', 'runner'] as const;
-export type TransportName = (typeof TRANSPORTS)[number];
+export { TRANSPORTS, type TransportName } from './integration';
 
 /**
  * Small limits that make hostile workloads hit them fast. tmp + workdir + shm (40 MiB) stay below the memory
