@@ -2,8 +2,10 @@ import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
 import type { Container } from '../../../src/container-pool/interfaces/container.interface';
 import type { ExecResult } from '../../../src/container-pool/interfaces/exec-result.interface';
+import { ContainerLostError } from '../../../src/container-pool/errors/container-pool.errors';
+import { onEngine } from '../../support/faults';
 import { expectPoolHealthy, HOSTILE_LIMITS, report } from '../../support/hostile';
-import { expectNoContainersLeft, startPool } from '../../support/integration';
+import { eventually, expectNoContainersLeft, startPool } from '../../support/integration';
 
 /**
  * Hostile workloads against the runner itself (transport 'runner', the Python image): the runner is PID 1 of the
@@ -393,6 +395,43 @@ describe('hostile workloads: against the runner (transport runner)', () => {
         stderr: 'second-err\n',
       });
       await expectRunnerServes(c);
+    } finally {
+      pool.release(c);
+    }
+    await expectNextRunExact(c.id);
+  });
+
+  it('prlimit and setpriority of PID 1 (the kernel allows them by uid): a starved runner loses its container with a typed error, never a wrong result', async () => {
+    const c = await pool.acquire();
+    try {
+      // Unlike /proc/1/* and ptrace (non-dumpable), prlimit and setpriority are checked by uid alone: a job of
+      // the runner's uid may lower the runner's limits and raise its niceness (exec: the lifeline is root, EPERM).
+      const r = await c.execute([
+        'python3',
+        '-c',
+        [
+          'import json, os, resource',
+          'os.setpriority(os.PRIO_PROCESS, 1, 19)',
+          'old = resource.prlimit(1, resource.RLIMIT_NOFILE, (8, 8))',
+          'print(json.dumps({"nice": os.getpriority(os.PRIO_PROCESS, 1), "old": list(old), "now": list(resource.prlimit(1, resource.RLIMIT_NOFILE))}))',
+        ].join('\n'),
+      ]);
+      expect(verdict(r)).toEqual(clean(0));
+      expect(report(r)).toEqual({ nice: 19, old: [64, 64], now: [8, 8] });
+      // The runner cannot open a job's pipes any more: the host is told, and the container is lost to the caller,
+      // with the runner's reason, as for any container that cannot run programs (never an empty success).
+      const next = await c.execute(['echo', 'never']).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(next).toBeInstanceOf(ContainerLostError);
+      expect((next as Error).message).toContain(c.name);
+      expect((next as Error).message).toMatch(/Too many open files/);
+      await eventually(
+        async () => !(await onEngine(c.id)),
+        10_000,
+        'the starved container removed',
+      );
     } finally {
       pool.release(c);
     }
