@@ -211,6 +211,33 @@ describe('hostile workloads: against the runner (transport runner)', () => {
     await expectNextRunExact(c.id);
   });
 
+  it("every signal to PID 1, and SIGSTOP of the runner's helpers (zygote, spare): code jobs in the same container still work", async () => {
+    const attack = await reuse!.pool.run({
+      cmd: [
+        'sh',
+        '-c',
+        [
+          // The helpers are of the same uid: stopped for real (the runner kills and replaces them, WUNTRACED).
+          'for p in $(pgrep -x python3); do [ "$p" != 1 ] && kill -STOP "$p"; done',
+          // Signals a Python PID 1 has no handler for are dropped by the kernel; SIGCHLD only wakes a reap pass.
+          'for s in $(seq 1 31); do kill -s "$s" 1 2>/dev/null; done',
+          'sleep 0.3',
+          'cut -d" " -f3 /proc/1/stat',
+        ].join('\n'),
+      ],
+    });
+    expect({ ...verdict(attack), stdout: attack.stdout }).toEqual({
+      ...clean(0),
+      stdout: expect.stringMatching(/^[RS]\n$/),
+    });
+    for (let i = 0; i < 3; i++) {
+      const r = await inReused(`import sys\nprint("job", ${i})\nsys.exit(${i})`);
+      expect(r.containerId).toBe(attack.containerId);
+      expect({ ...verdict(r), stdout: r.stdout }).toEqual({ ...clean(i), stdout: `job ${i}\n` });
+    }
+    await expectNextRunExact(attack.containerId);
+  });
+
   it('modules planted in the work dir and /tmp under the names the runner imports: later jobs unaffected', async () => {
     const bomb = 'import os\nos._exit(99)\n';
     const plant = await inReused(
