@@ -10,6 +10,7 @@ import {
   BUSYBOX_IMAGE,
   expectNoContainersLeft,
   SANDBOX_IMAGE,
+  TRANSPORTS,
   startPool,
 } from '../support/integration';
 
@@ -19,9 +20,11 @@ const sh = (c: Container, script: string) => c.execute(['sh', '-c', script]);
 
 /** Files in and out of a run and of a leased container, on the real engine, with both images. */
 describe.each([
-  ['python image', SANDBOX_IMAGE],
-  ['busybox image', BUSYBOX_IMAGE],
-])('files (%s)', (_label, image) => {
+  ['python image, transport exec', SANDBOX_IMAGE, 'exec'],
+  ['python image, transport runner', SANDBOX_IMAGE, 'runner'],
+  // Busybox has no Python: exec only.
+  ['busybox image, transport exec', BUSYBOX_IMAGE, 'exec'],
+] as const)('files (%s)', (_label, image, transport) => {
   let app: INestApplication;
   let pool: ContainerPoolService;
   let name: string;
@@ -38,8 +41,10 @@ describe.each([
       maxFileBytes: 11 * MiB,
       maxFilesTotalBytes: 12 * MiB,
       execTimeoutMs: 20_000,
+      transport,
     }));
     await pool.initialize();
+    expect(pool.stats().transport).toBe(transport);
   });
 
   afterAll(async () => {
@@ -393,13 +398,13 @@ describe.each([
   });
 });
 
-describe('files over HTTP on the real engine', () => {
+describe.each(TRANSPORTS)('files over HTTP on the real engine (transport %s)', (transport) => {
   const TOKEN = 'files-int-token-0123456789';
   let app: INestApplication;
   let name: string;
 
   beforeAll(async () => {
-    ({ app, name } = await startPool({ size: 1, http: true, adminToken: TOKEN }));
+    ({ app, name } = await startPool({ size: 1, http: true, adminToken: TOKEN, transport }));
   });
 
   afterAll(async () => {
@@ -430,6 +435,7 @@ describe('files over HTTP on the real engine', () => {
       },
     ]);
     expect(r.body.filesTruncated).toBe(false);
+    expect(r.body.transport).toBe(transport);
   });
 });
 

@@ -9,11 +9,13 @@ import {
   SANDBOX_IMAGE,
   startPool,
   startPoolHost,
+  transportOf,
+  TRANSPORTS,
   uniquePoolName,
 } from '../support/integration';
 
 /** The core promises of the pool, checked on the real engine with the Python sandbox image. */
-describe('ContainerPoolService on a real engine', () => {
+describe.each(TRANSPORTS)('ContainerPoolService on a real engine (transport %s)', (transport) => {
   let app: INestApplication;
   let pool: ContainerPoolService;
   let name: string;
@@ -27,8 +29,10 @@ describe('ContainerPoolService on a real engine', () => {
       workdirSizeBytes: 32 * 1024 * 1024,
       shmSizeBytes: 8 * 1024 * 1024,
       execTimeoutMs: 20_000,
+      transport,
     }));
     await pool.initialize();
+    expect(pool.stats().transport).toBe(transport);
   });
 
   afterAll(async () => {
@@ -95,11 +99,15 @@ describe('ContainerPoolService on a real engine', () => {
   });
 
   it('an exec the engine cannot start is an InvalidRequestError naming cmd[0] or workdir', async () => {
+    // The reason is each transport's own words: exec quotes the engine (runc), the runner the errno of its
+    // exec or chdir (docs/runner-protocol.md, ERROR).
+    const notFound =
+      transport === 'exec' ? /executable file not found/ : /No such file or directory/;
     const cases: [Parameters<ContainerPoolService['run']>[0], string, RegExp][] = [
-      [{ cmd: ['nosuch-program'] }, 'cmd[0]', /executable file not found/],
-      [{ cmd: ['/etc/passwd'] }, 'cmd[0]', /permission denied/],
-      [{ cmd: ['true'], workdir: '/nonexistent' }, 'workdir', /no such file or directory/],
-      [{ cmd: ['true'], workdir: '/etc/passwd' }, 'workdir', /not a directory/],
+      [{ cmd: ['nosuch-program'] }, 'cmd[0]', notFound],
+      [{ cmd: ['/etc/passwd'] }, 'cmd[0]', /permission denied/i],
+      [{ cmd: ['true'], workdir: '/nonexistent' }, 'workdir', /no such file or directory/i],
+      [{ cmd: ['true'], workdir: '/etc/passwd' }, 'workdir', /not a directory/i],
     ];
     for (const [request, field, reason] of cases) {
       const err = (await pool.run(request).catch((e: unknown) => e)) as InvalidRequestError;
@@ -190,8 +198,9 @@ describe('ContainerPoolService on a real engine', () => {
       expect(info.HostConfig.ReadonlyRootfs).toBe(true);
       expect(info.HostConfig.CapDrop).toEqual(['ALL']);
       expect(info.HostConfig.Privileged).toBe(false);
-      // The main process (the lifeline) is root without capabilities; every execution runs as the sandbox user.
-      expect(info.Config.User).toBe('0:0');
+      // exec: the main process (the lifeline) is root without capabilities; runner: the main process is the runner,
+      // as the sandbox user. Every execution runs as the sandbox user.
+      expect(info.Config.User).toBe(transport === 'exec' ? '0:0' : '65534:65534');
       expect(info.HostConfig.CapAdd ?? []).toEqual([]);
       expect((await c.execute(['id', '-u'])).stdout).toBe('65534\n');
       return (await c.execute(['echo', 'inside'])).stdout;
@@ -201,7 +210,7 @@ describe('ContainerPoolService on a real engine', () => {
   });
 
   it('shutdown removes every container of the pool', async () => {
-    const local = await startPool({ size: 2, image: SANDBOX_IMAGE });
+    const local = await startPool({ size: 2, image: SANDBOX_IMAGE, transport });
     await local.pool.initialize();
     expect((await engineContainers(local.name)).length).toBe(2);
     const c = await local.pool.acquire();
@@ -211,19 +220,21 @@ describe('ContainerPoolService on a real engine', () => {
   });
 });
 
-describe('a SIGKILLed instance', () => {
+describe.each(TRANSPORTS)('a SIGKILLed instance (transport %s)', (transport) => {
   const hosts: ChildProcess[] = [];
   afterAll(() => {
     for (const h of hosts) if (h.exitCode === null) h.kill('SIGKILL');
   });
 
-  const startHost = (pool: string) => startPoolHost({ POOL_NAME: pool }, hosts);
+  const startHost = (pool: string) =>
+    startPoolHost({ POOL_NAME: pool, POOL_TRANSPORT: transport }, hosts);
 
   it('leaves no container behind once the next instance has started', async () => {
     const pool = uniquePoolName('sigkill');
     const first = await startHost(pool);
     const before = await engineContainers(pool, { 'io.container-pool.owner': first.instanceId });
     expect(before.length).toBe(3);
+    for (const c of before) expect(await transportOf(c.Id)).toBe(transport);
     first.child.kill('SIGKILL');
     const second = await startHost(pool);
     const leftovers = await engineContainers(pool, { 'io.container-pool.owner': first.instanceId });

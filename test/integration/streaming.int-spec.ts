@@ -9,6 +9,7 @@ import {
   eventually,
   expectNoContainersLeft,
   startPool,
+  TRANSPORTS,
 } from '../support/integration';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,8 +27,8 @@ function expectContiguous(chunks: OutputChunk[]) {
   }
 }
 
-/** Streamed output on the real engine (exec transport): timing of chunks, caps, break, backpressure. */
-describe('streamed output on a real engine', () => {
+/** Streamed output on the real engine, on each transport: timing of chunks, caps, break, backpressure. */
+describe.each(TRANSPORTS)('streamed output on a real engine (transport %s)', (transport) => {
   let app: INestApplication;
   let pool: ContainerPoolService;
   let name: string;
@@ -38,8 +39,10 @@ describe('streamed output on a real engine', () => {
       maxContainers: 3,
       maxOutputBytes: '64m',
       execTimeoutMs: 60_000,
+      transport,
     }));
     await pool.initialize();
+    expect(pool.stats().transport).toBe(transport);
   });
 
   afterAll(async () => {
@@ -211,188 +214,201 @@ async function readLines(
   return out;
 }
 
-describe('streamed executions over HTTP (NDJSON, SSE)', () => {
-  const TOKEN = 'stream-token-0123456789';
-  let app: INestApplication;
-  let pool: ContainerPoolService;
-  let name: string;
-  let base: string;
+describe.each(TRANSPORTS)(
+  'streamed executions over HTTP (NDJSON, SSE) (transport %s)',
+  (transport) => {
+    const TOKEN = 'stream-token-0123456789';
+    let app: INestApplication;
+    let pool: ContainerPoolService;
+    let name: string;
+    let base: string;
 
-  beforeAll(async () => {
-    ({ app, pool, name } = await startPool({
-      size: 1,
-      maxContainers: 3,
-      execTimeoutMs: 60_000,
-      maxOutputBytes: '64m',
-      http: true,
-      adminToken: TOKEN,
-    }));
-    await pool.initialize();
-    await app.listen(0, '127.0.0.1');
-    const addr = app.getHttpServer().address() as { port: number };
-    base = `http://127.0.0.1:${addr.port}/admin/pool`;
-  });
-
-  afterAll(async () => {
-    streamTiming.keepaliveMs = 15_000;
-    await app?.close();
-    if (name) await expectNoContainersLeft(name);
-  });
-
-  const post = (body: object, accept: string, signal?: AbortSignal) =>
-    fetch(`${base}/executions`, {
-      method: 'POST',
-      headers: {
-        Authorization: `Bearer ${TOKEN}`,
-        'Content-Type': 'application/json',
-        Accept: accept,
-      },
-      body: JSON.stringify(body),
-      signal,
+    beforeAll(async () => {
+      ({ app, pool, name } = await startPool({
+        size: 1,
+        maxContainers: 3,
+        execTimeoutMs: 60_000,
+        maxOutputBytes: '64m',
+        http: true,
+        adminToken: TOKEN,
+        transport,
+      }));
+      await pool.initialize();
+      expect(pool.stats().transport).toBe(transport);
+      await app.listen(0, '127.0.0.1');
+      const addr = app.getHttpServer().address() as { port: number };
+      base = `http://127.0.0.1:${addr.port}/admin/pool`;
     });
 
-  it('NDJSON: output lines as the program prints, then exactly one result line', async () => {
-    const code = 'import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.3)\n';
-    const res = await post({ code }, 'application/x-ndjson');
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
-    const lines = await readLines(res, 'ndjson');
-    const outputs = lines.filter((l) => l.line.type === 'output');
-    expect(outputs.map((l) => l.line)).toEqual([
-      { type: 'output', stream: 'stdout', offset: 0, text: '0\n' },
-      { type: 'output', stream: 'stdout', offset: 2, text: '1\n' },
-      { type: 'output', stream: 'stdout', offset: 4, text: '2\n' },
-    ]);
-    expect(outputs[1].at - outputs[0].at).toBeGreaterThan(200);
-    const results = lines.filter((l) => l.line.type === 'result');
-    expect(results).toHaveLength(1);
-    expect(lines.at(-1)!.line.type).toBe('result');
-    expect(results[0].line.result).toMatchObject({ exitCode: 0, stdout: '0\n1\n2\n' });
-  });
+    afterAll(async () => {
+      streamTiming.keepaliveMs = 15_000;
+      await app?.close();
+      if (name) await expectNoContainersLeft(name);
+    });
 
-  it('NDJSON with files in and collected: the result line carries them as base64', async () => {
-    const res = await post(
-      {
-        code: 'import os\nos.makedirs("out", exist_ok=True)\ndata = open("in/x.bin", "rb").read()\nprint(len(data))\nopen("out/y.bin", "wb").write(data[::-1])',
-        files: [
-          { path: 'in/x.bin', contentBase64: Buffer.from([0, 1, 2, 255]).toString('base64') },
-        ],
-        collect: ['out/*.bin'],
-        // The pool's 64 MiB output cap would leave no room in maxBodyBytes for collected files.
-        maxOutputBytes: 1024,
-      },
-      'application/x-ndjson',
-    );
-    expect(res.status).toBe(200);
-    const lines = await readLines(res, 'ndjson');
-    const result = lines.find((l) => l.line.type === 'result')!.line.result as {
-      stdout: string;
-      files: { path: string; contentBase64: string }[];
-    };
-    expect(result).toMatchObject({ stdout: '4\n' });
-    expect(result.files.map((f) => [f.path, Buffer.from(f.contentBase64, 'base64')])).toEqual([
-      ['out/y.bin', Buffer.from([255, 2, 1, 0])],
-    ]);
-  });
+    const post = (body: object, accept: string, signal?: AbortSignal) =>
+      fetch(`${base}/executions`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${TOKEN}`,
+          'Content-Type': 'application/json',
+          Accept: accept,
+        },
+        body: JSON.stringify(body),
+        signal,
+      });
 
-  it('SSE: data events, base64 for bytes that are no UTF-8, and keepalives in silence', async () => {
-    streamTiming.keepaliveMs = 200;
-    try {
+    it('NDJSON: output lines as the program prints, then exactly one result line', async () => {
+      const code = 'import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.3)\n';
+      const res = await post({ code }, 'application/x-ndjson');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+      const lines = await readLines(res, 'ndjson');
+      const outputs = lines.filter((l) => l.line.type === 'output');
+      expect(outputs.map((l) => l.line)).toEqual([
+        { type: 'output', stream: 'stdout', offset: 0, text: '0\n' },
+        { type: 'output', stream: 'stdout', offset: 2, text: '1\n' },
+        { type: 'output', stream: 'stdout', offset: 4, text: '2\n' },
+      ]);
+      expect(outputs[1].at - outputs[0].at).toBeGreaterThan(200);
+      const results = lines.filter((l) => l.line.type === 'result');
+      expect(results).toHaveLength(1);
+      expect(lines.at(-1)!.line.type).toBe('result');
+      expect(results[0].line.result).toMatchObject({ exitCode: 0, stdout: '0\n1\n2\n' });
+    });
+
+    it('NDJSON with files in and collected: the result line carries them as base64', async () => {
       const res = await post(
-        { cmd: ['sh', '-c', 'printf "\\377\\376"; sleep 0.7; echo done >&2'] },
-        'text/event-stream',
+        {
+          code: 'import os\nos.makedirs("out", exist_ok=True)\ndata = open("in/x.bin", "rb").read()\nprint(len(data))\nopen("out/y.bin", "wb").write(data[::-1])',
+          files: [
+            { path: 'in/x.bin', contentBase64: Buffer.from([0, 1, 2, 255]).toString('base64') },
+          ],
+          collect: ['out/*.bin'],
+          // The pool's 64 MiB output cap would leave no room in maxBodyBytes for collected files.
+          maxOutputBytes: 1024,
+        },
+        'application/x-ndjson',
       );
       expect(res.status).toBe(200);
-      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-      const lines = (await readLines(res, 'sse')).map((l) => l.line);
-      // (A keepalive may come first when the exec is slow to start on a loaded machine.)
-      const outputs = lines.filter((l) => l.type === 'output');
-      expect(outputs[0]).toEqual({
-        type: 'output',
-        stream: 'stdout',
-        offset: 0,
-        base64: Buffer.from([0xff, 0xfe]).toString('base64'),
-      });
-      expect(lines.filter((l) => l.type === 'keepalive').length).toBeGreaterThanOrEqual(1);
-      expect(lines).toContainEqual({ type: 'output', stream: 'stderr', offset: 0, text: 'done\n' });
-      expect(lines.at(-1)).toMatchObject({ type: 'result', result: { exitCode: 0 } });
-    } finally {
-      streamTiming.keepaliveMs = 15_000;
-    }
-  });
-
-  it('a client that disconnects mid-stream kills the run: its container is removed', async () => {
-    const ac = new AbortController();
-    const res = await post(
-      { cmd: ['sh', '-c', 'echo started; sleep 60'] },
-      'application/x-ndjson',
-      ac.signal,
-    );
-    const reader = res.body!.getReader();
-    const first = await reader.read();
-    expect(new TextDecoder().decode(first.value)).toContain('"started\\n"');
-    const leasedId = pool.containers().find((c) => c.state === 'leased')?.id;
-    expect(leasedId).toBeDefined();
-    ac.abort();
-    await eventually(
-      async () => !(await engineContainers(name)).some((c) => c.Id === leasedId),
-      10_000,
-      'the disconnected run’s container removed',
-    );
-  });
-
-  it('a failure after the first byte is one error line (the status is already 200)', async () => {
-    let killed = false;
-    const res = await post({ cmd: ['sh', '-c', 'echo started; sleep 60'] }, 'application/x-ndjson');
-    expect(res.status).toBe(200);
-    const lines = await readLines(res, 'ndjson', (line) => {
-      if (killed || line.type !== 'output') return;
-      killed = true;
-      const id = pool.containers().find((c) => c.state === 'leased')!.id;
-      // The container dies under the execution, outside the pool.
-      void docker.getContainer(id).kill();
+      const lines = await readLines(res, 'ndjson');
+      const result = lines.find((l) => l.line.type === 'result')!.line.result as {
+        stdout: string;
+        files: { path: string; contentBase64: string }[];
+      };
+      expect(result).toMatchObject({ stdout: '4\n' });
+      expect(result.files.map((f) => [f.path, Buffer.from(f.contentBase64, 'base64')])).toEqual([
+        ['out/y.bin', Buffer.from([255, 2, 1, 0])],
+      ]);
     });
-    expect(lines.map((l) => l.line.type)).toEqual(['output', 'error']);
-    expect(lines[1].line.error).toMatchObject({ code: 'CONTAINER_LOST' });
-  });
 
-  it('a client that stops reading pauses the program (backpressure over HTTP)', async () => {
-    const code = [
-      'import sys, time',
-      'b = b"z" * (1 << 20)',
-      'for _ in range(32): sys.stdout.buffer.write(b)',
-      'sys.stdout.flush()',
-      'sys.stderr.write(repr(time.time()))',
-    ].join('\n');
-    const res = await post({ code, maxOutputBytes: 64 << 20 }, 'application/x-ndjson');
-    expect(res.status).toBe(200);
-    let resumedAt = 0;
-    let first = true;
-    let stdoutBytes = 0;
-    let doneAt = 0;
-    await readLines(
-      res,
-      'ndjson',
-      () => undefined,
-      async (line) => {
-        if (line.type === 'output' && line.stream === 'stdout') {
-          stdoutBytes += Buffer.byteLength(line.text as string);
-        }
-        if (line.type === 'output' && line.stream === 'stderr') doneAt = Number(line.text) * 1000;
-        if (first) {
-          first = false;
-          await sleep(1500);
-          resumedAt = Date.now();
-        }
-      },
-    );
-    expect(stdoutBytes).toBe(32 << 20);
-    expect(doneAt).toBeGreaterThan(resumedAt);
-  });
+    it('SSE: data events, base64 for bytes that are no UTF-8, and keepalives in silence', async () => {
+      streamTiming.keepaliveMs = 200;
+      try {
+        const res = await post(
+          { cmd: ['sh', '-c', 'printf "\\377\\376"; sleep 0.7; echo done >&2'] },
+          'text/event-stream',
+        );
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+        const lines = (await readLines(res, 'sse')).map((l) => l.line);
+        // (A keepalive may come first when the exec is slow to start on a loaded machine.)
+        const outputs = lines.filter((l) => l.type === 'output');
+        expect(outputs[0]).toEqual({
+          type: 'output',
+          stream: 'stdout',
+          offset: 0,
+          base64: Buffer.from([0xff, 0xfe]).toString('base64'),
+        });
+        expect(lines.filter((l) => l.type === 'keepalive').length).toBeGreaterThanOrEqual(1);
+        expect(lines).toContainEqual({
+          type: 'output',
+          stream: 'stderr',
+          offset: 0,
+          text: 'done\n',
+        });
+        expect(lines.at(-1)).toMatchObject({ type: 'result', result: { exitCode: 0 } });
+      } finally {
+        streamTiming.keepaliveMs = 15_000;
+      }
+    });
 
-  it('a failure before the first byte is the usual error answer', async () => {
-    const res = await post({ cmd: ['x'], timeoutMs: 10_000_000 }, 'application/x-ndjson');
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
-  });
-});
+    it('a client that disconnects mid-stream kills the run: its container is removed', async () => {
+      const ac = new AbortController();
+      const res = await post(
+        { cmd: ['sh', '-c', 'echo started; sleep 60'] },
+        'application/x-ndjson',
+        ac.signal,
+      );
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain('"started\\n"');
+      const leasedId = pool.containers().find((c) => c.state === 'leased')?.id;
+      expect(leasedId).toBeDefined();
+      ac.abort();
+      await eventually(
+        async () => !(await engineContainers(name)).some((c) => c.Id === leasedId),
+        10_000,
+        'the disconnected run’s container removed',
+      );
+    });
+
+    it('a failure after the first byte is one error line (the status is already 200)', async () => {
+      let killed = false;
+      const res = await post(
+        { cmd: ['sh', '-c', 'echo started; sleep 60'] },
+        'application/x-ndjson',
+      );
+      expect(res.status).toBe(200);
+      const lines = await readLines(res, 'ndjson', (line) => {
+        if (killed || line.type !== 'output') return;
+        killed = true;
+        const id = pool.containers().find((c) => c.state === 'leased')!.id;
+        // The container dies under the execution, outside the pool.
+        void docker.getContainer(id).kill();
+      });
+      expect(lines.map((l) => l.line.type)).toEqual(['output', 'error']);
+      expect(lines[1].line.error).toMatchObject({ code: 'CONTAINER_LOST' });
+    });
+
+    it('a client that stops reading pauses the program (backpressure over HTTP)', async () => {
+      const code = [
+        'import sys, time',
+        'b = b"z" * (1 << 20)',
+        'for _ in range(32): sys.stdout.buffer.write(b)',
+        'sys.stdout.flush()',
+        'sys.stderr.write(repr(time.time()))',
+      ].join('\n');
+      const res = await post({ code, maxOutputBytes: 64 << 20 }, 'application/x-ndjson');
+      expect(res.status).toBe(200);
+      let resumedAt = 0;
+      let first = true;
+      let stdoutBytes = 0;
+      let doneAt = 0;
+      await readLines(
+        res,
+        'ndjson',
+        () => undefined,
+        async (line) => {
+          if (line.type === 'output' && line.stream === 'stdout') {
+            stdoutBytes += Buffer.byteLength(line.text as string);
+          }
+          if (line.type === 'output' && line.stream === 'stderr') doneAt = Number(line.text) * 1000;
+          if (first) {
+            first = false;
+            await sleep(1500);
+            resumedAt = Date.now();
+          }
+        },
+      );
+      expect(stdoutBytes).toBe(32 << 20);
+      expect(doneAt).toBeGreaterThan(resumedAt);
+    });
+
+    it('a failure before the first byte is the usual error answer', async () => {
+      const res = await post({ cmd: ['x'], timeoutMs: 10_000_000 }, 'application/x-ndjson');
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
+    });
+  },
+);

@@ -9,9 +9,12 @@ import {
   eventually,
   expectNoContainersLeft,
   startPool,
+  type TransportName,
 } from './integration';
 
 const MiB = 1024 * 1024;
+
+export { TRANSPORTS, type TransportName } from './integration';
 
 /**
  * Small limits that make hostile workloads hit them fast. tmp + workdir + shm (40 MiB) stay below the memory
@@ -36,9 +39,18 @@ export const HOSTILE_LIMITS = {
  * What every hostile case ends with: the pool still serves a run, and the engine has no container of the pool
  * beyond the ones the pool itself holds (idle, leased, being created or being removed).
  */
-export async function expectPoolHealthy(pool: ContainerPoolService, name: string): Promise<void> {
+export async function expectPoolHealthy(
+  pool: ContainerPoolService,
+  name: string,
+  transport?: TransportName,
+): Promise<void> {
   const r = await pool.run({ cmd: ['echo', 'still serving'] });
   expect(r).toMatchObject({ exitCode: 0, stdout: 'still serving\n', timedOut: false });
+  // The transport the suite asked for is the one that ran (not auto's choice).
+  if (transport) {
+    expect(r.transport).toBe(transport);
+    expect(pool.stats().transport).toBe(transport);
+  }
   await expectOnlyPoolContainers(pool, name);
 }
 
@@ -120,21 +132,30 @@ export async function hostConfigOf(id: string) {
 }
 
 /**
- * One pool with HOSTILE_LIMITS for a describe block: started (and filled) before its tests, checked after each
+ * One pool with HOSTILE_LIMITS on the given transport for a describe block: started (and filled) before its tests, checked after each
  * test (it still serves, it holds only its own containers), closed and checked for leaks after all.
  */
-export function useHostilePool(): {
+export function useHostilePool(transport: TransportName): {
   app?: INestApplication;
   pool: ContainerPoolService;
   name: string;
+  transport: TransportName;
 } {
-  const ctx = {} as { app?: INestApplication; pool: ContainerPoolService; name: string };
+  const ctx = { transport } as {
+    app?: INestApplication;
+    pool: ContainerPoolService;
+    name: string;
+    transport: TransportName;
+  };
   beforeAll(async () => {
-    Object.assign(ctx, await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4 }));
+    Object.assign(
+      ctx,
+      await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4, transport }),
+    );
     await ctx.pool.initialize();
   });
   afterEach(async () => {
-    await expectPoolHealthy(ctx.pool, ctx.name);
+    await expectPoolHealthy(ctx.pool, ctx.name, transport);
   });
   afterAll(async () => {
     await ctx.app?.close();

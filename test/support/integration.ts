@@ -12,6 +12,13 @@ import type { ContainerPoolModuleOptions } from '../../src/container-pool/interf
 
 /** The Python sandbox image the test scripts build (or POOL_IMAGE when set). */
 export const SANDBOX_IMAGE = process.env.POOL_IMAGE || 'container-pool-sandbox:bookworm';
+/**
+ * The transports of the Python image: every hostile, fault and core integration case on it runs once on each,
+ * named explicitly (the default, auto, would pick the runner there). Busybox has no Python: exec only.
+ */
+export const TRANSPORTS = ['exec', 'runner'] as const;
+export type TransportName = (typeof TRANSPORTS)[number];
+
 /** A tiny busybox image for fast shell-only tests. */
 export const BUSYBOX_IMAGE = process.env.BUSYBOX_IMAGE || 'container-pool-busybox:latest';
 
@@ -139,4 +146,13 @@ export async function eventually(
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * The transport a container of the main engine was made for, from the engine's view: exec containers run
+ * docker-init (Init) with the lifeline, runner containers the runner as PID 1 without an init.
+ */
+export async function transportOf(id: string): Promise<'exec' | 'runner'> {
+  const info = await docker.getContainer(id).inspect();
+  return info.HostConfig.Init ? 'exec' : 'runner';
 }

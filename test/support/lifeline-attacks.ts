@@ -13,6 +13,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type ImageKind = 'python' | 'busybox';
+export type TransportName = 'exec' | 'runner';
+
+/**
+ * What is attacked: an image kind on a transport. The Python image runs every attack on both transports; busybox
+ * has no Python, so exec only.
+ */
+export interface Variant {
+  kind: ImageKind;
+  transport: TransportName;
+}
+export const VARIANTS: Variant[] = [
+  { kind: 'python', transport: 'exec' },
+  { kind: 'python', transport: 'runner' },
+  { kind: 'busybox', transport: 'exec' },
+];
+export const variantLabel = (v: Variant) => `${v.kind}/${v.transport}`;
 
 export interface Attack {
   attack: string;
@@ -24,9 +40,16 @@ export interface Attack {
   hostCheck?(evidence: HostEvidence): void;
 }
 
-/** The lifeline as the attacker sees it: every uid-0 process of the container, by pid. */
+/**
+ * The lifeline as the attacker sees it, by pid. exec: every uid-0 process of the container (docker-init, sh,
+ * sleep, cat). runner: the runner's own processes (its command line), PID 1 and its helpers (Python set only;
+ * busybox has no runner).
+ */
 export interface LifelineView {
-  [pid: string]: Record<'Name' | 'State' | CapField | 'NoNewPrivs' | 'Seccomp', string>;
+  [pid: string]: Record<'Name' | 'State' | CapField | 'NoNewPrivs' | 'Seccomp', string> & {
+    Uid?: string;
+    PPid?: string;
+  };
 }
 type CapField = 'CapInh' | 'CapPrm' | 'CapEff' | 'CapBnd' | 'CapAmb';
 export type AttackReport = { lifeline: LifelineView } & Record<string, any>;
@@ -57,10 +80,26 @@ export const marker = (attack: string) => `cpatk-${attack}`;
 
 const ZERO = '0000000000000000';
 
-/** What every report shows: the lifeline is docker-init, timeout and cat, as root without any capability. */
-export function checkLifelineView(view: LifelineView): void {
+/**
+ * What every report shows.
+ * - exec: the lifeline is docker-init, sh, sleep and cat, as root without any capability.
+ * - runner: the runner is PID 1 (python3) with its two helpers, the zygote (a child of PID 1) and the spare it
+ *   forks (the zygote's child), all python3 with the runner's command line, as the sandbox user (65534) without
+ *   any capability. Only PID 1 is the lifeline proper (its exit ends the container); the helpers are
+ *   expendable by design (docs/runner-protocol.md: a job may kill or stop them, the runner forks new ones).
+ */
+export function checkLifelineView(view: LifelineView, transport: TransportName = 'exec'): void {
   const entries = Object.values(view);
-  expect(entries.map((e) => e.Name).sort()).toEqual(['cat', 'docker-init', 'sh', 'sleep']);
+  if (transport === 'exec') {
+    expect(entries.map((e) => e.Name).sort()).toEqual(['cat', 'docker-init', 'sh', 'sleep']);
+  } else {
+    expect(entries.map((e) => e.Name)).toEqual(['python3', 'python3', 'python3']);
+    expect(view['1']).toMatchObject({ Name: 'python3', Uid: '65534', PPid: '0' });
+    const zygote = Object.entries(view).find(([, e]) => e.PPid === '1');
+    expect(zygote).toBeDefined();
+    expect(entries.filter((e) => e.PPid === zygote![0])).toHaveLength(1);
+    for (const e of entries) expect(e.Uid).toBe('65534');
+  }
   for (const e of entries) {
     expect(e).toMatchObject({
       CapInh: ZERO,
@@ -76,13 +115,23 @@ export function checkLifelineView(view: LifelineView): void {
   }
 }
 
-const lifelinePids = (r: AttackReport) => Object.keys(r.lifeline);
+/**
+ * The pids whose fate each attack checks: exec, the whole lifeline (4 processes); runner, PID 1 only (the
+ * helpers are attacked too, but a job of the same uid may kill or stop them by design).
+ */
+const lifelinePids = (r: AttackReport, transport: TransportName) =>
+  transport === 'exec' ? Object.keys(r.lifeline) : ['1'];
 
-/** Every lifeline pid maps to `expected` in `results`. */
-function expectForLifeline(r: AttackReport, given: unknown, expected: unknown) {
+/** Every checked lifeline pid maps to `expected` in `results`. */
+function expectForLifeline(
+  r: AttackReport,
+  transport: TransportName,
+  given: unknown,
+  expected: unknown,
+) {
   const results = (given ?? {}) as Record<string, unknown>;
-  const pids = lifelinePids(r);
-  expect(pids).toHaveLength(4);
+  const pids = lifelinePids(r, transport);
+  expect(pids).toHaveLength(transport === 'exec' ? 4 : 1);
   expect(Object.fromEntries(pids.map((p) => [p, results[p]]))).toEqual(
     Object.fromEntries(pids.map((p) => [p, expected])),
   );
@@ -109,15 +158,18 @@ function program(kind: ImageKind, attack: string): string {
 const CHECKS: Record<
   string,
   {
-    check: (r: AttackReport, kind: ImageKind) => void;
+    check: (r: AttackReport, kind: ImageKind, transport: TransportName) => void;
     hostCheck?: (e: HostEvidence, kind: ImageKind) => void;
   }
 > = {
   stop: {
-    check: (r) => {
-      expectForLifeline(r, r.stop, 'EPERM');
-      expectForLifeline(r, r.kill, 'EPERM');
-      expectForLifeline(r, r.after, expect.stringMatching(/^[RS]$/));
+    check: (r, _kind, t) => {
+      // exec: the lifeline runs as root: EPERM. runner: PID 1 is of the same uid, so kill() is allowed, but the
+      // kernel drops SIGSTOP and SIGKILL sent to a namespace's init from inside it: 'ok', and no effect (after).
+      const refused = t === 'exec' ? 'EPERM' : 'ok';
+      expectForLifeline(r, t, r.stop, refused);
+      expectForLifeline(r, t, r.kill, refused);
+      expectForLifeline(r, t, r.after, expect.stringMatching(/^[RS]$/));
       // The same signal stops a process of its own (T): the attempt was real.
       expect(r.victimState).toBe('T');
     },
@@ -125,9 +177,10 @@ const CHECKS: Record<
     hostCheck: (e) => expect(e.attackers.length).toBeGreaterThanOrEqual(1),
   },
   kill9: {
-    check: (r, kind) => {
-      expectForLifeline(r, r.alive, true);
-      expectForLifeline(r, r.direct, 'EPERM');
+    check: (r, kind, t) => {
+      expectForLifeline(r, t, r.alive, true);
+      // exec: EPERM (root). runner: accepted and dropped by the kernel (PID 1 of the namespace), as for stop.
+      expectForLifeline(r, t, r.direct, t === 'exec' ? 'EPERM' : 'ok');
       // kill -9 -1 did kill what it could: its own sleeping child.
       if (kind === 'python') expect(r.victimSignal).toBe(9);
       else expect(r.victimStatus).toBe(137);
@@ -135,16 +188,17 @@ const CHECKS: Record<
     hostCheck: (e) => expect(e.attackers.length).toBeGreaterThanOrEqual(1),
   },
   ptrace: {
-    check: (r) => {
+    check: (r, _kind, t) => {
       expect(r.control).toBe('ok');
-      expectForLifeline(r, r.seize, 'EPERM');
-      expectForLifeline(r, r.attach, 'EPERM');
-      expectForLifeline(r, r.tracers, '0');
+      // exec: root's processes. runner: the runner is non-dumpable, so the same uid is refused too.
+      expectForLifeline(r, t, r.seize, 'EPERM');
+      expectForLifeline(r, t, r.attach, 'EPERM');
+      expectForLifeline(r, t, r.tracers, '0');
     },
     hostCheck: (e) => expect(e.attackers.length).toBeGreaterThanOrEqual(1),
   },
   procfd: {
-    check: (r, kind) => {
+    check: (r, kind, t) => {
       // On a child of its own the same opens and changes work: the attempts are real.
       expect(r.control).toMatchObject({
         fd: 'ok',
@@ -160,11 +214,14 @@ const CHECKS: Record<
         fd1w: 'EACCES',
         environ: 'EACCES',
         mem: 'EACCES',
-        nice: 'EPERM',
         oomAdj: 'EACCES',
-        ...(kind === 'python' ? { prlimit: 'EPERM' } : {}),
+        // exec: root's processes. runner: the kernel checks these two by uid, not by dumpability: a job may
+        // renice the runner (upwards only) and read its limits. Everything behind /proc/1/* is refused
+        // (non-dumpable: root-owned).
+        nice: t === 'exec' ? 'EPERM' : 'ok',
+        ...(kind === 'python' ? { prlimit: t === 'exec' ? 'EPERM' : 'ok' } : {}),
       };
-      for (const p of lifelinePids(r)) {
+      for (const p of lifelinePids(r, t)) {
         expect({ pid: p, ...r.open[p] }).toMatchObject({ pid: p, ...denied });
         expect(['EACCES', 'EPERM']).toContain(r.open[p].root);
       }
@@ -231,8 +288,8 @@ const CHECKS: Record<
   },
 };
 
-/** The attacks of an image kind, in the order they are launched (the CPU-heavy ones last). */
-export function attacksFor(kind: ImageKind): Attack[] {
+/** The attacks of an image kind on a transport, in the order they are launched (the CPU-heavy ones last). */
+export function attacksFor(kind: ImageKind, transport: TransportName = 'exec'): Attack[] {
   const names =
     kind === 'python'
       ? ['stop', 'kill9', 'ptrace', 'procfd', 'fds', 'tmpfs', 'pids', 'mem', 'cpu']
@@ -246,10 +303,10 @@ export function attacksFor(kind: ImageKind): Attack[] {
     return {
       attack,
       cmd,
-      env: { CPATK_MARK: marker(attack) },
+      env: { CPATK_MARK: marker(attack), CPATK_TRANSPORT: transport },
       check: (r: AttackReport) => {
-        checkLifelineView(r.lifeline);
-        check(r, kind);
+        checkLifelineView(r.lifeline, transport);
+        check(r, kind, transport);
       },
       hostCheck: hostCheck && ((e: HostEvidence) => hostCheck(e, kind)),
     };

@@ -15,6 +15,7 @@ import {
   engineContainers,
   SANDBOX_IMAGE,
   startPoolHost,
+  transportOf,
   uniquePoolName,
 } from '../../support/integration';
 
@@ -32,9 +33,15 @@ describe('faults: the lifetime bound holds under a CPU attack (owner alive, neve
   });
 
   it(
-    `busybox and python containers are gone within expires-at + 2 s (lifetime ${LIFETIME_MS} ms)`,
+    `busybox (exec) and python (exec, runner) containers are gone within expires-at + 2 s (lifetime ${LIFETIME_MS} ms)`,
     async () => {
-      const names = { busybox: uniquePoolName('drift-bb'), python: uniquePoolName('drift-py') };
+      // Python on both transports (exec: docker-init's lifeline; runner: the runner's own deadline), busybox
+      // on exec (no Python there).
+      const names = {
+        busybox: uniquePoolName('drift-bb'),
+        python: uniquePoolName('drift-py'),
+        pythonRunner: uniquePoolName('drift-pyr'),
+      };
       const options = {
         ...HOSTILE_LIMITS,
         size: 0,
@@ -55,7 +62,13 @@ describe('faults: the lifetime bound holds under a CPU attack (owner alive, neve
           {
             name: names.python,
             image: SANDBOX_IMAGE,
-            options,
+            options: { ...options, transport: 'exec' as const },
+            attacks: [{ attack: 'cpu', cmd: SPIN }],
+          },
+          {
+            name: names.pythonRunner,
+            image: SANDBOX_IMAGE,
+            options: { ...options, transport: 'runner' as const },
             attacks: [{ attack: 'cpu', cmd: SPIN }],
           },
         ],
@@ -69,11 +82,16 @@ describe('faults: the lifetime bound holds under a CPU attack (owner alive, neve
         .split('\n')
         .filter((l) => l.startsWith('ATTACK '))
         .map((l) => JSON.parse(l.slice(7)) as AttackOutcome);
-      expect(outcomes.map((o) => o.stdout?.trim())).toEqual(['spinning', 'spinning']);
+      expect(outcomes.map((o) => o.stdout?.trim())).toEqual(['spinning', 'spinning', 'spinning']);
       const targets = await Promise.all(
         Object.entries(names).map(async ([kind, pool]) => {
           const [row] = await engineContainers(pool);
-          return { kind, id: row.Id, expiresAt: Date.parse(row.Labels[LABELS.expiresAt]) };
+          return {
+            kind,
+            id: row.Id,
+            expiresAt: Date.parse(row.Labels[LABELS.expiresAt]),
+            transport: await transportOf(row.Id),
+          };
         }),
       );
       const goneAt = new Map<string, number>();
@@ -90,8 +108,18 @@ describe('faults: the lifetime bound holds under a CPU attack (owner alive, neve
         targets.map((t) => [t.kind, (goneAt.get(t.id) ?? Infinity) - t.expiresAt]),
       );
       console.log(`ms after expires-at: ${JSON.stringify(late)}`);
-      expect(late).toEqual({ busybox: expect.any(Number), python: expect.any(Number) });
+      expect(Object.fromEntries(targets.map((t) => [t.kind, t.transport]))).toEqual({
+        busybox: 'exec',
+        python: 'exec',
+        pythonRunner: 'runner',
+      });
+      expect(late).toEqual({
+        busybox: expect.any(Number),
+        python: expect.any(Number),
+        pythonRunner: expect.any(Number),
+      });
       expect(late.python).toBeLessThanOrEqual(2_000);
+      expect(late.pythonRunner).toBeLessThanOrEqual(2_000);
       expect(late.busybox).toBeLessThanOrEqual(2_000);
     },
     LIFETIME_MS + 180_000,

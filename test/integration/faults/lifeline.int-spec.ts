@@ -21,6 +21,9 @@ import {
   type HostEvidence,
   type HostProcess,
   type ImageKind,
+  type Variant,
+  variantLabel,
+  VARIANTS,
 } from '../../support/lifeline-attacks';
 
 /** The contract bound of issue 9: gone within 2 s of the owner's SIGKILL, and of its lifetime's end. */
@@ -29,7 +32,10 @@ const LIFETIME_MS = 15_000;
 const POLL_MS = 50;
 
 const IMAGES: Record<ImageKind, string> = { python: SANDBOX_IMAGE, busybox: BUSYBOX_IMAGE };
-const KINDS: ImageKind[] = ['python', 'busybox'];
+/** One pool per variant: the Python image on exec and on the runner, busybox on exec (it has no Python). */
+const LABELS_OF = VARIANTS.map(variantLabel);
+/** The runner's command line as the host's /proc shows it (NULs as spaces). */
+const RUNNER_CMDLINE = /^python3 -I -c # container-pool runner/;
 
 /**
  * The attacked pools: one container per attack, nothing kept idle (size 0), a lifetime the suite can wait for.
@@ -49,7 +55,9 @@ const OPTIONS: ContainerPoolModuleOptions = {
 type Fate = 'SIGKILL' | 'SIGKILL, new instance starts' | 'alive, not releasing' | 'SIGSTOP';
 
 interface Target {
-  kind: ImageKind;
+  variant: Variant;
+  /** `python/exec`, `python/runner`, `busybox/exec`. */
+  label: string;
   attack: Attack;
   outcome: AttackOutcome;
   id: string;
@@ -57,11 +65,13 @@ interface Target {
   expiresAt: number;
   /** The engine's State.StartedAt: when the lifeline started. */
   startedAt: number;
+  /** The host pid of the container's PID 1 (docker-init on exec, the runner on the runner). */
+  pid1: number;
 }
 
 interface Measured {
   fate: Fate;
-  kind: ImageKind;
+  label: string;
   attack: string;
   /** ms from the owner's fate (the signal, or the moment the host was found READY when alive) to gone. */
   afterFateMs: number;
@@ -124,11 +134,11 @@ function hostEvidence(id: string, mark: string): HostEvidence {
 /** Runs checks and reports every failing one at the end, each named by the container's image and attack. */
 class Findings {
   private readonly problems: string[] = [];
-  about(t: Pick<Target, 'kind' | 'attack'>, what: string, check: () => void): void {
+  about(t: Pick<Target, 'label' | 'attack'>, what: string, check: () => void): void {
     try {
       check();
     } catch (err) {
-      this.problems.push(`${t.kind} / ${t.attack.attack}: ${what}: ${(err as Error).message}`);
+      this.problems.push(`${t.label} / ${t.attack.attack}: ${what}: ${(err as Error).message}`);
     }
   }
   /** Throws the failures collected so far, all of them. */
@@ -223,19 +233,19 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
     if (measured.length) {
       const rows = measured.map(
         (m) =>
-          `${m.fate.padEnd(28)} ${m.kind.padEnd(8)} ${m.attack.padEnd(7)} ` +
+          `${m.fate.padEnd(28)} ${m.label.padEnd(14)} ${m.attack.padEnd(7)} ` +
           `${String(m.afterFateMs).padStart(6)} ms after the fate, ` +
           `${String(m.afterLifetimeMs).padStart(6)} ms after start + lifetime, ` +
           `${String(m.afterExpiryMs).padStart(6)} ms after expires-at (start lag ${m.startLagMs} ms)`,
       );
       // Per fate and image: the range of the bounded figure (after the SIGKILL, or after start + lifetime).
-      const summary = [...new Set(measured.map((m) => `${m.fate}|${m.kind}`))].map((key) => {
-        const [fate, kind] = key.split('|');
-        const of = measured.filter((m) => m.fate === fate && m.kind === kind);
+      const summary = [...new Set(measured.map((m) => `${m.fate}|${m.label}`))].map((key) => {
+        const [fate, label] = key.split('|');
+        const of = measured.filter((m) => m.fate === fate && m.label === label);
         const killed = fate.startsWith('SIGKILL');
         const values = of.map((m) => (killed ? m.afterFateMs : m.afterLifetimeMs));
         return (
-          `${fate.padEnd(28)} ${kind.padEnd(8)} ${Math.min(...values)}-${Math.max(...values)} ms after ` +
+          `${fate.padEnd(28)} ${label.padEnd(14)} ${Math.min(...values)}-${Math.max(...values)} ms after ` +
           `${killed ? 'the SIGKILL' : 'start + lifetime'} (${of.length} containers)`
         );
       });
@@ -246,46 +256,51 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
     expect(leaks).toEqual([]);
   }, 90_000);
 
-  const planFor = (names: Record<ImageKind, string>, attacks: boolean, options = OPTIONS) =>
+  const planFor = (names: Record<string, string>, attacks: boolean, options = OPTIONS) =>
     ({
-      pools: KINDS.map((kind) => ({
-        name: names[kind],
-        image: IMAGES[kind],
-        options,
+      pools: VARIANTS.map((v) => ({
+        name: names[variantLabel(v)],
+        image: IMAGES[v.kind],
+        options: { ...options, transport: v.transport },
         attacks: attacks
-          ? attacksFor(kind).map(({ attack, cmd, env }) => ({ attack, cmd, env }))
+          ? attacksFor(v.kind, v.transport).map(({ attack, cmd, env }) => ({ attack, cmd, env }))
           : [],
       })),
     }) satisfies AttackPlan;
 
   /** Starts an owner whose containers are each under one attack, and checks that every attack was made. */
   async function attackedOwner(tag: string) {
-    const names = {
-      python: uniquePoolName(`lifeline-${tag}-py`),
-      busybox: uniquePoolName(`lifeline-${tag}-bb`),
+    const short: Record<string, string> = {
+      'python/exec': 'py',
+      'python/runner': 'pyr',
+      'busybox/exec': 'bb',
     };
-    poolNames.push(names.python, names.busybox);
+    const names = Object.fromEntries(
+      LABELS_OF.map((l) => [l, uniquePoolName(`lifeline-${tag}-${short[l]}`)]),
+    );
+    poolNames.push(...Object.values(names));
     const host = await startPoolHost(
       { ATTACK_HOST_PLAN: JSON.stringify(planFor(names, true)) },
       hosts,
       'attack-host.ts',
     );
     const owners = host.instanceId.split(',');
-    expect(owners).toHaveLength(2);
+    expect(owners).toHaveLength(VARIANTS.length);
     const outcomes = host.stdout
       .split('\n')
       .filter((l) => l.startsWith('ATTACK '))
       .map((l) => JSON.parse(l.slice('ATTACK '.length)) as AttackOutcome);
     const listed = new Map(
-      (await Promise.all(KINDS.map((k) => engineContainers(names[k]))))
+      (await Promise.all(LABELS_OF.map((l) => engineContainers(names[l]))))
         .flat()
         .map((c) => [c.Id, c]),
     );
     const targets: Target[] = [];
-    for (const kind of KINDS) {
-      for (const attack of attacksFor(kind)) {
-        const outcome = outcomes.find((o) => o.pool === names[kind] && o.attack === attack.attack);
-        const t = { kind, attack };
+    for (const variant of VARIANTS) {
+      const label = variantLabel(variant);
+      for (const attack of attacksFor(variant.kind, variant.transport)) {
+        const outcome = outcomes.find((o) => o.pool === names[label] && o.attack === attack.attack);
+        const t = { label, attack };
         const row = outcome && listed.get(outcome.containerId);
         findings.about(t, 'the execution', () => {
           expect(outcome?.error).toBeUndefined();
@@ -296,13 +311,20 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
           expect(row?.State).toBe('running');
         });
         if (!outcome || !row) continue;
+        const info = await docker.getContainer(row.Id).inspect();
+        // The pool asked for is the transport that ran: exec containers have docker-init, runner ones do not.
+        findings.about(t, 'the transport', () =>
+          expect(info.HostConfig.Init ? 'exec' : 'runner').toBe(variant.transport),
+        );
         targets.push({
-          kind,
+          variant,
+          label,
           attack,
           outcome,
           id: outcome.containerId,
           expiresAt: Date.parse(row.Labels[LABELS.expiresAt]),
-          startedAt: Date.parse((await docker.getContainer(row.Id).inspect()).State.StartedAt),
+          startedAt: Date.parse(info.State.StartedAt),
+          pid1: info.State.Pid,
         });
         // What the attack reported from inside: it was made, and the kernel refused what aims at the lifeline.
         const lines = (outcome.stdout ?? '').trim().split('\n');
@@ -315,15 +337,31 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
   }
 
   /**
-   * Just before the owner's fate, from the host: the lifeline (docker-init, sh, sleep, cat) runs as root, neither
-   * stopped nor traced, and each attack still runs in the background.
+   * Just before the owner's fate, from the host: the lifeline runs, neither stopped nor traced, and each attack
+   * still runs in the background. exec: the lifeline is docker-init, sh, sleep and cat, as root. runner: it is the
+   * runner, the container's PID 1, as the sandbox user, and nothing of the container runs as root; its helpers
+   * (zygote, spare) are not checked here, since a job may stop or kill them by design (the runner replaces them).
    */
   function expectAttacksRunning(targets: Target[]): void {
     for (const t of targets) {
       const e = hostEvidence(t.id, marker(t.attack.attack));
       findings.about(t, 'the lifeline seen from the host', () => {
-        const life = e.procs.filter((p) => p.uid === 0);
-        expect(life.map((p) => p.name).sort()).toEqual(['cat', 'docker-init', 'sh', 'sleep']);
+        const life =
+          t.variant.transport === 'exec'
+            ? e.procs.filter((p) => p.uid === 0)
+            : e.procs.filter((p) => p.pid === t.pid1);
+        if (t.variant.transport === 'exec') {
+          expect(life.map((p) => p.name).sort()).toEqual(['cat', 'docker-init', 'sh', 'sleep']);
+        } else {
+          expect(e.procs.filter((p) => p.uid === 0)).toEqual([]);
+          expect(life).toEqual([
+            expect.objectContaining({
+              name: 'python3',
+              uid: 65534,
+              cmdline: expect.stringMatching(RUNNER_CMDLINE),
+            }),
+          ]);
+        }
         for (const p of life)
           expect({ state: p.state, tracer: p.tracerPid }).toEqual({
             state: expect.stringMatching(/^[RS]$/),
@@ -362,7 +400,7 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
       const gone = watch.goneAt.get(t.id);
       measured.push({
         fate,
-        kind: t.kind,
+        label: t.label,
         attack: t.attack.attack,
         afterFateMs: gone === undefined ? NaN : gone - fateAt,
         afterExpiryMs: gone === undefined ? NaN : gone - t.expiresAt,
@@ -408,10 +446,9 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
   it('owner SIGKILLed while a new instance of its pools starts: still gone within 2 s, the new one unharmed', async () => {
     const owner = await attackedOwner('restart');
     let next: ReturnType<typeof startPoolHost> | undefined;
-    const names = {
-      python: owner.targets.find((t) => t.kind === 'python')!.outcome.pool,
-      busybox: owner.targets.find((t) => t.kind === 'busybox')!.outcome.pool,
-    };
+    const names = Object.fromEntries(
+      LABELS_OF.map((l) => [l, owner.targets.find((t) => t.label === l)!.outcome.pool]),
+    );
     const { fateAt, watch } = await measure('SIGKILL, new instance starts', owner, () => {
       owner.host.child.kill('SIGKILL');
       // The new instance of the same two pools starts at once (its start-up sweep sees the dying containers).
@@ -427,17 +464,17 @@ describe('faults: hostile code against its own lifeline (SIGSTOP, kill -9 -1, pt
     expectGoneWithin(owner.targets, watch, 'expires-at (created-at + lifetime)', lifetimeEnd);
     const second = await next!;
     const secondOwners = second.instanceId.split(',');
-    for (const [i, kind] of KINDS.entries()) {
+    for (const [i, label] of LABELS_OF.entries()) {
       await eventually(
         async () =>
-          (await engineContainers(names[kind], { [LABELS.owner]: secondOwners[i] })).length === 1,
+          (await engineContainers(names[label], { [LABELS.owner]: secondOwners[i] })).length === 1,
         20_000,
-        `the new ${kind} instance holds its container`,
+        `the new ${label} instance holds its container`,
       );
     }
     second.child.kill('SIGTERM');
     await new Promise((r) => second.child.once('exit', r));
-    for (const kind of KINDS) await expectNoContainersLeft(names[kind], 10_000);
+    for (const label of LABELS_OF) await expectNoContainersLeft(names[label], 10_000);
   }, 120_000);
 
   it('owner alive, holding its leases: every attacked container is gone within containerLifetimeMs + 2 s', async () => {

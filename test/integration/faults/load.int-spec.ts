@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
 import { AcquireTimeoutError } from '../../../src/container-pool/errors/container-pool.errors';
 import { SlowCreateDriver } from '../../support/faults';
-import { expectOnlyPoolContainers, expectPoolHealthy } from '../../support/hostile';
+import { expectOnlyPoolContainers, expectPoolHealthy, TRANSPORTS } from '../../support/hostile';
 import {
   engineContainers,
   eventually,
@@ -40,7 +40,7 @@ async function watchPeaks<T>(
   }
 }
 
-describe('faults: slow creates and acquire storms', () => {
+describe.each(TRANSPORTS)('faults: slow creates and acquire storms (transport %s)', (transport) => {
   let app: INestApplication | undefined;
   afterEach(async () => {
     await app?.close();
@@ -61,6 +61,7 @@ describe('faults: slow creates and acquire storms', () => {
           maxConcurrentCreates: 4,
           acquireTimeoutMs: 500,
           replenishIntervalMs: 200,
+          transport,
         },
         driver,
       );
@@ -104,7 +105,7 @@ describe('faults: slow creates and acquire storms', () => {
       // A warm container first: with acquireTimeoutMs 500, an on-demand create on a loaded machine may not make it.
       pool.resize({ size: 1 });
       await pool.replenish();
-      await expectPoolHealthy(pool, name);
+      await expectPoolHealthy(pool, name, transport);
       await app.close();
       app = undefined;
       await expectNoContainersLeft(name);
@@ -116,7 +117,14 @@ describe('faults: slow creates and acquire storms', () => {
       driver.where = 'after';
       const name = uniquePoolName('late');
       const host = await startPool(
-        { name, size: 1, maxContainers: 2, createTimeoutMs: 1_000, acquireTimeoutMs: 5_000 },
+        {
+          name,
+          size: 1,
+          maxContainers: 2,
+          createTimeoutMs: 1_000,
+          acquireTimeoutMs: 5_000,
+          transport,
+        },
         driver,
       );
       app = host.app;
@@ -127,7 +135,7 @@ describe('faults: slow creates and acquire storms', () => {
       await eventually(() => driver.inFlight === 0, 10_000, 'creates settled');
       await expectOnlyPoolContainers(pool, name);
       driver.delayMs = 0;
-      await expectPoolHealthy(pool, name);
+      await expectPoolHealthy(pool, name, transport);
       await app.close();
       app = undefined;
       await expectNoContainersLeft(name);
@@ -147,6 +155,7 @@ describe('faults: slow creates and acquire storms', () => {
           maxConcurrentCreates: 4,
           acquireTimeoutMs,
           singleUse,
+          transport,
         });
         app = host.app;
         const pool = host.pool;
@@ -195,7 +204,7 @@ describe('faults: slow creates and acquire storms', () => {
         expect(s).toMatchObject({ waiting: 0, leased: 0 });
         expect(s.totals.acquired).toBe(served.length);
         expect(s.totals.acquireTimeouts).toBe(rejected.length);
-        await expectPoolHealthy(pool, name);
+        await expectPoolHealthy(pool, name, transport);
         await app.close();
         app = undefined;
         await expectNoContainersLeft(name);

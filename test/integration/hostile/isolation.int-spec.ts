@@ -1,6 +1,13 @@
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../../src/container-pool/container-pool.service';
-import { expectPoolHealthy, HOSTILE_LIMITS, py, report, sh } from '../../support/hostile';
+import {
+  expectPoolHealthy,
+  HOSTILE_LIMITS,
+  py,
+  report,
+  sh,
+  TRANSPORTS,
+} from '../../support/hostile';
 import {
   BUSYBOX_IMAGE,
   docker,
@@ -9,7 +16,14 @@ import {
 } from '../../support/integration';
 
 /** Hostile workloads against the isolation: network, privileges, kernel surface, host visibility, env. */
-describe('hostile workloads: isolation', () => {
+/**
+ * The processes of a runner container as /proc shows them: the runner itself (PID 1) and its helpers (the zygote
+ * and the spare it forks), and a code job, which runs in a forked spare: every one of them has the runner's command
+ * line, all as the sandbox user.
+ */
+const RUNNER_CMDLINE = /^python3 -I -c # container-pool runner/;
+
+describe.each(TRANSPORTS)('hostile workloads: isolation (transport %s)', (transport) => {
   let app: INestApplication;
   let pool: ContainerPoolService;
   let name: string;
@@ -18,7 +32,12 @@ describe('hostile workloads: isolation', () => {
   beforeAll(async () => {
     // Set before the pool starts: nothing of the service's own environment may reach the sandbox.
     process.env.CONTAINER_POOL_HOSTILE_SECRET = 'service-secret-value';
-    ({ app, pool, name } = await startPool({ ...HOSTILE_LIMITS, size: 2, maxContainers: 4 }));
+    ({ app, pool, name } = await startPool({
+      ...HOSTILE_LIMITS,
+      size: 2,
+      maxContainers: 4,
+      transport,
+    }));
     await pool.initialize();
     try {
       const bridge = await docker.getNetwork('bridge').inspect();
@@ -29,7 +48,7 @@ describe('hostile workloads: isolation', () => {
   });
 
   afterEach(async () => {
-    await expectPoolHealthy(pool, name);
+    await expectPoolHealthy(pool, name, transport);
   });
 
   afterAll(async () => {
@@ -158,49 +177,6 @@ describe('hostile workloads: isolation', () => {
         '65534\n65534\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n',
       );
     });
-
-    describe('busybox image (sh and busybox applets, no Python)', () => {
-      let bb: { app: INestApplication; pool: ContainerPoolService; name: string } | undefined;
-
-      beforeAll(async () => {
-        bb = await startPool({
-          ...HOSTILE_LIMITS,
-          image: BUSYBOX_IMAGE,
-          size: 1,
-          maxContainers: 2,
-        });
-        await bb.pool.initialize();
-      });
-
-      afterAll(async () => {
-        await bb?.app.close();
-        if (bb) await expectNoContainersLeft(bb.name);
-      });
-
-      it('shell: uid/gid 65534, every capability set empty, no new privileges, seccomp filtering', async () => {
-        const r = await bb!.pool.run({
-          cmd: [
-            'sh',
-            '-c',
-            'id -u; id -g; id -G; grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status',
-          ],
-        });
-        expect(r.exitCode).toBe(0);
-        expect(r.stdout).toBe(
-          [
-            '65534',
-            '65534',
-            '65534',
-            ...['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'].map(
-              (k) => `${k}:\t${'0'.repeat(16)}`,
-            ),
-            'NoNewPrivs:\t1',
-            'Seccomp:\t2',
-            '',
-          ].join('\n'),
-        );
-      });
-    });
   });
 
   describe('12. kernel surface', () => {
@@ -287,7 +263,8 @@ describe('hostile workloads: isolation', () => {
           '        cmd = open("/proc/%d/cmdline" % pid, "rb").read().replace(b"\\0", b" ").decode().strip()',
           '    except OSError:',
           '        continue',
-          '    procs.append([pid, cmd])',
+          // The first 200 characters: a runner's command line holds its whole source (the output cap is 64 KiB).
+          '    procs.append([pid, cmd[:200]])',
           'out["procs"] = procs',
           'print(json.dumps(out))',
         ].join('\n'),
@@ -303,11 +280,20 @@ describe('hostile workloads: isolation', () => {
       expect(out.found).toEqual([]);
       expect(['EROFS', 'EACCES']).toContain(out.procSysWrite);
       expect(out.procSysMount).toEqual([expect.stringMatching(/^ro(,|$)/)]);
-      // PID 1 is the container's init; then its lifeline (sh, sleep, cat) and this execution. Nothing of the host.
-      expect(out.procs[0]).toEqual([1, expect.stringMatching(/docker-init/)]);
-      expect(out.procs.length).toBeLessThanOrEqual(6);
-      for (const [, cmd] of out.procs) {
-        expect(cmd).toMatch(/^(\/sbin\/docker-init|sh|sleep|cat|python3)( |$)/);
+      if (transport === 'exec') {
+        // exec: PID 1 is the container's init; then its lifeline (sh, sleep, cat) and this execution. Nothing of
+        // the host.
+        expect(out.procs[0]).toEqual([1, expect.stringMatching(/docker-init/)]);
+        expect(out.procs.length).toBeLessThanOrEqual(6);
+        for (const [, cmd] of out.procs) {
+          expect(cmd).toMatch(/^(\/sbin\/docker-init|sh|sleep|cat|python3)( |$)/);
+        }
+      } else {
+        // runner: PID 1 is the runner, then its zygote and spare, and this execution (a code job runs in a forked
+        // spare, so it has the runner's command line too). Nothing of the host, no init, no lifeline shell.
+        expect(out.procs[0]).toEqual([1, expect.stringMatching(RUNNER_CMDLINE)]);
+        expect(out.procs.length).toBeLessThanOrEqual(5);
+        for (const [, cmd] of out.procs) expect(cmd).toMatch(RUNNER_CMDLINE);
       }
     });
 
@@ -319,10 +305,16 @@ describe('hostile workloads: isolation', () => {
       const lines = r.stdout.trim().split('\n');
       const ps = lines.slice(0, -2);
       expect(ps.length).toBeLessThanOrEqual(7);
-      // The lifeline (docker-init, sh, sleep, cat) runs as root without any capability, out of the sandbox
-      // user's reach; everything the execution started runs as nobody.
-      for (const line of ps)
-        expect(line).toMatch(/^\s*\d+\s+(root\s+(docker-init|sh|sleep|cat)|nobody\s+(sh|ps))$/);
+      if (transport === 'exec') {
+        // exec: the lifeline (docker-init, sh, sleep, cat) runs as root without any capability, out of the
+        // sandbox user's reach; everything the execution started runs as nobody.
+        for (const line of ps)
+          expect(line).toMatch(/^\s*\d+\s+(root\s+(docker-init|sh|sleep|cat)|nobody\s+(sh|ps))$/);
+      } else {
+        // runner: nothing runs as root; PID 1 is the runner (python3, non-dumpable), with its python3 helpers.
+        expect(ps[0]).toMatch(/^\s*1\s+nobody\s+python3$/);
+        for (const line of ps) expect(line).toMatch(/^\s*\d+\s+nobody\s+(python3|sh|ps)$/);
+      }
       expect(lines[lines.length - 2]).toBe('0');
       expect(lines[lines.length - 1]).toMatch(/No such file or directory/);
     });
@@ -351,6 +343,54 @@ describe('hostile workloads: isolation', () => {
       expect(Object.keys(env).sort()).toEqual(['CALLER_VAR', 'HOME', 'PATH']);
       expect(env.CALLER_VAR).toBe('given');
       expect(JSON.stringify(env)).not.toContain('service-secret-value');
+    });
+  });
+});
+
+/** Busybox has no Python: the exec transport only (auto's choice there too, named explicitly). */
+describe('hostile workloads: isolation, busybox image (transport exec)', () => {
+  describe('11. posture: busybox image (sh and busybox applets, no Python)', () => {
+    let bb: { app: INestApplication; pool: ContainerPoolService; name: string } | undefined;
+
+    beforeAll(async () => {
+      bb = await startPool({
+        ...HOSTILE_LIMITS,
+        image: BUSYBOX_IMAGE,
+        size: 1,
+        maxContainers: 2,
+        transport: 'exec',
+      });
+      await bb.pool.initialize();
+      expect(bb.pool.stats().transport).toBe('exec');
+    });
+
+    afterAll(async () => {
+      await bb?.app.close();
+      if (bb) await expectNoContainersLeft(bb.name);
+    });
+
+    it('shell: uid/gid 65534, every capability set empty, no new privileges, seccomp filtering', async () => {
+      const r = await bb!.pool.run({
+        cmd: [
+          'sh',
+          '-c',
+          'id -u; id -g; id -G; grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status',
+        ],
+      });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe(
+        [
+          '65534',
+          '65534',
+          '65534',
+          ...['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'].map(
+            (k) => `${k}:\t${'0'.repeat(16)}`,
+          ),
+          'NoNewPrivs:\t1',
+          'Seccomp:\t2',
+          '',
+        ].join('\n'),
+      );
     });
   });
 });

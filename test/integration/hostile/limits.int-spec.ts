@@ -1,10 +1,18 @@
-import { cgroupValue, hostConfigOf, py, report, sh, useHostilePool } from '../../support/hostile';
+import {
+  cgroupValue,
+  hostConfigOf,
+  py,
+  report,
+  sh,
+  TRANSPORTS,
+  useHostilePool,
+} from '../../support/hostile';
 
 const MiB = 1024 * 1024;
 
 /** Hostile workloads against the resource limits: processes, memory, disk, CPU, file descriptors. */
-describe('hostile workloads: resource limits', () => {
-  const ctx = useHostilePool();
+describe.each(TRANSPORTS)('hostile workloads: resource limits (transport %s)', (transport) => {
+  const ctx = useHostilePool(transport);
 
   describe('1. fork bomb', () => {
     const timeoutMs = 3_000;

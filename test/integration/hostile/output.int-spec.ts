@@ -1,11 +1,11 @@
-import { HOSTILE_LIMITS, py, sh, useHostilePool } from '../../support/hostile';
+import { HOSTILE_LIMITS, py, sh, TRANSPORTS, useHostilePool } from '../../support/hostile';
 
 const CAP = HOSTILE_LIMITS.maxOutputBytes;
 const MiB = 1024 * 1024;
 
 /** Hostile workloads against the output path: floods, binary output, stdin. */
-describe('hostile workloads: output and input', () => {
-  const ctx = useHostilePool();
+describe.each(TRANSPORTS)('hostile workloads: output and input (transport %s)', (transport) => {
+  const ctx = useHostilePool(transport);
 
   describe('4. output floods', () => {
     it('Python: a stdout flood is capped at maxOutputBytes, truncated set, stderr untouched', async () => {
