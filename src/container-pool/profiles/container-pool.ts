@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { configHash, containerSpecOf, describeSettings } from '../config';
+import { containerSpecOf, describeSettings, generationOf } from '../config';
 import type { ContainerDriver } from '../engine/container-driver.interface';
 import type { EngineMonitor } from '../engine/engine-monitor';
 import { Provisioner } from '../engine/provisioner';
@@ -101,6 +101,8 @@ export class ContainerPool implements LeaseOwner {
       );
     }
     const transport = (this.transport = new ExecTransport(deps.driver));
+    // Part of every container's generation: a container of another transport is another generation.
+    const transportIdentity: string = transport.name;
     const what = deps.multiProfile
       ? `profile "${o.profile}" of pool "${o.name}"`
       : `pool "${o.name}"`;
@@ -109,7 +111,7 @@ export class ContainerPool implements LeaseOwner {
       shape: containerSpecOf(o),
       mainProcess: (deadline) => transport.mainProcess(deadline),
       instanceId,
-      configHash: configHash(o),
+      generationOf: (imageId) => generationOf(o, imageId, transportIdentity),
       log,
       startMessage: `${what} (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
       onSwept: (count) => (this.totals.orphansRemoved += count),
