@@ -1,4 +1,4 @@
-import { generationOf, resolvePoolOptions } from '../../../src/container-pool/config';
+import { generationOf, readPoolEnv, resolvePoolOptions } from '../../../src/container-pool/config';
 
 describe('generationOf', () => {
   const base = resolvePoolOptions({ image: 'img:1' });
@@ -45,5 +45,33 @@ describe('generationOf', () => {
     ]) {
       expect([over, gen(over)]).toEqual([over, g]);
     }
+  });
+});
+
+describe('rollout settings', () => {
+  it('default to onReplenish, a surge of 1 and a 10-minute deadline, read from the environment too', () => {
+    expect(resolvePoolOptions()).toMatchObject({
+      updateStrategy: 'onReplenish',
+      maxSurge: 1,
+      progressDeadlineMs: 600_000,
+    });
+    const env = readPoolEnv({
+      POOL_UPDATE_STRATEGY: 'rolling',
+      POOL_MAX_SURGE: '3',
+      POOL_PROGRESS_DEADLINE_MS: '5000',
+    });
+    expect(resolvePoolOptions({}, env)).toMatchObject({
+      updateStrategy: 'rolling',
+      maxSurge: 3,
+      progressDeadlineMs: 5000,
+    });
+  });
+
+  it('refuse an unknown strategy and a surge below 1, naming the setting', () => {
+    const run = () => resolvePoolOptions({ updateStrategy: 'bluegreen' as never, maxSurge: 0 });
+    expect(run).toThrow(
+      /updateStrategy \(POOL_UPDATE_STRATEGY\) must be one of recreate, onReplenish, rolling/,
+    );
+    expect(run).toThrow(/maxSurge \(POOL_MAX_SURGE\) must be at least 1/);
   });
 });
