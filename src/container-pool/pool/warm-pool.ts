@@ -20,6 +20,15 @@ import { RefillScheduler } from './refill-scheduler';
 import type { CapacityMember, SharedCapacity } from './shared-capacity';
 import { Removals } from './removals';
 import { Supply } from './supply';
+import {
+  GenerationCounts,
+  handsOutStale,
+  isStale,
+  rolloutComplete,
+  RolloutRule,
+  rolloutSettled,
+  staleToRetire,
+} from './rollout';
 
 /** The options a warm pool runs with (its share of the resolved options). */
 export type WarmPoolOptions = Pick<
@@ -113,7 +122,7 @@ export class WarmPool {
 
   /** How many more containers it may have now: its own cap, and the module-wide one when shared. */
   room(): number {
-    const own = Math.max(0, this.state.maxContainers - this.state.stock.total);
+    const own = Math.max(0, this.state.refillMaxContainers() - this.state.stock.total);
     return this.deps.capacity ? Math.min(own, this.deps.capacity.room(this.member)) : own;
   }
 
@@ -181,6 +190,57 @@ export class WarmPool {
       (c, w) => this.lease(c, w),
     );
     if (this.state.started) this.supply.refill(force);
+    this.retireStale();
+  }
+
+  // ---------------------------------------------------------------- rollout
+
+  /**
+   * From now on new containers are of `rule.generation`, and containers of any other are replaced by
+   * `rule.strategy` (see rollout.ts). The source must make containers of that generation already.
+   */
+  rollOut(rule: RolloutRule): void {
+    this.state.rollout = rule;
+    this.deps.log.log(
+      `rolling out generation ${rule.generation} (${rule.strategy}` +
+        `${rule.strategy === 'rolling' ? `, maxSurge ${rule.maxSurge}` : ''})`,
+    );
+    this.pumpAll();
+  }
+
+  /** The rule in force, or null before any rollout. */
+  get rollout(): RolloutRule | null {
+    return this.state.rollout;
+  }
+
+  /** The idle and leased containers by generation. */
+  generations(): GenerationCounts {
+    return this.state.generations();
+  }
+
+  /** Whether update() may resolve, and whether the rollout is complete (see rollout.ts); null without one. */
+  rolloutProgress(): { settled: boolean; complete: boolean } | null {
+    const rule = this.state.rollout;
+    if (!rule) return null;
+    const counts = this.state.generations();
+    return { settled: rolloutSettled(rule, counts), complete: rolloutComplete(rule, counts) };
+  }
+
+  /** Removes the stale idle containers the rule retires now (oldest first). */
+  private retireStale(): void {
+    const { state } = this;
+    const rule = state.rollout;
+    if (!rule || state.shuttingDown) return;
+    const counts = state.generations();
+    const n = staleToRetire(rule, counts, {
+      size: state.draining ? 0 : state.size,
+      creating: state.stock.creating,
+      destroying: state.stock.destroying,
+      room: this.room(),
+    });
+    if (n <= 0) return;
+    const stale = state.stock.idle.filter((c) => isStale(c, rule)).slice(0, n);
+    for (const c of stale) void this.destroy(c, 'rollout');
   }
 
   /** Records an engine-wide failure seen by anyone (an execution, a removal). */
@@ -201,7 +261,13 @@ export class WarmPool {
   // ---------------------------------------------------------------- hand-out
 
   private takeIdle(): PooledContainer | undefined {
-    return this.state.stock.takeIdle(Date.now(), (c) => void this.destroy(c, 'expired'));
+    const rule = this.state.rollout;
+    for (;;) {
+      const c = this.state.stock.takeIdle(Date.now(), (c) => void this.destroy(c, 'expired'));
+      // recreate: an old one (e.g. a create that finished after the update) is never handed out.
+      if (!c || handsOutStale(rule) || !isStale(c, rule)) return c;
+      void this.destroy(c, 'rollout');
+    }
   }
 
   private lease(
@@ -307,7 +373,9 @@ export class WarmPool {
       !state.draining &&
       !state.shuttingDown &&
       c.expiry.getTime() > Date.now() &&
-      c.executions.size === 0;
+      c.executions.size === 0 &&
+      // An old generation's container is used up, never idle again.
+      !isStale(c, state.rollout);
     if (!reusable) {
       // The caller has its result first; the engine work of the removal and of the refill starts right after.
       void this.destroy(c, 'released', true);
