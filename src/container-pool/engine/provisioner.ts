@@ -50,6 +50,8 @@ export interface ProvisionerDeps {
   generationOf(imageId: string): string;
   /** A later preparation found another id for the image's name (a re-tag): a rollout's business, not ours. */
   onImageChanged?(imageId: string): void;
+  /** Called at each scheduled tick (a rollout checks the image's id). */
+  onHousekeep?(): void;
   log: PoolLog;
   /** Logged once, when the pool starts (the effective settings). */
   startMessage: string;
@@ -137,7 +139,7 @@ export class Provisioner implements ContainerSource {
   }
 
   /** New containers are made of this from now on (a rollout, or its revert). */
-  retarget(target: ProvisionTarget): void {
+  retarget(target: ProvisionTarget | null): void {
     this.target = target;
   }
 
@@ -159,6 +161,7 @@ export class Provisioner implements ContainerSource {
    * (a create whose owner died between create and start: it never runs, so the engine never removes it) go too.
    */
   housekeep(): void {
+    this.deps.onHousekeep?.();
     if (Date.now() - this.sweptAt < HOUSEKEEPING_INTERVAL_MS) return;
     this.sweptAt = Date.now();
     this.sweep().catch((err: unknown) =>

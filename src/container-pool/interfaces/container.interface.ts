@@ -2,6 +2,7 @@ import type { DockerContainerHandle } from '../engine/docker/docker.types';
 import type { ExecResult } from './exec-result.interface';
 import type { ContainerFiles } from './files.interface';
 import type { ExecOptions } from './run-request.interface';
+import type { RolloutStatus } from './rollout.interface';
 
 export type ContainerState = 'creating' | 'idle' | 'leased' | 'destroying';
 
@@ -51,6 +52,8 @@ export interface PoolStats {
   /** Why the pool cannot serve right now, or null. */
   lastError: string | null;
   totals: PoolTotals;
+  /** Where the profile's last update stands (set by every profile's stats()). */
+  rollout?: RolloutStatus;
 }
 
 export interface PoolTotals {

@@ -199,12 +199,14 @@ export class WarmPool {
    * From now on new containers are of `rule.generation`, and containers of any other are replaced by
    * `rule.strategy` (see rollout.ts). The source must make containers of that generation already.
    */
-  rollOut(rule: RolloutRule): void {
+  rollOut(rule: RolloutRule | null): void {
     this.state.rollout = rule;
-    this.deps.log.log(
-      `rolling out generation ${rule.generation} (${rule.strategy}` +
-        `${rule.strategy === 'rolling' ? `, maxSurge ${rule.maxSurge}` : ''})`,
-    );
+    if (rule) {
+      this.deps.log.log(
+        `rolling out generation ${rule.generation} (${rule.strategy}` +
+          `${rule.strategy === 'rolling' ? `, maxSurge ${rule.maxSurge}` : ''})`,
+      );
+    }
     this.pumpAll();
   }
 
@@ -439,6 +441,22 @@ export class WarmPool {
   /** Changes size and/or maxContainers at run time; shrinking removes idle surplus, never a leased container. */
   resize(change: { size?: number; maxContainers?: number }): PoolStats {
     const { state } = this;
+    const { size, maxContainers } = this.checkResize(change);
+    state.size = size;
+    state.maxContainers = maxContainers;
+    this.deps.log.log(`resized: size=${size} maxContainers=${maxContainers}`);
+    const over = state.stock.idle.length - size;
+    if (over > 0) for (const c of state.stock.idle.slice(0, over)) void this.destroy(c, 'resize');
+    this.pumpAll();
+    return this.stats();
+  }
+
+  /** The targets resize(change) would set; InvalidRequestError naming the field when it would refuse them. */
+  checkResize(change: { size?: number; maxContainers?: number }): {
+    size: number;
+    maxContainers: number;
+  } {
+    const { state } = this;
     const size = change.size ?? state.size;
     const maxContainers = change.maxContainers ?? state.maxContainers;
     if (!Number.isSafeInteger(maxContainers) || maxContainers < 1) {
@@ -454,13 +472,7 @@ export class WarmPool {
     }
     const shared = this.deps.capacity?.sizeProblem(this.member, size);
     if (shared) throw new InvalidRequestError('size', shared);
-    state.size = size;
-    state.maxContainers = maxContainers;
-    this.deps.log.log(`resized: size=${size} maxContainers=${maxContainers}`);
-    const over = state.stock.idle.length - size;
-    if (over > 0) for (const c of state.stock.idle.slice(0, over)) void this.destroy(c, 'resize');
-    this.pumpAll();
-    return this.stats();
+    return { size, maxContainers };
   }
 
   /** Removes idle containers and stops refilling until resume(); waiters are rejected. */

@@ -34,6 +34,8 @@ import type { SharedCapacity } from '../pool/shared-capacity';
 import { WarmPool } from '../pool/warm-pool';
 import type { ProfileInfo } from '../interfaces/profile-info.interface';
 import { notReadyReason } from './readiness';
+import { RolloutController } from './rollout-controller';
+import type { ProfilePatch, RolloutStatus, UpdateOptions } from '../interfaces/rollout.interface';
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
 import { ExecTransport } from '../transport/exec/exec.transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
@@ -112,6 +114,8 @@ export class ContainerPool implements LeaseOwner {
       mainProcess: (deadline) => transport.mainProcess(deadline),
       instanceId,
       generationOf: (imageId) => generationOf(o, imageId, transportIdentity),
+      onImageChanged: () => this.rollout.checkImage(),
+      onHousekeep: () => this.rollout.checkImage(),
       log,
       startMessage: `${what} (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
       onSwept: (count) => (this.totals.orphansRemoved += count),
@@ -138,6 +142,29 @@ export class ContainerPool implements LeaseOwner {
       log,
     });
     this.fileOps = new FileOps({ pool: this.warm, transport, options: o, log });
+    this.rollout = new RolloutController({
+      options: o,
+      warm: this.warm,
+      target: provisioner,
+      transportIdentity,
+      events: this.events,
+      log,
+      watchImages: (listener) => deps.monitor.watchImages(listener),
+    });
+  }
+
+  private readonly rollout: RolloutController;
+
+  /**
+   * Changes the profile at run time: its image, limits and size (not persisted: change the configuration too).
+   * Anything but size and maxContainers makes a new generation, rolled out by `opts.strategy` (default the
+   * profile's updateStrategy): see RolloutStrategy. Resolves with stats().rollout once new containers are of the
+   * new generation and, for recreate and rolling, no old one is idle; onReplenish resolves at once. Rejects with
+   * RolloutSupersededError when a newer update came first, RolloutFailedError (or ImageUnavailableError) when it
+   * failed: the profile then serves its previous generation.
+   */
+  update(patch: ProfilePatch, opts?: UpdateOptions): Promise<RolloutStatus> {
+    return this.rollout.update(patch, opts);
   }
 
   /** The profile's name. */
@@ -175,6 +202,7 @@ export class ContainerPool implements LeaseOwner {
   }
 
   shutdown(): Promise<void> {
+    this.rollout.stop();
     return this.warm.shutdown();
   }
 
@@ -334,6 +362,6 @@ export class ContainerPool implements LeaseOwner {
   }
 
   stats(): PoolStats {
-    return this.warm.stats();
+    return { ...this.warm.stats(), rollout: this.rollout.status() };
   }
 }
