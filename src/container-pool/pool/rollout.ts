@@ -48,6 +48,24 @@ export function handsOutStale(rule: RolloutRule | null): boolean {
 }
 
 /**
+ * Whether hand-outs take an idle container of the new generation before older ones: with `rolling` in a pool
+ * that reuses containers (they come back warm, while the old ones wait to be retired). A single-use pool hands
+ * the old ones out first, as each hand-out uses one up anyway.
+ */
+export function handsOutFreshFirst(rule: RolloutRule | null, singleUse: boolean): boolean {
+  return rule?.strategy === 'rolling' && !singleUse;
+}
+
+/**
+ * Whether a released stale container that could be reused goes back to idle: only with `rolling` while stale
+ * idle ones remain (the rollout has not settled), where it is retired in turn once a new one is warm; otherwise
+ * it is removed (recreate: at its release; onReplenish: used up).
+ */
+export function reusesStale(rule: RolloutRule | null, counts: GenerationCounts): boolean {
+  return rule?.strategy === 'rolling' && counts.staleIdle > 0;
+}
+
+/**
  * The idle count the refill plans with. With `rolling`, stale idle containers beyond `maxSurge` count as
  * idle, the others do not: so new ones are created (at most `maxSurge` beyond the target at once) while the
  * old ones still serve, and each new one ready retires an old one (see staleToRetire).

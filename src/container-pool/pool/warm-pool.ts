@@ -22,8 +22,10 @@ import { Removals } from './removals';
 import { Supply } from './supply';
 import {
   GenerationCounts,
+  handsOutFreshFirst,
   handsOutStale,
   isStale,
+  reusesStale,
   rolloutComplete,
   RolloutRule,
   rolloutSettled,
@@ -264,6 +266,10 @@ export class WarmPool {
 
   private takeIdle(): PooledContainer | undefined {
     const rule = this.state.rollout;
+    if (handsOutFreshFirst(rule, this.options.singleUse)) {
+      const fresh = this.state.stock.takeIdleWhere(Date.now(), (c) => !isStale(c, rule));
+      if (fresh) return fresh;
+    }
     for (;;) {
       const c = this.state.stock.takeIdle(Date.now(), (c) => void this.destroy(c, 'expired'));
       // recreate: an old one (e.g. a create that finished after the update) is never handed out.
@@ -376,8 +382,8 @@ export class WarmPool {
       !state.shuttingDown &&
       c.expiry.getTime() > Date.now() &&
       c.executions.size === 0 &&
-      // An old generation's container is used up, never idle again.
-      !isStale(c, state.rollout);
+      // An old generation's container is used up, never idle again (but while a rolling rollout retires them).
+      (!isStale(c, state.rollout) || reusesStale(state.rollout, state.generations()));
     if (!reusable) {
       // The caller has its result first; the engine work of the removal and of the refill starts right after.
       void this.destroy(c, 'released', true);

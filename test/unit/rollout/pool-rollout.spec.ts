@@ -185,6 +185,33 @@ describe('WarmPool rollout (fake container source)', () => {
     expect(idleGens(h)).toEqual(['new', 'new']);
   });
 
+  it('rolling, reusable containers: new ones are handed out first, old ones go back to idle until retired, never after', async () => {
+    const h = await filled({ size: 2, maxContainers: 2, singleUse: false });
+    const held = await h.pool.acquire();
+    expect(held.generation).toBe('old');
+    h.source.manualCreates = true;
+    h.source.generation = 'new';
+    h.pool.rollOut({ generation: 'new', strategy: 'rolling', maxSurge: 1 });
+    for (let round = 0; round < 6; round++) {
+      const idleBefore = h.pool.stats().idle;
+      const c = await h.pool.acquire();
+      expect(idleBefore).toBeGreaterThan(0);
+      h.pool.release(c);
+      for (const p of [...h.source.pendingCreates]) p.succeed();
+      await flush();
+    }
+    expect(h.pool.rolloutProgress()).toMatchObject({ settled: true });
+    // The held old one takes the second slot of maxContainers 2.
+    expect(idleGens(h)).toEqual(['new']);
+    // Settled: an old one released now is removed, never idle again.
+    h.pool.release(held);
+    await flush();
+    expect(h.source.removedIds).toContain(held.id);
+    for (const p of [...h.source.pendingCreates]) p.succeed();
+    await flush();
+    expect(idleGens(h)).toEqual(['new', 'new']);
+  });
+
   it('rolling at the module-wide cap: surge counts against maxContainersTotal, one idle replaced at a time', async () => {
     const capacity = new SharedCapacity(4, 2);
     const a = await filled({ name: 'm', profile: 'a', size: 2, maxContainers: 4 }, capacity);

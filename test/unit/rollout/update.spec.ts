@@ -111,11 +111,11 @@ describe('update() and rollouts (fake driver)', () => {
       for (const p of [...driver.pendingCreates]) p.succeed();
       await waitFor(() => driver.pendingCreates.length > 0 || resolved, 2000, 'next step');
     }
+    driver.manualCreates = false;
+    for (const p of [...driver.pendingCreates]) p.succeed();
     const status = await updated;
     expect(status).toMatchObject({ strategy: 'rolling', state: 'complete' });
     expect(driver.createCalls).toBeGreaterThan(createsBefore);
-    driver.manualCreates = false;
-    for (const p of [...driver.pendingCreates]) p.succeed();
     await waitFor(() => pool.stats().idle === 2, 2000, 'filled again');
     expect(idleGens(pool, driver)).toEqual([status.generation, status.generation]);
   });
