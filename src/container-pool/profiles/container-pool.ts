@@ -167,6 +167,14 @@ export class ContainerPool implements LeaseOwner {
     return this.rollout.update(patch, opts);
   }
 
+  /**
+   * update() for the HTTP route: checks and starts at once, `settled` as update(), `completed` once complete.
+   * @internal
+   */
+  startUpdate(patch: ProfilePatch, opts?: UpdateOptions) {
+    return this.rollout.start(patch, opts);
+  }
+
   /** The profile's name. */
   get name(): string {
     return this.deps.options.profile;

@@ -143,8 +143,30 @@ interface Attempt {
   /** Complete, failed or superseded: nothing more happens to it. */
   done: boolean;
   timer?: NodeJS.Timeout;
+  /** What update() resolves with (see start()). */
+  settled: Promise<RolloutStatus>;
+  /** Resolves once the rollout is complete. */
+  completed: Promise<RolloutStatus>;
+  /** Resolves once its rule is in force (the image's id resolved, the pool switched). */
+  applied$: Promise<RolloutStatus>;
+  markApplied(status: RolloutStatus): void;
+  /** Settles update() (the first call wins). */
   resolve(status: RolloutStatus): void;
+  /** Rejects update() unless it settled, and the completion. */
   reject(error: Error): void;
+  complete(status: RolloutStatus): void;
+}
+
+/** A promise and its settlers; a rejection nobody awaits is not reported as unhandled. */
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }
 
 function messageOf(err: unknown): string {
@@ -212,6 +234,24 @@ export class RolloutController {
     opts: UpdateOptions = {},
     imageId?: string,
   ): Promise<RolloutStatus> {
+    return this.start(patch, opts, imageId).settled;
+  }
+
+  /**
+   * update(), split: checks the patch and starts the rollout at once (throwing InvalidRequestError naming the
+   * field), then `settled` is what update() resolves with and `completed` resolves once the rollout is complete
+   * (it rejects as update() would, and when the rollout fails later). Neither is an unhandled rejection.
+   */
+  start(
+    patch: ProfilePatch,
+    opts: UpdateOptions = {},
+    imageId?: string,
+  ): {
+    status: RolloutStatus;
+    applied: Promise<RolloutStatus>;
+    settled: Promise<RolloutStatus>;
+    completed: Promise<RolloutStatus>;
+  } {
     if (this.stopped) throw new PoolShuttingDownError();
     const parsed = parsePatch(patch, this.o);
     const strategy = opts.strategy ?? this.o.updateStrategy;
@@ -229,23 +269,25 @@ export class RolloutController {
     if (parsed.resize) this.deps.warm.checkResize(parsed.resize);
     if (!Object.keys(parsed.fields).length) {
       if (parsed.resize) this.deps.warm.resize(parsed.resize);
-      return this.status();
+      const status = this.status();
+      // A resize alone completes nothing: what progresses goes on.
+      const completed =
+        this.current && !this.current.done ? this.current.completed : Promise.resolve(status);
+      return {
+        status,
+        applied: Promise.resolve(status),
+        settled: Promise.resolve(status),
+        completed,
+      };
     }
     const attempt = this.begin(strategy, maxSurge);
-    const answer = new Promise<RolloutStatus>((resolve, reject) => {
-      attempt.resolve = (s) => {
-        if (attempt.answered) return;
-        attempt.answered = true;
-        resolve(s);
-      };
-      attempt.reject = (e) => {
-        if (attempt.answered) return;
-        attempt.answered = true;
-        reject(e);
-      };
-    });
     void this.run(attempt, parsed, imageId);
-    return answer;
+    return {
+      status: this.status(),
+      applied: attempt.applied$,
+      settled: attempt.settled,
+      completed: attempt.completed,
+    };
   }
 
   /** Supersedes the update in progress and starts the clock of a new one. */
@@ -256,14 +298,30 @@ export class RolloutController {
       clearTimeout(previous.timer);
       previous.reject(new RolloutSupersededError(this.o.profile));
     }
+    const settled = deferred<RolloutStatus>();
+    const completed = deferred<RolloutStatus>();
+    const applied = deferred<RolloutStatus>();
     const attempt: Attempt = {
       strategy,
       maxSurge,
       applied: false,
       answered: false,
       done: false,
-      resolve: () => undefined,
-      reject: () => undefined,
+      settled: settled.promise,
+      completed: completed.promise,
+      applied$: applied.promise,
+      markApplied: (status) => applied.resolve(status),
+      resolve: (status) => {
+        attempt.answered = true;
+        settled.resolve(status);
+      },
+      reject: (error) => {
+        attempt.answered = true;
+        settled.reject(error);
+        completed.reject(error);
+        applied.reject(error);
+      },
+      complete: (status) => completed.resolve(status),
     };
     this.current = attempt;
     this.strategy = strategy;
@@ -299,6 +357,7 @@ export class RolloutController {
     this.targetGeneration = generation;
     attempt.applied = true;
     this.deps.warm.rollOut({ generation, strategy: attempt.strategy, maxSurge: attempt.maxSurge });
+    attempt.markApplied(this.status());
     this.check();
   }
 
@@ -350,6 +409,7 @@ export class RolloutController {
       this.deps.log.log(`rollout of generation ${this.targetGeneration} complete`);
     }
     if (progress.settled || progress.complete) attempt.resolve(this.status());
+    if (progress.complete) attempt.complete(this.status());
   }
 
   private deadline(attempt: Attempt): void {

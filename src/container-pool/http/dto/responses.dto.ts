@@ -1,5 +1,6 @@
 /* Response shapes of the pool's HTTP API, for the OpenAPI document. */
 import { ApiProperty, ApiPropertyOptional } from '../openapi/swagger';
+import { RolloutStatusDto } from './update-profile.dto';
 
 export class PoolTotalsDto {
   @ApiProperty() created!: number;
@@ -36,6 +37,8 @@ export class PoolStatsDto {
   @ApiProperty({ type: String, nullable: true, description: 'Why the pool cannot serve now.' })
   lastError!: string | null;
   @ApiProperty({ type: PoolTotalsDto }) totals!: PoolTotalsDto;
+  @ApiProperty({ type: RolloutStatusDto, description: "Where the profile's last update stands." })
+  rollout!: RolloutStatusDto;
 }
 
 export class ProfileInfoDto {
