@@ -350,9 +350,17 @@ export class RolloutController {
       return;
     }
     if (attempt.done) return;
+    if (parsed.resize) {
+      // Checked at the start; another profile may have grown meanwhile.
+      try {
+        this.deps.warm.resize(parsed.resize);
+      } catch (err) {
+        this.fail(attempt, messageOf(err), err);
+        return;
+      }
+    }
     const generation = generationOf(next, imageId, this.deps.transportIdentity);
     Object.assign(this.o, parsed.fields);
-    if (parsed.resize) this.deps.warm.resize(parsed.resize);
     this.deps.target.retarget({ shape: containerSpecOf(this.o), imageId, generation });
     this.targetGeneration = generation;
     attempt.applied = true;
