@@ -116,6 +116,13 @@ describe('rollouts on a real engine', () => {
     for (let i = 0; i < 3; i++) {
       expect(await handOut(pool)).toMatchObject({ generation: status.generation, image: v2Id });
     }
+    // The engine's list names the image by the id the container was created with.
+    await eventually(() => pool.stats().idle === 2, 30_000, 'refilled');
+    for (const row of await engineContainers(lastName)) {
+      if (row.State !== 'running' || oldIdle.includes(row.Id)) continue;
+      expect(row.ImageID).toBe(v2Id);
+      expect(row.Image).toBe(v2Id);
+    }
     for (const id of oldIdle) {
       await eventually(
         () =>
