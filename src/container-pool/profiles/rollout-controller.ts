@@ -281,7 +281,9 @@ export class RolloutController {
       };
     }
     const attempt = this.begin(strategy, maxSurge);
-    void this.run(attempt, parsed, imageId);
+    this.run(attempt, parsed, imageId).catch((err: unknown) => {
+      if (!attempt.done) this.fail(attempt, messageOf(err), err);
+    });
     return {
       status: this.status(),
       applied: attempt.applied$,
@@ -328,7 +330,9 @@ export class RolloutController {
     this.state = 'progressing';
     this.reason = undefined;
     this.startedAt = new Date().toISOString();
-    attempt.timer = setTimeout(() => this.deadline(attempt), this.o.progressDeadlineMs);
+    // setTimeout fires at once beyond 2^31 - 1 ms: a longer deadline is that long (about 24.8 days).
+    const deadlineMs = Math.min(this.o.progressDeadlineMs, 2 ** 31 - 1);
+    attempt.timer = setTimeout(() => this.deadline(attempt), deadlineMs);
     attempt.timer.unref();
     return attempt;
   }
