@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import request from 'supertest';
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import { ImageUnavailableError } from '../../src/container-pool/errors';
@@ -84,9 +85,11 @@ describe('rollouts on a real engine', () => {
   });
 
   let lastName = '';
+  let lastApp: INestApplication | undefined;
   async function filled(options: ContainerPoolModuleOptions): Promise<ContainerPoolService> {
     const started = await startPool(options);
     lastName = started.name;
+    lastApp = started.app;
     apps.push(started);
     await started.pool.initialize();
     const size = options.size ?? 2;
@@ -213,6 +216,44 @@ describe('rollouts on a real engine', () => {
     expect(pool.stats().rollout).toMatchObject({ state: 'failed', generation: old });
     expect(pool.stats().rollout!.reason).toContain('does-not-exist');
     expect(pool.stats().image).toBe(`${REPO}:base`);
+  });
+
+  it('over HTTP: PUT .../profiles/:profile?wait=true answers 200 once complete; executions then run in the new generation', async () => {
+    const token = 'rollout-admin-token-0123456789';
+    // The default profile: filled() waits for its 2 idle containers.
+    const pool = await filled({
+      http: true,
+      adminToken: token,
+      defaultProfile: 'sh',
+      replenishIntervalMs: 60_000,
+      profiles: { sh: { ...busybox(`${REPO}:base`), replenishIntervalMs: undefined } },
+    } as ContainerPoolModuleOptions);
+    expect(pool.pool('sh').stats().idle).toBe(2);
+    const http = () => request(lastApp!.getHttpServer());
+    const auth = { Authorization: `Bearer ${token}` };
+    const res = await http()
+      .put('/admin/pool/profiles/sh?wait=true')
+      .set(auth)
+      .send({ image: `${REPO}:v2`, strategy: 'rolling', maxSurge: 1 })
+      .expect(200);
+    expect(res.body).toMatchObject({ strategy: 'rolling', state: 'complete', stale: 0 });
+    const bad = await http()
+      .put('/admin/pool/profiles/sh')
+      .set(auth)
+      .send({ image: `${REPO}:v2`, pidsLimit: 'many' })
+      .expect(400);
+    expect(bad.body).toMatchObject({ code: 'INVALID_REQUEST', field: 'pidsLimit' });
+    for (let i = 0; i < 2; i++) {
+      const run = await http()
+        .post('/admin/pool/profiles/sh/executions')
+        .set(auth)
+        .send({ cmd: ['true'] })
+        .expect(200);
+      expect(await engineView({ id: run.body.containerId })).toMatchObject({
+        generation: res.body.generation,
+        image: v2Id,
+      });
+    }
   });
 
   it("a re-tag of the profile's image (docker import over its name) is noticed by the tag event and rolled out", async () => {
