@@ -31,6 +31,8 @@ export interface ContainerInfo {
   createdAt: Date;
   expiry: Date;
   image: string;
+  /** Its generation label (see stats().rollout); null while creating or when unknown. */
+  generation?: string | null;
 }
 
 export interface PoolStats {

@@ -92,6 +92,7 @@ export class Stock {
       createdAt: c.createdAt,
       expiry: c.expiry,
       image: c.source.image,
+      generation: c.generation ?? null,
     }));
     for (const [name, createdAt] of this.creatingNames) {
       rows.push({ id: '', name, state: 'creating', createdAt, expiry: expiryOf(createdAt), image });

@@ -62,6 +62,13 @@ describe('update() and rollouts (fake driver)', () => {
     expect(status).toMatchObject({ strategy: 'recreate', state: 'complete' });
     expect(status.generation).not.toBe(old);
     expect(status.targetGeneration).toBe(status.generation);
+    // containers() names each one's generation: the leased old one, the new idle ones.
+    const rows = pool
+      .containers()
+      .filter((r) => r.state !== 'destroying' && r.state !== 'creating');
+    for (const r of rows)
+      expect(r.generation).toBe(byId(driver, r.id).spec.labels[LABELS.generation]);
+    expect(rows.find((r) => r.id === leased.id)?.generation).toBe(old);
     expect(idleGens(pool, driver).every((g) => g === status.generation)).toBe(true);
     for (let i = 0; i < 4; i++) {
       const c = await pool.acquire();

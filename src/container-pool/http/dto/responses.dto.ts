@@ -67,6 +67,12 @@ export class ContainerInfoDto {
   @ApiProperty({ type: String, format: 'date-time', description: 'When the pool recycles it.' })
   expiry!: string;
   @ApiProperty() image!: string;
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    description: 'Its generation (what it is made of; see stats().rollout); null while creating.',
+  })
+  generation?: string | null;
 }
 
 export class RemovedContainerDto {
