@@ -26,7 +26,8 @@ export const LABELS = {
   owner: `${LABEL_PREFIX}.owner`,
   createdAt: `${LABEL_PREFIX}.created-at`,
   expiresAt: `${LABEL_PREFIX}.expires-at`,
-  configHash: `${LABEL_PREFIX}.config-hash`,
+  /** The container's generation (see generationOf): what a rollout replaces. */
+  generation: `${LABEL_PREFIX}.generation`,
 } as const;
 
 export const MANAGED_BY_VALUE = 'container-pool';

@@ -19,6 +19,7 @@ import type { ResolvedModuleOptions } from './interfaces/container-pool-options.
 import type { Container, ContainerInfo, PoolStats } from './interfaces/container.interface';
 import type { ExecResult } from './interfaces/exec-result.interface';
 import type { ProfileInfo } from './interfaces/profile-info.interface';
+import type { ProfilePatch, RolloutStatus, UpdateOptions } from './interfaces/rollout.interface';
 import type { ExecStreamEvent } from './interfaces/output-event.interface';
 import type { AcquireOptions, RunRequest, StreamRequest } from './interfaces/run-request.interface';
 import { execStream } from './execution/exec-stream';
@@ -199,6 +200,15 @@ export class ContainerPoolService
 
   resume(): PoolStats {
     return this.pool().resume();
+  }
+
+  /**
+   * Changes a profile (`opts.profile`, default the default one) at run time and rolls its new generation out:
+   * see ContainerPool.update. Not persisted: change the configuration too.
+   */
+  update(patch: ProfilePatch, opts: UpdateOptions & ProfileOption = {}): Promise<RolloutStatus> {
+    const { profile, ...rest } = opts;
+    return this.poolFor(profile).then((p) => p.update(patch, rest));
   }
 
   containers(): ContainerInfo[] {

@@ -318,6 +318,7 @@ describe('surface: token scopes decide which routes a token may call', () => {
     ['post', '/admin/pool/executions', { cmd: ['true'] }, 200, 200, 403],
     ['post', '/admin/pool/replenish', null, 200, 403, 403],
     ['put', '/admin/pool/size', { size: 1 }, 200, 403, 403],
+    ['put', '/admin/pool', { size: 1 }, 202, 403, 403],
     ['delete', '/admin/pool/containers/no-such-container', null, 404, 403, 403],
     ['post', '/admin/pool/drain', null, 200, 403, 403],
     ['post', '/admin/pool/resume', null, 200, 403, 403],

@@ -71,8 +71,11 @@ describe('profiles on a real engine', () => {
       const byProfile = (p: string) => listed.filter((c) => c.Labels[PROFILE_LABEL] === p);
       expect(byProfile('python').length).toBeGreaterThanOrEqual(1);
       expect(byProfile('shell').length).toBeGreaterThanOrEqual(1);
-      for (const c of byProfile('python')) expect(c.Image).toBe(SANDBOX_IMAGE);
-      for (const c of byProfile('shell')) expect(c.Image).toBe(BUSYBOX_IMAGE);
+      // Created by the image's id (never by its name, so a re-tag changes nothing until it is rolled out).
+      const idOf = async (ref: string) => (await docker.getImage(ref).inspect()).Id;
+      const [pythonId, shellId] = [await idOf(SANDBOX_IMAGE), await idOf(BUSYBOX_IMAGE)];
+      for (const c of byProfile('python')) expect(c.ImageID).toBe(pythonId);
+      for (const c of byProfile('shell')) expect(c.ImageID).toBe(shellId);
       for (const c of listed) expect(c.Labels['io.container-pool.pool']).toBe(name);
 
       const infos = svc.profiles();

@@ -129,14 +129,29 @@ export class FakeDriver implements ContainerDriver {
   /** Every image ensureImage() was asked for, in order. */
   readonly ensuredImages: string[] = [];
 
-  /** Resolves with a fake image id (`sha256:fake-<image>`) unless the image is missing. */
+  /** Image ids by name, where not `sha256:fake-<image>` (a test re-tags a name by setting it). */
+  readonly imageIds = new Map<string, string>();
+
+  /** Resolves with the image's fake id (`sha256:fake-<image>` unless imageIds says) unless it is missing. */
   ensureImage(image = 'fake:latest'): Promise<string> {
     this.ensuredImages.push(image);
     if (!this.engineUp) return Promise.reject(new EngineUnavailableError('down (fake)'));
     if (!this.imagePresent || this.missingImages.has(image)) {
       return Promise.reject(new ImageUnavailableError(image, 'no registry (fake)'));
     }
-    return Promise.resolve(`sha256:fake-${image}`);
+    return Promise.resolve(this.imageIds.get(image) ?? `sha256:fake-${image}`);
+  }
+
+  private imageListeners = new Set<(event: { action: string; image: string }) => void>();
+
+  watchImageEvents(onEvent: (event: { action: string; image: string }) => void): EventSubscription {
+    this.imageListeners.add(onEvent);
+    return { close: () => this.imageListeners.delete(onEvent) };
+  }
+
+  /** The fake engine reports an image event (e.g. `tag` of `image`). */
+  imageEvent(image: string, action = 'tag'): void {
+    for (const l of [...this.imageListeners]) l({ action, image });
   }
 
   async createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer> {

@@ -183,6 +183,8 @@ export class FakeContainerSource implements ContainerSource {
   dieOnRemove = false;
   /** The lifetime of created containers: expiry is this after createdAt (hardDeadline a minute later). */
   lifetimeMs = 3_600_000;
+  /** The generation label of the containers it creates from now on (a rollout switches it). */
+  generation: string | undefined = undefined;
   /** Called with the pool's counts as seen at each create call (to check the cap). */
   onCreate?: () => void;
 
@@ -237,6 +239,7 @@ export class FakeContainerSource implements ContainerSource {
     const n = ++this.seq;
     const name = `fake-${n}`;
     const createdAt = new Date();
+    const generation = this.generation;
     this.calls.push(`create ${name}`);
     this.creatingNow++;
     this.maxCreatingAtOnce = Math.max(this.maxCreatingAtOnce, this.creatingNow);
@@ -261,6 +264,7 @@ export class FakeContainerSource implements ContainerSource {
       id: n.toString(16).padStart(8, '0') + 'c'.repeat(56),
       name,
       image: 'fake:latest',
+      generation,
       createdAt,
       expiry: new Date(createdAt.getTime() + this.lifetimeMs),
       hardDeadline: new Date(createdAt.getTime() + this.lifetimeMs + 60_000),

@@ -375,6 +375,7 @@ describe('admin API (fake driver)', () => {
         'POST /admin/pool/executions',
         'POST /admin/pool/replenish',
         'POST /admin/pool/resume',
+        'PUT /admin/pool',
         'PUT /admin/pool/size',
         'GET /admin/pool/profiles',
         'DELETE /admin/pool/profiles/{profile}/containers/{id}',
@@ -384,6 +385,7 @@ describe('admin API (fake driver)', () => {
         'POST /admin/pool/profiles/{profile}/executions',
         'POST /admin/pool/profiles/{profile}/replenish',
         'POST /admin/pool/profiles/{profile}/resume',
+        'PUT /admin/pool/profiles/{profile}',
         'PUT /admin/pool/profiles/{profile}/size',
       ].sort(),
     );

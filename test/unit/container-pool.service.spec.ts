@@ -25,7 +25,7 @@ describe('ContainerPoolService (fake driver)', () => {
     expect(c.name).toMatch(/^cpool-default-/);
   });
 
-  it('labels containers with managed-by, pool, owner, created-at and config hash', async () => {
+  it('labels containers with managed-by, pool, owner, created-at and generation', async () => {
     const { pool, driver } = await start({ size: 1, name: 'lab' });
     await pool.initialize();
     const labels = driver.created[0].spec.labels;
@@ -35,7 +35,10 @@ describe('ContainerPoolService (fake driver)', () => {
       'io.container-pool.owner': pool.instanceId,
     });
     expect(labels['io.container-pool.created-at']).toMatch(/^\d{4}-/);
-    expect(labels['io.container-pool.config-hash']).toMatch(/^[0-9a-f]{16}$/);
+    expect(labels['io.container-pool.generation']).toMatch(/^[0-9a-f]{16}$/);
+    expect(labels['io.container-pool.config-hash']).toBeUndefined();
+    // Created by the image's id, never by its name.
+    expect(driver.created[0].spec.image).toMatch(/^sha256:fake-/);
   });
 
   it('creates at once when none is idle and the cap allows', async () => {

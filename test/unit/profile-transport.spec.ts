@@ -30,19 +30,29 @@ describe('transport selection (auto | runner | exec)', () => {
     expect(a.name).toBe('exec');
     await a.choose('sha256:1', probe);
     await b.choose('sha256:1', probe);
+    // choose() decides; select() switches what new containers get.
+    expect([a.name, b.name]).toEqual(['exec', 'exec']);
+    a.select('sha256:1');
+    b.select('sha256:1');
     expect([a.name, b.name]).toEqual(['runner', 'runner']);
     expect(probe).toHaveBeenCalledTimes(1);
     await b.choose('sha256:2', probe);
     expect(probe).toHaveBeenCalledTimes(2);
     expect(a.identity).toMatch(/^runner:/);
+    // An id never chosen changes nothing.
+    a.select('sha256:unknown');
+    expect(a.name).toBe('runner');
   });
 
   it('auto: exec when the runner ends before its hello or the interpreter is missing', async () => {
     const driver = { channels: true } as ContainerDriver;
     const early = transportOf('auto', driver);
-    await early.choose('sha256:old-python', () =>
-      Promise.reject(new RunnerStartError('runner: needs python >= 3.8', true)),
-    );
+    await expect(
+      early.choose('sha256:old-python', () =>
+        Promise.reject(new RunnerStartError('runner: needs python >= 3.8', true)),
+      ),
+    ).resolves.toMatchObject({ name: 'exec' });
+    early.select('sha256:old-python');
     expect(early.name).toBe('exec');
     expect(early.fallbackReason).toMatch(/needs python/);
     const missing = transportOf('auto', driver);
@@ -66,6 +76,7 @@ describe('transport selection (auto | runner | exec)', () => {
       ),
     ).rejects.toBeInstanceOf(ContainerCreateError);
     await t.choose('sha256:1', () => Promise.resolve());
+    t.select('sha256:1');
     expect(t.name).toBe('runner');
   });
 
@@ -85,8 +96,7 @@ describe('transport selection (auto | runner | exec)', () => {
     expect(exec.name).toBe('exec');
     const noChannels = {} as ContainerDriver;
     const auto = transportOf('auto', noChannels);
-    await auto.choose('sha256:1', probe);
-    expect(auto.name).toBe('exec');
+    await expect(auto.choose('sha256:1', probe)).resolves.toMatchObject({ name: 'exec' });
     await expect(
       transportOf('runner', noChannels).choose('sha256:1', probe),
     ).rejects.toBeInstanceOf(SandboxUnsupportedError);

@@ -103,13 +103,15 @@ describe('profiles (fake driver)', () => {
     let release!: () => void;
     const bothRunning = new Promise<void>((r) => (release = r));
     driver.execBehaviour = async (_req, c: FakeContainer) => {
-      images.push(c.spec.image);
+      images.push(c.spec.image.replace('sha256:fake-', ''));
       if (images.length === 2) release();
       // Each execution waits for the other: they run at the same time.
       await bothRunning;
       return {
         exitCode: 0,
-        stdout: Buffer.from(`${c.spec.image} ${c.spec.labels[LABELS.profile]}`),
+        stdout: Buffer.from(
+          `${c.spec.image.replace('sha256:fake-', '')} ${c.spec.labels[LABELS.profile]}`,
+        ),
         stderr: Buffer.alloc(0),
         truncated: false,
         aborted: false,
@@ -136,7 +138,7 @@ describe('profiles (fake driver)', () => {
       const made = byProfile(profile);
       expect(made.length).toBeGreaterThanOrEqual(1);
       for (const c of made) {
-        expect(c.spec.image).toBe(image);
+        expect(c.spec.image).toBe(`sha256:fake-${image}`);
         expect(c.spec.labels[LABELS.pool]).toBe('mod');
         expect(c.spec.labels[LABELS.owner]).toBe(svc.instanceId);
         expect(c.name).toMatch(new RegExp(`^cpool-mod-${profile}-`));
@@ -465,7 +467,7 @@ describe('profiles (fake driver)', () => {
     await expect(svc.run({ cmd: ['true'] })).resolves.toMatchObject({ exitCode: 0 });
     const ready = Object.fromEntries(svc.profiles().map((p) => [p.name, p.ready]));
     expect(ready).toEqual({ python: true, shell: false });
-    expect(driver.created.every((c) => c.spec.image === PYTHON)).toBe(true);
+    expect(driver.created.every((c) => c.spec.image === `sha256:fake-${PYTHON}`)).toBe(true);
 
     // The image arrives: shell recovers by itself.
     driver.missingImages.delete(SHELL);

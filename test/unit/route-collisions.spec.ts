@@ -263,8 +263,8 @@ describe('RouteCollisionCheck', () => {
       pool({ isGlobal: true, http: true }),
       ContainerPoolHttpModule.register(),
     ]);
-    // 8 admin and execution routes, the profiles list, each profile's copies of the 8, 2 health, 1 metrics.
-    expect(warnings).toHaveLength(20);
+    // 9 admin and execution routes, the profiles list, each profile's copies of the 9, 2 health, 1 metrics.
+    expect(warnings).toHaveLength(22);
     expect(warnings.join('\n')).toMatch(
       /ContainerPoolHttpModule\.register\(\{ prefix \}\) of the other/,
     );

@@ -8,25 +8,27 @@ export type ContainerShape = Omit<
   'name' | 'labels' | 'command' | 'init' | 'mainUser' | 'capAdd' | 'ready'
 >;
 
-/** Hash of everything that shapes a container, put on its labels. */
-export function configHash(o: ResolvedContainerPoolOptions): string {
-  const shape = {
-    image: o.image,
-    user: o.user,
-    workdir: o.workdir,
-    memoryBytes: o.memoryBytes,
-    nanoCpus: o.nanoCpus,
-    pidsLimit: o.pidsLimit,
-    nofileLimit: o.nofileLimit,
-    fileSizeLimitBytes: o.fileSizeLimitBytes,
-    tmpSizeBytes: o.tmpSizeBytes,
-    workdirSizeBytes: o.workdirSizeBytes,
-    shmSizeBytes: o.shmSizeBytes,
-    runtime: o.runtime ?? null,
-    seccompProfile: o.seccompProfile ?? null,
-    containerLifetimeMs: o.containerLifetimeMs,
+/**
+ * The generation of the containers made from these options: a hash of every field that reaches container
+ * creation (the image's engine id, user, env, limits, tmpfs, shm, runtime, seccomp, lifetime) and of the
+ * transport's identity (`exec`, or the runner and its version), put on each container's generation label. Size,
+ * caps and timeouts are not part of it: changing them replaces no container.
+ */
+export function generationOf(
+  o: ResolvedContainerPoolOptions,
+  imageId: string,
+  transportIdentity: string,
+): string {
+  const { image: _name, ...shape } = containerSpecOf(o);
+  void _name;
+  const fields = {
+    imageId,
+    transport: transportIdentity,
+    ...shape,
+    runtime: shape.runtime ?? null,
+    seccompProfile: shape.seccompProfile ?? null,
   };
-  return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex').slice(0, 16);
 }
 
 /** The engine-neutral shape of every container of a pool with these options (name and labels come per create). */

@@ -8,6 +8,7 @@ import type {
   ResolvedModuleOptions,
   TransportSetting,
 } from '../interfaces/container-pool-options.interface';
+import { ROLLOUT_STRATEGIES } from '../interfaces/rollout.interface';
 import {
   DEFAULT_ENV_PREFIX,
   NO_ENV,
@@ -115,6 +116,11 @@ function validate(o: Values, keys: string[], label: (key: string) => string, pro
     problems.push(`${label('name')} must be 1-63 of [a-zA-Z0-9_.-], got "${r.name}"`);
   }
   if (all('image') && !r.image) problems.push(`${label('image')} must not be empty`);
+  if (all('updateStrategy') && !ROLLOUT_STRATEGIES.includes(r.updateStrategy)) {
+    problems.push(
+      `${label('updateStrategy')} must be one of ${ROLLOUT_STRATEGIES.join(', ')}, got "${r.updateStrategy}"`,
+    );
+  }
   if (all('size', 'maxContainers') && r.size > r.maxContainers) {
     problems.push(
       `${label('size')} (${r.size}) must not exceed maxContainers (${r.maxContainers})`,

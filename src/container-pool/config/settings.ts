@@ -66,6 +66,16 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     description: 'interval of the top-up task',
   },
   singleUse: { kind: 'bool', description: 'destroy containers on release' },
+  updateStrategy: {
+    kind: 'string',
+    description: 'rollout strategy by default: recreate | onReplenish | rolling',
+  },
+  maxSurge: { kind: 'int', min: 1, description: 'rolling rollouts: containers warmed beyond size' },
+  progressDeadlineMs: {
+    kind: 'int',
+    min: 1000,
+    description: 'a rollout not complete after this long fails and reverts',
+  },
   execTimeoutMs: { kind: 'int', min: 1, description: 'default execution timeout' },
   maxExecTimeoutMs: {
     kind: 'int',
@@ -165,6 +175,9 @@ export const DEFAULT_OPTIONS: Omit<
   acquireTimeoutMs: 30_000,
   replenishIntervalMs: 5_000,
   singleUse: true,
+  updateStrategy: 'onReplenish',
+  maxSurge: 1,
+  progressDeadlineMs: 600_000,
   execTimeoutMs: 30_000,
   maxExecTimeoutMs: 300_000,
   maxOutputBytes: 1 * MiB,

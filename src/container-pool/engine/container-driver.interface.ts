@@ -211,6 +211,12 @@ export interface ContainerDriver {
   listContainers(labels: Record<string, string>): Promise<ListedContainer[]>;
   /** Follows the engine's container events for containers with these labels, reconnecting by itself. */
   watchEvents(labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription;
+  /**
+   * Follows the engine's image events that may give a name another image (a tag, an import, a load, a pull),
+   * reconnecting by itself; `image` is the name the event is about. Optional: without it, a re-tag is noticed by
+   * the scheduled check only.
+   */
+  watchImageEvents?(onEvent: (event: { action: string; image: string }) => void): EventSubscription;
   /** Releases connections. Called by the driver's owner (the module), never by a pool. */
   close(): Promise<void>;
 }

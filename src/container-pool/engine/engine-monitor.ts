@@ -35,6 +35,8 @@ export class EngineMonitor {
   private subscription?: EventSubscription;
   private readonly statusListeners = new Set<StatusListener>();
   private readonly containerListeners = new Map<string, Set<ContainerListener>>();
+  private readonly imageListeners = new Set<() => void>();
+  private imageSubscription?: EventSubscription;
 
   constructor(
     private readonly driver: ContainerDriver,
@@ -66,6 +68,21 @@ export class EngineMonitor {
         onStatus: (connected) => this.onStream(connected),
       },
     );
+    this.followImages();
+  }
+
+  /** The engine's image events (a re-tag), from start() on, until the returned function is called. */
+  watchImages(listener: () => void): () => void {
+    this.imageListeners.add(listener);
+    if (this.subscription) this.followImages();
+    return () => this.imageListeners.delete(listener);
+  }
+
+  private followImages(): void {
+    if (this.imageSubscription || this.closed || !this.imageListeners.size) return;
+    this.imageSubscription = this.driver.watchImageEvents?.(() => {
+      for (const l of [...this.imageListeners]) l();
+    });
   }
 
   /** Pings the engine; logs it when it (re)appears. A failure marks it down and rejects. */
@@ -139,6 +156,9 @@ export class EngineMonitor {
     this.closed = true;
     this.subscription?.close();
     this.subscription = undefined;
+    this.imageSubscription?.close();
+    this.imageSubscription = undefined;
+    this.imageListeners.clear();
     this.statusListeners.clear();
     this.containerListeners.clear();
   }

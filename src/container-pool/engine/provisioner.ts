@@ -48,13 +48,20 @@ export interface ProvisionerDeps {
    * Decides the transport for the image (its id once ensured), at each preparation; `probe` creates a throwaway
    * container with a given main process and removes it.
    */
+  /** New containers are made of `target` from now on (its transport was chosen for its image before). */
+  onRetarget?(target: ProvisionTarget): void;
   chooseTransport?(
     imageId: string | null,
     probe: (main: (deadline: Date) => MainProcess) => Promise<void>,
   ): Promise<void>;
   /** The owner label value: this process's instance. */
   instanceId: string;
-  configHash: string;
+  /** The generation of containers of `shape` made from this image id (see generationOf). */
+  generationOf(imageId: string): string;
+  /** A later preparation found another id for the image's name (a re-tag): a rollout's business, not ours. */
+  onImageChanged?(imageId: string): void;
+  /** Called at each scheduled tick (a rollout checks the image's id). */
+  onHousekeep?(): void;
   log: PoolLog;
   /** Logged once, when the pool starts (the effective settings). */
   startMessage: string;
@@ -80,6 +87,15 @@ interface EngineContainer extends SourcedContainer {
   readonly handle: DriverContainer;
 }
 
+/** What new containers are made of: a rollout switches it (see retarget). */
+export interface ProvisionTarget {
+  shape: ContainerShape;
+  /** The engine's id of the image: containers are created by it, never by the name. */
+  imageId: string;
+  /** Their generation label. */
+  generation: string;
+}
+
 /** How often the scheduled tick sweeps again. */
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 
@@ -89,15 +105,15 @@ function messageOf(err: unknown): string {
 
 /**
  * The ContainerSource of one pool on one engine: names and labels its containers (managed-by, pool, owner,
- * created-at, expires-at, config hash), bounds each create by `createTimeoutMs`, prepares the engine (sandbox
+ * created-at, expires-at, generation), bounds each create by `createTimeoutMs`, prepares the engine (sandbox
  * controls, sweep of dead leftovers, image) and follows each container's fate through its lifeline and the
  * engine monitor's events.
  */
 export class Provisioner implements ContainerSource {
   private nameCounter = 0;
   private readonly held: Set<string>;
-  /** The engine's id of the image when last ensured. */
-  imageId: string | null = null;
+  /** What new containers are made of; set by the first preparation (or a rollout). */
+  private target: ProvisionTarget | null = null;
   private readonly labels: Record<string, string>;
 
   private readonly options: ProvisionerOptions;
@@ -109,7 +125,7 @@ export class Provisioner implements ContainerSource {
     private readonly monitor: EngineMonitor,
     private readonly deps: ProvisionerDeps,
   ) {
-    const { options, instanceId, configHash } = deps;
+    const { options, instanceId } = deps;
     this.options = options;
     this.instanceId = instanceId;
     this.log = deps.log;
@@ -119,8 +135,28 @@ export class Provisioner implements ContainerSource {
       [LABELS.pool]: options.name,
       [LABELS.profile]: options.profile,
       [LABELS.owner]: instanceId,
-      [LABELS.configHash]: configHash,
     };
+  }
+
+  /** The engine's id of the image new containers are created from, once known. */
+  get imageId(): string | null {
+    return this.target?.imageId ?? null;
+  }
+
+  /** The generation of new containers, once known. */
+  get generation(): string | null {
+    return this.target?.generation ?? null;
+  }
+
+  /** New containers are made of this from now on (a rollout, or its revert). */
+  retarget(target: ProvisionTarget | null): void {
+    this.target = target;
+    if (target) this.deps.onRetarget?.(target);
+  }
+
+  /** Makes sure the image is there by the policy and resolves with its engine id (its name when unknown). */
+  async resolveImage(image: string, pullPolicy: ProvisionerOptions['pullPolicy']): Promise<string> {
+    return (await this.driver.ensureImage(image, pullPolicy, (m) => this.log.log(m))) || image;
   }
 
   start(): void {
@@ -136,6 +172,7 @@ export class Provisioner implements ContainerSource {
    * (a create whose owner died between create and start: it never runs, so the engine never removes it) go too.
    */
   housekeep(): void {
+    this.deps.onHousekeep?.();
     if (Date.now() - this.sweptAt < HOUSEKEEPING_INTERVAL_MS) return;
     this.sweptAt = Date.now();
     this.sweep().catch((err: unknown) =>
@@ -151,16 +188,26 @@ export class Provisioner implements ContainerSource {
       runtime: o.runtime,
     });
     await this.sweep();
-    this.imageId =
-      (await this.driver.ensureImage(o.image, o.pullPolicy, (m) => this.log.log(m))) ?? null;
-    await this.deps.chooseTransport?.(this.imageId, (main) => this.probe(main));
+    const imageId = await this.resolveImage(o.image, o.pullPolicy);
+    if (!this.target) {
+      // The transport is decided for the image (auto: a runner probe) before the generation, which names it.
+      await this.deps.chooseTransport?.(imageId, (main) => this.probe(main, imageId));
+      this.target = {
+        shape: this.deps.shape,
+        imageId,
+        generation: this.deps.generationOf(imageId),
+      };
+    } else if (imageId !== this.target.imageId) {
+      // Containers are created by id: a new id behind the name changes nothing until it is rolled out.
+      this.deps.onImageChanged?.(imageId);
+    }
   }
 
   /**
    * A container of the pool's shape with this main process, created (ready included) and removed at once:
    * labelled as the pool's, so a crash in between leaves nothing the sweep would not remove.
    */
-  private async probe(main: (deadline: Date) => MainProcess): Promise<void> {
+  async probe(main: (deadline: Date) => MainProcess, imageId?: string): Promise<void> {
     const name = `${this.deps.namePrefix}-${this.instanceId.slice(0, 8)}-probe-${++this.nameCounter}`;
     const createdAt = new Date();
     const hardDeadline = new Date(
@@ -168,6 +215,7 @@ export class Provisioner implements ContainerSource {
     );
     const spec: ContainerSpec = {
       ...this.deps.shape,
+      ...(imageId ? { image: imageId } : {}),
       ...main(hardDeadline),
       name,
       labels: {
@@ -235,12 +283,20 @@ export class Provisioner implements ContainerSource {
     const name = `${this.deps.namePrefix}-${this.instanceId.slice(0, 8)}-${++this.nameCounter}`;
     const createdAt = new Date();
     const hardDeadline = new Date(createdAt.getTime() + o.containerLifetimeMs);
+    // prepare() ran before any create (the pool creates only once prepared).
+    const target = this.target ?? {
+      shape: this.deps.shape,
+      imageId: o.image,
+      generation: this.deps.generationOf(o.image),
+    };
     const spec: ContainerSpec = {
-      ...this.deps.shape,
+      ...target.shape,
+      image: target.imageId,
       ...this.deps.mainProcess(hardDeadline),
       name,
       labels: {
         ...this.labels,
+        [LABELS.generation]: target.generation,
         [LABELS.createdAt]: createdAt.toISOString(),
         [LABELS.expiresAt]: hardDeadline.toISOString(),
       },
@@ -280,6 +336,7 @@ export class Provisioner implements ContainerSource {
         id: dc.id,
         name: dc.name,
         image: o.image,
+        generation: target.generation,
         createdAt,
         // Recycle early enough that the longest allowed execution still fits in the lifetime.
         expiry: new Date(hardDeadline.getTime() - o.maxExecTimeoutMs - LIFETIME_SAFETY_MARGIN_MS),

@@ -1,1 +1,2 @@
 export * from './container-pool.errors';
+export * from './rollout.errors';

@@ -11,10 +11,15 @@ import {
   Param,
   Post,
   Put,
+  Query,
+  Res,
 } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ContainerPoolService } from '../container-pool.service';
 import type { PoolStats } from '../interfaces/container.interface';
+import type { RolloutStatus } from '../interfaces/rollout.interface';
+import { RolloutStatusDto, UpdateProfileDto } from './dto/update-profile.dto';
 import { AdminRoutes, E400, E401, E403, E413, E415, E503 } from './admin-routes';
 import { Audit, AuditedRequest } from './audit.interceptor';
 import { ResizeDto } from './dto/resize.dto';
@@ -27,7 +32,7 @@ import {
 import { RequireScope } from './guards/admin-token.guard';
 import { httpError, invalidRequest } from './http-errors';
 import { toContainerDto } from './mappers';
-import { ApiBody, ApiOperation, ApiParam, ApiResponse } from './openapi/swagger';
+import { ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse } from './openapi/swagger';
 import { ContainerRefPipe } from './pipes/container-ref.pipe';
 import { isProfileRoutes, poolOfRoute, ProfileName } from './profile-route';
 
@@ -157,6 +162,61 @@ export class ContainerPoolController implements OnModuleInit, OnApplicationBoots
       ]);
     }
     return pool.resize(body);
+  }
+
+  @Put()
+  @HttpCode(HttpStatus.ACCEPTED)
+  @ApiOperation({
+    summary:
+      'Change the profile at run time (image, limits, size; not persisted: change the configuration too) and ' +
+      'roll its new generation out by the strategy',
+  })
+  @ApiBody({ type: UpdateProfileDto })
+  @ApiQuery({
+    name: 'wait',
+    required: false,
+    description:
+      'true: answer once the rollout is complete (at most progressDeadlineMs), with 200.',
+  })
+  @ApiResponse({ status: 202, type: RolloutStatusDto, description: 'Started: the rollout status.' })
+  @ApiResponse({ status: 200, type: RolloutStatusDto, description: 'With ?wait=true: complete.' })
+  @ApiResponse(E400)
+  @ApiResponse(E401)
+  @ApiResponse(E403)
+  @ApiResponse({
+    status: 409,
+    description:
+      'With ?wait=true: ROLLOUT_SUPERSEDED (a newer update came) or ROLLOUT_FAILED (the profile reverted).',
+    type: ErrorBodyDto,
+  })
+  @ApiResponse(E413)
+  @ApiResponse(E415)
+  @ApiResponse(E503)
+  @Audit({
+    action: 'update',
+    what: resizeWhat,
+    summary: (s: RolloutStatus) => ` state=${s.state} target=${s.targetGeneration}`,
+  })
+  async update(
+    @Body() body: UpdateProfileDto,
+    @Res({ passthrough: true }) res: ServerResponse,
+    @Query('wait') wait?: unknown,
+    @ProfileName() profile?: string,
+  ): Promise<RolloutStatus> {
+    if (wait !== undefined && wait !== 'true' && wait !== 'false') {
+      throw invalidRequest([{ field: 'wait', message: 'wait must be true or false' }]);
+    }
+    const pool = this.target(profile);
+    const { strategy, maxSurge, ...patch } = body;
+    const started = pool.startUpdate(patch, { strategy, maxSurge });
+    if (wait !== 'true') {
+      // Once the new image's id is known and new creates use it: an image the engine lacks fails here already.
+      await started.applied;
+      return pool.stats().rollout ?? started.status;
+    }
+    const status = await started.completed;
+    res.statusCode = HttpStatus.OK;
+    return status;
   }
 
   @Post('drain')

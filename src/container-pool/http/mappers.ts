@@ -13,6 +13,7 @@ export function toContainerDto(c: ContainerInfo): ContainerInfoDto {
     createdAt: c.createdAt.toISOString(),
     expiry: c.expiry.toISOString(),
     image: c.image,
+    ...(c.generation !== undefined && { generation: c.generation }),
   };
 }
 

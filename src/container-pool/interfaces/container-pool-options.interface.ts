@@ -1,4 +1,5 @@
 import type { DockerConnectionOptions } from '../engine/docker/docker.types';
+import type { RolloutStrategy } from './rollout.interface';
 
 /** The `transport` setting. */
 export type TransportSetting = 'auto' | 'runner' | 'exec';
@@ -67,6 +68,15 @@ export interface ContainerPoolModuleOptions {
   replenishIntervalMs?: number;
   /** Destroy containers on release (untrusted code may have tainted them). Default true. */
   singleUse?: boolean;
+  /**
+   * Strategy of an update() that names none, and of the rollout of an image re-tagged on the engine. Default
+   * `onReplenish`. (`POOL_UPDATE_STRATEGY`)
+   */
+  updateStrategy?: RolloutStrategy;
+  /** With the `rolling` strategy: new containers warmed beyond the idle target at once. Default 1. */
+  maxSurge?: number;
+  /** A rollout not complete after this long is failed and the profile reverts. Default 600 000. */
+  progressDeadlineMs?: number;
 
   /** Default wall-clock timeout of one execution. Default 30 000. */
   execTimeoutMs?: number;

@@ -2,6 +2,7 @@ import type { DockerContainerHandle } from '../engine/docker/docker.types';
 import type { ExecResult } from './exec-result.interface';
 import type { ContainerFiles } from './files.interface';
 import type { ExecOptions } from './run-request.interface';
+import type { RolloutStatus } from './rollout.interface';
 
 export type ContainerState = 'creating' | 'idle' | 'leased' | 'destroying';
 
@@ -30,6 +31,8 @@ export interface ContainerInfo {
   createdAt: Date;
   expiry: Date;
   image: string;
+  /** Its generation label (see stats().rollout); null while creating or when unknown. */
+  generation?: string | null;
 }
 
 export interface PoolStats {
@@ -53,6 +56,8 @@ export interface PoolStats {
   /** Why the pool cannot serve right now, or null. */
   lastError: string | null;
   totals: PoolTotals;
+  /** Where the profile's last update stands (set by every profile's stats()). */
+  rollout?: RolloutStatus;
 }
 
 export interface PoolTotals {

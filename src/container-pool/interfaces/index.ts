@@ -7,3 +7,4 @@ export * from './http-settings.interface';
 export * from './events.interface';
 export * from './profile-info.interface';
 export * from './files.interface';
+export * from './rollout.interface';

@@ -9,7 +9,10 @@ import type { ContainerPoolError } from '../errors/container-pool.errors';
 export interface SourcedContainer {
   readonly id: string;
   readonly name: string;
+  /** The image's name, as configured (it is created by the image's id). */
   readonly image: string;
+  /** What it was made of (see generationOf); a rollout replaces containers of other generations. */
+  readonly generation?: string;
   readonly createdAt: Date;
   /** When the pool recycles it: no hand-out after this. */
   readonly expiry: Date;

@@ -1,6 +1,13 @@
 import type { PoolTotals } from '../interfaces/container.interface';
 import { Backoff } from './backoff';
 import type { PooledContainer } from './pooled-container';
+import {
+  countGenerations,
+  GenerationCounts,
+  refillIdle,
+  refillMaxContainers,
+  RolloutRule,
+} from './rollout';
 import type { CapacityMember } from './shared-capacity';
 import { Stock } from './stock';
 import { WaitQueue } from './wait-queue';
@@ -20,6 +27,25 @@ export class PoolState {
   executing = 0;
   /** When the current top-up started waiting for executions (0: none waits). */
   deferredSince = 0;
+  /** The generation of new containers and how older ones are replaced; null before any rollout. */
+  rollout: RolloutRule | null = null;
+
+  /** The idle and leased containers by generation (fresh: the rollout's, stale: any other). */
+  generations(): GenerationCounts {
+    return countGenerations(this.stock.idle, this.stock.leased, this.rollout);
+  }
+
+  /** The idle count the refill plans with (see refillIdle: a rolling rollout's surge). */
+  refillIdle(): number {
+    if (!this.rollout) return this.stock.idle.length;
+    return refillIdle(this.rollout, this.generations());
+  }
+
+  /** The cap the refill plans with (maxContainers, plus a rolling rollout's surge). */
+  refillMaxContainers(): number {
+    if (!this.rollout) return this.maxContainers;
+    return refillMaxContainers(this.rollout, this.maxContainers, this.generations());
+  }
 
   /** This pool as the limits shared with other pools see it. */
   asCapacityMember(hooks: CapacityHooks): CapacityMember {
@@ -47,10 +73,10 @@ function capacityMemberOf(state: PoolState, hooks: CapacityHooks): CapacityMembe
       return state.size;
     },
     get maxContainers() {
-      return state.maxContainers;
+      return state.refillMaxContainers();
     },
     get idle() {
-      return state.stock.idle.length;
+      return state.refillIdle();
     },
     get creating() {
       return state.stock.creating;

@@ -34,6 +34,11 @@ export class PooledContainer {
     return this.source.name;
   }
 
+  /** Its generation (see SourcedContainer.generation). */
+  get generation(): string | undefined {
+    return this.source.generation;
+  }
+
   get createdAt(): Date {
     return this.source.createdAt;
   }

@@ -42,6 +42,12 @@ export class Stock {
     return undefined;
   }
 
+  /** The first idle container `wanted` accepts that may still be handed out, taken out of idle; else undefined. */
+  takeIdleWhere(now: number, wanted: (c: PooledContainer) => boolean): PooledContainer | undefined {
+    const i = this.idle.findIndex((c) => c.expiry.getTime() > now && wanted(c));
+    return i < 0 ? undefined : this.idle.splice(i, 1)[0];
+  }
+
   lease(c: PooledContainer): void {
     c.state = 'leased';
     this.leased.add(c);
@@ -86,6 +92,7 @@ export class Stock {
       createdAt: c.createdAt,
       expiry: c.expiry,
       image: c.source.image,
+      generation: c.generation ?? null,
     }));
     for (const [name, createdAt] of this.creatingNames) {
       rows.push({ id: '', name, state: 'creating', createdAt, expiry: expiryOf(createdAt), image });

@@ -125,11 +125,11 @@ export class Supply {
     const { state } = this.deps;
     return {
       size: state.size,
-      maxContainers: state.maxContainers,
+      maxContainers: state.refillMaxContainers(),
       maxConcurrentCreates: this.deps.options.maxConcurrentCreates,
       draining: state.draining,
       waiting: state.waiters.length,
-      idle: state.stock.idle.length,
+      idle: state.refillIdle(),
       creating: state.stock.creating,
       total: state.stock.total,
       executing: state.executing,

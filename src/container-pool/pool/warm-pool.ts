@@ -20,6 +20,17 @@ import { RefillScheduler } from './refill-scheduler';
 import type { CapacityMember, SharedCapacity } from './shared-capacity';
 import { Removals } from './removals';
 import { Supply } from './supply';
+import {
+  GenerationCounts,
+  handsOutFreshFirst,
+  handsOutStale,
+  isStale,
+  reusesStale,
+  rolloutComplete,
+  RolloutRule,
+  rolloutSettled,
+  staleToRetire,
+} from './rollout';
 
 /** The options a warm pool runs with (its share of the resolved options). */
 export type WarmPoolOptions = Pick<
@@ -116,7 +127,7 @@ export class WarmPool {
 
   /** How many more containers it may have now: its own cap, and the module-wide one when shared. */
   room(): number {
-    const own = Math.max(0, this.state.maxContainers - this.state.stock.total);
+    const own = Math.max(0, this.state.refillMaxContainers() - this.state.stock.total);
     return this.deps.capacity ? Math.min(own, this.deps.capacity.room(this.member)) : own;
   }
 
@@ -184,6 +195,59 @@ export class WarmPool {
       (c, w) => this.lease(c, w),
     );
     if (this.state.started) this.supply.refill(force);
+    this.retireStale();
+  }
+
+  // ---------------------------------------------------------------- rollout
+
+  /**
+   * From now on new containers are of `rule.generation`, and containers of any other are replaced by
+   * `rule.strategy` (see rollout.ts). The source must make containers of that generation already.
+   */
+  rollOut(rule: RolloutRule | null): void {
+    this.state.rollout = rule;
+    if (rule) {
+      this.deps.log.log(
+        `rolling out generation ${rule.generation} (${rule.strategy}` +
+          `${rule.strategy === 'rolling' ? `, maxSurge ${rule.maxSurge}` : ''})`,
+      );
+    }
+    this.pumpAll();
+  }
+
+  /** The rule in force, or null before any rollout. */
+  get rollout(): RolloutRule | null {
+    return this.state.rollout;
+  }
+
+  /** The idle and leased containers by generation. */
+  generations(): GenerationCounts {
+    return this.state.generations();
+  }
+
+  /** Whether update() may resolve, and whether the rollout is complete (see rollout.ts); null without one. */
+  rolloutProgress(): { settled: boolean; complete: boolean } | null {
+    const rule = this.state.rollout;
+    if (!rule) return null;
+    const counts = this.state.generations();
+    return { settled: rolloutSettled(rule, counts), complete: rolloutComplete(rule, counts) };
+  }
+
+  /** Removes the stale idle containers the rule retires now (oldest first). */
+  private retireStale(): void {
+    const { state } = this;
+    const rule = state.rollout;
+    if (!rule || state.shuttingDown) return;
+    const counts = state.generations();
+    const n = staleToRetire(rule, counts, {
+      size: state.draining ? 0 : state.size,
+      creating: state.stock.creating,
+      destroying: state.stock.destroying,
+      room: this.room(),
+    });
+    if (n <= 0) return;
+    const stale = state.stock.idle.filter((c) => isStale(c, rule)).slice(0, n);
+    for (const c of stale) void this.destroy(c, 'rollout');
   }
 
   /** Records an engine-wide failure seen by anyone (an execution, a removal). */
@@ -204,7 +268,17 @@ export class WarmPool {
   // ---------------------------------------------------------------- hand-out
 
   private takeIdle(): PooledContainer | undefined {
-    return this.state.stock.takeIdle(Date.now(), (c) => void this.destroy(c, 'expired'));
+    const rule = this.state.rollout;
+    if (handsOutFreshFirst(rule, this.options.singleUse)) {
+      const fresh = this.state.stock.takeIdleWhere(Date.now(), (c) => !isStale(c, rule));
+      if (fresh) return fresh;
+    }
+    for (;;) {
+      const c = this.state.stock.takeIdle(Date.now(), (c) => void this.destroy(c, 'expired'));
+      // recreate: an old one (e.g. a create that finished after the update) is never handed out.
+      if (!c || handsOutStale(rule) || !isStale(c, rule)) return c;
+      void this.destroy(c, 'rollout');
+    }
   }
 
   private lease(
@@ -310,7 +384,9 @@ export class WarmPool {
       !state.draining &&
       !state.shuttingDown &&
       c.expiry.getTime() > Date.now() &&
-      c.executions.size === 0;
+      c.executions.size === 0 &&
+      // An old generation's container is used up, never idle again (but while a rolling rollout retires them).
+      (!isStale(c, state.rollout) || reusesStale(state.rollout, state.generations()));
     if (!reusable) {
       // The caller has its result first; the engine work of the removal and of the refill starts right after.
       void this.destroy(c, 'released', true);
@@ -374,6 +450,22 @@ export class WarmPool {
   /** Changes size and/or maxContainers at run time; shrinking removes idle surplus, never a leased container. */
   resize(change: { size?: number; maxContainers?: number }): WarmPoolStats {
     const { state } = this;
+    const { size, maxContainers } = this.checkResize(change);
+    state.size = size;
+    state.maxContainers = maxContainers;
+    this.deps.log.log(`resized: size=${size} maxContainers=${maxContainers}`);
+    const over = state.stock.idle.length - size;
+    if (over > 0) for (const c of state.stock.idle.slice(0, over)) void this.destroy(c, 'resize');
+    this.pumpAll();
+    return this.stats();
+  }
+
+  /** The targets resize(change) would set; InvalidRequestError naming the field when it would refuse them. */
+  checkResize(change: { size?: number; maxContainers?: number }): {
+    size: number;
+    maxContainers: number;
+  } {
+    const { state } = this;
     const size = change.size ?? state.size;
     const maxContainers = change.maxContainers ?? state.maxContainers;
     if (!Number.isSafeInteger(maxContainers) || maxContainers < 1) {
@@ -389,13 +481,7 @@ export class WarmPool {
     }
     const shared = this.deps.capacity?.sizeProblem(this.member, size);
     if (shared) throw new InvalidRequestError('size', shared);
-    state.size = size;
-    state.maxContainers = maxContainers;
-    this.deps.log.log(`resized: size=${size} maxContainers=${maxContainers}`);
-    const over = state.stock.idle.length - size;
-    if (over > 0) for (const c of state.stock.idle.slice(0, over)) void this.destroy(c, 'resize');
-    this.pumpAll();
-    return this.stats();
+    return { size, maxContainers };
   }
 
   /** Removes idle containers and stops refilling until resume(); waiters are rejected. */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { configHash, containerSpecOf, describeSettings } from '../config';
+import { containerSpecOf, describeSettings, generationOf } from '../config';
 import type { ContainerDriver } from '../engine/container-driver.interface';
 import type { EngineMonitor } from '../engine/engine-monitor';
 import { Provisioner } from '../engine/provisioner';
@@ -34,6 +34,8 @@ import type { SharedCapacity } from '../pool/shared-capacity';
 import { WarmPool } from '../pool/warm-pool';
 import type { ProfileInfo } from '../interfaces/profile-info.interface';
 import { notReadyReason } from './readiness';
+import { RolloutController } from './rollout-controller';
+import type { ProfilePatch, RolloutStatus, UpdateOptions } from '../interfaces/rollout.interface';
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
 import { ProfileTransport } from '../transport/profile-transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
@@ -116,9 +118,16 @@ export class ContainerPool implements LeaseOwner {
       options: o,
       shape,
       mainProcess: (deadline) => transport.mainProcess(deadline),
-      chooseTransport: (imageId, probe) => transport.choose(imageId, probe),
+      chooseTransport: async (imageId, probe) => {
+        await transport.choose(imageId, probe);
+        transport.select(imageId);
+      },
       instanceId,
-      configHash: configHash(o),
+      // The transport is chosen for the image first (prepare, a rollout): its identity is part of the generation.
+      generationOf: (imageId) => generationOf(o, imageId, transport.identity),
+      onRetarget: (target) => transport.select(target.imageId),
+      onImageChanged: () => this.rollout.checkImage(),
+      onHousekeep: () => this.rollout.checkImage(),
       log,
       startMessage: `${what} (instance ${instanceId}) effective settings: ${describeSettings(o)}`,
       onSwept: (count) => (this.totals.orphansRemoved += count),
@@ -145,6 +154,38 @@ export class ContainerPool implements LeaseOwner {
       log,
     });
     this.fileOps = new FileOps({ pool: this.warm, transport, options: o, log });
+    this.rollout = new RolloutController({
+      options: o,
+      warm: this.warm,
+      target: provisioner,
+      transportFor: async (imageId) =>
+        (await transport.choose(imageId, (main) => provisioner.probe(main, imageId))).identity,
+      events: this.events,
+      log,
+      watchImages: (listener) => deps.monitor.watchImages(listener),
+    });
+  }
+
+  private readonly rollout: RolloutController;
+
+  /**
+   * Changes the profile at run time: its image, limits and size (not persisted: change the configuration too).
+   * Anything but size and maxContainers makes a new generation, rolled out by `opts.strategy` (default the
+   * profile's updateStrategy): see RolloutStrategy. Resolves with stats().rollout once new containers are of the
+   * new generation and, for recreate and rolling, no old one is idle; onReplenish resolves at once. Rejects with
+   * RolloutSupersededError when a newer update came first, RolloutFailedError (or ImageUnavailableError) when it
+   * failed: the profile then serves its previous generation.
+   */
+  update(patch: ProfilePatch, opts?: UpdateOptions): Promise<RolloutStatus> {
+    return this.rollout.update(patch, opts);
+  }
+
+  /**
+   * update() for the HTTP route: checks and starts at once, `settled` as update(), `completed` once complete.
+   * @internal
+   */
+  startUpdate(patch: ProfilePatch, opts?: UpdateOptions) {
+    return this.rollout.start(patch, opts);
   }
 
   /** The profile's name. */
@@ -182,6 +223,7 @@ export class ContainerPool implements LeaseOwner {
   }
 
   shutdown(): Promise<void> {
+    this.rollout.stop();
     return this.warm.shutdown();
   }
 
@@ -343,6 +385,10 @@ export class ContainerPool implements LeaseOwner {
   }
 
   stats(): PoolStats {
-    return { ...this.warm.stats(), transport: this.transport.name };
+    return {
+      ...this.warm.stats(),
+      transport: this.transport.name,
+      rollout: this.rollout.status(),
+    };
   }
 }

@@ -94,11 +94,31 @@ export class ProfileTransport implements Transport {
     return this.current.identity;
   }
 
-  /** Decides `auto` (and checks `runner`) for the image's id; `exec` needs nothing. */
-  async choose(imageId: string | null, probe: Probe): Promise<void> {
+  /** The transport each image id was decided for (choose()), so that select() can switch at once. */
+  private readonly byImage = new Map<string, Transport>();
+
+  /**
+   * Decides `auto` (and checks `runner`) for an image id and resolves with that transport; `exec` needs nothing.
+   * Does not switch the transport new containers get: select() does, when the image becomes the one new
+   * containers are made of (the preparation, a rollout or its revert).
+   */
+  async choose(imageId: string | null, probe: Probe): Promise<Transport> {
     const o = this.options;
-    if (o.transport === 'exec') return;
-    const key = `${imageId ?? o.image}\0${o.pythonCommand.join('\0')}`;
+    const image = imageId ?? o.image;
+    const chosen = await this.decide(image, probe);
+    this.byImage.set(image, chosen);
+    return chosen;
+  }
+
+  /** New containers get the transport decided for this image id (by choose()); an unknown id changes nothing. */
+  select(imageId: string | null): void {
+    this.current = this.byImage.get(imageId ?? this.options.image) ?? this.current;
+  }
+
+  private async decide(image: string, probe: Probe): Promise<Transport> {
+    const o = this.options;
+    if (o.transport === 'exec') return this.exec;
+    const key = `${image}\0${o.pythonCommand.join('\0')}`;
     let byImage = verdicts.get(this.driver);
     if (!byImage) verdicts.set(this.driver, (byImage = new Map<string, Promise<Verdict>>()));
     let verdict = byImage.get(key);
@@ -116,14 +136,12 @@ export class ProfileTransport implements Transport {
     }
     const v = await verdict;
     if (v.runner) {
-      if (this.current !== this.runner || this.fallbackReason !== null) {
-        o.log.log(
-          `transport ${o.transport}: runner for image ${o.image} (${imageId ?? 'id unknown'})`,
-        );
+      if (!this.logged.has(image)) {
+        this.logged.add(image);
+        o.log.log(`transport ${o.transport}: runner for image ${o.image} (${image})`);
       }
-      this.current = this.runner;
       this.fallbackReason = null;
-      return;
+      return this.runner;
     }
     if (o.transport === 'runner') {
       throw new SandboxUnsupportedError(
@@ -132,14 +150,17 @@ export class ProfileTransport implements Transport {
           'pythonCommand (POOL_PYTHON_COMMAND), or set transport exec (POOL_TRANSPORT=exec)',
       );
     }
-    if (this.fallbackReason !== v.reason) {
+    if (!this.logged.has(image)) {
+      this.logged.add(image);
       o.log.log(
         `transport auto: exec for image ${o.image} (the runner cannot run there: ${v.reason})`,
       );
     }
-    this.current = this.exec;
     this.fallbackReason = v.reason;
+    return this.exec;
   }
+
+  private readonly logged = new Set<string>();
 
   mainProcess(deadline: Date): MainProcess {
     const transport = this.current;

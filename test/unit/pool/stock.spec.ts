@@ -217,6 +217,7 @@ describe('Stock', () => {
           createdAt: c.createdAt,
           expiry: c.expiry,
           image: 'img:1',
+          generation: null,
         },
         {
           id: '',

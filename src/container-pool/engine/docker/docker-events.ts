@@ -114,3 +114,83 @@ export function watchDockerEvents(
     },
   };
 }
+
+const IMAGE_EVENTS = ['tag', 'import', 'load', 'pull'];
+
+/**
+ * Follows the engine's image events that may give a name another image (`tag`, which `docker import` and
+ * `docker build -t` emit too, `import`, `load`, `pull`), reconnecting with back-off. No replay: what is missed
+ * while disconnected the pools' scheduled check of their image's id catches.
+ */
+export function watchDockerImageEvents(
+  docker: Dockerode,
+  onEvent: (event: { action: string; image: string }) => void,
+): EventSubscription {
+  let closed = false;
+  let stream: Readable | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let delayMs = BACKOFF_INITIAL_MS;
+  const reconnect = () => {
+    stream = undefined;
+    if (closed) return;
+    timer = setTimeout(connect, delayMs);
+    timer.unref();
+    delayMs = Math.min(delayMs * 2, EVENT_RECONNECT_MAX_MS);
+  };
+  const connect = () => {
+    timer = undefined;
+    if (closed) return;
+    docker.getEvents({ filters: { type: ['image'], event: IMAGE_EVENTS } }, (err, s) => {
+      if (closed) {
+        (s as Readable | undefined)?.destroy();
+        return;
+      }
+      if (err || !s) return reconnect();
+      const current = s as Readable;
+      stream = current;
+      delayMs = BACKOFF_INITIAL_MS;
+      let pending = '';
+      current.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl).trim();
+          pending = pending.slice(nl + 1);
+          if (!line) continue;
+          try {
+            const ev = JSON.parse(line) as {
+              Action?: string;
+              status?: string;
+              id?: string;
+              Actor?: { ID?: string; Attributes?: Record<string, string> };
+            };
+            const action = ev.Action ?? ev.status ?? '';
+            const image = ev.Actor?.Attributes?.name ?? ev.Actor?.ID ?? ev.id ?? '';
+            if (IMAGE_EVENTS.includes(action)) onEvent({ action, image });
+          } catch {
+            // A malformed line is skipped.
+          }
+        }
+      });
+      let ended = false;
+      const onGone = () => {
+        if (ended) return;
+        ended = true;
+        current.removeAllListeners('data');
+        reconnect();
+      };
+      current.once('end', onGone);
+      current.once('close', onGone);
+      current.once('error', onGone);
+    });
+  };
+  connect();
+  return {
+    close: () => {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      stream?.destroy();
+      stream = undefined;
+    },
+  };
+}

@@ -30,7 +30,7 @@ import {
   toCreateError,
   toEngineError,
 } from './docker-errors';
-import { watchDockerEvents } from './docker-events';
+import { watchDockerEvents, watchDockerImageEvents } from './docker-events';
 import { dockerExec, dockerOomKillCount } from './docker-exec';
 import { DockerDemuxer } from './docker-demux';
 import { DockerImages } from './docker-images';
@@ -250,6 +250,10 @@ export class DockerDriver implements ContainerDriver {
 
   watchEvents(labels: Record<string, string>, handlers: EngineEventHandlers): EventSubscription {
     return watchDockerEvents(this.docker, labels, handlers);
+  }
+
+  watchImageEvents(onEvent: (event: { action: string; image: string }) => void): EventSubscription {
+    return watchDockerImageEvents(this.docker, onEvent);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 /* Response shapes of the pool's HTTP API, for the OpenAPI document. */
 import { ApiProperty, ApiPropertyOptional } from '../openapi/swagger';
+import { RolloutStatusDto } from './update-profile.dto';
 
 export class PoolTotalsDto {
   @ApiProperty() created!: number;
@@ -41,6 +42,8 @@ export class PoolStatsDto {
   @ApiProperty({ type: String, nullable: true, description: 'Why the pool cannot serve now.' })
   lastError!: string | null;
   @ApiProperty({ type: PoolTotalsDto }) totals!: PoolTotalsDto;
+  @ApiProperty({ type: RolloutStatusDto, description: "Where the profile's last update stands." })
+  rollout!: RolloutStatusDto;
 }
 
 export class ProfileInfoDto {
@@ -72,6 +75,12 @@ export class ContainerInfoDto {
   @ApiProperty({ type: String, format: 'date-time', description: 'When the pool recycles it.' })
   expiry!: string;
   @ApiProperty() image!: string;
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    description: 'Its generation (what it is made of; see stats().rollout); null while creating.',
+  })
+  generation?: string | null;
 }
 
 export class RemovedContainerDto {

@@ -27,6 +27,7 @@ import {
   TooManyWaitersError,
   UnknownProfileError,
 } from '../../errors/container-pool.errors';
+import { RolloutFailedError, RolloutSupersededError } from '../../errors/rollout.errors';
 import { AuditedRequest, auditError } from '../audit.interceptor';
 
 /** Status used when the client went away before the answer (nginx's "client closed request"). */
@@ -87,6 +88,7 @@ export interface HttpMapping {
  * - container lost mid-execution: 502 — the sandbox (the upstream of this request) died under it; the
  *   execution may be retried at once, unlike a 503, which asks the client to back off
  * - aborted by the client: 499 (nobody reads it)
+ * - a rollout superseded by a newer update, or failed (the profile reverted): 409
  * - any other pool error: 500 with its message (pool messages carry no internals)
  */
 export function httpMappingOf(err: ContainerPoolError): HttpMapping {
@@ -116,6 +118,9 @@ export function httpMappingOf(err: ContainerPoolError): HttpMapping {
   }
   if (err instanceof ContainerLostError || err instanceof RunnerProtocolError) {
     return { status: HttpStatus.BAD_GATEWAY };
+  }
+  if (err instanceof RolloutSupersededError || err instanceof RolloutFailedError) {
+    return { status: HttpStatus.CONFLICT };
   }
   if (err instanceof ExecutionAbortedError) return { status: CLIENT_CLOSED_REQUEST };
   return { status: HttpStatus.INTERNAL_SERVER_ERROR };
