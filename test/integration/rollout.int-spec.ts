@@ -11,6 +11,7 @@ import {
   engineContainers,
   eventually,
   expectNoContainersLeft,
+  SANDBOX_IMAGE,
   startPool,
   TEST_LABEL,
 } from '../support/integration';
@@ -274,5 +275,44 @@ describe('rollouts on a real engine', () => {
     for (let i = 0; i < 3; i++) {
       expect(await handOut(pool)).toMatchObject({ generation: status.generation, image: newId });
     }
+  });
+});
+
+/**
+ * The generation names the transport, chosen for each image id: a rollout from the Python image (auto: the
+ * runner) to busybox (no Python: exec) and back switches the transport of new containers with the generation.
+ */
+describe('rollout across transports (auto)', () => {
+  let app: INestApplication;
+  let pool: ContainerPoolService;
+  let name: string;
+
+  afterAll(async () => {
+    await app?.close();
+    if (name) await expectNoContainersLeft(name);
+  });
+
+  it('recreate to an image without Python hands out exec containers; back to Python, runner ones', async () => {
+    ({ app, pool, name } = await startPool({ size: 2, maxContainers: 4, transport: 'auto' }));
+    await pool.initialize();
+    const before = await pool.run({ cmd: ['echo', 'one'] });
+    expect(before).toMatchObject({ stdout: 'one\n', transport: 'runner' });
+    const pythonGeneration = pool.stats().rollout?.generation;
+
+    const toBusybox = await pool.update({ image: BUSYBOX_IMAGE }, { strategy: 'recreate' });
+    expect(toBusybox).toMatchObject({ state: 'complete' });
+    expect(toBusybox.generation).not.toBe(pythonGeneration);
+    expect(pool.stats().transport).toBe('exec');
+    for (let i = 0; i < 3; i++) {
+      const r = await pool.run({ cmd: ['echo', 'two'] });
+      expect(r).toMatchObject({ stdout: 'two\n', transport: 'exec' });
+      expect((await engineView({ id: r.containerId })).image).toBe(imageId(BUSYBOX_IMAGE));
+    }
+
+    const back = await pool.update({ image: SANDBOX_IMAGE }, { strategy: 'recreate' });
+    expect(back).toMatchObject({ state: 'complete', generation: pythonGeneration });
+    expect(pool.stats().transport).toBe('runner');
+    const r = await pool.run({ code: 'print(3)' });
+    expect(r).toMatchObject({ stdout: '3\n', transport: 'runner' });
   });
 });
