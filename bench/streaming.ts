@@ -8,7 +8,8 @@
  * runner over the attached stdio): the time to first byte (from the run() call to the first onOutput), and the
  * delivery delay (from the program's print to the onOutput, same host clock), against the raw exec p50 of
  * `python3 -c 'print(1)'` into a running container (the floor: no pool). Each round runs one floor exec and one
- * run() per transport, each on a settled pool (its refill done), so that all see the same minutes. Writes
+ * run() per transport, each with the pools settled (refills and removals done, then 50 ms), so that all see the
+ * same minutes and none pays for another's engine work. Writes
  * streaming.json and streaming.md to the output folder (default bench/results/tmp/streaming). Reported, never
  * asserted.
  */
@@ -66,8 +67,9 @@ async function main(): Promise<void> {
   const docker = new Dockerode();
   const loadStart = loadavg().map((l) => Math.round(l * 100) / 100);
 
-  // The floor: raw execs into one running container built as the pool builds its own.
-  const labels = { [BENCH_RUN_LABEL]: runId, 'io.container-pool.test': 'bench-streaming' };
+  // The floor: raw execs into one running container built as the pool builds its own. Labelled by the run only:
+  // a test label would let a parallel test run's teardown remove it mid-run (seen).
+  const labels = { [BENCH_RUN_LABEL]: runId };
   const { container } = await rawCreateStart(
     docker,
     benchSpec(benchPoolOptions(image), `${runId}-floor`, labels),
@@ -92,6 +94,9 @@ async function main(): Promise<void> {
       await pool.initialize();
     }
     for (let i = 0; i < rounds + 3; i++) {
+      // The floor too starts with every pool settled: no refill or removal of the previous round in flight.
+      for (const side of sides) await waitSettled(side.pool, 30_000, 0);
+      await new Promise((r) => setTimeout(r, 50));
       const t0 = performance.now();
       const f = await rawExec(docker, container, ['python3', '-c', 'print(1)']);
       if (f.stdout !== '1\n') throw new Error(`floor exec printed ${JSON.stringify(f.stdout)}`);
