@@ -1,28 +1,39 @@
 /**
- * The files benchmark: `npm run bench -- --files` (about half a minute).
+ * The files benchmark: `npm run bench -- --files` (about a minute), on each transport (`--transports exec,runner`,
+ * the default).
  *
  * 10 MiB of random bytes written into a leased container (container.files.write), then read back
- * (container.files.read) and compared, `samples` times on one container of the exec transport; and the same
+ * (container.files.read) and compared, `samples` times on one container of the transport; and the same
  * 10 MiB through a whole run (`files` in, `collect` out). Reports MB/s (10^6 bytes per second) per direction:
- * p50 and the worst sample. It asserts nothing. Writes files.json and files.md.
+ * p50 and the worst sample, and checks the runner transport's target (each direction at least 50 MB/s, p50).
+ * It asserts nothing. Writes files.json and files.md.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
+import type { TransportName } from '../src/container-pool/transport/transport.interface';
 import { startBenchPool } from './pool-host';
 import { round, roundSummary, summarize, type Summary } from './stats';
 
 export interface FilesConfig {
   image: string;
+  transport: TransportName;
   bytes: number;
   samples: number;
 }
 
-export function filesConfig(image: string, samples = 10): FilesConfig {
-  return { image, bytes: 10 * 1024 * 1024, samples };
+export function filesConfig(
+  image: string,
+  samples = 10,
+  transport: TransportName = 'exec',
+): FilesConfig {
+  return { image, transport, bytes: 10 * 1024 * 1024, samples };
 }
+
+/** The runner transport's target (issue #14's related issue): each direction at least this many MB/s, p50. */
+export const RUNNER_FILES_TARGET_MBPS = 50;
 
 export interface FilesRaw {
   config: FilesConfig;
@@ -45,8 +56,9 @@ export async function runFilesBench(
   const t0 = performance.now();
   const version = await docker.version();
   const host = await startBenchPool({
-    name: `bench-${opts.runId}-files`,
+    name: `bench-${opts.runId}-files-${config.transport}`,
     image: config.image,
+    transport: config.transport,
     size: 1,
     maxContainers: 2,
     memoryBytes: '512m',
@@ -66,7 +78,13 @@ export async function runFilesBench(
     runMs: [],
   };
   try {
-    log(`files: ${config.samples} x ${config.bytes} bytes written then read back, exec transport`);
+    log(
+      `files: ${config.samples} x ${config.bytes} bytes written then read back, ${config.transport} transport`,
+    );
+    const running = host.pool.stats().transport;
+    if (running !== config.transport) {
+      throw new Error(`the pool runs on ${running}, expected ${config.transport}`);
+    }
     await host.pool.withContainer(async (c) => {
       for (let i = 0; i < config.samples; i++) {
         const data = randomBytes(config.bytes);
@@ -90,6 +108,7 @@ export async function runFilesBench(
       });
       raw.runMs.push(performance.now() - t - r.queuedMs);
       if (!r.files?.[0]?.content.equals(data)) throw new Error('run: the collected bytes differ');
+      if (r.transport !== config.transport) throw new Error(`run: ran on ${r.transport}`);
     }
   } finally {
     await host.close();
@@ -119,32 +138,67 @@ export function analyzeFiles(raw: FilesRaw): FilesAnalysis {
   };
 }
 
-export function filesSummary(raw: FilesRaw, an: FilesAnalysis): string {
+export interface FilesRun {
+  raw: FilesRaw;
+  analysis: FilesAnalysis;
+}
+
+/** Transport of a run (files.json written before the runner transport existed has none: exec). */
+const transportOf = (raw: FilesRaw) => raw.config.transport ?? 'exec';
+
+function runnerTarget(runs: FilesRun[]): string[] {
+  const r = runs.find((x) => transportOf(x.raw) === 'runner');
+  if (!r) return [];
+  const ok = (v: number) => (v >= RUNNER_FILES_TARGET_MBPS ? 'pass' : 'FAIL');
   return [
-    `files, ${raw.config.bytes} bytes, exec transport, ${raw.config.samples} samples:`,
+    `runner transport, each direction at least ${RUNNER_FILES_TARGET_MBPS} MB/s (p50): write ` +
+      `${r.analysis.writeMBps.p50} MB/s [${ok(r.analysis.writeMBps.p50)}], read ${r.analysis.readMBps.p50} MB/s ` +
+      `[${ok(r.analysis.readMBps.p50)}]`,
+  ];
+}
+
+export function filesSummary(runs: FilesRun[]): string {
+  return [...runs.map((r) => filesSummaryOne(r.raw, r.analysis)), ...runnerTarget(runs)].join('\n');
+}
+
+function filesSummaryOne(raw: FilesRaw, an: FilesAnalysis): string {
+  return [
+    `files, ${raw.config.bytes} bytes, ${transportOf(raw)} transport, ${raw.config.samples} samples:`,
     `  write ${an.writeMBps.p50} MB/s p50 (worst ${an.writeMBps.worst}), ${an.writeMs.p50} ms p50`,
     `  read  ${an.readMBps.p50} MB/s p50 (worst ${an.readMBps.worst}), ${an.readMs.p50} ms p50`,
     `  run({ files: 10 MiB, collect }) of \`true\`: ${an.runMs.p50} ms p50 (${raw.runMs.length} runs)`,
   ].join('\n');
 }
 
-export async function writeFiles(dir: string, raw: FilesRaw, an: FilesAnalysis): Promise<string[]> {
+export async function writeFiles(dir: string, runs: FilesRun[]): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const json = join(dir, 'files.json');
   const md = join(dir, 'files.md');
-  await writeFile(json, JSON.stringify({ raw, analysis: an }, null, 2) + '\n');
+  await writeFile(json, JSON.stringify({ runs }, null, 2) + '\n');
+  const first = runs[0].raw;
+  const wall = runs.reduce((a, r) => a + r.raw.wallMs, 0);
+  const rows = runs.flatMap(({ raw, analysis: an }) => {
+    const t = transportOf(raw);
+    return [
+      `| ${t} | container.files.write | ${an.writeMBps.p50} | ${an.writeMBps.worst} | ${an.writeMs.p50} | ${an.writeMs.p95} |`,
+      `| ${t} | container.files.read | ${an.readMBps.p50} | ${an.readMBps.worst} | ${an.readMs.p50} | ${an.readMs.p95} |`,
+      `| ${t} | run({ files, collect }) of \`true\` (whole run) | | | ${an.runMs.p50} | ${an.runMs.p95} |`,
+    ];
+  });
   await writeFile(
     md,
     [
       '# Files benchmark',
       '',
-      `\`npm run bench -- --files\`, ${raw.startedAt}, ${(raw.wallMs / 1000).toFixed(0)} s; ${raw.engine}; ${raw.host}.`,
+      `\`npm run bench -- --files\`, ${first.startedAt}, ${(wall / 1000).toFixed(0)} s; ${first.engine}; ` +
+        runs.map((r) => `${transportOf(r.raw)}: ${r.raw.host}`).join('; ') +
+        `. 10 MiB (${first.config.bytes} bytes) of random bytes, ${first.config.samples} samples per transport.`,
       '',
-      '| 10 MiB, exec transport | MB/s p50 | MB/s worst | ms p50 | ms p95 |',
-      '|---|---|---|---|---|',
-      `| container.files.write | ${an.writeMBps.p50} | ${an.writeMBps.worst} | ${an.writeMs.p50} | ${an.writeMs.p95} |`,
-      `| container.files.read | ${an.readMBps.p50} | ${an.readMBps.worst} | ${an.readMs.p50} | ${an.readMs.p95} |`,
-      `| run({ files, collect }) of \`true\` (whole run) | | | ${an.runMs.p50} | ${an.runMs.p95} |`,
+      '| transport | 10 MiB | MB/s p50 | MB/s worst | ms p50 | ms p95 |',
+      '|---|---|---|---|---|---|',
+      ...rows,
+      '',
+      ...runnerTarget(runs).map((l) => `Target: ${l}.`),
       '',
     ].join('\n'),
   );

@@ -6,26 +6,39 @@ import { CONTAINER_DRIVER } from '../src/container-pool/container-pool.constants
 import { ContainerPoolModule } from '../src/container-pool/container-pool.module';
 import { ContainerPoolService } from '../src/container-pool/container-pool.service';
 import type { ContainerDriver } from '../src/container-pool/engine/container-driver.interface';
-import type { ContainerPoolModuleOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
+import type {
+  ContainerPoolModuleOptions,
+  TransportSetting,
+} from '../src/container-pool/interfaces/container-pool-options.interface';
 
 export interface BenchPool {
   app: INestApplicationContext;
   pool: ContainerPoolService;
   driver: ContainerDriver;
-  /** Time spent inside driver.exec() by the last execution (ms): run() minus this is the pool's own time. */
+  /** The pool's transport setting (every result's `transport` is checked against it unless `auto`). */
+  transport: TransportSetting;
+  /**
+   * Time spent inside driver.exec() by the last execution (ms): run() minus this is the pool's own time.
+   * NaN when the last execution made no driver exec (the runner transport talks over the attached stdio).
+   */
   lastDriverExecMs: number;
   close(): Promise<void>;
 }
 
 /**
  * Starts a pool and waits for its first fill. `logger` defaults to errors only: the benchmark prints its own
- * report (the cost of the per-execution log line is measured separately).
+ * report (the cost of the per-execution log line is measured separately). `transport` defaults to `exec`: the
+ * benchmark always names the transport it measures (under the module's default, `auto`, a Python image would
+ * silently run on the runner).
  */
 export async function startBenchPool(
   options: ContainerPoolModuleOptions & { name: string; image: string },
   logger: LogLevel[] | false = ['error'],
 ): Promise<BenchPool> {
-  @Module({ imports: [ContainerPoolModule.forRoot({ pullPolicy: 'never', ...options })] })
+  const transport = options.transport ?? 'exec';
+  @Module({
+    imports: [ContainerPoolModule.forRoot({ pullPolicy: 'never', ...options, transport })],
+  })
   class BenchPoolHostModule {}
   const app = await NestFactory.createApplicationContext(BenchPoolHostModule, { logger });
   const pool = app.get(ContainerPoolService);
@@ -34,6 +47,7 @@ export async function startBenchPool(
     app,
     pool,
     driver,
+    transport,
     lastDriverExecMs: NaN,
     close: () => app.close(),
   };

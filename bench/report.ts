@@ -6,17 +6,24 @@ import type {
   FourWayResult,
   MemoryResult,
   MicroResult,
+  RunnerPlan,
+  RunnerResult,
   SnippetKey,
   ThroughputResult,
 } from './scenarios';
+import type { TransportName } from '../src/container-pool/transport/transport.interface';
 import { median, pairedDifference, round, roundSummary, summarize, type Summary } from './stats';
 
 export interface BenchConfig {
   mode: 'full' | 'quick';
   image: string;
   snippets: SnippetKey[];
+  /** Transports of the pool's throughput, fill and memory measurements; `runner` adds R. C is always exec. */
+  transports: TransportName[];
   fourWay: FourWayPlan;
-  /** The pool C runs through. */
+  /** R: the pool on the runner transport (same pool settings as C). */
+  runner: RunnerPlan;
+  /** The pool C (and R) runs through. */
   latencyPool: { size: number; maxContainers: number; maxConcurrentCreates: number };
   acquire: { rounds: number; perRound: number };
   throughput: {
@@ -52,11 +59,41 @@ export interface RawResults {
   config: BenchConfig;
   environment: Environment;
   fourWay: FourWayResult[];
+  /** R per snippet (empty without the runner transport). */
+  runner: RunnerResult[];
   acquire: AcquireResult;
   throughput: ThroughputResult[];
   fill: FillResult[];
+  /** Idle containers of the exec transport. */
   memory: MemoryResult | null;
+  /** Idle containers of the runner transport. */
+  memoryRunner: MemoryResult | null;
   micro: MicroResult;
+}
+
+export interface RunnerAnalysis {
+  snippet: SnippetKey;
+  /** Settled run() on the runner transport. */
+  R: Summary;
+  /** Settled raw exec of the same snippet, in the same minutes (the floor of the runner's ratios). */
+  D: Summary;
+  Rb2b: Summary;
+  Db2b: Summary;
+  /** The exec transport's C and the cold start A of the four-way run, for the side-by-side view. */
+  Cexec: Summary | null;
+  A: Summary | null;
+  firstRunMs: number;
+  /** Samples above 0.2 x D p50, and the largest. */
+  slowCount: number;
+  ratios: {
+    p50OverD: number;
+    p95OverD: number;
+    p99OverD: number;
+    /** R p50 against the four-way run's D p50 (a cross-check of the floor). */
+    p50OverFourWayD: number;
+    RoverCexec: number;
+    RoverA: number;
+  };
 }
 
 export interface TargetCheck {
@@ -117,6 +154,7 @@ export interface SnippetAnalysis {
 
 export interface Analysis {
   snippets: SnippetAnalysis[];
+  runner: RunnerAnalysis[];
   acquire: { all: Summary; firstOfRound: Summary };
   throughput: Array<{
     concurrency: number;
@@ -129,6 +167,12 @@ export interface Analysis {
     poolLatency: Summary;
     rawNodeCpuMsPerRun: number;
     poolNodeCpuMsPerRun: number;
+    /** The runner transport's pool (NaN / n 0 when not measured). */
+    runnerPerSecond: number;
+    runnerRatio: number;
+    runnerRuns: number;
+    runnerLatency: Summary;
+    runnerNodeCpuMsPerRun: number;
     poolConfig: ThroughputResult['poolConfig'];
   }>;
   fill: Array<{
@@ -145,8 +189,13 @@ export interface Analysis {
     ratio: number;
     /** The same from the medians: raw median / pool median. */
     ratioOfMedians: number;
+    /** The runner transport's pool: its fill times, median, and rate ratio to the raw (NaN when not measured). */
+    runnerMs: number[];
+    runnerMedianMs: number;
+    runnerRatio: number;
   }>;
   memory: MemoryResult | null;
+  memoryRunner: MemoryResult | null;
   micro: MicroResult;
   targets: TargetCheck[];
 }
@@ -211,6 +260,31 @@ export function analyze(raw: RawResults): Analysis {
     };
   });
 
+  const runner = (raw.runner ?? []).map((r): RunnerAnalysis => {
+    const R = summarize(r.settled);
+    const D = summarize(r.floor);
+    const fw = snippets.find((x) => x.snippet === r.snippet);
+    return {
+      snippet: r.snippet,
+      R,
+      D,
+      Rb2b: pick(r.backToBack, (p) => p.c),
+      Db2b: pick(r.backToBack, (p) => p.d),
+      Cexec: fw?.C ?? null,
+      A: fw?.A ?? null,
+      firstRunMs: r.firstRunMs,
+      slowCount: r.settled.filter((v) => v > 0.2 * D.p50).length,
+      ratios: {
+        p50OverD: R.p50 / D.p50,
+        p95OverD: R.p95 / D.p50,
+        p99OverD: R.p99 / D.p50,
+        p50OverFourWayD: fw ? R.p50 / fw.D.p50 : NaN,
+        RoverCexec: fw ? R.p50 / fw.C.p50 : NaN,
+        RoverA: fw ? R.p50 / fw.A.p50 : NaN,
+      },
+    };
+  });
+
   const throughput = raw.throughput.map((t) => ({
     concurrency: t.concurrency,
     rawPerSecond: t.raw.perSecond,
@@ -222,6 +296,11 @@ export function analyze(raw: RawResults): Analysis {
     poolLatency: summarize(t.pool.latencies),
     rawNodeCpuMsPerRun: t.raw.nodeCpuMsPerRun,
     poolNodeCpuMsPerRun: t.pool.nodeCpuMsPerRun,
+    runnerPerSecond: t.runner?.perSecond ?? NaN,
+    runnerRatio: t.runner ? t.runner.perSecond / t.raw.perSecond : NaN,
+    runnerRuns: t.runner?.runs ?? 0,
+    runnerLatency: summarize(t.runner?.latencies ?? []),
+    runnerNodeCpuMsPerRun: t.runner?.nodeCpuMsPerRun ?? NaN,
     poolConfig: t.poolConfig,
   }));
 
@@ -237,6 +316,9 @@ export function analyze(raw: RawResults): Analysis {
       poolMs: f.poolMs,
       ratio: median(f.rawMs.map((r, i) => r / f.poolMs[i])),
       ratioOfMedians: rawMedianMs / poolMedianMs,
+      runnerMs: f.runnerMs ?? [],
+      runnerMedianMs: median(f.runnerMs ?? []),
+      runnerRatio: f.runnerMs?.length ? median(f.rawMs.map((r, i) => r / f.runnerMs[i])) : NaN,
     };
   });
 
@@ -276,6 +358,34 @@ export function analyze(raw: RawResults): Analysis {
       note: `D/A = ${fmt(s.ratios.DoverA, 3)}`,
     });
   }
+  const RUNNER_TARGETS: Record<SnippetKey, { p50: number; p99?: number; what: string }> = {
+    python: { p50: 0.1, p99: 0.2, what: 'run({ code }) of the Python snippet' },
+    shell: { p50: 0.12, what: "run({ cmd: ['sh', '-c', 'echo hello'] })" },
+  };
+  for (const r of runner) {
+    const t = RUNNER_TARGETS[r.snippet];
+    const note = `R p50 ${fmt(r.R.p50, 2)} ms, p99 ${fmt(r.R.p99, 2)} ms; D p50 ${fmt(r.D.p50, 1)} ms; n ${r.R.n}`;
+    targets.push({
+      id: `runner-${r.snippet}-p50`,
+      target: `runner transport, settled (${t.what}): p50 at most ${t.p50} x the raw exec p50`,
+      threshold: t.p50,
+      measured: r.ratios.p50OverD,
+      unit: 'x D p50',
+      pass: r.ratios.p50OverD <= t.p50,
+      note,
+    });
+    if (t.p99 !== undefined) {
+      targets.push({
+        id: `runner-${r.snippet}-p99`,
+        target: `runner transport, settled (${t.what}): p99 at most ${t.p99} x the raw exec p50`,
+        threshold: t.p99,
+        measured: r.ratios.p99OverD,
+        unit: 'x D p50',
+        pass: r.ratios.p99OverD <= t.p99,
+        note,
+      });
+    }
+  }
   for (const t of throughput.filter((x) => x.concurrency >= 4)) {
     targets.push({
       id: `throughput-c${t.concurrency}`,
@@ -285,6 +395,17 @@ export function analyze(raw: RawResults): Analysis {
       unit: 'x raw',
       pass: t.ratio >= 0.85,
       note: `${fmt(t.poolPerSecond)} vs ${fmt(t.rawPerSecond)} runs/s`,
+    });
+  }
+  for (const t of throughput.filter((x) => x.concurrency >= 4 && x.runnerRuns > 0)) {
+    targets.push({
+      id: `throughput-runner-c${t.concurrency}`,
+      target: `sustained single-use throughput at concurrency ${t.concurrency}, runner transport: at least 85% of the raw cycle`,
+      threshold: 0.85,
+      measured: t.runnerRatio,
+      unit: 'x raw',
+      pass: t.runnerRatio >= 0.85,
+      note: `${fmt(t.runnerPerSecond)} vs ${fmt(t.rawPerSecond)} runs/s`,
     });
   }
   for (const f of fill) {
@@ -298,7 +419,28 @@ export function analyze(raw: RawResults): Analysis {
       note: `pool ${fmt(f.poolMedianMs, 0)} ms vs raw ${fmt(f.rawMedianMs, 0)} ms`,
     });
   }
-  return { snippets, acquire, throughput, fill, memory: raw.memory, micro: raw.micro, targets };
+  for (const f of fill.filter((x) => x.runnerMs.length)) {
+    targets.push({
+      id: `fill-runner-${f.containers}-c${f.concurrency}`,
+      target: `filling ${f.containers} containers at concurrency ${f.concurrency}, runner transport (idle = runner up): at least 85% of raw create+start`,
+      threshold: 0.85,
+      measured: f.runnerRatio,
+      unit: 'x raw rate',
+      pass: f.runnerRatio >= 0.85,
+      note: `pool ${fmt(f.runnerMedianMs, 0)} ms vs raw ${fmt(f.rawMedianMs, 0)} ms`,
+    });
+  }
+  return {
+    snippets,
+    runner,
+    acquire,
+    throughput,
+    fill,
+    memory: raw.memory,
+    memoryRunner: raw.memoryRunner ?? null,
+    micro: raw.micro,
+    targets,
+  };
 }
 
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -338,6 +480,42 @@ function fourWayRows(s: SnippetAnalysis): string[][] {
     row('D floor: exec into a running container', s.D),
     row('D floor, back to back (consecutive execs)', s.Db2b),
   ];
+}
+
+function runnerRows(r: RunnerAnalysis): string[][] {
+  const row = (name: string, x: Summary | null) =>
+    x
+      ? [
+          name,
+          String(x.n),
+          fmt(x.p50, 2),
+          fmt(x.p95, 2),
+          fmt(x.p99, 2),
+          fmt(x.max, 1),
+          fmt(x.p50 / r.D.p50, 3),
+        ]
+      : [name, '0', '-', '-', '-', '-', '-'];
+  return [
+    row('R pool run(), runner transport, refill settled', r.R),
+    row('R pool run(), runner transport, back to back', r.Rb2b),
+    row('C pool run(), exec transport, refill settled (four-way)', r.Cexec),
+    row('D floor: raw exec into a running container, settled', r.D),
+    row('D floor, back to back', r.Db2b),
+    row('A cold: create + start + exec (four-way)', r.A),
+  ];
+}
+
+/** Runner / exec of the idle memory per container, when both were measured. */
+export function memoryRatio(a: Analysis): { cgroup: number; rss: number; total: number } | null {
+  const e = a.memory?.perContainer;
+  const r = a.memoryRunner?.perContainer;
+  if (!e || !r) return null;
+  const q = (x: number | null, y: number | null) => (x === null || y === null ? NaN : x / y);
+  return {
+    cgroup: q(r.cgroupUsageBytes, e.cgroupUsageBytes),
+    rss: q(r.cgroupRssBytes, e.cgroupRssBytes),
+    total: q(r.totalBytes, e.totalBytes),
+  };
 }
 
 export function markdown(raw: RawResults, a: Analysis): string {
@@ -388,6 +566,21 @@ export function markdown(raw: RawResults, a: Analysis): string {
     out.push(
       `Ratios of p50: C/A ${fmt(s.ratios.CoverA, 3)}, D/A ${fmt(s.ratios.DoverA, 3)}, B/A ` +
         `${fmt(s.ratios.BoverA, 3)}, C/B ${fmt(s.ratios.CoverB, 3)}, C/D ${fmt(s.ratios.CoverD, 3)}.`,
+    );
+  }
+  for (const r of a.runner) {
+    out.push('');
+    out.push(`## Runner transport, ${LABELS[r.snippet]} (ms)`);
+    out.push('');
+    out.push(table(['method', 'n', 'p50', 'p95', 'p99', 'max', 'p50 / D p50'], runnerRows(r)));
+    out.push('');
+    out.push(
+      `R against the raw exec of the same snippet in the same minutes (D, a settled exec every ` +
+        `${raw.config.runner.dEvery} runner runs): p50 ${fmt(r.ratios.p50OverD, 3)}x, p95 ${fmt(r.ratios.p95OverD, 3)}x, ` +
+        `p99 ${fmt(r.ratios.p99OverD, 3)}x the D p50; against the four-way D p50 ${fmt(r.ratios.p50OverFourWayD, 3)}x. ` +
+        `R p50 is ${fmt(r.ratios.RoverCexec, 3)}x the exec transport's C p50 and ${fmt(r.ratios.RoverA, 3)}x the cold ` +
+        `start's p50. ${r.slowCount} of ${r.R.n} runs took more than 0.2x the D p50; the pool's very first run ` +
+        `(warm-up, not kept) took ${fmt(r.firstRunMs, 1)} ms.`,
     );
   }
   out.push('');
@@ -456,12 +649,14 @@ export function markdown(raw: RawResults, a: Analysis): string {
       [
         'concurrency',
         'raw cycle',
-        'pool',
-        'pool / raw',
+        'pool exec',
+        'exec / raw',
+        'pool runner',
+        'runner / raw',
         'raw p50 ms',
-        'pool p50 ms',
-        'node CPU ms/run raw',
-        'node CPU ms/run pool',
+        'exec p50 ms',
+        'runner p50 ms',
+        'node CPU ms/run raw / exec / runner',
         'pool size / max / creates',
       ],
       a.throughput.map((t) => [
@@ -469,10 +664,12 @@ export function markdown(raw: RawResults, a: Analysis): string {
         fmt(t.rawPerSecond, 2),
         fmt(t.poolPerSecond, 2),
         fmt(t.ratio, 3),
+        fmt(t.runnerPerSecond, 2),
+        fmt(t.runnerRatio, 3),
         fmt(t.rawLatency.p50),
         fmt(t.poolLatency.p50),
-        fmt(t.rawNodeCpuMsPerRun, 2),
-        fmt(t.poolNodeCpuMsPerRun, 2),
+        fmt(t.runnerLatency.p50),
+        `${fmt(t.rawNodeCpuMsPerRun, 2)} / ${fmt(t.poolNodeCpuMsPerRun, 2)} / ${fmt(t.runnerNodeCpuMsPerRun, 2)}`,
         `${t.poolConfig.size} / ${t.poolConfig.maxContainers} / ${t.poolConfig.maxConcurrentCreates}`,
       ]),
     ),
@@ -486,10 +683,13 @@ export function markdown(raw: RawResults, a: Analysis): string {
         'containers',
         'concurrency',
         'raw median',
-        'pool median',
-        'pool rate / raw rate',
+        'pool exec median',
+        'exec rate / raw rate',
+        'pool runner median',
+        'runner rate / raw rate',
         'raw reps',
-        'pool reps',
+        'exec reps',
+        'runner reps',
       ],
       a.fill.map((f) => [
         String(f.containers),
@@ -497,31 +697,47 @@ export function markdown(raw: RawResults, a: Analysis): string {
         fmt(f.rawMedianMs, 0),
         fmt(f.poolMedianMs, 0),
         fmt(f.ratio, 3),
+        fmt(f.runnerMedianMs, 0),
+        fmt(f.runnerRatio, 3),
         f.rawMs.map((x) => fmt(x, 0)).join(', '),
         f.poolMs.map((x) => fmt(x, 0)).join(', '),
+        f.runnerMs.map((x) => fmt(x, 0)).join(', '),
       ]),
     ),
   );
-  if (a.memory) {
-    const m = a.memory;
-    const p = m.perContainer;
-    out.push('');
-    out.push(`## Memory per idle container (MiB, ${m.containers} idle containers)`);
+  const mems = [a.memory, a.memoryRunner].filter((m): m is MemoryResult => m !== null);
+  if (mems.length) {
+    const m = mems[0];
     out.push('');
     out.push(
+      `## Memory per idle container (MiB, ${mems.map((x) => `${x.containers} idle ${x.transport ?? 'exec'} containers`).join(', ')})`,
+    );
+    out.push('');
+    const col = (f: (p: MemoryResult['perContainer']) => number | null) =>
+      mems.map((x) => mib(f(x.perContainer)));
+    const rows: string[][] = [
+      ['container cgroup: memory.usage_in_bytes', ...col((p) => p.cgroupUsageBytes)],
+      ['  of which rss', ...col((p) => p.cgroupRssBytes)],
+      ['containerd-shim: anonymous memory', ...col((p) => p.shimAnonBytes)],
+      ['  (its PSS, with its share of the shim binary)', ...col((p) => p.shimPssBytes)],
+      ['dockerd + containerd RSS growth', ...col((p) => p.engineRssDeltaBytes)],
+      ['**total on the host**', ...col((p) => p.totalBytes).map((v) => `**${v}**`)],
+      ['cross-check: MemAvailable drop', ...col((p) => p.memAvailableDeltaBytes)],
+    ];
+    out.push(
       table(
-        ['part', 'MiB per container'],
-        [
-          ['container cgroup: memory.usage_in_bytes', mib(p.cgroupUsageBytes)],
-          ['  of which rss', mib(p.cgroupRssBytes)],
-          ['containerd-shim: anonymous memory', mib(p.shimAnonBytes)],
-          ['  (its PSS, with its share of the shim binary)', mib(p.shimPssBytes)],
-          ['dockerd + containerd RSS growth', mib(p.engineRssDeltaBytes)],
-          ['**total on the host**', `**${mib(p.totalBytes)}**`],
-          ['cross-check: MemAvailable drop', mib(p.memAvailableDeltaBytes)],
-        ],
+        ['part', ...mems.map((x) => `MiB per container, ${x.transport ?? 'exec'} transport`)],
+        rows,
       ),
     );
+    const ratio = memoryRatio(a);
+    if (ratio) {
+      out.push('');
+      out.push(
+        `Runner against exec, per idle container: cgroup usage ${fmt(ratio.cgroup, 2)}x, cgroup rss ` +
+          `${fmt(ratio.rss, 2)}x, total on the host ${fmt(ratio.total, 2)}x.`,
+      );
+    }
     out.push('');
     out.push(`Method: ${m.method}.`);
   }
@@ -575,25 +791,50 @@ export function consoleSummary(a: Analysis): string {
       );
     }
   }
+  for (const r of a.runner) {
+    out.push('');
+    out.push(`${LABELS[r.snippet]}, runner transport: latency in ms`);
+    out.push(
+      `  ${pad('method', 58)}${lpad('n', 5)}${lpad('p50', 9)}${lpad('p95', 9)}${lpad('p99', 9)}${lpad('/D p50', 9)}`,
+    );
+    for (const row of runnerRows(r)) {
+      out.push(
+        `  ${pad(row[0], 58)}${lpad(row[1], 5)}${lpad(row[2], 9)}${lpad(row[3], 9)}${lpad(row[4], 9)}${lpad(row[6], 9)}`,
+      );
+    }
+    out.push(
+      `  R/D: p50 ${fmt(r.ratios.p50OverD, 3)}  p99 ${fmt(r.ratios.p99OverD, 3)}; R/C(exec) ${fmt(r.ratios.RoverCexec, 3)}; ` +
+        `first run of the pool ${fmt(r.firstRunMs, 1)} ms; ${r.slowCount} runs > 0.2x D p50`,
+    );
+  }
   out.push('');
   out.push(
     `acquire(): p50 ${fmt(a.acquire.all.p50, 3)} ms, p95 ${fmt(a.acquire.all.p95, 3)} ms, p99 ${fmt(a.acquire.all.p99, 3)} ms (n ${a.acquire.all.n})`,
   );
   for (const t of a.throughput) {
     out.push(
-      `throughput c=${t.concurrency}: pool ${fmt(t.poolPerSecond, 2)}/s, raw cycle ${fmt(t.rawPerSecond, 2)}/s, ratio ${fmt(t.ratio, 3)}`,
+      `throughput c=${t.concurrency}: pool exec ${fmt(t.poolPerSecond, 2)}/s (${fmt(t.ratio, 3)}), runner ` +
+        `${fmt(t.runnerPerSecond, 2)}/s (${fmt(t.runnerRatio, 3)}), raw cycle ${fmt(t.rawPerSecond, 2)}/s`,
     );
   }
   for (const f of a.fill) {
     out.push(
-      `fill ${f.containers} at c=${f.concurrency}: pool ${fmt(f.poolMedianMs, 0)} ms, raw ${fmt(f.rawMedianMs, 0)} ms, rate ratio ${fmt(f.ratio, 3)}`,
+      `fill ${f.containers} at c=${f.concurrency}: pool exec ${fmt(f.poolMedianMs, 0)} ms (${fmt(f.ratio, 3)}), runner ` +
+        `${fmt(f.runnerMedianMs, 0)} ms (${fmt(f.runnerRatio, 3)}), raw ${fmt(f.rawMedianMs, 0)} ms`,
     );
   }
-  if (a.memory) {
+  for (const m of [a.memory, a.memoryRunner]) {
+    if (!m) continue;
     out.push(
-      `memory per idle container: ${mib(a.memory.perContainer.totalBytes)} MiB on the host ` +
-        `(cgroup ${mib(a.memory.perContainer.cgroupUsageBytes)}, shim ${mib(a.memory.perContainer.shimAnonBytes)}, ` +
-        `engine ${mib(a.memory.perContainer.engineRssDeltaBytes)})`,
+      `memory per idle ${m.transport ?? 'exec'} container: ${mib(m.perContainer.totalBytes)} MiB on the host ` +
+        `(cgroup ${mib(m.perContainer.cgroupUsageBytes)}, rss ${mib(m.perContainer.cgroupRssBytes)}, shim ` +
+        `${mib(m.perContainer.shimAnonBytes)}, engine ${mib(m.perContainer.engineRssDeltaBytes)})`,
+    );
+  }
+  const mr = memoryRatio(a);
+  if (mr) {
+    out.push(
+      `  runner / exec: cgroup ${fmt(mr.cgroup, 2)}x, rss ${fmt(mr.rss, 2)}x, total ${fmt(mr.total, 2)}x`,
     );
   }
   out.push('');
@@ -661,6 +902,16 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
         },
       ]),
     ),
+    runner: a.runner.map((r) => ({
+      snippet: r.snippet,
+      R: sum(r.R),
+      D: sum(r.D),
+      Rb2b: sum(r.Rb2b),
+      Db2b: sum(r.Db2b),
+      firstRunMs: r2(r.firstRunMs),
+      slowCount: r.slowCount,
+      ratios: Object.fromEntries(Object.entries(r.ratios).map(([k, v]) => [k, round(v, 4)])),
+    })),
     acquire: {
       all: roundSummary(a.acquire.all, 4),
       firstOfRound: roundSummary(a.acquire.firstOfRound, 4),
@@ -674,6 +925,10 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
       poolLatency: sum(t.poolLatency),
       rawNodeCpuMsPerRun: r2(t.rawNodeCpuMsPerRun),
       poolNodeCpuMsPerRun: r2(t.poolNodeCpuMsPerRun),
+      runnerPerSecond: r2(t.runnerPerSecond),
+      runnerRatio: round(t.runnerRatio, 4),
+      runnerLatency: sum(t.runnerLatency),
+      runnerNodeCpuMsPerRun: r2(t.runnerNodeCpuMsPerRun),
     })),
     fill: a.fill.map((f) => ({
       ...f,
@@ -683,8 +938,13 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
       poolMs: f.poolMs.map(r2),
       ratio: round(f.ratio, 4),
       ratioOfMedians: round(f.ratioOfMedians, 4),
+      runnerMs: f.runnerMs.map(r2),
+      runnerMedianMs: r2(f.runnerMedianMs),
+      runnerRatio: round(f.runnerRatio, 4),
     })),
     memory: a.memory,
+    memoryRunner: a.memoryRunner,
+    memoryRunnerOverExec: memoryRatio(a),
     micro: a.micro,
     samples: raw.fourWay.map((fw) => ({
       snippet: fw.snippet,
@@ -703,6 +963,13 @@ export function toJson(raw: RawResults, a: Analysis): unknown {
         first: p.first,
         cDriverExec: r2(p.cDriverExec),
       })),
+    })),
+    runnerSamples: (raw.runner ?? []).map((r) => ({
+      snippet: r.snippet,
+      settled: r.settled.map(r2),
+      floor: r.floor.map(r2),
+      pairs: r.pairs.map((p) => ({ c: r2(p.c), d: r2(p.d), first: p.first })),
+      backToBack: r.backToBack.map((p) => ({ c: r2(p.c), d: r2(p.d), first: p.first })),
     })),
     acquireSamples: raw.acquire.samples.map((v) => round(v, 4)),
   };

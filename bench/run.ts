@@ -1,11 +1,13 @@
 /**
  * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
  *
- *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--files] [--out <dir>] [--image <ref>]
+ *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--files] [--transports exec,runner]
+ *                        [--out <dir>] [--image <ref>]
  *
- * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool and
- * D a raw exec into a running container, for a Python snippet and a shell echo; acquire(); sustained
- * single-use throughput; filling; memory per idle container. Writes results.json, results.md and latency.svg
+ * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool on
+ * the exec transport, R the pool on the runner transport (at least 300 settled runs per snippet) and D a raw
+ * exec into a running container, for a Python snippet and a shell echo; acquire(); sustained single-use
+ * throughput, filling and memory per idle container, on both transports. Writes results.json, results.md and latency.svg
  * to the output folder (default bench/results; --quick: bench/results/tmp/quick, not committed) and prints the four-way
  * comparison, the ratios and the targets. Timing is reported, never asserted. `--soak` runs the soak instead
  * (bench/soak.ts: 10,000 single-use runs, memory, descriptors, handles, containers; soak.json/.md/.svg).
@@ -45,22 +47,28 @@ import {
   measureMicro,
   measureThroughputBothOrders,
   runFourWay,
+  runRunner,
   startFloorContainer,
   type BenchContext,
   type FillResult,
   type FourWayResult,
+  type MemoryResult,
+  type RunnerResult,
   type ThroughputResult,
 } from './scenarios';
+import type { TransportName } from '../src/container-pool/transport/transport.interface';
 
 export const DEFAULT_IMAGE = process.env.POOL_IMAGE || 'container-pool-sandbox:bookworm';
 
-/** The full benchmark: about 6 minutes on the 2-core reference machine. */
-export function fullConfig(image = DEFAULT_IMAGE): BenchConfig {
+/** The full benchmark: about 15 minutes on the 2-core reference machine. */
+export function fullConfig(image = DEFAULT_IMAGE, transports?: TransportName[]): BenchConfig {
   return {
     mode: 'full',
     image,
     snippets: ['python', 'shell'],
+    transports: transports ?? ['exec', 'runner'],
     fourWay: { rounds: 120, warmup: 5, testcontainers: 60, backToBack: 100 },
+    runner: { rounds: 300, warmup: 5, dEvery: 2, backToBack: 100 },
     latencyPool: { size: 4, maxContainers: 16, maxConcurrentCreates: 2 },
     acquire: { rounds: 8, perRound: 16 },
     throughput: { levels: [1, 4, 16], warmupMs: 3000, windowMs: 10_000, maxConcurrentCreates: 4 },
@@ -70,12 +78,14 @@ export function fullConfig(image = DEFAULT_IMAGE): BenchConfig {
 }
 
 /** A smoke run of every part with a handful of samples (seconds): keeps the benchmark working, proves nothing. */
-export function quickConfig(image = DEFAULT_IMAGE): BenchConfig {
+export function quickConfig(image = DEFAULT_IMAGE, transports?: TransportName[]): BenchConfig {
   return {
     mode: 'quick',
     image,
     snippets: ['python', 'shell'],
+    transports: transports ?? ['exec', 'runner'],
     fourWay: { rounds: 4, warmup: 1, testcontainers: 2, backToBack: 4 },
+    runner: { rounds: 6, warmup: 1, dEvery: 2, backToBack: 4 },
     latencyPool: { size: 2, maxContainers: 16, maxConcurrentCreates: 2 },
     acquire: { rounds: 1, perRound: 4 },
     throughput: { levels: [1, 4], warmupMs: 500, windowMs: 1500, maxConcurrentCreates: 4 },
@@ -168,21 +178,43 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
       `four-way latency: ${config.fourWay.rounds} rounds per snippet (+${config.fourWay.warmup} warm-up)`,
     );
     const fourWay: FourWayResult[] = [];
-    const host = await startBenchPool({
-      name: `${ctx.poolPrefix}-lat`,
-      image: config.image,
-      ...config.latencyPool,
-    });
-    const floor = await startFloorContainer(ctx).catch(async (err) => {
-      await host.close();
-      throw err;
-    });
+    const runner: RunnerResult[] = [];
+    const withRunner = config.transports.includes('runner');
+    const floor = await startFloorContainer(ctx);
     try {
-      for (const key of config.snippets) {
-        fourWay.push(await runFourWay(ctx, host, floor, SNIPPETS[key], config.fourWay));
+      const host = await startBenchPool({
+        name: `${ctx.poolPrefix}-lat`,
+        image: config.image,
+        transport: 'exec',
+        ...config.latencyPool,
+      });
+      try {
+        for (const key of config.snippets) {
+          fourWay.push(await runFourWay(ctx, host, floor, SNIPPETS[key], config.fourWay));
+        }
+      } finally {
+        await host.close();
+      }
+      if (withRunner) {
+        log(
+          `runner transport: ${config.runner.rounds} settled runs per snippet (+${config.runner.warmup} warm-up), ` +
+            `a raw exec every ${config.runner.dEvery}`,
+        );
+        const runnerHost = await startBenchPool({
+          name: `${ctx.poolPrefix}-run`,
+          image: config.image,
+          transport: 'runner',
+          ...config.latencyPool,
+        });
+        try {
+          for (const key of config.snippets) {
+            runner.push(await runRunner(ctx, runnerHost, floor, SNIPPETS[key], config.runner));
+          }
+        } finally {
+          await runnerHost.close();
+        }
       }
     } finally {
-      await host.close();
       await rawRemove(docker, floor.id);
     }
 
@@ -191,7 +223,9 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
 
     const throughput: ThroughputResult[] = [];
     for (const c of config.throughput.levels) {
-      log(`throughput at concurrency ${c} (raw then pool, then pool then raw)`);
+      log(
+        `throughput at concurrency ${c} (raw then pool ${config.transports.join(', ')}, then the reverse)`,
+      );
       throughput.push(
         await measureThroughputBothOrders(
           ctx,
@@ -199,6 +233,7 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
           config.throughput.warmupMs,
           config.throughput.windowMs,
           config.throughput.maxConcurrentCreates,
+          config.transports,
         ),
       );
     }
@@ -206,11 +241,26 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
     const fill: FillResult[] = [];
     for (const c of config.fill.concurrencies) {
       log(`fill ${config.fill.containers} at concurrency ${c}`);
-      fill.push(await measureFill(ctx, config.fill.containers, c, config.fill.reps));
+      fill.push(
+        await measureFill(
+          ctx,
+          config.fill.containers,
+          c,
+          config.fill.reps,
+          undefined,
+          config.transports,
+        ),
+      );
     }
 
-    log(`memory of ${config.memory.containers} idle containers`);
-    const memory = await measureMemory(ctx, config.memory.containers);
+    log(`memory of ${config.memory.containers} idle containers (${config.transports.join(', ')})`);
+    let memory: MemoryResult | null = null;
+    let memoryRunner: MemoryResult | null = null;
+    for (const t of config.transports) {
+      const m = await measureMemory(ctx, config.memory.containers, t);
+      if (t === 'runner') memoryRunner = m;
+      else memory = m;
+    }
 
     environment.loadAverageAtEnd = loadavg();
     return {
@@ -221,10 +271,12 @@ export async function runBench(config: BenchConfig, opts: RunOptions = {}): Prom
       config,
       environment,
       fourWay,
+      runner,
       acquire,
       throughput,
       fill,
       memory,
+      memoryRunner,
       micro,
     };
   } finally {
@@ -238,6 +290,8 @@ const COLORS = {
   B: '#9467bd',
   C: '#2ca02c',
   Cb: '#98c98a',
+  R: '#ff7f0e',
+  Rb: '#ffbb78',
   D: '#1f77b4',
   Db: '#8fb8dc',
 };
@@ -256,12 +310,17 @@ export function chartFor(raw: RawResults): string {
         color: COLORS.B,
         samples: fw.testcontainers.map((s) => s.latency),
       },
-      { label: 'C pool run(), settled', color: COLORS.C, samples: fw.pairs.map((p) => p.c) },
       {
-        label: 'C pool run(), back to back',
+        label: 'C pool run(), settled (exec transport)',
+        color: COLORS.C,
+        samples: fw.pairs.map((p) => p.c),
+      },
+      {
+        label: 'C pool run(), back to back (exec transport)',
         color: COLORS.Cb,
         samples: fw.backToBack.map((p) => p.c),
       },
+      ...runnerSeries(raw, fw.snippet),
       {
         label: 'D exec into running container',
         color: COLORS.D,
@@ -279,6 +338,19 @@ export function chartFor(raw: RawResults): string {
     `${raw.environment.engine}, ${raw.environment.cpus} CPUs, ${raw.startedAt}. box p25-p75, thick line p50, ` +
       'whiskers p1-p99, dots every sample',
   );
+}
+
+function runnerSeries(raw: RawResults, snippet: FourWayResult['snippet']): ChartPanel['series'] {
+  const r = (raw.runner ?? []).find((x) => x.snippet === snippet);
+  if (!r) return [];
+  return [
+    { label: 'R pool run(), settled (runner transport)', color: COLORS.R, samples: r.settled },
+    {
+      label: 'R pool run(), back to back (runner transport)',
+      color: COLORS.Rb,
+      samples: r.backToBack.map((p) => p.c),
+    },
+  ];
 }
 
 /** Writes results.json, results.md and latency.svg; returns their paths. */
@@ -300,10 +372,13 @@ export async function writeResults(
 }
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --files] [-- --out <dir>] [-- --image <ref>]';
+  'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --files] ' +
+  '[-- --transports exec,runner] [-- --out <dir>] [-- --image <ref>]';
 
 interface Args {
   quick: boolean;
+  /** The transports of the pool's measurements (default both; `exec` alone for an image without Python). */
+  transports?: TransportName[];
   soak: boolean;
   soakRuns?: number;
   profiles?: boolean;
@@ -328,7 +403,13 @@ function parseArgs(argv: string[]): Args {
       }
     } else if (a === '--out') args.out = argv[++i];
     else if (a === '--image') args.image = argv[++i];
-    else if (a === '-h' || a === '--help') {
+    else if (a === '--transports') {
+      const list = (argv[++i] ?? '').split(',').filter(Boolean);
+      if (!list.length || list.some((t) => t !== 'exec' && t !== 'runner')) {
+        throw new Error(`--transports takes exec, runner or exec,runner (${USAGE})`);
+      }
+      args.transports = [...new Set(list)] as TransportName[];
+    } else if (a === '-h' || a === '--help') {
       console.log(USAGE);
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (${USAGE})`);
@@ -368,16 +449,20 @@ async function profilesMain(args: Args, docker: Dockerode, runId: string): Promi
 }
 
 /**
- * The files benchmark (bench/files.ts): 10 MiB written then read back on the exec transport. The full run writes
- * to bench/results (committed); with --quick (3 samples) to bench/results/tmp/files.
+ * The files benchmark (bench/files.ts): 10 MiB written then read back, on each transport (--transports, default
+ * exec and runner). The full run writes to bench/results (committed); with --quick (3 samples) to
+ * bench/results/tmp/files.
  */
 async function filesMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
-  const config = filesConfig(args.image ?? DEFAULT_IMAGE, args.quick ? 3 : 10);
   const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/files' : ''));
-  const raw = await runFilesBench(config, { docker, runId });
-  const analysis = analyzeFiles(raw);
-  const files = await writeFiles(outDir, raw, analysis);
-  console.log(filesSummary(raw, analysis));
+  const runs = [];
+  for (const transport of args.transports ?? (['exec', 'runner'] as TransportName[])) {
+    const config = filesConfig(args.image ?? DEFAULT_IMAGE, args.quick ? 3 : 10, transport);
+    const raw = await runFilesBench(config, { docker, runId });
+    runs.push({ raw, analysis: analyzeFiles(raw) });
+  }
+  const files = await writeFiles(outDir, runs);
+  console.log(filesSummary(runs));
   console.log(`wrote ${files.join(', ')}`);
 }
 
@@ -400,7 +485,9 @@ async function main(): Promise<void> {
   if (args.soak) return soakMain(args, docker, runId);
   if (args.profiles) return profilesMain(args, docker, runId);
   if (args.files) return filesMain(args, docker, runId);
-  const config = args.quick ? quickConfig(args.image) : fullConfig(args.image);
+  const config = args.quick
+    ? quickConfig(args.image, args.transports)
+    : fullConfig(args.image, args.transports);
   const outDir = resolve(args.out ?? join(__dirname, 'results', args.quick ? 'tmp/quick' : ''));
   const raw = await runBench(config, { docker, runId });
   const analysis = analyze(raw);

@@ -4,7 +4,8 @@
  *
  *   A  cold: create + start + exec per execution (the remove that follows is timed separately)
  *   B  testcontainers-node: GenericContainer start + exec per execution (stop timed separately)
- *   C  the pool: run() through a warm single-use pool
+ *   C  the pool: run() through a warm single-use pool, on the exec transport (one `docker exec` per execution)
+ *   R  the pool on the runner transport (runner.py is PID 1, each job a pre-forked child over the attached stdio)
  *   D  the floor: exec into one running container, no pool
  */
 import { openSync, closeSync, writeSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { v4 as uuidv4 } from 'uuid';
 import type { ContainerPoolService } from '../src/container-pool/container-pool.service';
 import type { ResolvedContainerPoolOptions } from '../src/container-pool/interfaces/container-pool-options.interface';
 import type { RunRequest } from '../src/container-pool/interfaces/run-request.interface';
+import type { TransportName } from '../src/container-pool/transport/transport.interface';
 import {
   benchSpec,
   parallel,
@@ -234,10 +236,14 @@ export async function poolOnce(
   snippet: Snippet,
   asCmd = false,
 ): Promise<{ latency: number; driverExec: number }> {
+  host.lastDriverExecMs = NaN;
   const t0 = now();
   const r = await host.pool.run(asCmd && snippet.cmdRequest ? snippet.cmdRequest : snippet.request);
   const latency = now() - t0;
   check(snippet, r.stdout, r.exitCode, 'pool run()');
+  if (host.transport !== 'auto' && r.transport !== host.transport) {
+    throw new Error(`pool run() ran on the ${r.transport} transport, expected ${host.transport}`);
+  }
   return { latency, driverExec: host.lastDriverExecMs };
 }
 
@@ -424,6 +430,75 @@ export async function backToBack(
   }));
 }
 
+// ------------------------------------------------------------------------------------------------ R: the runner
+
+export interface RunnerPlan {
+  /** Settled runner run()s kept per snippet (issue #14: at least 300). */
+  rounds: number;
+  /** Rounds run first and thrown away. */
+  warmup: number;
+  /** A settled D (raw exec into the floor) every `dEvery` rounds, order alternating: fewer exec-side samples. */
+  dEvery: number;
+  /** Back-to-back runner run()s kept (blocks of BACK_TO_BACK_BLOCK against blocks of raw execs). */
+  backToBack: number;
+}
+
+export interface RunnerResult {
+  snippet: SnippetKey;
+  /** Settled run()s on the runner transport, one per round, in order. */
+  settled: number[];
+  /** Settled raw execs of the same snippet into the floor container, in the same minutes. */
+  floor: number[];
+  /** The run() of each round that also had a D, and that D (C first on even pairs). */
+  pairs: PairSample[];
+  backToBack: PairSample[];
+  /** The first run() of the pool (thrown away with the warm-up; reported on its own). */
+  firstRunMs: number;
+}
+
+/**
+ * R: run() on the runner transport through a warm single-use pool, each run on a settled pool (the previous
+ * run's container removed and its replacement's runner up, then SETTLE_QUIET_MS), against settled raw execs
+ * of the same snippet into the floor container (one every `dEvery` rounds, order alternating).
+ */
+export async function runRunner(
+  ctx: BenchContext,
+  host: BenchPool,
+  floor: Dockerode.Container,
+  snippet: Snippet,
+  plan: RunnerPlan,
+): Promise<RunnerResult> {
+  const result: RunnerResult = {
+    snippet: snippet.key,
+    settled: [],
+    floor: [],
+    pairs: [],
+    backToBack: [],
+    firstRunMs: NaN,
+  };
+  const total = plan.warmup + plan.rounds;
+  let pairNo = 0;
+  for (let i = 0; i < total; i++) {
+    const keep = i >= plan.warmup;
+    if (i % plan.dEvery === 0) {
+      const pair = await pairOnce(ctx, host, floor, snippet, pairNo++ % 2 === 0 ? 'C' : 'D', true);
+      if (i === 0) result.firstRunMs = pair.c;
+      if (keep) {
+        result.settled.push(pair.c);
+        result.floor.push(pair.d);
+        result.pairs.push(pair);
+      }
+    } else {
+      await waitSettled(host.pool, 30_000, SETTLE_QUIET_MS);
+      const c = await poolOnce(host, snippet);
+      if (keep) result.settled.push(c.latency);
+    }
+    if ((i + 1) % 100 === 0) ctx.log(`  runner ${snippet.key}: ${i + 1}/${total} rounds`);
+  }
+  result.backToBack = await backToBack(ctx, host, floor, snippet, plan.backToBack);
+  return result;
+}
+
 // ------------------------------------------------------------------------------------------------ acquire()
 
 export interface AcquireResult {
@@ -492,8 +567,10 @@ export interface ThroughputResult {
   concurrency: number;
   /** Raw cycle per run: create + start, exec, remove (each worker waits for its remove). */
   raw: ThroughputSide;
-  /** pool.run() per run through a single-use pool. */
+  /** pool.run() per run through a single-use pool, exec transport. */
   pool: ThroughputSide;
+  /** The same on the runner transport (absent when not measured). */
+  runner?: ThroughputSide;
   poolConfig: { size: number; maxContainers: number; maxConcurrentCreates: number };
 }
 
@@ -540,9 +617,10 @@ async function sustained(
 }
 
 /**
- * Sustained single-use runs of the shell snippet at a given concurrency, raw cycle against the pool, measured
- * over the same window after a warm-up (the pool's initial stock is used up during the warm-up, so the window
- * sees its steady state: refill overlapping with executions).
+ * Sustained single-use runs of the shell snippet at a given concurrency, raw cycle against the pool on each of
+ * `transports`, measured over the same window after a warm-up (the pool's initial stock is used up during the
+ * warm-up, so the window sees its steady state: refill overlapping with executions). `poolFirst`: the pools
+ * (in the reverse order of `transports`) before the raw cycle; else the raw cycle, then the pools in order.
  */
 export async function measureThroughput(
   ctx: BenchContext,
@@ -551,6 +629,7 @@ export async function measureThroughput(
   windowMs: number,
   poolFirst: boolean,
   maxConcurrentCreates: number,
+  transports: TransportName[] = ['exec'],
 ): Promise<ThroughputResult> {
   const snippet = SNIPPETS.shell;
   const poolConfig = {
@@ -569,10 +648,11 @@ export async function measureThroughput(
         await rawRemove(ctx.docker, container.id);
       }
     });
-  const poolSide = async () => {
+  const poolSide = async (transport: TransportName) => {
     const host = await startBenchPool({
-      name: `${ctx.poolPrefix}-tp${concurrency}`,
+      name: `${ctx.poolPrefix}-tp${concurrency}-${transport}`,
       image: ctx.image,
+      transport,
       ...poolConfig,
     });
     try {
@@ -584,19 +664,36 @@ export async function measureThroughput(
       await host.close();
     }
   };
+  const pools: Partial<Record<TransportName, ThroughputSide>> = {};
   let raw: ThroughputSide;
-  let pool: ThroughputSide;
   if (poolFirst) {
-    pool = await poolSide();
-    await sleep(500);
+    for (const t of [...transports].reverse()) {
+      pools[t] = await poolSide(t);
+      await sleep(500);
+    }
     raw = await rawSide();
   } else {
     raw = await rawSide();
-    await sleep(500);
-    pool = await poolSide();
+    for (const t of transports) {
+      await sleep(500);
+      pools[t] = await poolSide(t);
+    }
   }
   await sleep(500);
-  return { concurrency, raw, pool, poolConfig };
+  const empty: ThroughputSide = {
+    runs: 0,
+    windowMs: 0,
+    perSecond: NaN,
+    nodeCpuMsPerRun: NaN,
+    latencies: [],
+  };
+  return {
+    concurrency,
+    raw,
+    pool: pools.exec ?? empty,
+    ...(pools.runner ? { runner: pools.runner } : {}),
+    poolConfig,
+  };
 }
 
 /**
@@ -609,6 +706,7 @@ export async function measureThroughputBothOrders(
   warmupMs: number,
   windowMs: number,
   maxConcurrentCreates: number,
+  transports: TransportName[] = ['exec'],
 ): Promise<ThroughputResult> {
   const a = await measureThroughput(
     ctx,
@@ -617,6 +715,7 @@ export async function measureThroughputBothOrders(
     windowMs,
     false,
     maxConcurrentCreates,
+    transports,
   );
   const b = await measureThroughput(
     ctx,
@@ -625,6 +724,7 @@ export async function measureThroughputBothOrders(
     windowMs,
     true,
     maxConcurrentCreates,
+    transports,
   );
   const merge = (x: ThroughputSide, y: ThroughputSide): ThroughputSide => {
     const runs = x.runs + y.runs;
@@ -643,6 +743,7 @@ export async function measureThroughputBothOrders(
     concurrency,
     raw: merge(a.raw, b.raw),
     pool: merge(a.pool, b.pool),
+    ...(a.runner && b.runner ? { runner: merge(a.runner, b.runner) } : {}),
     poolConfig: a.poolConfig,
   };
 }
@@ -654,8 +755,13 @@ export interface FillResult {
   concurrency: number;
   /** Raw parallel create + start of `containers` containers, `concurrency` at a time (ms, one per repetition). */
   rawMs: number[];
-  /** From resize({ size }) of an empty, prepared pool until the last container is idle (ms, per repetition). */
+  /**
+   * From resize({ size }) of an empty, prepared pool until the last container is idle (ms, per repetition),
+   * exec transport.
+   */
   poolMs: number[];
+  /** The same on the runner transport (idle = the runner said HELLO); empty when not measured. */
+  runnerMs: number[];
 }
 
 /** Waits until the pool has `n` idle containers (checked on every 'created' event). */
@@ -682,8 +788,9 @@ function whenIdle(pool: ContainerPoolService, n: number, timeoutMs: number): Pro
 }
 
 /**
- * Filling: an empty pool told to hold `n` (maxConcurrentCreates = concurrency) against `n` raw create + start
- * at the same concurrency. Repetitions alternate the order; everything is removed (untimed) between them.
+ * Filling: an empty pool (on each of `transports`) told to hold `n` (maxConcurrentCreates = concurrency)
+ * against `n` raw create + start at the same concurrency. Repetitions alternate the order (raw first, then
+ * the pools in order; or the pools in reverse order, then raw); everything is removed (untimed) between them.
  */
 export async function measureFill(
   ctx: BenchContext,
@@ -691,8 +798,9 @@ export async function measureFill(
   concurrency: number,
   reps: number,
   onFull?: (host: BenchPool) => Promise<void>,
+  transports: TransportName[] = ['exec'],
 ): Promise<FillResult> {
-  const result: FillResult = { containers: n, concurrency, rawMs: [], poolMs: [] };
+  const result: FillResult = { containers: n, concurrency, rawMs: [], poolMs: [], runnerMs: [] };
   const raw = async () => {
     const t0 = now();
     const made = await parallel(n, concurrency, () =>
@@ -705,10 +813,11 @@ export async function measureFill(
     result.rawMs.push(now() - t0);
     await parallel(made.length, 4, (i) => rawRemove(ctx.docker, made[i].container.id));
   };
-  const pooled = async (last: boolean) => {
+  const pooled = async (transport: TransportName, last: boolean) => {
     const host = await startBenchPool({
-      name: `${ctx.poolPrefix}-fill${concurrency}`,
+      name: `${ctx.poolPrefix}-fill${concurrency}-${transport}`,
       image: ctx.image,
+      transport,
       size: 0,
       maxContainers: n + 4,
       maxConcurrentCreates: concurrency,
@@ -719,20 +828,25 @@ export async function measureFill(
       const t0 = now();
       host.pool.resize({ size: n });
       await full;
-      result.poolMs.push(now() - t0);
-      if (last && onFull) await onFull(host);
+      (transport === 'runner' ? result.runnerMs : result.poolMs).push(now() - t0);
+      if (last && onFull && transport === transports[0]) await onFull(host);
     } finally {
       await host.close();
     }
   };
   for (let r = 0; r < reps; r++) {
+    const last = r === reps - 1;
     if (r % 2 === 0) {
       await raw();
-      await sleep(300);
-      await pooled(r === reps - 1);
+      for (const t of transports) {
+        await sleep(300);
+        await pooled(t, last);
+      }
     } else {
-      await pooled(r === reps - 1);
-      await sleep(300);
+      for (const t of [...transports].reverse()) {
+        await pooled(t, last);
+        await sleep(300);
+      }
       await raw();
     }
     await sleep(300);
@@ -743,6 +857,7 @@ export async function measureFill(
 // ------------------------------------------------------------------------------------------------ memory
 
 export interface MemoryResult {
+  transport: TransportName;
   containers: number;
   method: string;
   /** Host-side snapshot with the pool empty, and with `containers` idle containers. */
@@ -765,11 +880,16 @@ export interface MemoryResult {
   };
 }
 
-/** Memory of `n` idle pool containers, seen from the host (see bench/memory.ts for the method). */
-export async function measureMemory(ctx: BenchContext, n: number): Promise<MemoryResult> {
+/** Memory of `n` idle pool containers of `transport`, seen from the host (see bench/memory.ts for the method). */
+export async function measureMemory(
+  ctx: BenchContext,
+  n: number,
+  transport: TransportName = 'exec',
+): Promise<MemoryResult> {
   const host = await startBenchPool({
-    name: `${ctx.poolPrefix}-mem`,
+    name: `${ctx.poolPrefix}-mem-${transport}`,
     image: ctx.image,
+    transport,
     size: 0,
     maxContainers: n + 4,
     maxConcurrentCreates: 4,
@@ -792,6 +912,7 @@ export async function measureMemory(ctx: BenchContext, n: number): Promise<Memor
     const perShim = (v: number | null) => (v === null ? null : v / after.shimsFound);
     const shim = perShim(after.shimAnonBytes);
     return {
+      transport,
       containers: ids.length,
       method:
         'cgroup v1 memory.usage_in_bytes and memory.stat total_rss of each container; anonymous memory and PSS ' +

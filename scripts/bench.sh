@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark: `npm run bench` (about 8 minutes), `npm run bench -- --quick` (a smoke run, about 30 s).
+# The benchmark: `npm run bench` (about 15 minutes), `npm run bench -- --quick` (a smoke run, about 2 minutes).
+# The pool is measured on both transports: C on `exec` (one docker exec per execution, 120 settled runs per
+# snippet) and R on `runner` (runner.py as PID 1, 300 settled runs per snippet), both against D (raw exec);
+# throughput, fill and memory on both too. `--transports exec` leaves the runner out (an image without Python).
 #
 # On a fresh machine too: installs npm packages when missing, gets a Docker engine answering
 # (scripts/ensure-docker.sh; an engine that already answers is never touched), builds the sandbox image when
@@ -8,7 +11,9 @@
 # Results: bench/results/{results.json,results.md,latency.svg} (--quick: bench/results/tmp/quick/, ignored by
 # git). `--soak` runs the soak instead (10,000 single-use runs, about 20-30 minutes): bench/results/soak.{json,md,svg}
 # (`--soak-runs N`, a shorter check: bench/results/tmp/soak/). Arguments are passed on: --quick, --soak,
-# --soak-runs N, --profiles, --files, --out <dir>, --image <ref>; `--streaming` (first) runs bench/streaming.ts. Node runs with --expose-gc (the soak forces a GC before each sample).
+# --soak-runs N, --profiles, --files (both transports), --transports exec,runner, --out <dir>, --image <ref>;
+# `--streaming` (first) runs bench/streaming.ts (both transports; --rounds N, --transports, --out <dir>). Node runs
+# with --expose-gc (the soak forces a GC before each sample).
 #
 # Env: POOL_IMAGE (an existing image to benchmark instead of container-pool-sandbox:bookworm; not built).
 #      TESTCONTAINERS_RYUK_DISABLED is forced to true: the reaper's image would come from a registry.
@@ -25,7 +30,8 @@ if [ -z "${POOL_IMAGE:-}" ]; then
 fi
 
 export TESTCONTAINERS_RYUK_DISABLED=true
-# Streamed output's time to first byte (bench/streaming.ts): `npm run bench -- --streaming [--rounds N] [--out <dir>]`.
+# Streamed output's time to first byte (bench/streaming.ts), exec and runner transports:
+# `npm run bench -- --streaming [--rounds N] [--transports exec,runner] [--out <dir>]`.
 if [ "${1:-}" = "--streaming" ]; then
   shift
   exec node --require ts-node/register/transpile-only bench/streaming.ts "$@"
