@@ -127,9 +127,12 @@ export class RunnerConnection {
       if (!this.decoder.idle) this.violate('its output ended inside a frame');
       else this.end('the runner ended');
     });
-    channel.stdout.on('error', (err: Error) => this.end(`its channel broke: ${err.message}`));
+    // A broken connection to the engine is no verdict on the image (the probe must not cache it as "no runner").
+    channel.stdout.on('error', (err: Error) =>
+      this.end(`its channel broke: ${err.message}`, false),
+    );
     channel.stderr.on('data', (chunk: Buffer) => this.keepStderr(chunk));
-    void container.exited.then((reason) => this.end(reason));
+    void container.exited.then((reason) => this.end(reason, !/^its lifeline broke/.test(reason)));
   }
 
   /** The runner's own diagnostics so far (its stderr, bounded). */
@@ -254,14 +257,14 @@ export class RunnerConnection {
     this.opts.kill(violation);
   }
 
-  /** The container (or its channel) ended. */
-  private end(reason: string): void {
+  /** The container (or its channel) ended; `exited`: the runner's own end, not a broken engine connection. */
+  private end(reason: string, exited = true): void {
     if (this.dead) return;
     const stderr = this.stderr.trim();
     const said = stderr ? `; it wrote: ${stderr.slice(-500)}` : '';
     this.fail(
       new ContainerLostError(this.container.name, `${reason}${said}`),
-      new RunnerStartError(`the runner ended before its hello (${reason})${said}`, true),
+      new RunnerStartError(`the runner ended before its hello (${reason})${said}`, exited),
     );
   }
 
