@@ -622,6 +622,32 @@ def hostile_fake_frames():
 
 
 @case
+def hostile_forged_status():
+    # a job writes an exit status into the status channel of another job of the container (same uid, dumpable):
+    # through /proc/<pid>/fd/<n> of every other process; the other job's verdict and output must stay its own
+    r = shared()
+    b = r.start(code='import os, sys\nprint("B", os.getpid(), flush=True)\nsys.stdin.read()\nprint("B done")\n'
+                     'raise SystemExit(9)', eof=False)
+    end = time.time() + 20
+    while b'B ' not in b.out and time.time() < end:
+        time.sleep(0.01)
+    a = r.code('import os\nhit = []\nfor p in os.listdir("/proc"):\n'
+               '    if not p.isdigit() or int(p) == os.getpid():\n        continue\n'
+               '    try:\n        fds = os.listdir("/proc/%s/fd" % p)\n    except OSError:\n        continue\n'
+               '    for n in fds:\n        if n in ("0", "1", "2"):\n            continue\n'
+               '        try:\n            fd = os.open("/proc/%s/fd/%s" % (p, n), os.O_WRONLY | os.O_NONBLOCK)\n'
+               '        except OSError:\n            continue\n'
+               '        try:\n            os.write(fd, b"exit\\x000")\n            hit.append("%s/%s" % (p, n))\n'
+               '        except OSError:\n            pass\n        os.close(fd)\nprint(hit)')
+    assert a.status == 0, a
+    r.write(STDIN_EOF, b.jid)
+    assert b.done.wait(20), b
+    assert b.status == 9 and b.out.endswith(b'B done\n'), (b, a)
+    r.alive()
+    return 'ok: the job reached %s' % a.text().strip()
+
+
+@case
 def orphans_reaped():
     r = shared()
     j = r.sh('(sleep 1 &) ; exit 0')

@@ -407,8 +407,12 @@ def fork_child(warm):
     # pipes (stdin, stdout, stderr, job, status) and a fork running spare_main: (pid, the parent ends)
     fds = []
     try:
-        for _ in range(5):
+        for _ in range(4):
             fds.extend(os.pipe())
+        # the status channel is a socket, not a pipe: a pipe can be reopened through /proc/<pid>/fd by any process
+        # of the uid once the job is dumpable (another job could write its exit status); a socket cannot (ENXIO)
+        xs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds.extend(x.detach() for x in xs)
         pid = os.fork()
     except OSError:
         for f in fds:
