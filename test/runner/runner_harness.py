@@ -153,7 +153,7 @@ class Runner(object):
             j.err += payload
         elif t == EXIT:
             e = json.loads(payload)
-            if set(e) != {'status', 'oomKills'} or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
+            if set(e) != {'status', 'oomKills', 'oomKillsAtStart'} or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
                 self._violation('bad EXIT %r' % e)
             j.exit = e
             j.t_end = now
@@ -678,6 +678,28 @@ def oom():
     r.close()
     return 'status 137, oomKills %d -> %d -> %d (code job, then a cmd job\'s child), runner alive' % (
         before, j.exit['oomKills'], j3.exit['oomKills'])
+
+
+@case
+def oom_between_jobs():
+    # an OOM kill after a job's EXIT (its background process) and before the next job: not the next job's
+    r = new_runner()
+    j = r.sh('(python3 -c "a = bytearray(1 << 30)" &) ; exit 0')
+    assert j.status == 0, j
+    end = time.time() + 30
+    n = 0
+    while time.time() < end and n < 1:
+        ev = subprocess.run(['docker', 'exec', r.name, 'sh', '-c', 'cat /sys/fs/cgroup/memory.events '
+                             '/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null'], stdout=subprocess.PIPE).stdout
+        n = int(([l.split()[1] for l in ev.decode().splitlines() if l.startswith('oom_kill ')] or ['0'])[0])
+        time.sleep(0.05)
+    assert n >= 1, 'no OOM kill of the background process'
+    k = r.code('import os, signal\nos.kill(os.getpid(), signal.SIGKILL)')
+    assert k.status == 137, k
+    assert k.exit['oomKillsAtStart'] == k.exit['oomKills'] == n, (k, j)
+    r.close()
+    r.kill()
+    return 'ok: EXIT %r after %r' % (k.exit, j.exit)
 
 
 @case

@@ -7,7 +7,19 @@ import {
   RunnerConnection,
   RunnerStartError,
 } from '../../src/container-pool/transport/runner/runner-connection';
+import {
+  encodeFrame,
+  RunnerFrame,
+} from '../../src/container-pool/transport/runner/runner-protocol';
 import { RunnerTransport } from '../../src/container-pool/transport/runner/runner.transport';
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+const sinkW = () =>
+  new Writable({
+    write(_c, _e, cb) {
+      cb();
+    },
+  });
 
 const tick = () => new Promise((r) => setImmediate(r));
 const quiet = { warn: () => undefined, debug: () => undefined };
@@ -70,5 +82,50 @@ describe('runner transport review', () => {
     });
     f.stdout.emit('error', new Error('read ECONNRESET'));
     await expect(c.hello).rejects.toMatchObject({ exitedBeforeHello: false });
+  });
+
+  it("an OOM kill between two jobs (a background process of the first) is not the second job's: the baseline is the runner's count at its start", async () => {
+    const f = fakeContainer();
+    const c = new RunnerConnection(f.container, {
+      runnerVersion: '9.9.9',
+      kill: () => undefined,
+      log: quiet,
+    });
+    f.stdout.write(
+      encodeFrame(
+        RunnerFrame.hello,
+        0,
+        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+      ),
+    );
+    await c.hello;
+    const job = {
+      kind: 'cmd' as const,
+      argv: ['true'],
+      env: [],
+      workdir: '/',
+      lineBuffered: false,
+    };
+    const sinks = { stdout: sinkW(), stderr: sinkW() };
+    const first = c.run(job, undefined, null, sinks, new AbortController().signal);
+    f.stdout.write(
+      encodeFrame(RunnerFrame.exit, 1, json({ status: 0, oomKills: 0, oomKillsAtStart: 0 })),
+    );
+    await first;
+    // The first job's background process is OOM-killed now (counter 1); then the second job kills itself.
+    const second = c.run(job, undefined, null, sinks, new AbortController().signal);
+    f.stdout.write(
+      encodeFrame(RunnerFrame.exit, 2, json({ status: 137, oomKills: 1, oomKillsAtStart: 1 })),
+    );
+    const outcome = await second;
+    expect(outcome).toMatchObject({ exitCode: 137, oomKills: 1, oomKillsBefore: 1 });
+    const t = new RunnerTransport({} as ContainerDriver, {
+      pythonCommand: ['python3'],
+      user: '65534:65534',
+      baseEnv: [],
+      log: quiet,
+    });
+    const evidence = { oomEvents: 0, lostReason: null, waitForNews: () => Promise.resolve() };
+    await expect(t.wasOomKilled(f.container, evidence as never, 0, outcome)).resolves.toBe(false);
   });
 });

@@ -196,7 +196,9 @@ export class RunnerConnection {
           exitCode: exit.status,
           aborted: false,
           oomKills: exit.oomKills,
-          oomKillsBefore: 0,
+          // The counter the runner read when it started this job: the last one the host heard of (HELLO, the
+          // previous EXIT) misses OOM kills in between (a background process of an earlier job).
+          oomKillsBefore: exit.oomKillsAtStart ?? null,
         });
         return;
       }
@@ -312,7 +314,7 @@ export class RunnerConnection {
         behind: new Set(),
         resolve: (o) => {
           settle();
-          resolve({ ...o, oomKillsBefore: before });
+          resolve({ ...o, oomKillsBefore: o.oomKillsBefore ?? before });
         },
         reject: (e) => {
           settle();

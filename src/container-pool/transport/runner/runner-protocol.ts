@@ -93,6 +93,8 @@ export interface ExitReport {
   /** As `docker exec` reports it: the exit code, or 128 + the signal's number. */
   status: number;
   oomKills: number | null;
+  /** The counter when the runner started the job (undefined from a runner that does not say). */
+  oomKillsAtStart?: number | null;
 }
 
 export interface ErrorReport {
@@ -148,8 +150,14 @@ export function parseExit(frame: DecodedFrame): ExitReport {
   if (!Number.isSafeInteger(status) || (status as number) < 0 || (status as number) > 255) {
     throw new RunnerViolation(`EXIT frame with status ${JSON.stringify(status)} (not 0..255)`);
   }
-  if (!isCount(v.oomKills ?? null)) throw new RunnerViolation('EXIT frame of the wrong shape');
-  return { status: status as number, oomKills: (v.oomKills ?? null) as number | null };
+  if (!isCount(v.oomKills ?? null) || !isCount(v.oomKillsAtStart ?? null)) {
+    throw new RunnerViolation('EXIT frame of the wrong shape');
+  }
+  return {
+    status: status as number,
+    oomKills: (v.oomKills ?? null) as number | null,
+    oomKillsAtStart: (v.oomKillsAtStart ?? null) as number | null,
+  };
 }
 
 export function parseError(frame: DecodedFrame): ErrorReport {
