@@ -24,6 +24,27 @@ describe('CappedSink memory (a container that floods)', () => {
     expect(grown).toBeLessThan(8 * 1024 * 1024);
   });
 
+  it('the events a listener holds (a consumer that stopped reading) do not pin the socket chunks either', () => {
+    const held: Buffer[] = [];
+    const sink = new CappedSink(1024 * 1024, {
+      stream: 'stdout',
+      onOutput: (c) => void held.push(c.data),
+      onError: () => undefined,
+    });
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 1000; i++) {
+      const chunk = Buffer.alloc(65536, 0x79);
+      chunk[7] = 0x41 + (i % 26);
+      sink.write(chunk.subarray(7, 8));
+    }
+    gc();
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(held.map((b) => b.toString()).join('')).toBe(sink.bytes.toString());
+    expect(held[27].toString()).toBe('B');
+    expect(grown).toBeLessThan(8 * 1024 * 1024);
+  });
+
   it('still keeps exactly the first capBytes and counts the rest', () => {
     const sink = new CappedSink(10);
     sink.write(Buffer.from('hello '));

@@ -50,6 +50,9 @@ export class CappedSink extends Writable {
     if (piece?.length) {
       this.keep(piece);
       this.kept += piece.length;
+      // The listener gets the kept copy too: a consumer holding its events (stream()'s queue, bounded by their
+      // bytes) must not pin the socket chunks either.
+      piece = this.store!.subarray(offset, this.kept);
     }
     if (!piece?.length || !this.listener) return callback();
     const { listener } = this;
