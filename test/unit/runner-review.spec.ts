@@ -128,4 +128,57 @@ describe('runner transport review', () => {
     const evidence = { oomEvents: 0, lostReason: null, waitForNews: () => Promise.resolve() };
     await expect(t.wasOomKilled(f.container, evidence as never, 0, outcome)).resolves.toBe(false);
   });
+
+  it('a job whose header or code the runner would refuse (it exits: the container and its other jobs are lost) is a request error, and nothing is sent', async () => {
+    const f = fakeContainer();
+    const sent: Buffer[] = [];
+    const write = f.container.channel!.stdin.write.bind(f.container.channel!.stdin);
+    (f.container.channel!.stdin as unknown as { write: (b: Buffer) => boolean }).write = (
+      b: Buffer,
+    ) => {
+      sent.push(b);
+      return write(b);
+    };
+    const c = new RunnerConnection(f.container, {
+      runnerVersion: '9.9.9',
+      kill: () => undefined,
+      log: quiet,
+    });
+    f.stdout.write(
+      encodeFrame(
+        RunnerFrame.hello,
+        0,
+        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+      ),
+    );
+    await c.hello;
+    const sinks = { stdout: sinkW(), stderr: sinkW() };
+    const big = 'x'.repeat(600 * 1024);
+    const env = {
+      kind: 'cmd' as const,
+      argv: ['true'],
+      env: [`A=${big}`, `B=${big}`],
+      workdir: '/',
+      lineBuffered: false,
+    };
+    await expect(
+      c.run(env, undefined, null, sinks, new AbortController().signal),
+    ).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      field: 'env',
+    });
+    const argv = {
+      kind: 'cmd' as const,
+      argv: ['echo', big, big],
+      env: [],
+      workdir: '/',
+      lineBuffered: false,
+    };
+    await expect(
+      c.run(argv, undefined, null, sinks, new AbortController().signal),
+    ).rejects.toMatchObject({
+      field: 'cmd',
+    });
+    expect(sent).toHaveLength(0);
+  });
 });

@@ -15,6 +15,7 @@ import {
   type ErrorReport,
   FrameDecoder,
   frameName,
+  JobTooLargeError,
   type Hello,
   HostFrame,
   type JobHeader,
@@ -298,6 +299,15 @@ export class RunnerConnection {
     const before = this.oomKills;
     const aborted = { exitCode: null, aborted: true, oomKills: null, oomKillsBefore: before };
     if (signal.aborted) return Promise.resolve(aborted);
+    let jobFrame: Buffer;
+    try {
+      jobFrame = encodeJob(this.nextJobId, header, code);
+    } catch (err) {
+      if (err instanceof JobTooLargeError) {
+        return Promise.reject(new InvalidRequestError(err.field, err.detail));
+      }
+      throw err;
+    }
     const id = this.nextJobId++;
     return new Promise<RunnerJobOutcome>((resolve, reject) => {
       const onAbort = () => {
@@ -322,7 +332,7 @@ export class RunnerConnection {
         },
       });
       signal.addEventListener('abort', onAbort, { once: true });
-      this.write(encodeJob(id, header, code));
+      this.write(jobFrame);
       for (const frame of encodeStdin(id, stdin)) this.write(frame);
     });
   }
