@@ -9,6 +9,8 @@ import {
 } from '../../src/container-pool/transport/runner/runner-connection';
 import {
   encodeFrame,
+  encodeJob,
+  FRAME_HEADER_BYTES,
   RunnerFrame,
 } from '../../src/container-pool/transport/runner/runner-protocol';
 import { RunnerTransport } from '../../src/container-pool/transport/runner/runner.transport';
@@ -180,5 +182,23 @@ describe('runner transport review', () => {
       field: 'cmd',
     });
     expect(sent).toHaveLength(0);
+  });
+
+  it('lone surrogates in env, argv and workdir reach the runner as U+FFFD (as the engine makes them for an exec), not as escapes it cannot encode', () => {
+    const frame = encodeJob(1, {
+      kind: 'cmd',
+      argv: ['echo', 'a\ud800b', '\udc00', '\ud83d\ude00'],
+      env: ['X=\ud800'],
+      workdir: '/w\udfff',
+      lineBuffered: false,
+    });
+    const body = frame.subarray(FRAME_HEADER_BYTES);
+    const text = body.subarray(4, 4 + body.readUInt32BE(0)).toString('utf8');
+    expect(text).not.toMatch(/\\ud[89a-f]/i);
+    expect(JSON.parse(text)).toMatchObject({
+      argv: ['echo', 'a\ufffdb', '\ufffd', '\ud83d\ude00'],
+      env: ['X=\ufffd'],
+      workdir: '/w\ufffd',
+    });
   });
 });

@@ -78,8 +78,18 @@ export interface JobHeader {
 }
 
 /** JOB: `u32 jsonLength`, the JSON header, then the code bytes. */
+/** A lone UTF-16 surrogate (a JS string may hold one; UTF-8 cannot). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 export function encodeJob(jobId: number, header: JobHeader, code?: Buffer): Buffer {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  // Lone surrogates become U+FFFD, as the engine's JSON decoding makes them for an exec: sent as `\ud800` escapes,
+  // the runner could not encode them for the kernel and reported an exec failure (a lost container on the host).
+  const json = Buffer.from(
+    JSON.stringify(header, (_key, v: unknown) =>
+      typeof v === 'string' ? v.replace(LONE_SURROGATE, '\uFFFD') : v,
+    ),
+    'utf8',
+  );
   // The runner exits on a larger one (it ends the container and every job in it): a request error instead.
   if (json.length > MAX_JOB_HEADER_BYTES) {
     const argvBytes = Buffer.byteLength(JSON.stringify(header.argv ?? []));
