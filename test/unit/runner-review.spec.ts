@@ -3,6 +3,7 @@ import type {
   ContainerDriver,
   DriverContainer,
 } from '../../src/container-pool/engine/container-driver.interface';
+import { ContainerLostError } from '../../src/container-pool/errors/container-pool.errors';
 import {
   RunnerConnection,
   RunnerStartError,
@@ -200,5 +201,36 @@ describe('runner transport review', () => {
       env: ['X=\ufffd'],
       workdir: '/w\ufffd',
     });
+  });
+
+  it('a job on a channel already closed (the end not reported yet) fails as a lost container at once, not as a timeout later', async () => {
+    const f = fakeContainer();
+    const c = new RunnerConnection(f.container, {
+      runnerVersion: '9.9.9',
+      kill: () => undefined,
+      log: quiet,
+    });
+    f.stdout.write(
+      encodeFrame(
+        RunnerFrame.hello,
+        0,
+        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+      ),
+    );
+    await c.hello;
+    f.container.channel!.stdin.end();
+    let settled: unknown = 'pending';
+    c.run(
+      { kind: 'cmd', argv: ['true'], env: [], workdir: '/', lineBuffered: false },
+      undefined,
+      null,
+      { stdout: sinkW(), stderr: sinkW() },
+      new AbortController().signal,
+    ).then(
+      () => (settled = 'resolved'),
+      (err: unknown) => (settled = err),
+    );
+    for (let i = 0; i < 5; i++) await tick();
+    expect(settled).toBeInstanceOf(ContainerLostError);
   });
 });

@@ -299,6 +299,13 @@ export class RunnerConnection {
     const before = this.oomKills;
     const aborted = { exitCode: null, aborted: true, oomKills: null, oomKillsBefore: before };
     if (signal.aborted) return Promise.resolve(aborted);
+    // A channel already closed (the container is being detached or removed; its end is not reported yet): the
+    // frames would go nowhere and the job would wait for its timeout, a wrong timedOut verdict.
+    if (!this.container.channel!.stdin.writable) {
+      return Promise.reject(
+        new ContainerLostError(this.container.name, 'its runner channel is closed'),
+      );
+    }
     let jobFrame: Buffer;
     try {
       jobFrame = encodeJob(this.nextJobId, header, code);
