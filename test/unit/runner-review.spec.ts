@@ -233,4 +233,45 @@ describe('runner transport review', () => {
     for (let i = 0; i < 5; i++) await tick();
     expect(settled).toBeInstanceOf(ContainerLostError);
   });
+
+  it("an EXIT the runner sent before the container ended, waiting in a paused channel, is the job's result", async () => {
+    const f = fakeContainer();
+    const c = new RunnerConnection(f.container, {
+      runnerVersion: '9.9.9',
+      kill: () => undefined,
+      log: quiet,
+    });
+    f.stdout.write(
+      encodeFrame(
+        RunnerFrame.hello,
+        0,
+        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+      ),
+    );
+    await c.hello;
+    // A consumer that is behind: its sink takes one chunk and then waits.
+    let release!: () => void;
+    const slow = new Writable({
+      highWaterMark: 1,
+      write(_c, _e, cb) {
+        release = cb;
+      },
+    });
+    const running = c.run(
+      { kind: 'cmd', argv: ['true'], env: [], workdir: '/', lineBuffered: false },
+      undefined,
+      null,
+      { stdout: slow, stderr: sinkW() },
+      new AbortController().signal,
+    );
+    f.stdout.write(encodeFrame(RunnerFrame.stdout, 1, Buffer.from('a')));
+    await tick();
+    f.stdout.write(
+      encodeFrame(RunnerFrame.exit, 1, json({ status: 3, oomKills: 0, oomKillsAtStart: 0 })),
+    );
+    f.stdout.end();
+    f.exit('the container stopped');
+    await expect(running).resolves.toMatchObject({ exitCode: 3 });
+    release();
+  });
 });

@@ -27,6 +27,9 @@ import {
   RunnerViolation,
 } from './runner-protocol';
 
+/** How long the end of a container waits for the output it sent before (a paused channel) to be read. */
+const END_DRAIN_MS = 1000;
+
 /** How much of the runner's stderr is kept (and logged) per container. */
 const STDERR_HEAD_BYTES = 4096;
 
@@ -133,7 +136,22 @@ export class RunnerConnection {
       this.end(`its channel broke: ${err.message}`, false),
     );
     channel.stderr.on('data', (chunk: Buffer) => this.keepStderr(chunk));
-    void container.exited.then((reason) => this.end(reason, !/^its lifeline broke/.test(reason)));
+    void container.exited.then((reason) => {
+      const exited = !/^its lifeline broke/.test(reason);
+      // What the runner sent before its end may still wait in the paused channel (a sink behind): an EXIT in
+      // there is the job's result, not a lost container. Read it out first (the rest is bounded: the container
+      // is gone), then end; at most END_DRAIN_MS.
+      if (channel.stdout.readableEnded || this.dead) return this.end(reason, exited);
+      const done = () => {
+        clearTimeout(timer);
+        this.end(reason, exited);
+      };
+      const timer = setTimeout(done, END_DRAIN_MS);
+      timer.unref?.();
+      channel.stdout.once('end', done);
+      channel.stdout.once('close', done);
+      channel.stdout.resume();
+    });
   }
 
   /** The runner's own diagnostics so far (its stderr, bounded). */
