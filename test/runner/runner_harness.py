@@ -153,7 +153,7 @@ class Runner(object):
             j.err += payload
         elif t == EXIT:
             e = json.loads(payload)
-            if set(e) != {'status', 'oomKills'} or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
+            if set(e) != {'status', 'oomKills', 'oomKillsAtStart'} or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
                 self._violation('bad EXIT %r' % e)
             j.exit = e
             j.t_end = now
@@ -622,6 +622,32 @@ def hostile_fake_frames():
 
 
 @case
+def hostile_forged_status():
+    # a job writes an exit status into the status channel of another job of the container (same uid, dumpable):
+    # through /proc/<pid>/fd/<n> of every other process; the other job's verdict and output must stay its own
+    r = shared()
+    b = r.start(code='import os, sys\nprint("B", os.getpid(), flush=True)\nsys.stdin.read()\nprint("B done")\n'
+                     'raise SystemExit(9)', eof=False)
+    end = time.time() + 20
+    while b'B ' not in b.out and time.time() < end:
+        time.sleep(0.01)
+    a = r.code('import os\nhit = []\nfor p in os.listdir("/proc"):\n'
+               '    if not p.isdigit() or int(p) == os.getpid():\n        continue\n'
+               '    try:\n        fds = os.listdir("/proc/%s/fd" % p)\n    except OSError:\n        continue\n'
+               '    for n in fds:\n        if n in ("0", "1", "2"):\n            continue\n'
+               '        try:\n            fd = os.open("/proc/%s/fd/%s" % (p, n), os.O_WRONLY | os.O_NONBLOCK)\n'
+               '        except OSError:\n            continue\n'
+               '        try:\n            os.write(fd, b"exit\\x000")\n            hit.append("%s/%s" % (p, n))\n'
+               '        except OSError:\n            pass\n        os.close(fd)\nprint(hit)')
+    assert a.status == 0, a
+    r.write(STDIN_EOF, b.jid)
+    assert b.done.wait(20), b
+    assert b.status == 9 and b.out.endswith(b'B done\n'), (b, a)
+    r.alive()
+    return 'ok: the job reached %s' % a.text().strip()
+
+
+@case
 def orphans_reaped():
     r = shared()
     j = r.sh('(sleep 1 &) ; exit 0')
@@ -652,6 +678,28 @@ def oom():
     r.close()
     return 'status 137, oomKills %d -> %d -> %d (code job, then a cmd job\'s child), runner alive' % (
         before, j.exit['oomKills'], j3.exit['oomKills'])
+
+
+@case
+def oom_between_jobs():
+    # an OOM kill after a job's EXIT (its background process) and before the next job: not the next job's
+    r = new_runner()
+    j = r.sh('(python3 -c "a = bytearray(1 << 30)" &) ; exit 0')
+    assert j.status == 0, j
+    end = time.time() + 30
+    n = 0
+    while time.time() < end and n < 1:
+        ev = subprocess.run(['docker', 'exec', r.name, 'sh', '-c', 'cat /sys/fs/cgroup/memory.events '
+                             '/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null'], stdout=subprocess.PIPE).stdout
+        n = int(([l.split()[1] for l in ev.decode().splitlines() if l.startswith('oom_kill ')] or ['0'])[0])
+        time.sleep(0.05)
+    assert n >= 1, 'no OOM kill of the background process'
+    k = r.code('import os, signal\nos.kill(os.getpid(), signal.SIGKILL)')
+    assert k.status == 137, k
+    assert k.exit['oomKillsAtStart'] == k.exit['oomKills'] == n, (k, j)
+    r.close()
+    r.kill()
+    return 'ok: EXIT %r after %r' % (k.exit, j.exit)
 
 
 @case

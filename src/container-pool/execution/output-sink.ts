@@ -17,7 +17,12 @@ export interface SinkListener {
  * and `drain` (the engine's demuxer) then waits for the consumer.
  */
 export class CappedSink extends Writable {
-  private readonly chunks: Buffer[] = [];
+  /**
+   * The kept bytes, copied: a piece is often a view of a much larger socket chunk (the demuxer and the runner
+   * decoder hand views), and keeping the view would pin the whole chunk: a container writing one byte on stdout
+   * between floods of another stream made each kept byte hold 64 KiB. Grown by doubling, up to capBytes.
+   */
+  private store: Buffer | null = null;
   private kept = 0;
   /** Bytes seen beyond the cap. */
   dropped = 0;
@@ -43,8 +48,11 @@ export class CappedSink extends Writable {
       this.dropped += chunk.length - Math.max(room, 0);
     }
     if (piece?.length) {
-      this.chunks.push(piece);
+      this.keep(piece);
       this.kept += piece.length;
+      // The listener gets the kept copy too: a consumer holding its events (stream()'s queue, bounded by their
+      // bytes) must not pin the socket chunks either.
+      piece = this.store!.subarray(offset, this.kept);
     }
     if (!piece?.length || !this.listener) return callback();
     const { listener } = this;
@@ -65,6 +73,17 @@ export class CappedSink extends Writable {
     );
   }
 
+  private keep(piece: Buffer): void {
+    const need = this.kept + piece.length;
+    if (!this.store || this.store.length < need) {
+      const size = Math.min(this.capBytes, Math.max(need, 2 * (this.store?.length ?? 0), 4096));
+      const grown = Buffer.allocUnsafeSlow(size);
+      if (this.store) this.store.copy(grown, 0, 0, this.kept);
+      this.store = grown;
+    }
+    piece.copy(this.store, this.kept);
+  }
+
   /** Resolves once every write so far has completed (its onOutput settled). Ends the sink. */
   flushed(): Promise<void> {
     if (this.writableFinished) return Promise.resolve();
@@ -75,7 +94,7 @@ export class CappedSink extends Writable {
   }
 
   get bytes(): Buffer {
-    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
+    return this.store ? this.store.subarray(0, this.kept) : Buffer.alloc(0);
   }
 
   get truncated(): boolean {

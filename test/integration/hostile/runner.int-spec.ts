@@ -317,6 +317,71 @@ describe('hostile workloads: against the runner (transport runner)', () => {
     await expectNextRunExact(c.id);
   });
 
+  it("a process left by an earlier run cannot write a later run's exit status through /proc/<pid>/fd", async () => {
+    // Run 1 leaves an attacker: for every new process it tries each descriptor above 2 under /proc/<pid>/fd
+    // (same uid, the job is dumpable), writes a forged "exit 0" status where it can, then marks the pid done.
+    const attacker = [
+      'import os, time',
+      'open("/tmp/attacker.pid", "w").write(str(os.getpid()))',
+      'seen = set()',
+      'for _ in range(2000):',
+      '    for p in os.listdir("/proc"):',
+      '        if not p.isdigit() or int(p) == os.getpid() or p in seen:',
+      '            continue',
+      '        try:',
+      '            fds = os.listdir("/proc/%s/fd" % p)',
+      '        except OSError:',
+      '            continue',
+      '        seen.add(p)',
+      '        hit = []',
+      '        for n in fds:',
+      '            if int(n) < 3:',
+      '                continue',
+      '            try:',
+      '                fd = os.open("/proc/%s/fd/%s" % (p, n), os.O_WRONLY | os.O_NONBLOCK)',
+      '            except OSError:',
+      '                continue',
+      '            try:',
+      '                os.write(fd, b"exit\\x000")',
+      '                hit.append(n)',
+      '            except OSError:',
+      '                pass',
+      '            os.close(fd)',
+      '        with open("/tmp/tried-%s" % p, "w") as f:',
+      '            f.write(" ".join(hit))',
+      '    time.sleep(0.005)',
+    ].join('\n');
+    const first = await inReused(
+      [
+        'import subprocess, sys',
+        `subprocess.Popen([sys.executable, "-c", ${JSON.stringify(attacker)}], start_new_session=True,`,
+        '                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)',
+        'print("left")',
+      ].join('\n'),
+    );
+    expect({ ...verdict(first), stdout: first.stdout }).toEqual({ ...clean(0), stdout: 'left\n' });
+    // Run 2 (same container): waits until the attacker has tried it, then exits 9 on its own.
+    const second = await inReused(
+      [
+        'import os, sys, time',
+        'me = "/tmp/tried-%d" % os.getpid()',
+        'for _ in range(1000):',
+        '    if os.path.exists(me):',
+        '        break',
+        '    time.sleep(0.005)',
+        'print("tried", os.path.exists(me) and open(me).read())',
+        'os.kill(int(open("/tmp/attacker.pid").read()), 9)  # it would go on with the next runs',
+        'raise SystemExit(9)',
+      ].join('\n'),
+      9_000,
+    );
+    expect(second.containerId).toBe(first.containerId);
+    expect({ ...verdict(second), stdout: second.stdout }).toEqual({
+      ...clean(9),
+      stdout: 'tried \n',
+    });
+  });
+
   it('frame-like bytes on stdout and stderr (a fake EXIT, a fake HELLO) arrive verbatim; the exit code is the real one', async () => {
     const r = await pool.run({
       code: [

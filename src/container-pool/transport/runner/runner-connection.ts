@@ -15,6 +15,7 @@ import {
   type ErrorReport,
   FrameDecoder,
   frameName,
+  JobTooLargeError,
   type Hello,
   HostFrame,
   type JobHeader,
@@ -25,6 +26,9 @@ import {
   RunnerFrame,
   RunnerViolation,
 } from './runner-protocol';
+
+/** How long the end of a container waits for the output it sent before (a paused channel) to be read. */
+const END_DRAIN_MS = 1000;
 
 /** How much of the runner's stderr is kept (and logged) per container. */
 const STDERR_HEAD_BYTES = 4096;
@@ -127,9 +131,27 @@ export class RunnerConnection {
       if (!this.decoder.idle) this.violate('its output ended inside a frame');
       else this.end('the runner ended');
     });
-    channel.stdout.on('error', (err: Error) => this.end(`its channel broke: ${err.message}`));
+    // A broken connection to the engine is no verdict on the image (the probe must not cache it as "no runner").
+    channel.stdout.on('error', (err: Error) =>
+      this.end(`its channel broke: ${err.message}`, false),
+    );
     channel.stderr.on('data', (chunk: Buffer) => this.keepStderr(chunk));
-    void container.exited.then((reason) => this.end(reason));
+    void container.exited.then((reason) => {
+      const exited = !/^its lifeline broke/.test(reason);
+      // What the runner sent before its end may still wait in the paused channel (a sink behind): an EXIT in
+      // there is the job's result, not a lost container. Read it out first (the rest is bounded: the container
+      // is gone), then end; at most END_DRAIN_MS.
+      if (channel.stdout.readableEnded || this.dead) return this.end(reason, exited);
+      const done = () => {
+        clearTimeout(timer);
+        this.end(reason, exited);
+      };
+      const timer = setTimeout(done, END_DRAIN_MS);
+      timer.unref?.();
+      channel.stdout.once('end', done);
+      channel.stdout.once('close', done);
+      channel.stdout.resume();
+    });
   }
 
   /** The runner's own diagnostics so far (its stderr, bounded). */
@@ -193,7 +215,9 @@ export class RunnerConnection {
           exitCode: exit.status,
           aborted: false,
           oomKills: exit.oomKills,
-          oomKillsBefore: 0,
+          // The counter the runner read when it started this job: the last one the host heard of (HELLO, the
+          // previous EXIT) misses OOM kills in between (a background process of an earlier job).
+          oomKillsBefore: exit.oomKillsAtStart ?? null,
         });
         return;
       }
@@ -254,14 +278,14 @@ export class RunnerConnection {
     this.opts.kill(violation);
   }
 
-  /** The container (or its channel) ended. */
-  private end(reason: string): void {
+  /** The container (or its channel) ended; `exited`: the runner's own end, not a broken engine connection. */
+  private end(reason: string, exited = true): void {
     if (this.dead) return;
     const stderr = this.stderr.trim();
     const said = stderr ? `; it wrote: ${stderr.slice(-500)}` : '';
     this.fail(
       new ContainerLostError(this.container.name, `${reason}${said}`),
-      new RunnerStartError(`the runner ended before its hello (${reason})${said}`, true),
+      new RunnerStartError(`the runner ended before its hello (${reason})${said}`, exited),
     );
   }
 
@@ -293,6 +317,22 @@ export class RunnerConnection {
     const before = this.oomKills;
     const aborted = { exitCode: null, aborted: true, oomKills: null, oomKillsBefore: before };
     if (signal.aborted) return Promise.resolve(aborted);
+    // A channel already closed (the container is being detached or removed; its end is not reported yet): the
+    // frames would go nowhere and the job would wait for its timeout, a wrong timedOut verdict.
+    if (!this.container.channel!.stdin.writable) {
+      return Promise.reject(
+        new ContainerLostError(this.container.name, 'its runner channel is closed'),
+      );
+    }
+    let jobFrame: Buffer;
+    try {
+      jobFrame = encodeJob(this.nextJobId, header, code);
+    } catch (err) {
+      if (err instanceof JobTooLargeError) {
+        return Promise.reject(new InvalidRequestError(err.field, err.detail));
+      }
+      throw err;
+    }
     const id = this.nextJobId++;
     return new Promise<RunnerJobOutcome>((resolve, reject) => {
       const onAbort = () => {
@@ -309,7 +349,7 @@ export class RunnerConnection {
         behind: new Set(),
         resolve: (o) => {
           settle();
-          resolve({ ...o, oomKillsBefore: before });
+          resolve({ ...o, oomKillsBefore: o.oomKillsBefore ?? before });
         },
         reject: (e) => {
           settle();
@@ -317,7 +357,7 @@ export class RunnerConnection {
         },
       });
       signal.addEventListener('abort', onAbort, { once: true });
-      this.write(encodeJob(id, header, code));
+      this.write(jobFrame);
       for (const frame of encodeStdin(id, stdin)) this.write(frame);
     });
   }

@@ -27,6 +27,9 @@ export const RunnerFrame = {
 /** Largest payload the runner may send; output chunks are smaller still. */
 export const MAX_RUNNER_PAYLOAD_BYTES = 1024 * 1024;
 export const MAX_OUTPUT_CHUNK_BYTES = 65536;
+/** Largest JOB header (JSON) and code the runner accepts: beyond them it exits (the container is lost). */
+export const MAX_JOB_HEADER_BYTES = 1024 * 1024;
+export const MAX_JOB_CODE_BYTES = 64 * 1024 * 1024;
 /** Largest STDIN payload the host sends in one frame. */
 export const STDIN_CHUNK_BYTES = 1024 * 1024;
 
@@ -44,6 +47,16 @@ export function frameName(type: number): string {
 
 /** A rule of the protocol the container broke; the message names it. */
 export class RunnerViolation extends Error {}
+
+/** A job the runner would refuse by its size (it would exit): the request's fault, named by its field. */
+export class JobTooLargeError extends Error {
+  constructor(
+    readonly field: 'cmd' | 'env' | 'code',
+    readonly detail: string,
+  ) {
+    super(`${field} ${detail}`);
+  }
+}
 
 export function encodeFrame(type: number, jobId: number, payload?: Buffer): Buffer {
   const length = payload?.length ?? 0;
@@ -65,8 +78,34 @@ export interface JobHeader {
 }
 
 /** JOB: `u32 jsonLength`, the JSON header, then the code bytes. */
+/** A lone UTF-16 surrogate (a JS string may hold one; UTF-8 cannot). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 export function encodeJob(jobId: number, header: JobHeader, code?: Buffer): Buffer {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  // Lone surrogates become U+FFFD, as the engine's JSON decoding makes them for an exec: sent as `\ud800` escapes,
+  // the runner could not encode them for the kernel and reported an exec failure (a lost container on the host).
+  const json = Buffer.from(
+    JSON.stringify(header, (_key, v: unknown) =>
+      typeof v === 'string' ? v.replace(LONE_SURROGATE, '\uFFFD') : v,
+    ),
+    'utf8',
+  );
+  // The runner exits on a larger one (it ends the container and every job in it): a request error instead.
+  if (json.length > MAX_JOB_HEADER_BYTES) {
+    const argvBytes = Buffer.byteLength(JSON.stringify(header.argv ?? []));
+    const envBytes = Buffer.byteLength(JSON.stringify(header.env));
+    throw new JobTooLargeError(
+      argvBytes > envBytes ? 'cmd' : 'env',
+      `with the job's other fields it takes ${json.length} bytes as JSON; the runner takes at most ` +
+        `${MAX_JOB_HEADER_BYTES}`,
+    );
+  }
+  if ((code?.length ?? 0) > MAX_JOB_CODE_BYTES) {
+    throw new JobTooLargeError(
+      'code',
+      `is ${code!.length} bytes; the runner takes at most ${MAX_JOB_CODE_BYTES}`,
+    );
+  }
   const length = Buffer.allocUnsafe(4);
   length.writeUInt32BE(json.length, 0);
   return encodeFrame(HostFrame.job, jobId, Buffer.concat([length, json, code ?? Buffer.alloc(0)]));
@@ -93,6 +132,8 @@ export interface ExitReport {
   /** As `docker exec` reports it: the exit code, or 128 + the signal's number. */
   status: number;
   oomKills: number | null;
+  /** The counter when the runner started the job (undefined from a runner that does not say). */
+  oomKillsAtStart?: number | null;
 }
 
 export interface ErrorReport {
@@ -148,8 +189,14 @@ export function parseExit(frame: DecodedFrame): ExitReport {
   if (!Number.isSafeInteger(status) || (status as number) < 0 || (status as number) > 255) {
     throw new RunnerViolation(`EXIT frame with status ${JSON.stringify(status)} (not 0..255)`);
   }
-  if (!isCount(v.oomKills ?? null)) throw new RunnerViolation('EXIT frame of the wrong shape');
-  return { status: status as number, oomKills: (v.oomKills ?? null) as number | null };
+  if (!isCount(v.oomKills ?? null) || !isCount(v.oomKillsAtStart ?? null)) {
+    throw new RunnerViolation('EXIT frame of the wrong shape');
+  }
+  return {
+    status: status as number,
+    oomKills: (v.oomKills ?? null) as number | null,
+    oomKillsAtStart: (v.oomKillsAtStart ?? null) as number | null,
+  };
 }
 
 export function parseError(frame: DecodedFrame): ErrorReport {

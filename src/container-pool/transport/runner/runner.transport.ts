@@ -9,7 +9,7 @@ import type {
   TransportJob,
   TransportOutcome,
 } from '../transport.interface';
-import { RunnerConnection } from './runner-connection';
+import { RunnerConnection, RunnerStartError } from './runner-connection';
 import { RUNNER_PROTOCOL_VERSION } from './runner-protocol';
 import { runnerSource } from './runner-source';
 
@@ -74,11 +74,11 @@ export class RunnerTransport implements Transport {
       mainUser: this.options.user,
       capAdd: [],
       channel: true,
-      ready: (container) => this.connect(container),
+      ready: (container, signal) => this.connect(container, signal),
     };
   }
 
-  private async connect(container: DriverContainer): Promise<void> {
+  private async connect(container: DriverContainer, signal?: AbortSignal): Promise<void> {
     const connection = new RunnerConnection(container, {
       runnerVersion: runnerSource().version,
       kill: () => {
@@ -87,8 +87,32 @@ export class RunnerTransport implements Transport {
       log: this.options.log,
     });
     this.connections.set(container, connection);
-    // Bounded by the create's signal: the driver gives up (and removes the container) at createTimeoutMs.
-    await connection.hello;
+    // Bounded by the create's signal: the driver gives up (and removes the container) at createTimeoutMs. A
+    // give-up is not the image's verdict (exitedBeforeHello false): a slow start is no "the runner cannot run".
+    if (!signal) {
+      await connection.hello;
+      return;
+    }
+    let onAbort!: () => void;
+    const givenUp = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        const why = signal.reason instanceof Error ? signal.reason.message : 'aborted';
+        reject(
+          new RunnerStartError(
+            `no hello from the runner before the create was given up: ${why}`,
+            false,
+          ),
+        );
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    givenUp.catch(() => undefined);
+    try {
+      await Promise.race([connection.hello, givenUp]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   async run(

@@ -366,12 +366,14 @@ said_hello = False
 
 
 class Kid(object):
-    __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq', 'job', 'acked', 'killed', 'tries')
+    __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq', 'job', 'acked', 'killed', 'tries',
+                 'oom0')
 
     def __init__(self, pid, si, so, se, sj, sx):
         self.pid, self.si, self.so, self.se, self.sj, self.sx = pid, si, so, se, sj, sx
         self.jid, self.iq, self.ieof, self.jq = 0, [], False, None
         self.job, self.acked, self.killed, self.tries = None, sj < 0, False, 0
+        self.oom0 = None
 
 
 def kill(pid):
@@ -407,8 +409,12 @@ def fork_child(warm):
     # pipes (stdin, stdout, stderr, job, status) and a fork running spare_main: (pid, the parent ends)
     fds = []
     try:
-        for _ in range(5):
+        for _ in range(4):
             fds.extend(os.pipe())
+        # the status channel is a socket, not a pipe: a pipe can be reopened through /proc/<pid>/fd by any process
+        # of the uid once the job is dumpable (another job could write its exit status); a socket cannot (ENXIO)
+        xs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds.extend(x.detach() for x in xs)
         pid = os.fork()
     except OSError:
         for f in fds:
@@ -655,7 +661,7 @@ def start_job(jid, payload):
         new_spare()
 
 
-def hand(jid, payload, k, iq, ieof, tries):
+def hand(jid, payload, k, iq, ieof, tries, oom0=None):
     # give a code job to a child: k (the spare), else a fresh fork. Until the child acknowledges the job, its
     # payload and stdin are kept: a child killed before (by another job: same uid) is replaced, the job re-sent.
     while True:
@@ -678,12 +684,15 @@ def hand(jid, payload, k, iq, ieof, tries):
     k.job, k.iq, k.ieof, k.tries = payload, iq, ieof, tries
     k.jq = memoryview(payload)[w:]
     feed_job(k)
-    began(jid, k)
+    began(jid, k, oom0)
     reg(k.sx, selectors.EVENT_READ, on_status, k)
 
 
-def began(jid, k):
+def began(jid, k, oom0=None):
+    # oom0: the OOM kill counter when the job started (a retry keeps the first): an OOM between jobs (a background
+    # process of an earlier one) is not this job's
     k.jid = jid
+    k.oom0 = oom_kills() if oom0 is None else oom0
     jobs[jid] = k
     if not paused:
         reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
@@ -846,8 +855,9 @@ def end_job(k, x, st):
         return True
     if st is not None:
         n = 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-    o = oom_kills()
-    send(EXIT, jid, b'{"status": %d, "oomKills": %s}' % (n, b'null' if o is None else str(o).encode()))
+    o, o0 = oom_kills(), k.oom0
+    send(EXIT, jid, b'{"status": %d, "oomKills": %s, "oomKillsAtStart": %s}' % (
+        n, b'null' if o is None else str(o).encode(), b'null' if o0 is None else str(o0).encode()))
     return True
 
 
@@ -900,7 +910,7 @@ def on_reaped(pid, st):
             jid = k.jid  # killed before it got the job: run it in a new child
             del jobs[jid]
             discard(k)
-            hand(jid, k.job, None, k.iq, k.ieof, k.tries + 1)
+            hand(jid, k.job, None, k.iq, k.ieof, k.tries + 1, k.oom0)
             return
         end_job(k, x, st)
     else:
