@@ -423,8 +423,14 @@ function parseArgs(argv: string[]): Args {
  */
 async function soakMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
   const config = soakConfig(args.image ?? DEFAULT_IMAGE, args.soakRuns);
+  // One transport per soak: exec unless `--transports runner` names the runner alone.
+  const transport: TransportName = args.transports?.length === 1 ? args.transports[0] : 'exec';
+  config.pool = { ...config.pool, transport };
   const full = config.runs === soakConfig(config.image).runs;
-  const outDir = resolve(args.out ?? join(__dirname, 'results', full ? '' : 'tmp/soak'));
+  const dir = transport === 'runner' ? 'soak-runner' : '';
+  const outDir = resolve(
+    args.out ?? join(__dirname, 'results', full ? dir : join('tmp/soak', dir)),
+  );
   const raw = await runSoak(config, { docker, runId });
   const analysis = analyzeSoak(raw);
   const files = await writeSoak(outDir, raw, analysis);

@@ -323,13 +323,15 @@ export async function runSoak(config: SoakConfig, opts: SoakOptions): Promise<So
     outcomes[kind].runs++;
     try {
       const r = await pool.run(requestFor(kind, i));
-      if (asExpected(kind, i, r)) outcomes[kind].asExpected++;
-      else {
+      // Every result of the transport the soak runs on (config.pool.transport, exec unless named).
+      if (r.transport === (config.pool.transport ?? 'exec') && asExpected(kind, i, r)) {
+        outcomes[kind].asExpected++;
+      } else {
         unexpected.count++;
         if (unexpected.examples.length < 10) {
           unexpected.examples.push(
             `run ${i} (${kind}): exit ${r.exitCode}, timedOut ${r.timedOut}, oomKilled ${r.oomKilled}, ` +
-              `truncated ${r.truncated}, stdout ${JSON.stringify(r.stdout.slice(0, 100))}`,
+              `truncated ${r.truncated}, transport ${r.transport}, stdout ${JSON.stringify(r.stdout.slice(0, 100))}`,
           );
         }
       }
