@@ -66,6 +66,16 @@ export function reusesStale(rule: RolloutRule | null, counts: GenerationCounts):
 }
 
 /**
+ * Whether a create of a stale generation that finishes now (it started before the rule came into force) goes to
+ * idle: with `onReplenish` (used up first), with `rolling` only while stale idle ones remain (the rollout has not
+ * settled); never with `recreate`. Otherwise it is removed at once, so that once update() resolved no old one
+ * becomes idle again.
+ */
+export function keepsStaleCreated(rule: RolloutRule | null, counts: GenerationCounts): boolean {
+  return rule?.strategy === 'onReplenish' || reusesStale(rule, counts);
+}
+
+/**
  * The idle count the refill plans with. With `rolling`, stale idle containers beyond `maxSurge` count as
  * idle, the others do not: so new ones are created (at most `maxSurge` beyond the target at once) while the
  * old ones still serve, and each new one ready retires an old one (see staleToRetire).
