@@ -193,6 +193,8 @@ export class RolloutController {
   /** An image id whose rollout failed: the re-tag check does not try it again. */
   private failedImageId: string | null = null;
   private checkingImage = false;
+  /** The sizes before the first resize of an update since the last complete rollout (a revert restores them). */
+  private resizedFrom: { size: number; maxContainers: number } | null = null;
   private stopped = false;
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -357,15 +359,6 @@ export class RolloutController {
       return;
     }
     if (attempt.done) return;
-    if (parsed.resize) {
-      // Checked at the start; another profile may have grown meanwhile.
-      try {
-        this.deps.warm.resize(parsed.resize);
-      } catch (err) {
-        this.fail(attempt, messageOf(err), err);
-        return;
-      }
-    }
     let transportIdentity: string;
     try {
       transportIdentity = await this.deps.transportFor(imageId);
@@ -376,6 +369,18 @@ export class RolloutController {
       return;
     }
     if (attempt.done) return;
+    if (parsed.resize) {
+      // Checked at the start; another profile may have grown meanwhile. Applied only once nothing else can fail
+      // before the switch; a failed rollout restores the sizes it had before (see revert).
+      const before = this.deps.warm.stats();
+      try {
+        this.deps.warm.resize(parsed.resize);
+      } catch (err) {
+        this.fail(attempt, messageOf(err), err);
+        return;
+      }
+      this.resizedFrom ??= { size: before.size, maxContainers: before.maxContainers };
+    }
     const generation = generationOf(next, imageId, transportIdentity);
     Object.assign(this.o, parsed.fields);
     this.deps.target.retarget({ shape: containerSpecOf(this.o), imageId, generation });
@@ -422,6 +427,7 @@ export class RolloutController {
       attempt.done = true;
       clearTimeout(attempt.timer);
       this.state = 'complete';
+      this.resizedFrom = null;
       this.stable = {
         fields: Object.fromEntries(GENERATION_KEYS.map((k) => [k, this.o[k]])),
         target: {
@@ -464,6 +470,16 @@ export class RolloutController {
   }
 
   private revert(): void {
+    const sizes = this.resizedFrom;
+    this.resizedFrom = null;
+    if (sizes) {
+      try {
+        this.deps.warm.resize(sizes);
+      } catch (err) {
+        // Another profile grew meanwhile: the sizes of the update stay.
+        this.deps.log.warn(`revert: could not restore size ${sizes.size}: ${messageOf(err)}`);
+      }
+    }
     const stable = this.stable;
     const rule = this.deps.warm.rollout;
     if (!stable || !rule || rule.generation === stable.generation) return;

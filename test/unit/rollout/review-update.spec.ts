@@ -1,0 +1,37 @@
+/**
+ * Found in review of the rollout (update() through Nest on a FakeDriver): each test names the bug it pins.
+ */
+import { RolloutFailedError } from '../../../src/container-pool/errors';
+import { FakeDriver } from '../../support/fake-driver';
+import { useFakePools, waitFor } from '../../support/pool-testing';
+
+describe('rollout review: update() (fake driver)', () => {
+  const start = useFakePools();
+
+  async function filled(options: Parameters<typeof start>[0] = {}, driver = new FakeDriver()) {
+    const made = await start({ size: 2, maxContainers: 6, ...options }, driver);
+    await made.pool.initialize();
+    await waitFor(() => made.pool.stats().idle === (options.size ?? 2), 2000, 'filled');
+    return made;
+  }
+
+  it('a failed rollout reverts the size and maxContainers of its patch too', async () => {
+    const { pool, driver } = await filled({ progressDeadlineMs: 1000 });
+    driver.createError = new Error('the new generation does not start (fake)');
+    const err = await pool
+      .update({ memoryBytes: '512m', size: 3, maxContainers: 5 }, { strategy: 'rolling' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RolloutFailedError);
+    expect(pool.stats()).toMatchObject({ size: 2, maxContainers: 6 });
+    driver.createError = null;
+  });
+
+  it('a patch whose transport check fails changes nothing, its size included', async () => {
+    const { pool } = await filled();
+    const transport = (pool.pool() as unknown as { transport: { choose: () => Promise<never> } })
+      .transport;
+    jest.spyOn(transport, 'choose').mockRejectedValue(new Error('no runner there (fake)'));
+    await expect(pool.update({ image: 'fake:v2', size: 3 })).rejects.toThrow(/no runner/);
+    expect(pool.stats()).toMatchObject({ size: 2, image: 'fake:latest' });
+  });
+});
