@@ -141,6 +141,8 @@ interface Attempt {
   maxSurge: number;
   /** Its rule is in force (the pool and the provisioner were switched). */
   applied: boolean;
+  /** The new image's id, once resolved. */
+  imageId?: string;
   /** update() has resolved or rejected. */
   answered: boolean;
   /** Complete, failed or superseded: nothing more happens to it. */
@@ -359,6 +361,7 @@ export class RolloutController {
       return;
     }
     if (attempt.done) return;
+    attempt.imageId = imageId;
     let transportIdentity: string;
     try {
       transportIdentity = await this.deps.transportFor(imageId);
@@ -459,7 +462,8 @@ export class RolloutController {
     clearTimeout(attempt.timer);
     this.state = 'failed';
     this.reason = reason;
-    if (attempt.applied) this.failedImageId = this.deps.target.imageId;
+    // Applied or not (its transport check failed): the re-tag check does not try this id again.
+    if (attempt.imageId) this.failedImageId = attempt.imageId;
     this.revert();
     this.deps.log.warn(`rollout failed, reverted to the previous generation: ${reason}`);
     attempt.reject(

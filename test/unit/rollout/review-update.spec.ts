@@ -34,4 +34,30 @@ describe('rollout review: update() (fake driver)', () => {
     await expect(pool.update({ image: 'fake:v2', size: 3 })).rejects.toThrow(/no runner/);
     expect(pool.stats()).toMatchObject({ size: 2, image: 'fake:latest' });
   });
+
+  it('a re-tag whose rollout fails before it applies is not tried again at every event or tick', async () => {
+    const { pool, driver } = await filled();
+    const transport = (
+      pool.pool() as unknown as {
+        transport: { choose: (id: string, probe: unknown) => Promise<unknown> };
+      }
+    ).transport;
+    const real = transport.choose.bind(transport);
+    const choose = jest
+      .spyOn(transport, 'choose')
+      .mockImplementation((id: string, probe: unknown) =>
+        id === 'sha256:retagged'
+          ? Promise.reject(new Error('no runner there (fake)'))
+          : real(id, probe),
+      );
+    driver.imageIds.set('fake:latest', 'sha256:retagged');
+    driver.imageEvent('fake:latest');
+    await waitFor(() => pool.stats().rollout!.state === 'failed', 2000, 'failed');
+    const calls = choose.mock.calls.length;
+    for (let i = 0; i < 3; i++) {
+      driver.imageEvent('fake:latest');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(choose.mock.calls.length).toBe(calls);
+  });
 });
