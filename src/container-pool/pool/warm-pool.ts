@@ -62,6 +62,8 @@ export interface WarmPoolDeps {
   intervalName: string;
   /** The limits shared with the module's other pools (profiles); none for a module of one pool. */
   capacity?: SharedCapacity;
+  /** Without `capacity`: the module-wide cap (maxContainersTotal), which a rolling rollout's surge respects. */
+  maxTotal?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -87,6 +89,7 @@ export class WarmPool {
     private readonly deps: WarmPoolDeps,
   ) {
     const state = (this.state = new PoolState(options, deps.totals));
+    if (!deps.capacity && deps.maxTotal !== undefined) state.maxTotal = deps.maxTotal;
     const member = (this.member = state.asCapacityMember({
       pump: () => this.pump(),
       wanted: () => this.supply.wanted(),

@@ -60,4 +60,18 @@ describe('rollout review: update() (fake driver)', () => {
     }
     expect(choose.mock.calls.length).toBe(calls);
   });
+
+  it('rolling with one profile: the surge counts against maxContainersTotal on the engine', async () => {
+    const driver = new FakeDriver();
+    const { pool } = await filled({ size: 2, maxContainers: 2, maxContainersTotal: 2 }, driver);
+    let most = 0;
+    driver.onCreated = () =>
+      (most = Math.max(most, driver.created.filter((c) => !c.removed).length));
+    const status = await pool.update({ image: 'fake:v2' }, { strategy: 'rolling', maxSurge: 1 });
+    expect(status.state).toBe('complete');
+    await waitFor(() => pool.stats().idle === 2, 2000, 'refilled');
+    const gens = pool.containers().map((r) => r.generation);
+    expect(gens).toEqual([status.generation, status.generation]);
+    expect(most).toBeLessThanOrEqual(2);
+  });
 });
