@@ -218,6 +218,18 @@ export class WarmPool {
     this.pumpAll();
   }
 
+  /**
+   * A rollout was reverted: the failures of the abandoned generation's creates (its image gone, its limits refused)
+   * no longer hold the pool back: no back-off, and acquires are not refused with their error. The next refill
+   * prepares again if they unprepared it (the previous image).
+   */
+  forgetFailures(): void {
+    const { backoff } = this.state;
+    backoff.failureStreak = 0;
+    backoff.until = 0;
+    backoff.lastError = null;
+  }
+
   /** The rule in force, or null before any rollout. */
   get rollout(): RolloutRule | null {
     return this.state.rollout;

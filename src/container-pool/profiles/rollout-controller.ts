@@ -489,6 +489,7 @@ export class RolloutController {
     if (!stable || !rule || rule.generation === stable.generation) return;
     Object.assign(this.o, stable.fields);
     this.deps.target.retarget(stable.target);
+    this.deps.warm.forgetFailures();
     // The new generation's idle containers go at once, its leased ones at their release.
     this.deps.warm.rollOut(
       stable.generation === null

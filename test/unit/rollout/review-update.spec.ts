@@ -1,7 +1,8 @@
 /**
  * Found in review of the rollout (update() through Nest on a FakeDriver): each test names the bug it pins.
  */
-import { RolloutFailedError } from '../../../src/container-pool/errors';
+import { LABELS } from '../../../src/container-pool/container-pool.constants';
+import { ImageUnavailableError, RolloutFailedError } from '../../../src/container-pool/errors';
 import { FakeDriver } from '../../support/fake-driver';
 import { useFakePools, waitFor } from '../../support/pool-testing';
 
@@ -73,5 +74,28 @@ describe('rollout review: update() (fake driver)', () => {
     const gens = pool.containers().map((r) => r.generation);
     expect(gens).toEqual([status.generation, status.generation]);
     expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it('after a revert the previous generation serves at once: the failures of the new image hold nothing back', async () => {
+    const { pool, driver } = await filled({ progressDeadlineMs: 1000, pullPolicy: 'never' });
+    const old = pool.stats().rollout!.generation;
+    driver.manualCreates = true;
+    await pool.update({ image: 'fake:v2' }, { strategy: 'onReplenish' });
+    // The old idle ones are used up (and still leased: the rollout cannot complete).
+    const held = [await pool.acquire(), await pool.acquire()];
+    await waitFor(() => driver.pendingCreates.length > 0, 2000, 'new creates');
+    // The new image goes away on the engine: its creates fail as an image the engine lacks.
+    driver.missingImages.add('fake:v2');
+    for (const p of [...driver.pendingCreates]) {
+      p.fail(new ImageUnavailableError('fake:v2', 'No such image (fake)'));
+    }
+    driver.manualCreates = false;
+    await waitFor(() => pool.stats().rollout!.state === 'failed', 3000, 'failed');
+    expect(pool.stats().rollout).toMatchObject({ state: 'failed', generation: old });
+    // The previous generation serves: an acquire is served by it, not refused with the new image's error.
+    const c = await pool.acquire();
+    expect(driver.created.find((x) => x.id === c.id)!.spec.labels[LABELS.generation]).toBe(old);
+    pool.release(c);
+    for (const h of held) pool.release(h);
   });
 });
