@@ -139,17 +139,27 @@ export function staleToRetire(
 
 /**
  * Whether update() may resolve: new creates are of the new generation already (the rule is in force), and for
- * `recreate` and `rolling` no stale container is idle. `onReplenish` resolves at once.
+ * `recreate` and `rolling` no stale container is idle and (with a warm target) one of the new generation exists.
+ * `onReplenish` resolves at once.
  */
-export function rolloutSettled(rule: RolloutRule, counts: GenerationCounts): boolean {
-  return rule.strategy === 'onReplenish' || counts.staleIdle === 0;
+export function rolloutSettled(rule: RolloutRule, counts: GenerationCounts, target = 0): boolean {
+  return rule.strategy === 'onReplenish' || (counts.staleIdle === 0 && proven(counts, target));
+}
+
+/**
+ * Whether the new generation has shown it can be made: a pool that keeps containers warm (`target` > 0) has one
+ * of it. Until then a `recreate` that removed every old container is not complete, so that a generation the
+ * engine refuses (its image gone, its limits refused) fails at the deadline and reverts.
+ */
+function proven(counts: GenerationCounts, target: number): boolean {
+  return target <= 0 || counts.freshIdle + counts.freshLeased > 0;
 }
 
 /**
  * Whether the rollout is complete: settled, and for `onReplenish` no stale container is idle or leased either
  * (leased ones of `recreate` and `rolling` are removed at their release; they never go back to idle).
  */
-export function rolloutComplete(rule: RolloutRule, counts: GenerationCounts): boolean {
+export function rolloutComplete(rule: RolloutRule, counts: GenerationCounts, target = 0): boolean {
   if (rule.strategy === 'onReplenish') return counts.staleIdle === 0 && counts.staleLeased === 0;
-  return counts.staleIdle === 0;
+  return counts.staleIdle === 0 && proven(counts, target);
 }

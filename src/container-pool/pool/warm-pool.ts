@@ -245,7 +245,11 @@ export class WarmPool {
     const rule = this.state.rollout;
     if (!rule) return null;
     const counts = this.state.generations();
-    return { settled: rolloutSettled(rule, counts), complete: rolloutComplete(rule, counts) };
+    const target = this.state.draining ? 0 : this.state.size;
+    return {
+      settled: rolloutSettled(rule, counts, target),
+      complete: rolloutComplete(rule, counts, target),
+    };
   }
 
   /** Removes the stale idle containers the rule retires now (oldest first). */

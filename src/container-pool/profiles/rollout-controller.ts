@@ -202,7 +202,8 @@ export class RolloutController {
 
   constructor(private readonly deps: RolloutControllerDeps) {
     this.strategy = deps.options.updateStrategy;
-    const check = () => this.check();
+    // After the current task's bookkeeping: `created` is emitted before the container joins the pool's stock.
+    const check = () => queueMicrotask(() => this.check());
     for (const event of ['created', 'acquired', 'destroyed'] as const) {
       deps.events.on(event, check);
       this.unsubscribe.push(() => deps.events.off(event, check));

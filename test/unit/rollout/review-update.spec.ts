@@ -98,4 +98,21 @@ describe('rollout review: update() (fake driver)', () => {
     pool.release(c);
     for (const h of held) pool.release(h);
   });
+
+  it('recreate to a generation that cannot be created is not complete: it fails at the deadline and reverts', async () => {
+    const { pool, driver } = await filled({ progressDeadlineMs: 1000 });
+    const old = pool.stats().rollout!.generation;
+    // The new limits are refused by the engine (e.g. more CPUs than the host has).
+    driver.createError = new Error('Range of CPUs is from 0.01 to 2.00 (fake)');
+    const err = await pool
+      .update({ nanoCpus: 64_000_000_000 }, { strategy: 'recreate' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RolloutFailedError);
+    expect(pool.stats().rollout).toMatchObject({ state: 'failed', generation: old });
+    driver.createError = null;
+    const c = await pool.acquire();
+    expect(driver.created.find((x) => x.id === c.id)!.spec.labels[LABELS.generation]).toBe(old);
+    expect(driver.created.find((x) => x.id === c.id)!.spec.nanoCpus).toBe(1_000_000_000);
+    pool.release(c);
+  });
 });
