@@ -109,6 +109,12 @@ export function parsePatch(patch: unknown, current: ResolvedContainerPoolOptions
     if ((SIZE_KEYS as readonly string[]).includes(key)) resize[key] = value;
     else fields[key] = value;
   }
+  if (!Object.keys(fields).length && !Object.keys(resize).length) {
+    throw new InvalidRequestError(
+      'patch',
+      `names no setting to change (it changes ${PATCH_KEYS.join(', ')})`,
+    );
+  }
   const next = { ...current, ...fields };
   const tmpfs = next.tmpSizeBytes + next.workdirSizeBytes + next.shmSizeBytes;
   if (tmpfs >= next.memoryBytes) {

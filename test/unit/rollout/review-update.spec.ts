@@ -115,4 +115,14 @@ describe('rollout review: update() (fake driver)', () => {
     expect(driver.created.find((x) => x.id === c.id)!.spec.nanoCpus).toBe(1_000_000_000);
     pool.release(c);
   });
+
+  it('an empty patch is refused naming it, not a 202 that changes nothing', async () => {
+    const { pool } = await filled();
+    await expect(pool.update({})).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      field: 'patch',
+    });
+    await expect(pool.update({ image: undefined })).rejects.toMatchObject({ field: 'patch' });
+    expect(pool.stats().rollout!.state).toBe('idle');
+  });
 });
