@@ -65,6 +65,16 @@ type GenerationFields = Partial<Pick<ResolvedContainerPoolOptions, GenerationKey
 const SIZE_KEYS = ['size', 'maxContainers'] as const;
 const PATCH_KEYS: readonly string[] = [...GENERATION_KEYS, ...SIZE_KEYS];
 
+/** Docker's image reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest], or an image id. */
+const DOMAIN =
+  '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?';
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_REFERENCE = new RegExp(
+  `^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?` +
+    '(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
+);
+const IMAGE_ID = /^(?:sha256:)?[0-9a-f]{12,64}$/;
+
 /** A patch checked and parsed: the generation fields and the resize. */
 interface ParsedPatch {
   fields: GenerationFields;
@@ -90,7 +100,17 @@ export function parsePatch(patch: unknown, current: ResolvedContainerPoolOptions
       if (typeof raw !== 'string' || !raw.trim()) {
         throw new InvalidRequestError('image', 'must be a non-empty image name');
       }
-      fields.image = raw.trim();
+      const image = raw.trim();
+      // The engine answers a malformed reference with a 400 that would read as the engine failing.
+      // (The configured one is known to the engine already: a re-tag rolls it out as it is.)
+      const wellFormed = IMAGE_REFERENCE.test(image) || IMAGE_ID.test(image);
+      if (image !== current.image && (image.length > 1024 || !wellFormed)) {
+        throw new InvalidRequestError(
+          'image',
+          `must be an image reference such as repo/name:tag (lower case), got ${JSON.stringify(image.slice(0, 100))}`,
+        );
+      }
+      fields.image = image;
       continue;
     }
     const setting = SETTINGS[key as keyof typeof SETTINGS];

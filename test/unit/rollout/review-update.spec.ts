@@ -125,4 +125,24 @@ describe('rollout review: update() (fake driver)', () => {
     await expect(pool.update({ image: undefined })).rejects.toMatchObject({ field: 'patch' });
     expect(pool.stats().rollout!.state).toBe('idle');
   });
+
+  it('a malformed image reference is a 400 naming image (the engine would answer a 400 read as its failure)', async () => {
+    const { pool } = await filled();
+    for (const image of [
+      'Not/A:Valid::Ref',
+      'UPPER:case',
+      'a b',
+      'x'.repeat(2000),
+      'repo:tag:tag',
+    ]) {
+      await expect(pool.update({ image })).rejects.toMatchObject({ field: 'image' });
+    }
+    for (const image of [
+      'busybox',
+      'localhost:5000/team/img:v1.2',
+      'container-pool-sandbox:bookworm',
+    ]) {
+      await expect(pool.update({ image }, { strategy: 'onReplenish' })).resolves.toBeDefined();
+    }
+  });
 });
