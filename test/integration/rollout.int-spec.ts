@@ -164,7 +164,14 @@ describe('rollouts on a real engine', () => {
 
   it('rolling: every hand-out during the rollout is warm (no acquire creates or waits), then only new ones', async () => {
     const pool = await filled(
-      busybox(`${REPO}:base`, { size: 2, maxContainers: 2, singleUse: false, maxSurge: 1 }),
+      // Room for the surge under the module-wide cap (by default the sum of maxContainers: 2).
+      busybox(`${REPO}:base`, {
+        size: 2,
+        maxContainers: 2,
+        maxContainersTotal: 3,
+        singleUse: false,
+        maxSurge: 1,
+      }),
     );
     const waits: number[] = [];
     pool.events.on('acquired', (e) => waits.push(e.waitMs));
@@ -186,7 +193,7 @@ describe('rollouts on a real engine', () => {
       expect(pool.stats().waiting).toBe(0);
       expect((await c.execute(['true'])).exitCode).toBe(0);
       generations.add((await engineView(c)).generation);
-      // Never beyond maxContainers + maxSurge, as the engine counts the pool's containers.
+      // Never beyond maxContainers + maxSurge nor maxContainersTotal, as the engine counts them.
       expect((await engineContainers(lastName)).length).toBeLessThanOrEqual(3);
       pool.release(c);
       rounds++;

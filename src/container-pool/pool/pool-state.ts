@@ -41,10 +41,17 @@ export class PoolState {
     return refillIdle(this.rollout, this.generations());
   }
 
-  /** The cap the refill plans with (maxContainers, plus a rolling rollout's surge). */
+  /**
+   * The module-wide cap when no SharedCapacity applies it (a module of one profile whose maxContainers is within
+   * maxContainersTotal): a rolling rollout's surge stays within it too.
+   */
+  maxTotal = Infinity;
+
+  /** The cap the refill plans with (maxContainers, plus a rolling rollout's surge within maxTotal). */
   refillMaxContainers(): number {
     if (!this.rollout) return this.maxContainers;
-    return refillMaxContainers(this.rollout, this.maxContainers, this.generations());
+    const cap = refillMaxContainers(this.rollout, this.maxContainers, this.generations());
+    return Math.min(cap, Math.max(this.maxContainers, this.maxTotal));
   }
 
   /** This pool as the limits shared with other pools see it. */

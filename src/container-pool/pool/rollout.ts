@@ -66,6 +66,16 @@ export function reusesStale(rule: RolloutRule | null, counts: GenerationCounts):
 }
 
 /**
+ * Whether a create of a stale generation that finishes now (it started before the rule came into force) goes to
+ * idle: with `onReplenish` (used up first), with `rolling` only while stale idle ones remain (the rollout has not
+ * settled); never with `recreate`. Otherwise it is removed at once, so that once update() resolved no old one
+ * becomes idle again.
+ */
+export function keepsStaleCreated(rule: RolloutRule | null, counts: GenerationCounts): boolean {
+  return rule?.strategy === 'onReplenish' || reusesStale(rule, counts);
+}
+
+/**
  * The idle count the refill plans with. With `rolling`, stale idle containers beyond `maxSurge` count as
  * idle, the others do not: so new ones are created (at most `maxSurge` beyond the target at once) while the
  * old ones still serve, and each new one ready retires an old one (see staleToRetire).
@@ -129,17 +139,27 @@ export function staleToRetire(
 
 /**
  * Whether update() may resolve: new creates are of the new generation already (the rule is in force), and for
- * `recreate` and `rolling` no stale container is idle. `onReplenish` resolves at once.
+ * `recreate` and `rolling` no stale container is idle and (with a warm target) one of the new generation exists.
+ * `onReplenish` resolves at once.
  */
-export function rolloutSettled(rule: RolloutRule, counts: GenerationCounts): boolean {
-  return rule.strategy === 'onReplenish' || counts.staleIdle === 0;
+export function rolloutSettled(rule: RolloutRule, counts: GenerationCounts, target = 0): boolean {
+  return rule.strategy === 'onReplenish' || (counts.staleIdle === 0 && proven(counts, target));
+}
+
+/**
+ * Whether the new generation has shown it can be made: a pool that keeps containers warm (`target` > 0) has one
+ * of it. Until then a `recreate` that removed every old container is not complete, so that a generation the
+ * engine refuses (its image gone, its limits refused) fails at the deadline and reverts.
+ */
+function proven(counts: GenerationCounts, target: number): boolean {
+  return target <= 0 || counts.freshIdle + counts.freshLeased > 0;
 }
 
 /**
  * Whether the rollout is complete: settled, and for `onReplenish` no stale container is idle or leased either
  * (leased ones of `recreate` and `rolling` are removed at their release; they never go back to idle).
  */
-export function rolloutComplete(rule: RolloutRule, counts: GenerationCounts): boolean {
+export function rolloutComplete(rule: RolloutRule, counts: GenerationCounts, target = 0): boolean {
   if (rule.strategy === 'onReplenish') return counts.staleIdle === 0 && counts.staleLeased === 0;
-  return counts.staleIdle === 0;
+  return counts.staleIdle === 0 && proven(counts, target);
 }

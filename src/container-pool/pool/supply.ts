@@ -15,6 +15,7 @@ import { planRefill } from './refill-planner';
 import type { RefillScheduler } from './refill-scheduler';
 import type { CapacityMember, SharedCapacity } from './shared-capacity';
 import type { Removals } from './removals';
+import { isStale, keepsStaleCreated } from './rollout';
 
 export interface SupplyDeps {
   state: PoolState;
@@ -216,9 +217,12 @@ export class Supply {
           },
           gone: (reason) => this.gone(c, reason),
         });
-        const keep = !state.shuttingDown && !state.draining;
+        // Of an older generation (started before the rollout's rule): not idle once the rollout settled.
+        const stale =
+          isStale(c, state.rollout) && !keepsStaleCreated(state.rollout, state.generations());
+        const keep = !state.shuttingDown && !state.draining && !stale;
         state.stock.created(c, keep);
-        if (!keep) void this.deps.removals.destroy(c, 'not needed');
+        if (!keep) void this.deps.removals.destroy(c, stale ? 'rollout' : 'not needed');
         this.deps.pump();
       },
       (err) => {

@@ -62,6 +62,8 @@ export interface WarmPoolDeps {
   intervalName: string;
   /** The limits shared with the module's other pools (profiles); none for a module of one pool. */
   capacity?: SharedCapacity;
+  /** Without `capacity`: the module-wide cap (maxContainersTotal), which a rolling rollout's surge respects. */
+  maxTotal?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -87,6 +89,7 @@ export class WarmPool {
     private readonly deps: WarmPoolDeps,
   ) {
     const state = (this.state = new PoolState(options, deps.totals));
+    if (!deps.capacity && deps.maxTotal !== undefined) state.maxTotal = deps.maxTotal;
     const member = (this.member = state.asCapacityMember({
       pump: () => this.pump(),
       wanted: () => this.supply.wanted(),
@@ -215,6 +218,18 @@ export class WarmPool {
     this.pumpAll();
   }
 
+  /**
+   * A rollout was reverted: the failures of the abandoned generation's creates (its image gone, its limits refused)
+   * no longer hold the pool back: no back-off, and acquires are not refused with their error. The next refill
+   * prepares again if they unprepared it (the previous image).
+   */
+  forgetFailures(): void {
+    const { backoff } = this.state;
+    backoff.failureStreak = 0;
+    backoff.until = 0;
+    backoff.lastError = null;
+  }
+
   /** The rule in force, or null before any rollout. */
   get rollout(): RolloutRule | null {
     return this.state.rollout;
@@ -230,7 +245,11 @@ export class WarmPool {
     const rule = this.state.rollout;
     if (!rule) return null;
     const counts = this.state.generations();
-    return { settled: rolloutSettled(rule, counts), complete: rolloutComplete(rule, counts) };
+    const target = this.state.draining ? 0 : this.state.size;
+    return {
+      settled: rolloutSettled(rule, counts, target),
+      complete: rolloutComplete(rule, counts, target),
+    };
   }
 
   /** Removes the stale idle containers the rule retires now (oldest first). */

@@ -137,6 +137,7 @@ export class ContainerPool implements LeaseOwner {
     }));
     this.warm = new WarmPool(o, {
       capacity: deps.capacity,
+      maxTotal: o.maxContainersTotal,
       source: provisioner,
       engine: deps.monitor,
       log,

@@ -65,6 +65,16 @@ type GenerationFields = Partial<Pick<ResolvedContainerPoolOptions, GenerationKey
 const SIZE_KEYS = ['size', 'maxContainers'] as const;
 const PATCH_KEYS: readonly string[] = [...GENERATION_KEYS, ...SIZE_KEYS];
 
+/** Docker's image reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest], or an image id. */
+const DOMAIN =
+  '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?';
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_REFERENCE = new RegExp(
+  `^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?` +
+    '(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
+);
+const IMAGE_ID = /^(?:sha256:)?[0-9a-f]{12,64}$/;
+
 /** A patch checked and parsed: the generation fields and the resize. */
 interface ParsedPatch {
   fields: GenerationFields;
@@ -90,7 +100,17 @@ export function parsePatch(patch: unknown, current: ResolvedContainerPoolOptions
       if (typeof raw !== 'string' || !raw.trim()) {
         throw new InvalidRequestError('image', 'must be a non-empty image name');
       }
-      fields.image = raw.trim();
+      const image = raw.trim();
+      // The engine answers a malformed reference with a 400 that would read as the engine failing.
+      // (The configured one is known to the engine already: a re-tag rolls it out as it is.)
+      const wellFormed = IMAGE_REFERENCE.test(image) || IMAGE_ID.test(image);
+      if (image !== current.image && (image.length > 1024 || !wellFormed)) {
+        throw new InvalidRequestError(
+          'image',
+          `must be an image reference such as repo/name:tag (lower case), got ${JSON.stringify(image.slice(0, 100))}`,
+        );
+      }
+      fields.image = image;
       continue;
     }
     const setting = SETTINGS[key as keyof typeof SETTINGS];
@@ -108,6 +128,12 @@ export function parsePatch(patch: unknown, current: ResolvedContainerPoolOptions
     }
     if ((SIZE_KEYS as readonly string[]).includes(key)) resize[key] = value;
     else fields[key] = value;
+  }
+  if (!Object.keys(fields).length && !Object.keys(resize).length) {
+    throw new InvalidRequestError(
+      'patch',
+      `names no setting to change (it changes ${PATCH_KEYS.join(', ')})`,
+    );
   }
   const next = { ...current, ...fields };
   const tmpfs = next.tmpSizeBytes + next.workdirSizeBytes + next.shmSizeBytes;
@@ -141,6 +167,8 @@ interface Attempt {
   maxSurge: number;
   /** Its rule is in force (the pool and the provisioner were switched). */
   applied: boolean;
+  /** The new image's id, once resolved. */
+  imageId?: string;
   /** update() has resolved or rejected. */
   answered: boolean;
   /** Complete, failed or superseded: nothing more happens to it. */
@@ -193,12 +221,15 @@ export class RolloutController {
   /** An image id whose rollout failed: the re-tag check does not try it again. */
   private failedImageId: string | null = null;
   private checkingImage = false;
+  /** The sizes before the first resize of an update since the last complete rollout (a revert restores them). */
+  private resizedFrom: { size: number; maxContainers: number } | null = null;
   private stopped = false;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(private readonly deps: RolloutControllerDeps) {
     this.strategy = deps.options.updateStrategy;
-    const check = () => this.check();
+    // After the current task's bookkeeping: `created` is emitted before the container joins the pool's stock.
+    const check = () => queueMicrotask(() => this.check());
     for (const event of ['created', 'acquired', 'destroyed'] as const) {
       deps.events.on(event, check);
       this.unsubscribe.push(() => deps.events.off(event, check));
@@ -357,15 +388,7 @@ export class RolloutController {
       return;
     }
     if (attempt.done) return;
-    if (parsed.resize) {
-      // Checked at the start; another profile may have grown meanwhile.
-      try {
-        this.deps.warm.resize(parsed.resize);
-      } catch (err) {
-        this.fail(attempt, messageOf(err), err);
-        return;
-      }
-    }
+    attempt.imageId = imageId;
     let transportIdentity: string;
     try {
       transportIdentity = await this.deps.transportFor(imageId);
@@ -376,6 +399,18 @@ export class RolloutController {
       return;
     }
     if (attempt.done) return;
+    if (parsed.resize) {
+      // Checked at the start; another profile may have grown meanwhile. Applied only once nothing else can fail
+      // before the switch; a failed rollout restores the sizes it had before (see revert).
+      const before = this.deps.warm.stats();
+      try {
+        this.deps.warm.resize(parsed.resize);
+      } catch (err) {
+        this.fail(attempt, messageOf(err), err);
+        return;
+      }
+      this.resizedFrom ??= { size: before.size, maxContainers: before.maxContainers };
+    }
     const generation = generationOf(next, imageId, transportIdentity);
     Object.assign(this.o, parsed.fields);
     this.deps.target.retarget({ shape: containerSpecOf(this.o), imageId, generation });
@@ -422,6 +457,7 @@ export class RolloutController {
       attempt.done = true;
       clearTimeout(attempt.timer);
       this.state = 'complete';
+      this.resizedFrom = null;
       this.stable = {
         fields: Object.fromEntries(GENERATION_KEYS.map((k) => [k, this.o[k]])),
         target: {
@@ -453,7 +489,8 @@ export class RolloutController {
     clearTimeout(attempt.timer);
     this.state = 'failed';
     this.reason = reason;
-    if (attempt.applied) this.failedImageId = this.deps.target.imageId;
+    // Applied or not (its transport check failed): the re-tag check does not try this id again.
+    if (attempt.imageId) this.failedImageId = attempt.imageId;
     this.revert();
     this.deps.log.warn(`rollout failed, reverted to the previous generation: ${reason}`);
     attempt.reject(
@@ -464,11 +501,22 @@ export class RolloutController {
   }
 
   private revert(): void {
+    const sizes = this.resizedFrom;
+    this.resizedFrom = null;
+    if (sizes) {
+      try {
+        this.deps.warm.resize(sizes);
+      } catch (err) {
+        // Another profile grew meanwhile: the sizes of the update stay.
+        this.deps.log.warn(`revert: could not restore size ${sizes.size}: ${messageOf(err)}`);
+      }
+    }
     const stable = this.stable;
     const rule = this.deps.warm.rollout;
     if (!stable || !rule || rule.generation === stable.generation) return;
     Object.assign(this.o, stable.fields);
     this.deps.target.retarget(stable.target);
+    this.deps.warm.forgetFailures();
     // The new generation's idle containers go at once, its leased ones at their release.
     this.deps.warm.rollOut(
       stable.generation === null

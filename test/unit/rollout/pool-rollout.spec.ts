@@ -88,13 +88,15 @@ describe('WarmPool rollout (fake container source)', () => {
     h.source.generation = 'new';
     h.pool.rollOut({ generation: 'new', strategy: 'recreate', maxSurge: 1 });
     expect(idleGens(h)).toEqual([]);
-    expect(h.pool.rolloutProgress()).toEqual({ settled: true, complete: true });
+    // Not before one of the new generation exists (it could not be made: the deadline reverts).
+    expect(h.pool.rolloutProgress()).toEqual({ settled: false, complete: false });
     late.succeed();
     await flush();
     for (const c of [...h.source.pendingCreates]) c.succeed();
     await flush();
     for (const c of [...h.source.pendingCreates]) c.succeed();
     await flush();
+    expect(h.pool.rolloutProgress()).toEqual({ settled: true, complete: true });
     const handed: PooledContainer[] = [];
     for (let i = 0; i < 3; i++) handed.push(await h.pool.acquire());
     expect(gens(handed)).toEqual(['new', 'new', 'new']);

@@ -103,7 +103,8 @@ describe('update() and rollouts (fake driver)', () => {
   });
 
   it('rolling: new ones are warmed before old ones go; no acquire meanwhile creates or waits', async () => {
-    const { pool, driver } = await filled({ maxContainers: 2 });
+    // Room for the surge under the module-wide cap (by default the sum of maxContainers: 2).
+    const { pool, driver } = await filled({ maxContainers: 2, maxContainersTotal: 3 });
     driver.manualCreates = true;
     const updated = pool.update({ image: 'fake:v2' }, { strategy: 'rolling', maxSurge: 1 });
     let resolved = false;
