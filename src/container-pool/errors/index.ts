@@ -1,2 +1,3 @@
 export * from './container-pool.errors';
 export * from './rollout.errors';
+export * from './session.errors';

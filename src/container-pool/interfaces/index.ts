@@ -8,3 +8,4 @@ export * from './events.interface';
 export * from './profile-info.interface';
 export * from './files.interface';
 export * from './rollout.interface';
+export * from './session.interface';
