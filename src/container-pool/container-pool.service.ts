@@ -25,6 +25,7 @@ import type { AcquireOptions, RunRequest, StreamRequest } from './interfaces/run
 import { execStream } from './execution/exec-stream';
 import type { ContainerPool } from './profiles/container-pool';
 import { PoolRegistry } from './profiles/pool-registry';
+import type { OpenSessionOptions, Session, SessionInfo } from './interfaces/session.interface';
 
 export type { ContainerPoolEventMap } from './interfaces/events.interface';
 
@@ -225,6 +226,30 @@ export class ContainerPoolService
 
   stats(): PoolStats {
     return this.pool().stats();
+  }
+
+  /**
+   * Opens a code-interpreter session on a warm container of the profile (default the default one): state
+   * survives between its calls; see Session. Rejects with TooManySessionsError at maxSessions (in all or for the
+   * owner), SandboxUnsupportedError for a profile without the runner transport, InvalidRequestError naming a bad
+   * option, and the acquire's errors.
+   */
+  async openSession(opts: OpenSessionOptions = {}): Promise<Session> {
+    const { profile, ...rest } = opts ?? {};
+    return (await this.poolFor(profile)).openSession(rest);
+  }
+
+  /**
+   * The open session of this id. With `owner`, only that owner's: another's is SessionNotFoundError (as an
+   * unknown id); a recently closed one is SessionClosedError.
+   */
+  getSession(id: string, opts: { owner?: string } = {}): Session {
+    return this.registry.sessions.get(id, opts.owner);
+  }
+
+  /** The open sessions, of one owner or every one. */
+  sessions(opts: { owner?: string } = {}): SessionInfo[] {
+    return this.registry.sessions.list(opts.owner);
   }
 
   /** Engine facts from the last successful check, or null. */

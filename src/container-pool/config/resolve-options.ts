@@ -140,6 +140,21 @@ function validate(o: Values, keys: string[], label: (key: string) => string, pro
       );
     }
   }
+  if (
+    all('containerLifetimeMs') &&
+    typeof r.sessionMaxLifetimeMs === 'number' &&
+    ok.has('sessionMaxLifetimeMs')
+  ) {
+    const minLifetime =
+      r.sessionMaxLifetimeMs + LIFETIME_SAFETY_MARGIN_MS + (r.replenishIntervalMs ?? 0);
+    if (r.containerLifetimeMs < minLifetime) {
+      problems.push(
+        `${label('sessionMaxLifetimeMs')} (${r.sessionMaxLifetimeMs}) must leave containerLifetimeMs ` +
+          `(${r.containerLifetimeMs}) at least replenishIntervalMs + ${LIFETIME_SAFETY_MARGIN_MS} ms: a session ` +
+          `needs a container with that much life left`,
+      );
+    }
+  }
   if (all('tmpSizeBytes', 'workdirSizeBytes', 'shmSizeBytes', 'memoryBytes')) {
     const tmpfsTotal = r.tmpSizeBytes + r.workdirSizeBytes + r.shmSizeBytes;
     if (tmpfsTotal >= r.memoryBytes) {
@@ -323,6 +338,8 @@ export function resolvePoolOptions(
         profile: name,
         defaultProfile: defaultProfile!,
         maxContainersTotal,
+        // Default: what every container handed out has left (no earlier recycling).
+        sessionMaxLifetimeMs: values.sessionMaxLifetimeMs ?? values.maxExecTimeoutMs,
       }) as unknown as ResolvedContainerPoolOptions,
   );
   const main = profiles.find((p) => p.profile === defaultProfile)!;

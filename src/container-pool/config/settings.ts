@@ -126,6 +126,44 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     kind: 'bool',
     description: 'refuse to serve when the engine has no seccomp',
   },
+  maxSessions: {
+    module: true,
+    kind: 'int',
+    min: 0,
+    description: 'open sessions of all profiles together (0: no sessions)',
+  },
+  maxSessionsPerOwner: {
+    module: true,
+    kind: 'int',
+    min: 1,
+    description: 'open sessions of one owner (one HTTP token)',
+  },
+  sessionIdleTimeoutMs: {
+    kind: 'int',
+    min: 1000,
+    description: 'a session without a call for this long is closed',
+  },
+  sessionMaxLifetimeMs: {
+    kind: 'int',
+    min: 1000,
+    description:
+      'longest a session may live (default maxExecTimeoutMs; above it, idle containers are recycled earlier)',
+  },
+  maxQueuedCalls: {
+    kind: 'int',
+    min: 0,
+    description: 'calls of one session waiting behind the running one',
+  },
+  interruptGraceMs: {
+    kind: 'int',
+    min: 1,
+    description: 'an overrunning session call: from the interrupt to killing its processes',
+  },
+  killGraceMs: {
+    kind: 'int',
+    min: 100,
+    description: 'an overrunning session call: from the kill to recycling the container',
+  },
   adminToken: {
     kind: 'tokens',
     module: true,
@@ -161,7 +199,7 @@ export const MIN_ADMIN_TOKEN_LENGTH = 16;
 /** The defaults of every setting that has one (the module-level derived ones are computed). */
 export const DEFAULT_OPTIONS: Omit<
   ResolvedContainerPoolOptions,
-  'profile' | 'defaultProfile' | 'maxContainersTotal'
+  'profile' | 'defaultProfile' | 'maxContainersTotal' | 'sessionMaxLifetimeMs'
 > = {
   name: 'default',
   image: 'python:3.13-slim',
@@ -199,6 +237,12 @@ export const DEFAULT_OPTIONS: Omit<
   workdirSizeBytes: 64 * MiB,
   shmSizeBytes: 16 * MiB,
   requireSeccomp: true,
+  maxSessions: 16,
+  maxSessionsPerOwner: 4,
+  sessionIdleTimeoutMs: 600_000,
+  maxQueuedCalls: 16,
+  interruptGraceMs: 2_000,
+  killGraceMs: 2_000,
   adminToken: [],
   execToken: [],
   readToken: [],

@@ -36,6 +36,8 @@ export type ProvisionerOptions = Pick<
   | 'createTimeoutMs'
   | 'containerLifetimeMs'
   | 'maxExecTimeoutMs'
+  | 'sessionMaxLifetimeMs'
+  | 'maxSessions'
 >;
 
 export interface ProvisionerDeps {
@@ -338,8 +340,8 @@ export class Provisioner implements ContainerSource {
         image: o.image,
         generation: target.generation,
         createdAt,
-        // Recycle early enough that the longest allowed execution still fits in the lifetime.
-        expiry: new Date(hardDeadline.getTime() - o.maxExecTimeoutMs - LIFETIME_SAFETY_MARGIN_MS),
+        // Recycle early enough that the longest allowed execution (or session) still fits in the lifetime.
+        expiry: new Date(hardDeadline.getTime() - handOutLifeMs(o) - LIFETIME_SAFETY_MARGIN_MS),
         hardDeadline,
         handle: dc,
       };
@@ -392,4 +394,11 @@ export class Provisioner implements ContainerSource {
       // The engine went away: the containers' lifelines end with this process anyway.
     }
   }
+}
+
+/** The life a container must still have when it is handed out: the longest execution, or session. */
+export function handOutLifeMs(
+  o: Pick<ResolvedContainerPoolOptions, 'maxExecTimeoutMs' | 'sessionMaxLifetimeMs' | 'maxSessions'>,
+): number {
+  return Math.max(o.maxExecTimeoutMs, o.maxSessions > 0 ? o.sessionMaxLifetimeMs : 0);
 }

@@ -129,6 +129,25 @@ export interface ContainerPoolModuleOptions {
   /** Refuse to serve when the engine reports no seccomp support. Default true. */
   requireSeccomp?: boolean;
 
+  /** Open sessions of all profiles together; 0 turns sessions off. Default 16. */
+  maxSessions?: number;
+  /** Open sessions of one owner (over HTTP: one token). Default 4. */
+  maxSessionsPerOwner?: number;
+  /** A session without a call for this long is closed (its container removed). Default 600 000. */
+  sessionIdleTimeoutMs?: number;
+  /**
+   * Longest a session may live (openSession's `maxLifetimeMs` default and maximum). Default maxExecTimeoutMs,
+   * which every container handed out has left; above it, idle containers are handed out only while they have
+   * this much life left (they are recycled earlier). Must fit in containerLifetimeMs.
+   */
+  sessionMaxLifetimeMs?: number;
+  /** Calls of one session queued behind the running one; one more is SessionBusyError. Default 16. */
+  maxQueuedCalls?: number;
+  /** Timeout ladder of a session call: from the KeyboardInterrupt to killing its processes. Default 2 000. */
+  interruptGraceMs?: number;
+  /** Timeout ladder: from the kill to recycling the container (SessionLostError). Default 2 000. */
+  killGraceMs?: number;
+
   /**
    * Bearer token(s) of the admin scope: every route. Several may be configured so that they can be rotated.
    * Each must be at least 16 characters. Default none: with no token of any scope, every route of the module
@@ -186,6 +205,8 @@ export type ProfileOptions = Omit<
   | 'readToken'
   | 'metricsPublic'
   | 'maxBodyBytes'
+  | 'maxSessions'
+  | 'maxSessionsPerOwner'
   | 'readEnv'
   | 'docker'
 >;

@@ -58,6 +58,19 @@ export interface PoolStats {
   totals: PoolTotals;
   /** Where the profile's last update stands (set by every profile's stats()). */
   rollout?: RolloutStatus;
+  /** The profile's sessions: open now, and counts since start (set by every profile's stats()). */
+  sessions?: SessionStats;
+}
+
+export interface SessionStats {
+  open: number;
+  opened: number;
+  closed: number;
+  calls: number;
+  /** Timeout ladder steps taken: 1 KeyboardInterrupt, 2 kill and restart, 3 recycle. */
+  interrupts: number;
+  kills: number;
+  recycles: number;
 }
 
 export interface PoolTotals {

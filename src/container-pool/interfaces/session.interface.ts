@@ -78,6 +78,10 @@ export interface SessionInfo {
   expiresAt: Date;
   /** The last call's end (or the opening). */
   lastUsedAt: Date;
+  /** Since it opened, in ms. */
+  ageMs: number;
+  /** Since its last call ended, in ms (0 while a call runs). */
+  idleMs: number;
   idleTimeoutMs: number;
   /** Calls so far (both kinds). */
   calls: number;

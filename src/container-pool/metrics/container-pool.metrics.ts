@@ -109,6 +109,36 @@ export class ContainerPoolMetrics implements OnModuleDestroy {
       });
     }
 
+    gauge('sessions_open', 'Open code-interpreter sessions.', (s) => s.sessions?.open ?? 0);
+    const sessionCounter = (name: string, help: string, read: (s: PoolStats) => number) =>
+      new Counter({
+        name: `container_pool_${name}`,
+        help,
+        labelNames: ['profile'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [profile, s] of each()) this.inc({ profile }, read(s));
+        },
+      });
+    sessionCounter('sessions_opened_total', 'Sessions opened.', (s) => s.sessions?.opened ?? 0);
+    sessionCounter('sessions_closed_total', 'Sessions closed.', (s) => s.sessions?.closed ?? 0);
+    sessionCounter('session_calls_total', 'Calls run in sessions.', (s) => s.sessions?.calls ?? 0);
+    new Counter({
+      name: 'container_pool_session_ladder_steps_total',
+      help: 'Timeout ladder steps of session calls: interrupt (KeyboardInterrupt), kill (processes killed, state lost), recycle (container replaced, session lost).',
+      labelNames: ['profile', 'step'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [profile, s] of each()) {
+          this.inc({ profile, step: 'interrupt' }, s.sessions?.interrupts ?? 0);
+          this.inc({ profile, step: 'kill' }, s.sessions?.kills ?? 0);
+          this.inc({ profile, step: 'recycle' }, s.sessions?.recycles ?? 0);
+        }
+      },
+    });
+
     this.acquireWait = new Histogram({
       name: 'container_pool_acquire_wait_seconds',
       help: 'Time an acquire waited for a container.',

@@ -39,6 +39,12 @@ import type { ProfilePatch, RolloutStatus, UpdateOptions } from '../interfaces/r
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
 import { ProfileTransport } from '../transport/profile-transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
+import { ContainerExpiredError, SandboxUnsupportedError } from '../errors/container-pool.errors';
+import { LIFETIME_SAFETY_MARGIN_MS } from '../container-pool.constants';
+import type { DriverContainer } from '../engine/container-driver.interface';
+import type { OpenSessionOptions, Session } from '../interfaces/session.interface';
+import { emptySessionTotals, PoolSession } from '../sessions/pool-session';
+import type { SessionRegistry } from '../sessions/session-registry';
 
 export interface ContainerPoolDeps {
   /** The profile's options (module-level values included). */
@@ -57,6 +63,8 @@ export interface ContainerPoolDeps {
   multiProfile: boolean;
   /** Whether this profile sweeps the module's leftovers (one per module: the default profile). */
   sweeps?: boolean;
+  /** The module's sessions (limits shared by every profile). */
+  sessions: SessionRegistry;
 }
 
 function emptyTotals(): PoolTotals {
@@ -88,6 +96,7 @@ export class ContainerPool implements LeaseOwner {
   private readonly fileOps: FileOps;
   private readonly leases = new WeakMap<PooledContainer, LeasedContainer>();
   private readonly totals = emptyTotals();
+  private readonly sessionTotals = emptySessionTotals();
 
   constructor(private readonly deps: ContainerPoolDeps) {
     const o = deps.options;
@@ -390,6 +399,83 @@ export class ContainerPool implements LeaseOwner {
       ...this.warm.stats(),
       transport: this.transport.name,
       rollout: this.rollout.status(),
+      sessions: { open: this.deps.sessions.countIn(this.name), ...this.sessionTotals },
     };
   }
+
+  /**
+   * Opens a session on a warm container of this profile (runner transport): see Session. The container has at
+   * least `maxLifetimeMs` + a margin of life left; it is removed when the session closes.
+   */
+  openSession(opts: OpenSessionOptions = {}): Promise<Session> {
+    const o = this.deps.options;
+    if (opts === null || typeof opts !== 'object') {
+      throw new InvalidRequestError('options', 'must be an object');
+    }
+    const idleTimeoutMs = positiveInt('idleTimeoutMs', opts.idleTimeoutMs, o.sessionIdleTimeoutMs);
+    const maxLifetimeMs = positiveInt('maxLifetimeMs', opts.maxLifetimeMs, o.sessionMaxLifetimeMs);
+    if (maxLifetimeMs > o.sessionMaxLifetimeMs) {
+      throw new InvalidRequestError(
+        'maxLifetimeMs',
+        `must not be greater than the profile's sessionMaxLifetimeMs (${o.sessionMaxLifetimeMs})`,
+      );
+    }
+    const owner = opts.owner ?? 'local';
+    if (typeof owner !== 'string' || !owner || owner.length > 256) {
+      throw new InvalidRequestError('owner', 'must be a string of 1 to 256 characters');
+    }
+    if (o.transport === 'exec') throw this.noSessions('its transport is exec');
+    return this.deps.sessions.add(owner, async () => {
+      const entry = await this.acquireEntry({});
+      try {
+        const leftMs = entry.hardDeadline.getTime() - Date.now();
+        if (leftMs < maxLifetimeMs + LIFETIME_SAFETY_MARGIN_MS) {
+          throw new ContainerExpiredError(entry.name, leftMs, maxLifetimeMs);
+        }
+        const channel = this.transport.sessionChannel(entry.source.handle as DriverContainer);
+        if (!channel) throw this.noSessions('its image has no Python >= 3.8 the runner can use');
+        const session = new PoolSession({
+          owner,
+          entry,
+          channel,
+          warm: this.warm,
+          options: o,
+          files: this.files(entry),
+          baseEnv: containerSpecOf(o).env,
+          idleTimeoutMs,
+          maxLifetimeMs,
+          totals: this.sessionTotals,
+          log: this.deps.log,
+          onClosed: (s, reason) => this.deps.sessions.closedOne(s, reason),
+        });
+        this.sessionTotals.opened++;
+        this.deps.log.log(
+          `session ${session.id} opened container=${entry.name} owner=${JSON.stringify(owner)} ` +
+            `idleTimeoutMs=${idleTimeoutMs} maxLifetimeMs=${maxLifetimeMs}`,
+        );
+        return session;
+      } catch (err) {
+        void this.warm.destroy(entry, 'session not opened');
+        throw err;
+      }
+    });
+  }
+
+  private noSessions(why: string): SandboxUnsupportedError {
+    return new SandboxUnsupportedError(
+      `profile "${this.name}" cannot hold sessions: ${why}. Sessions need the runner transport (transport ` +
+        'auto or runner, an image with python3 >= 3.8)',
+    );
+  }
+}
+
+function positiveInt(field: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidRequestError(
+      field,
+      `must be a positive integer (ms), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }

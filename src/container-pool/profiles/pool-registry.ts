@@ -9,6 +9,7 @@ import type { ProfileInfo } from '../interfaces/profile-info.interface';
 import type { IntervalHost, PoolLog } from '../pool/container-source';
 import { SharedCapacity } from '../pool/shared-capacity';
 import { ContainerPool } from './container-pool';
+import { SessionRegistry } from '../sessions/session-registry';
 
 export interface PoolRegistryDeps {
   options: ResolvedModuleOptions;
@@ -29,6 +30,8 @@ export class PoolRegistry {
   readonly events = new EventEmitter<ContainerPoolEventMap>();
   readonly monitor: EngineMonitor;
   private readonly pools = new Map<string, ContainerPool>();
+  /** The module's sessions, across its profiles. */
+  readonly sessions: SessionRegistry;
   private readonly defaultName: string;
   private shutdownPromise?: Promise<void>;
 
@@ -42,6 +45,10 @@ export class PoolRegistry {
         ? new SharedCapacity(options.maxContainersTotal, options.maxConcurrentCreates)
         : undefined;
     const held = new Set<string>();
+    this.sessions = new SessionRegistry({
+      maxSessions: options.maxSessions,
+      maxSessionsPerOwner: options.maxSessionsPerOwner,
+    });
     for (const profile of options.profiles) {
       const pool = new ContainerPool({
         options: profile,
@@ -54,6 +61,7 @@ export class PoolRegistry {
         held,
         multiProfile: multi,
         sweeps: profile.profile === options.defaultProfile,
+        sessions: this.sessions,
       });
       // The pool's payloads carry its profile already: forwarded as they are.
       for (const event of CONTAINER_POOL_EVENTS) {
@@ -103,7 +111,10 @@ export class PoolRegistry {
   /** Shuts every profile down (tarn.js's order each), then stops the event stream and closes the driver. */
   shutdown(): Promise<void> {
     this.shutdownPromise ??= (async () => {
+      // Sessions first stop taking calls; their running calls get the pools' shutdown grace like any execution.
+      const sessions = this.sessions.shutdown();
       await Promise.allSettled(this.all().map((p) => p.shutdown()));
+      await sessions;
       this.monitor.close();
       await this.deps.driver.close();
     })();

@@ -1,3 +1,4 @@
+import type { RunnerConnection } from './runner/runner-connection';
 import type {
   ContainerDriver,
   DriverContainer,
@@ -199,5 +200,11 @@ export class ProfileTransport implements Transport {
     outcome?: TransportOutcome,
   ): Promise<boolean> {
     return this.of(container).wasOomKilled(container, evidence, oomEventsBefore, outcome);
+  }
+
+  /** The runner connection of a runner container (sessions run over it); undefined on the exec transport. */
+  sessionChannel(container: DriverContainer): RunnerConnection | undefined {
+    const t = this.of(container);
+    return t === this.runner ? this.runner.connectionOf(container) : undefined;
   }
 }

@@ -22,6 +22,8 @@ import {
   parseError,
   parseExit,
   parseHello,
+  parseResetDone,
+  type CellExit,
   RUNNER_PROTOCOL_VERSION,
   RunnerFrame,
   RunnerViolation,
@@ -53,6 +55,14 @@ export interface RunnerJobOutcome {
   oomKills: number | null;
   /** The same counter as last reported before the job started (HELLO or an earlier EXIT), or null. */
   oomKillsBefore: number | null;
+  /** A cell job's exit: its interpreter, whether it lives on, its report. */
+  cell?: CellExit;
+}
+
+/** Hooks of one job beyond its result (sessions). */
+export interface JobControl {
+  /** Called with the job's id once its JOB frame is written (for interrupt()). */
+  onJob?(id: number): void;
 }
 
 interface ActiveJob {
@@ -98,6 +108,8 @@ export class RunnerConnection {
   private readonly stdout: Readable;
   /** The OOM kill counter as the runner last reported it. */
   private oomKills: number | null = null;
+  /** A RESET waiting for its RESET_DONE. */
+  private resetting: { resolve(r: { left: number }): void; reject(e: Error): void } | null = null;
 
   constructor(
     private readonly container: DriverContainer,
@@ -191,6 +203,14 @@ export class RunnerConnection {
       return;
     }
     if (f.type === RunnerFrame.hello) throw new RunnerViolation('a second HELLO frame');
+    if (f.type === RunnerFrame.resetDone) {
+      const done = parseResetDone(f);
+      const waiting = this.resetting;
+      if (!waiting) throw new RunnerViolation('a RESET_DONE frame the host did not ask for');
+      this.resetting = null;
+      waiting.resolve(done);
+      return;
+    }
     const job = this.jobs.get(f.jobId);
     if (!job) {
       if (this.cancelled.has(f.jobId)) {
@@ -218,6 +238,7 @@ export class RunnerConnection {
           // The counter the runner read when it started this job: the last one the host heard of (HELLO, the
           // previous EXIT) misses OOM kills in between (a background process of an earlier job).
           oomKillsBefore: exit.oomKillsAtStart ?? null,
+          ...(exit.cell ? { cell: exit.cell } : {}),
         });
         return;
       }
@@ -295,6 +316,9 @@ export class RunnerConnection {
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
     for (const job of jobs) job.reject(jobError);
+    const waiting = this.resetting;
+    this.resetting = null;
+    waiting?.reject(jobError);
     this.stdout.resume();
   }
 
@@ -309,6 +333,7 @@ export class RunnerConnection {
     stdin: Buffer | null,
     sinks: OutputSinks,
     signal: AbortSignal,
+    control?: JobControl,
   ): Promise<RunnerJobOutcome> {
     if (this.dead) return Promise.reject(this.dead);
     if (!this.helloFrom) {
@@ -358,7 +383,36 @@ export class RunnerConnection {
       });
       signal.addEventListener('abort', onAbort, { once: true });
       this.write(jobFrame);
+      control?.onJob?.(id);
       for (const frame of encodeStdin(id, stdin)) this.write(frame);
+    });
+  }
+
+  /** SIGINT to a running job (a cell: its interpreter); nothing when it has ended. */
+  interrupt(jobId: number): void {
+    if (this.dead || !this.jobs.has(jobId)) return;
+    this.write(encodeFrame(HostFrame.interrupt, jobId));
+  }
+
+  /** SIGKILL to a running job's process group (a cell: its interpreter); nothing when it has ended. */
+  killJob(jobId: number): void {
+    if (this.dead || !this.jobs.has(jobId)) return;
+    this.write(encodeFrame(HostFrame.kill, jobId));
+  }
+
+  /**
+   * Kills every process of the container but the runner (RESET): the running jobs end with their EXIT first.
+   * Resolves with how many processes were left (0: all gone); rejects when the container ends meanwhile.
+   */
+  reset(): Promise<{ left: number }> {
+    if (this.dead) return Promise.reject(this.dead);
+    if (!this.helloFrom) {
+      return Promise.reject(new ContainerLostError(this.container.name, 'its runner is not ready'));
+    }
+    if (this.resetting) return Promise.reject(new Error('a reset is already in progress'));
+    return new Promise<{ left: number }>((resolve, reject) => {
+      this.resetting = { resolve, reject };
+      this.write(encodeFrame(HostFrame.reset, 0));
     });
   }
 

@@ -4,7 +4,7 @@
  * decoder checks is a violation with a name (RunnerViolation), after which the container is killed.
  */
 
-export const RUNNER_PROTOCOL_VERSION = 1;
+export const RUNNER_PROTOCOL_VERSION = 2;
 
 /** u32 payload length, u8 type, u32 job id. */
 export const FRAME_HEADER_BYTES = 9;
@@ -14,6 +14,10 @@ export const HostFrame = {
   stdin: 0x02,
   stdinEof: 0x03,
   kill: 0x04,
+  /** SIGINT to the job (a cell's interpreter, a job's process group). */
+  interrupt: 0x05,
+  /** Kill every process of the container but the runner (job 0); answered by RESET_DONE. */
+  reset: 0x06,
 } as const;
 
 export const RunnerFrame = {
@@ -22,6 +26,7 @@ export const RunnerFrame = {
   stderr: 0x83,
   exit: 0x84,
   error: 0x85,
+  resetDone: 0x86,
 } as const;
 
 /** Largest payload the runner may send; output chunks are smaller still. */
@@ -39,6 +44,7 @@ const FRAME_NAMES: Record<number, string> = {
   [RunnerFrame.stderr]: 'STDERR',
   [RunnerFrame.exit]: 'EXIT',
   [RunnerFrame.error]: 'ERROR',
+  [RunnerFrame.resetDone]: 'RESET_DONE',
 };
 
 export function frameName(type: number): string {
@@ -69,7 +75,12 @@ export function encodeFrame(type: number, jobId: number, payload?: Buffer): Buff
 }
 
 export interface JobHeader {
-  kind: 'code' | 'cmd';
+  /** `cell`: code run in the container's persistent interpreter (sessions). */
+  kind: 'code' | 'cmd' | 'cell';
+  /** A cell's filename (`<cell-N>`). */
+  name?: string;
+  /** A cmd of a session: run in the interpreter's cwd and environment. */
+  session?: boolean;
   argv?: string[];
   /** The whole environment of the job (`KEY=value`). */
   env: string[];
@@ -134,7 +145,28 @@ export interface ExitReport {
   oomKills: number | null;
   /** The counter when the runner started the job (undefined from a runner that does not say). */
   oomKillsAtStart?: number | null;
+  /** A cell job's: which interpreter ran it, whether it lives on, and its report (the user code's word). */
+  cell?: CellExit;
 }
+
+/** The error a cell's code raised, as its interpreter reported it (the user code's own word). */
+export interface CellError {
+  name: string;
+  value: string;
+  traceback: string;
+}
+
+export interface CellExit {
+  /** 1 for the container's first interpreter, +1 for each one started after it. */
+  interpreter: number;
+  /** The interpreter still runs after the cell. */
+  alive: boolean;
+  /** null: the interpreter did not report (it died). */
+  report: { error: CellError | null } | null;
+}
+
+/** Limits of a cell report's strings (the runner truncates; longer is a violation). */
+export const CELL_ERROR_LIMITS = { name: 256, value: 65536, traceback: 262144 } as const;
 
 export interface ErrorReport {
   what: 'exec' | 'chdir' | 'spawn';
@@ -192,11 +224,59 @@ export function parseExit(frame: DecodedFrame): ExitReport {
   if (!isCount(v.oomKills ?? null) || !isCount(v.oomKillsAtStart ?? null)) {
     throw new RunnerViolation('EXIT frame of the wrong shape');
   }
-  return {
+  const exit: ExitReport = {
     status: status as number,
     oomKills: (v.oomKills ?? null) as number | null,
     oomKillsAtStart: (v.oomKillsAtStart ?? null) as number | null,
   };
+  if (v.interpreter !== undefined || v.alive !== undefined || v.report !== undefined) {
+    exit.cell = parseCellExit(v);
+  }
+  return exit;
+}
+
+function parseCellExit(v: Record<string, unknown>): CellExit {
+  const interpreter = v.interpreter;
+  if (!Number.isSafeInteger(interpreter) || (interpreter as number) < 1) {
+    throw new RunnerViolation(
+      `EXIT frame of a cell with interpreter ${JSON.stringify(interpreter)}`,
+    );
+  }
+  if (typeof v.alive !== 'boolean') throw new RunnerViolation('EXIT frame of a cell without alive');
+  const report = v.report;
+  if (report === null) return { interpreter: interpreter as number, alive: v.alive, report: null };
+  if (typeof report !== 'object' || report === undefined || Array.isArray(report)) {
+    throw new RunnerViolation('EXIT frame of a cell whose report is not an object');
+  }
+  const error = (report as Record<string, unknown>).error;
+  if (error === null || error === undefined) {
+    return { interpreter: interpreter as number, alive: v.alive, report: { error: null } };
+  }
+  const e = error as Record<string, unknown>;
+  const ok =
+    typeof e === 'object' &&
+    !Array.isArray(e) &&
+    (Object.keys(CELL_ERROR_LIMITS) as (keyof typeof CELL_ERROR_LIMITS)[]).every(
+      (k) => typeof e[k] === 'string' && e[k].length <= CELL_ERROR_LIMITS[k],
+    );
+  if (!ok) throw new RunnerViolation('EXIT frame of a cell whose error report has the wrong shape');
+  return {
+    interpreter: interpreter as number,
+    alive: v.alive,
+    report: {
+      error: { name: e.name as string, value: e.value as string, traceback: e.traceback as string },
+    },
+  };
+}
+
+/** RESET_DONE: how many processes but PID 1 were left (0: the reset worked). */
+export function parseResetDone(frame: DecodedFrame): { left: number } {
+  const v = parseJson(frame);
+  if (frame.jobId !== 0) throw new RunnerViolation(`RESET_DONE frame for job ${frame.jobId}`);
+  if (!Number.isSafeInteger(v.left) || (v.left as number) < 0) {
+    throw new RunnerViolation('RESET_DONE frame of the wrong shape');
+  }
+  return { left: v.left as number };
 }
 
 export function parseError(frame: DecodedFrame): ErrorReport {

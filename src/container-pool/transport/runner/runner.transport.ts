@@ -64,6 +64,11 @@ export class RunnerTransport implements Transport {
     return `runner:${r.version}:${r.hash}`;
   }
 
+  /** The container's runner connection (once it was created by this transport). */
+  connectionOf(container: DriverContainer): RunnerConnection | undefined {
+    return this.connections.get(container);
+  }
+
   mainProcess(deadline: Date): MainProcess {
     return {
       command: runnerCommand(this.options.pythonCommand, deadline),
