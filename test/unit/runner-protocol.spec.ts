@@ -18,6 +18,7 @@ import {
   FrameDecoder,
   HostFrame,
   RunnerFrame,
+  RUNNER_PROTOCOL_VERSION,
   RunnerViolation,
 } from '../../src/container-pool/transport/runner/runner-protocol';
 import { mergeEnv } from '../../src/container-pool/transport/runner/runner.transport';
@@ -27,7 +28,13 @@ const hello = (over: object = {}) =>
   encodeFrame(
     RunnerFrame.hello,
     0,
-    json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0, ...over }),
+    json({
+      protocol: RUNNER_PROTOCOL_VERSION,
+      runner: '9.9.9',
+      python: '3.11.2',
+      oomKills: 0,
+      ...over,
+    }),
   );
 
 describe('runner frames', () => {
@@ -192,9 +199,9 @@ describe('runner connection (host side, untrusted runner)', () => {
     [
       'a HELLO of another version',
       () => hello({ runner: '1.0.0' }),
-      /runner "1.0.0" \(expected protocol 1, runner "9.9.9"\)/,
+      /runner "1.0.0" \(expected protocol 2, runner "9.9.9"\)/,
     ],
-    ['a HELLO of another protocol', () => hello({ protocol: 2 }), /HELLO of protocol 2/],
+    ['a HELLO of another protocol', () => hello({ protocol: 1 }), /HELLO of protocol 1,/],
     [
       'a HELLO that is not JSON',
       () => encodeFrame(RunnerFrame.hello, 0, Buffer.from('{')),

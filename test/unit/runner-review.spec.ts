@@ -13,6 +13,7 @@ import {
   encodeJob,
   FRAME_HEADER_BYTES,
   RunnerFrame,
+  RUNNER_PROTOCOL_VERSION,
 } from '../../src/container-pool/transport/runner/runner-protocol';
 import { RunnerTransport } from '../../src/container-pool/transport/runner/runner.transport';
 
@@ -98,7 +99,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: RUNNER_PROTOCOL_VERSION, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
@@ -151,7 +152,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: RUNNER_PROTOCOL_VERSION, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
@@ -214,7 +215,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: RUNNER_PROTOCOL_VERSION, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
@@ -245,7 +246,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: RUNNER_PROTOCOL_VERSION, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;

@@ -1,0 +1,512 @@
+import { Writable } from 'node:stream';
+import { PoolShuttingDownError } from '../../../src/container-pool/errors/container-pool.errors';
+import {
+  SessionBusyError,
+  SessionClosedError,
+  SessionLostError,
+  SessionNotFoundError,
+  TooManySessionsError,
+} from '../../../src/container-pool/errors/session.errors';
+import type { OutputSinks } from '../../../src/container-pool/transport/transport.interface';
+import type {
+  JobControl,
+  RunnerJobOutcome,
+} from '../../../src/container-pool/transport/runner/runner-connection';
+import type { JobHeader } from '../../../src/container-pool/transport/runner/runner-protocol';
+import {
+  emptySessionTotals,
+  PoolSession,
+  type PoolSessionDeps,
+  type SessionOptions,
+} from '../../../src/container-pool/sessions/pool-session';
+import { SessionRegistry } from '../../../src/container-pool/sessions/session-registry';
+
+/** A job the fake runner holds until the test ends it. */
+interface FakeJob {
+  id: number;
+  header: JobHeader;
+  code?: Buffer;
+  sinks: OutputSinks;
+  resolve(o: RunnerJobOutcome): void;
+  reject(e: Error): void;
+}
+
+/** The runner connection as a session uses it, driven by the test. */
+class FakeChannel {
+  jobs: FakeJob[] = [];
+  interrupts: number[] = [];
+  resets = 0;
+  resetAnswer: (() => Promise<{ left: number }>) | null = null;
+  private next = 1;
+
+  run(
+    header: JobHeader,
+    code: Buffer | undefined,
+    _stdin: Buffer | null,
+    sinks: OutputSinks,
+    _signal: AbortSignal,
+    control?: JobControl,
+  ): Promise<RunnerJobOutcome> {
+    return new Promise((resolve, reject) => {
+      const id = this.next++;
+      this.jobs.push({ id, header, code, sinks, resolve, reject });
+      control?.onJob?.(id);
+    });
+  }
+
+  interrupt(id: number): void {
+    this.interrupts.push(id);
+  }
+
+  reset(): Promise<{ left: number }> {
+    this.resets++;
+    return this.resetAnswer ? this.resetAnswer() : Promise.resolve({ left: 0 });
+  }
+
+  /** Ends the oldest running job as a cell of interpreter `interpreter`. */
+  endCell(
+    interpreter: number,
+    opts: {
+      alive?: boolean;
+      status?: number;
+      error?: { name: string; value: string; traceback: string };
+    } = {},
+  ): void {
+    const job = this.jobs.shift()!;
+    job.resolve({
+      exitCode: opts.status ?? (opts.error ? 1 : 0),
+      aborted: false,
+      oomKills: 0,
+      oomKillsBefore: 0,
+      cell: {
+        interpreter,
+        alive: opts.alive ?? true,
+        report: opts.alive === false ? null : { error: opts.error ?? null },
+      },
+    });
+  }
+
+  endCmd(status = 0): void {
+    this.jobs
+      .shift()!
+      .resolve({ exitCode: status, aborted: false, oomKills: 0, oomKillsBefore: 0 });
+  }
+}
+
+const OPTIONS: SessionOptions = {
+  profile: 'default',
+  workdir: '/workspace',
+  execTimeoutMs: 30_000,
+  maxExecTimeoutMs: 300_000,
+  maxOutputBytes: 1024,
+  maxStdinBytes: 1 << 20,
+  maxQueuedCalls: 2,
+  interruptGraceMs: 2_000,
+  killGraceMs: 2_000,
+};
+
+const quietLog = {
+  log: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+};
+
+function makeSession(over: Partial<PoolSessionDeps> = {}, options: Partial<SessionOptions> = {}) {
+  const channel = new FakeChannel();
+  let exited!: (reason: string) => void;
+  const entry = {
+    id: 'c1',
+    name: 'cpool-test-1',
+    lostReason: null as string | null,
+    oomEvents: 0,
+    executions: new Set(),
+    source: { handle: { exited: new Promise<string>((r) => (exited = r)) } },
+  };
+  const warm = {
+    destroy: jest.fn(() => Promise.resolve()),
+    executionStarted: jest.fn(),
+    executionEnded: jest.fn(),
+    isShuttingDown: false,
+  };
+  const totals = emptySessionTotals();
+  const closed: string[] = [];
+  const session = new PoolSession({
+    owner: 'alice',
+    entry: entry as never,
+    channel: channel as never,
+    warm: warm,
+    options: { ...OPTIONS, ...options },
+    files: {} as never,
+    baseEnv: ['PATH=/bin', 'HOME=/workspace'],
+    idleTimeoutMs: 60_000,
+    maxLifetimeMs: 600_000,
+    totals,
+    log: quietLog,
+    onClosed: (_s, reason) => closed.push(reason),
+    ...over,
+  });
+  return { session, channel, entry, warm, totals, closed, exited: (r: string) => exited(r) };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+afterEach(() => jest.useRealTimers());
+
+describe('PoolSession', () => {
+  it('runs calls one at a time in FIFO order and refuses more than maxQueuedCalls behind the running one', async () => {
+    const { session, channel } = makeSession();
+    const a = session.runCode('a = 1');
+    const b = session.runCode('b = 2');
+    const c = session.run({ cmd: ['true'] });
+    await tick();
+    // One running, two queued: the next is refused.
+    await expect(session.runCode('d = 4')).rejects.toBeInstanceOf(SessionBusyError);
+    expect(channel.jobs).toHaveLength(1);
+    expect(channel.jobs[0].code?.toString()).toBe('a = 1');
+    channel.endCell(1);
+    await expect(a).resolves.toMatchObject({ exitCode: 0, executionCount: 1, stateLost: false });
+    await tick();
+    expect(channel.jobs[0].code?.toString()).toBe('b = 2');
+    channel.endCell(1);
+    await expect(b).resolves.toMatchObject({ executionCount: 2, stateLost: false });
+    await tick();
+    expect(channel.jobs[0].header).toMatchObject({ kind: 'cmd', argv: ['true'], session: true });
+    channel.endCmd(0);
+    await expect(c).resolves.toMatchObject({ exitCode: 0, stateLost: false, interrupted: false });
+    expect(session.info()).toMatchObject({ calls: 3, busy: false, queued: 0, state: 'open' });
+  });
+
+  it('names cells by their count in the interpreter and sends the environment a new interpreter starts with', async () => {
+    const { session, channel } = makeSession();
+    const a = session.runCode('x = 1', {});
+    await tick();
+    expect(channel.jobs[0].header).toMatchObject({
+      kind: 'cell',
+      name: '<cell-1>',
+      workdir: '/workspace',
+      env: ['PATH=/bin', 'HOME=/workspace'],
+      lineBuffered: false,
+    });
+    channel.endCell(1);
+    await a;
+    const b = session.runCode('x += 1', { onOutput: () => undefined });
+    await tick();
+    expect(channel.jobs[0].header).toMatchObject({ name: '<cell-2>', lineBuffered: true });
+    channel.endCell(1);
+    await b;
+  });
+
+  it('returns the error of the user code and counts on', async () => {
+    const { session, channel } = makeSession();
+    const a = session.runCode('1/0');
+    await tick();
+    const error = {
+      name: 'ZeroDivisionError',
+      value: 'division by zero',
+      traceback: 'Traceback...',
+    };
+    channel.endCell(1, { error });
+    await expect(a).resolves.toMatchObject({
+      exitCode: 1,
+      error,
+      stateLost: false,
+      executionCount: 1,
+    });
+  });
+
+  it('reports stateLost when the interpreter died in the call, or since the previous one', async () => {
+    const { session, channel } = makeSession();
+    const first = session.runCode('a = 1');
+    await tick();
+    channel.endCell(1);
+    await expect(first).resolves.toMatchObject({ stateLost: false, executionCount: 1 });
+    // Died in the call (os._exit, OOM): lost, and the next call starts counting again without being "lost".
+    const second = session.runCode('import os; os._exit(3)');
+    await tick();
+    channel.endCell(1, { alive: false, status: 3 });
+    await expect(second).resolves.toMatchObject({
+      exitCode: 3,
+      stateLost: true,
+      executionCount: 2,
+    });
+    const third = session.runCode('b = 1');
+    await tick();
+    channel.endCell(2);
+    await expect(third).resolves.toMatchObject({ stateLost: false, executionCount: 1 });
+    // Died between calls (a thread called os._exit, killed from a cmd): the next call runs in another one.
+    const fourth = session.runCode('print(b)');
+    await tick();
+    channel.endCell(3, {
+      error: { name: 'NameError', value: "name 'b' is not defined", traceback: '' },
+    });
+    await expect(fourth).resolves.toMatchObject({ stateLost: true, executionCount: 1 });
+  });
+
+  it('ladder step 1: a timeout interrupts (KeyboardInterrupt) and the state is kept', async () => {
+    jest.useFakeTimers();
+    const { session, channel, totals } = makeSession();
+    const call = session.runCode('while True: pass', { timeoutMs: 1000 });
+    await jest.advanceTimersByTimeAsync(999);
+    expect(channel.interrupts).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(channel.interrupts).toEqual([1]);
+    channel.endCell(1, { error: { name: 'KeyboardInterrupt', value: '', traceback: '' } });
+    await expect(call).resolves.toMatchObject({
+      timedOut: true,
+      interrupted: true,
+      stateLost: false,
+      exitCode: null,
+      error: { name: 'KeyboardInterrupt' },
+    });
+    expect(channel.resets).toBe(0);
+    expect(totals).toMatchObject({ interrupts: 1, kills: 0, recycles: 0 });
+  });
+
+  it('ladder step 2: after interruptGraceMs every process is killed and the interpreter restarted (stateLost)', async () => {
+    jest.useFakeTimers();
+    const { session, channel, totals } = makeSession();
+    let answer!: (r: { left: number }) => void;
+    channel.resetAnswer = () => new Promise((r) => (answer = r));
+    const call = session.runCode('ignore SIGINT', { timeoutMs: 1000 });
+    const queued = session.runCode('after');
+    await jest.advanceTimersByTimeAsync(1000 + 1999);
+    expect(channel.resets).toBe(0);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(channel.resets).toBe(1);
+    // The runner ends the killed job (EXIT 137, alive false) before RESET_DONE.
+    channel.endCell(1, { alive: false, status: 137 });
+    await jest.advanceTimersByTimeAsync(0);
+    // The queued call waits for the reset to finish.
+    expect(channel.jobs).toHaveLength(0);
+    answer({ left: 0 });
+    await expect(call).resolves.toMatchObject({
+      timedOut: true,
+      interrupted: true,
+      stateLost: true,
+    });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(channel.jobs).toHaveLength(1);
+    channel.endCell(2);
+    // A fresh interpreter: counting starts over, and that is no loss of this call.
+    await expect(queued).resolves.toMatchObject({
+      stateLost: false,
+      executionCount: 1,
+      interrupted: false,
+    });
+    expect(totals).toMatchObject({ interrupts: 1, kills: 1, recycles: 0 });
+  });
+
+  it('ladder step 3: a kill the runner does not confirm within killGraceMs recycles the container (SessionLostError)', async () => {
+    jest.useFakeTimers();
+    const { session, channel, warm, totals, closed } = makeSession();
+    channel.resetAnswer = () => new Promise(() => undefined);
+    const call = session.runCode('fork bomb', { timeoutMs: 100 });
+    const queued = session.runCode('after');
+    const settled = Promise.allSettled([call, queued]);
+    await jest.advanceTimersByTimeAsync(100 + 2000 + 2000);
+    expect(warm.destroy).toHaveBeenCalled();
+    expect(closed).toEqual([expect.stringMatching(/^lost: the timeout ladder recycled/)]);
+    // The container's removal ends the runner connection: the job fails.
+    channel.jobs.shift()!.reject(new Error('gone'));
+    const [a, b] = await settled;
+    expect(a).toMatchObject({ status: 'rejected', reason: expect.any(SessionLostError) });
+    expect(b).toMatchObject({ status: 'rejected', reason: expect.any(SessionLostError) });
+    expect(totals).toMatchObject({ kills: 1, recycles: 1 });
+    await expect(session.runCode('x')).rejects.toBeInstanceOf(SessionLostError);
+  });
+
+  it('ladder step 3 also when processes survive the kill', async () => {
+    jest.useFakeTimers();
+    const { session, channel } = makeSession();
+    channel.resetAnswer = () => Promise.resolve({ left: 3 });
+    const call = session.runCode('x', { timeoutMs: 10 });
+    const settled = call.catch((e: unknown) => e);
+    await jest.advanceTimersByTimeAsync(10 + 2000);
+    channel.jobs.shift()?.reject(new Error('gone'));
+    expect(await settled).toBeInstanceOf(SessionLostError);
+  });
+
+  it('interrupt() interrupts the running call (not timedOut); with nothing running it is a no-op', async () => {
+    const { session, channel } = makeSession();
+    await session.interrupt();
+    expect(channel.interrupts).toEqual([]);
+    const call = session.runCode('time.sleep(100)');
+    const next = session.runCode('y = 1');
+    await tick();
+    await session.interrupt();
+    expect(channel.interrupts).toEqual([1]);
+    channel.endCell(1, { error: { name: 'KeyboardInterrupt', value: '', traceback: '' } });
+    await expect(call).resolves.toMatchObject({
+      timedOut: false,
+      interrupted: true,
+      stateLost: false,
+    });
+    await tick();
+    channel.endCell(1);
+    await expect(next).resolves.toMatchObject({ interrupted: false, executionCount: 2 });
+  });
+
+  it('restart() kills the running call and starts a fresh interpreter', async () => {
+    const { session, channel } = makeSession();
+    const call = session.runCode('busy');
+    await tick();
+    const restarted = session.restart();
+    channel.endCell(1, { alive: false, status: 137 });
+    await restarted;
+    await expect(call).resolves.toMatchObject({ stateLost: true });
+    const next = session.runCode('z');
+    await tick();
+    expect(channel.jobs[0].header.name).toBe('<cell-1>');
+    channel.endCell(2);
+    await expect(next).resolves.toMatchObject({ stateLost: false, executionCount: 1 });
+  });
+
+  it('closes after the idle timeout, counted from the last call, and never reuses its container', async () => {
+    jest.useFakeTimers();
+    const { session, channel, warm, closed } = makeSession({ idleTimeoutMs: 1000 });
+    await jest.advanceTimersByTimeAsync(900);
+    const call = session.runCode('a');
+    await jest.advanceTimersByTimeAsync(5000); // busy: not idle
+    expect(closed).toEqual([]);
+    channel.endCell(1);
+    await call;
+    await jest.advanceTimersByTimeAsync(999);
+    expect(closed).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(closed).toEqual(['idle']);
+    expect(warm.destroy).toHaveBeenCalledWith(expect.anything(), 'session idle');
+    await expect(session.runCode('b')).rejects.toBeInstanceOf(SessionClosedError);
+  });
+
+  it('closes at its max lifetime, even during a call', async () => {
+    jest.useFakeTimers();
+    const { session, channel, closed } = makeSession({ maxLifetimeMs: 5000 });
+    const call = session.runCode('long');
+    const queued = session.runCode('next');
+    const settled = Promise.allSettled([call, queued]);
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(closed).toEqual(['lifetime']);
+    channel.jobs.shift()!.reject(new Error('its container was removed'));
+    const [a, b] = await settled;
+    expect(a).toMatchObject({ status: 'rejected', reason: expect.any(SessionClosedError) });
+    expect(b).toMatchObject({ status: 'rejected', reason: expect.any(SessionClosedError) });
+  });
+
+  it('is lost when its container ends (the lifeline, the engine)', async () => {
+    const { session, closed, exited } = makeSession();
+    exited('it exited (137)');
+    await tick();
+    expect(closed).toEqual([expect.stringMatching(/^lost: its container ended/)]);
+    await expect(session.runCode('x')).rejects.toBeInstanceOf(SessionLostError);
+  });
+
+  it('at shutdown: queued calls reject, the running one finishes, then it closes', async () => {
+    const { session, channel, closed } = makeSession();
+    const call = session.runCode('a');
+    const queued = session.runCode('b');
+    await tick();
+    const done = session.shutdown();
+    await expect(queued).rejects.toBeInstanceOf(PoolShuttingDownError);
+    await expect(session.runCode('c')).rejects.toBeInstanceOf(PoolShuttingDownError);
+    channel.endCell(1);
+    await expect(call).resolves.toMatchObject({ exitCode: 0 });
+    await done;
+    expect(closed).toEqual(['shutdown']);
+  });
+
+  it('checks a call before it queues: the field is named', () => {
+    const { session } = makeSession();
+    expect(() => session.runCode('x', { timeoutMs: 0 })).toThrow(/timeoutMs/);
+    expect(() => session.runCode('x', { timeoutMs: 10_000_000 })).toThrow(/maxExecTimeoutMs/);
+    expect(() => session.runCode(42 as never)).toThrow(/code/);
+    expect(() => session.run({ cmd: [] })).toThrow(/cmd/);
+    expect(() => session.run({ cmd: ['ls'], workdir: '/tmp' } as never)).toThrow(/workdir/);
+    expect(() => session.run({ code: 'x' } as never)).toThrow(/code/);
+    expect(() => session.runCode('x', { onOutput: 'no' as never })).toThrow(/onOutput/);
+  });
+
+  it('caps the output per stream as run() does and streams the kept bytes', async () => {
+    const { session, channel } = makeSession({}, { maxOutputBytes: 4 });
+    const seen: string[] = [];
+    const call = session.runCode('print', { onOutput: (e) => void seen.push(e.data.toString()) });
+    await tick();
+    const out = channel.jobs[0].sinks.stdout;
+    out.write(Buffer.from('abcdef'));
+    channel.endCell(1);
+    await expect(call).resolves.toMatchObject({
+      stdout: 'abcd',
+      stdoutTruncated: true,
+      stdoutTotalBytes: 6,
+      truncated: true,
+    });
+    expect(seen.join('')).toBe('abcd');
+  });
+});
+
+describe('SessionRegistry', () => {
+  const fake = (id: string, owner: string, profile = 'default') => {
+    const s = {
+      id,
+      owner,
+      profile,
+      isOpen: true,
+      info: () => ({ id, owner }),
+      close: jest.fn(() => Promise.resolve()),
+      shutdown: jest.fn(() => Promise.resolve()),
+    };
+    return s as unknown as PoolSession;
+  };
+
+  it('limits sessions in all and per owner, counting opens in flight', async () => {
+    const r = new SessionRegistry({ maxSessions: 3, maxSessionsPerOwner: 2 });
+    let release!: () => void;
+    const slow = r.add('a', () => new Promise((res) => (release = () => res(fake('1', 'a')))));
+    await r.add('a', () => Promise.resolve(fake('2', 'a')));
+    await expect(r.add('a', () => Promise.resolve(fake('3', 'a')))).rejects.toMatchObject({
+      scope: 'owner',
+      limit: 2,
+    });
+    await r.add('b', () => Promise.resolve(fake('4', 'b')));
+    await expect(r.add('c', () => Promise.resolve(fake('5', 'c')))).rejects.toBeInstanceOf(
+      TooManySessionsError,
+    );
+    release();
+    await slow;
+    expect(
+      r
+        .list()
+        .map((s) => s.id)
+        .sort(),
+    ).toEqual(['1', '2', '4']);
+    expect(r.list('b').map((s) => s.id)).toEqual(['4']);
+    expect(r.countIn('default')).toBe(3);
+  });
+
+  it('never tells another owner that a session exists; a closed one is SessionClosedError for its owner', async () => {
+    const r = new SessionRegistry({ maxSessions: 10, maxSessionsPerOwner: 10 });
+    const s = await r.add('a', () => Promise.resolve(fake('s1', 'a')));
+    expect(r.get('s1', 'a')).toBe(s);
+    expect(r.get('s1')).toBe(s);
+    expect(() => r.get('s1', 'b')).toThrow(SessionNotFoundError);
+    expect(() => r.get('nope', 'a')).toThrow(SessionNotFoundError);
+    r.closedOne(s, 'idle');
+    expect(() => r.get('s1', 'a')).toThrow(SessionClosedError);
+    expect(() => r.get('s1', 'b')).toThrow(SessionNotFoundError);
+    expect(r.list()).toEqual([]);
+  });
+
+  it('refuses opens once shutting down and closes a session that opened meanwhile', async () => {
+    const r = new SessionRegistry({ maxSessions: 10, maxSessionsPerOwner: 10 });
+    let release!: () => void;
+    const s = fake('x', 'a');
+    const opening = r.add('a', () => new Promise((res) => (release = () => res(s))));
+    await r.shutdown();
+    await expect(r.add('a', () => Promise.resolve(fake('y', 'a')))).rejects.toBeInstanceOf(
+      PoolShuttingDownError,
+    );
+    release();
+    await expect(opening).rejects.toBeInstanceOf(PoolShuttingDownError);
+    expect(s.close).toHaveBeenCalledWith('shutdown');
+  });
+});
