@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { PoolShuttingDownError } from '../../../src/container-pool/errors/container-pool.errors';
 import {
   SessionBusyError,
