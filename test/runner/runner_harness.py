@@ -22,8 +22,10 @@ RUNNER = os.path.join(HERE, '..', '..', 'src', 'container-pool', 'transport', 'r
 IMAGE = 'container-pool-sandbox:bookworm'
 LABEL = 'io.container-pool.test=runner-harness'
 HDR = struct.Struct('>IBI')
-JOB, STDIN, STDIN_EOF, KILL = 1, 2, 3, 4
-HELLO, STDOUT, STDERR, EXIT, ERROR = 0x81, 0x82, 0x83, 0x84, 0x85
+JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
+HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
+PROTOCOL = 2
+VERSION = '1.1.0'
 PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 ENV = [PATH, 'HOME=/tmp']
 MIB = 1 << 20
@@ -32,8 +34,9 @@ _seq = [0]
 
 
 class Job(object):
-    def __init__(self, jid):
+    def __init__(self, jid, kind='code'):
         self.jid = jid
+        self.kind = kind
         self.out = bytearray()
         self.err = bytearray()
         self.exit = None  # parsed EXIT payload
@@ -46,6 +49,18 @@ class Job(object):
     @property
     def status(self):
         return self.exit['status'] if self.exit else None
+
+    @property
+    def interp(self):
+        return self.exit['interpreter'] if self.exit else None
+
+    @property
+    def alive(self):
+        return self.exit['alive'] if self.exit else None
+
+    @property
+    def error_(self):  # the cell's reported error (None: none, or no report)
+        return (self.exit.get('report') or {}).get('error') if self.exit else None
 
     def text(self):
         return self.out.decode('utf-8', 'replace')
@@ -61,15 +76,16 @@ class Job(object):
 class Runner(object):
     """One container running runner.py; a reader thread parses and checks the frames it sends."""
 
-    def __init__(self, deadline=120, memory='128m'):
+    def __init__(self, deadline=120, memory='128m', pids=64):
         _seq[0] += 1
         self.name = 'runner-harness-%d-%d' % (os.getpid(), _seq[0])
         self.deadline = time.time() + deadline
         cmd = ['docker', 'run', '-i', '--rm', '--name', self.name, '--init=false', '--network', 'none',
                '--user', '65534:65534', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
                '--tmpfs', '/work:rw,exec,size=16m,mode=1777', '--tmpfs', '/tmp:rw,exec,size=16m,mode=1777',
-               '--memory', memory, '--pids-limit', '64', '--label', LABEL, '-w', '/', IMAGE,
-               'python3', '-I', '-c', SRC, '%.3f' % self.deadline, '1']
+               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '-w', '/', IMAGE,
+               'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
+        self.resets = queue.Queue()
         self.jobs = {}
         self.next_id = 1
         self.violations = []
@@ -137,6 +153,12 @@ class Runner(object):
             return
         if self.hello is None:
             self._violation('frame %#x before HELLO' % t)
+        if t == RESET_DONE:
+            e = json.loads(payload)
+            if jid != 0 or set(e) != {'left'} or not isinstance(e['left'], int):
+                self._violation('bad RESET_DONE %r' % e)
+            self.resets.put((now, e, [j.jid for j in self.jobs.values() if not j.done.is_set()]))
+            return
         j = self.jobs.get(jid)
         if j is None or j.done.is_set():
             self._violation('frame %#x for job %d that is unknown or over' % (t, jid))
@@ -153,7 +175,14 @@ class Runner(object):
             j.err += payload
         elif t == EXIT:
             e = json.loads(payload)
-            if set(e) != {'status', 'oomKills', 'oomKillsAtStart'} or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
+            keys = {'status', 'oomKills', 'oomKillsAtStart'}
+            if j.kind == 'cell':
+                keys |= {'interpreter', 'alive', 'report'}
+                r = e.get('report')
+                if (not isinstance(e.get('interpreter'), int) or not isinstance(e.get('alive'), bool)
+                        or not (r is None or (isinstance(r, dict) and set(r) == {'error'}))):
+                    self._violation('bad cell EXIT %r' % e)
+            if set(e) != keys or not isinstance(e['status'], int) or not 0 <= e['status'] <= 255:
                 self._violation('bad EXIT %r' % e)
             j.exit = e
             j.t_end = now
@@ -179,15 +208,21 @@ class Runner(object):
         assert self.hello is not None, 'no HELLO; stderr: %r' % bytes(self.stderr)
         return self.hello
 
-    def start(self, code=None, argv=None, env=None, workdir='/work', line=False, stdin=None, eof=True):
+    def start(self, code=None, argv=None, env=None, workdir='/work', line=False, stdin=None, eof=True, cell=False,
+              session=False):
         jid = self.next_id
         self.next_id += 1
-        j = Job(jid)
+        kind = 'cell' if cell else 'cmd' if argv is not None else 'code'
+        j = Job(jid, kind)
         self.jobs[jid] = j
-        h = {'kind': 'cmd' if argv is not None else 'code', 'env': ENV if env is None else env,
+        h = {'kind': kind, 'env': ENV if env is None else env,
              'workdir': workdir, 'lineBuffered': line}
         if argv is not None:
             h['argv'] = argv
+        if session:
+            h['session'] = True
+        if cell:
+            h['name'] = '<cell-%d>' % jid
         hb = json.dumps(h).encode()
         body = code.encode() if isinstance(code, str) else (code or b'')
         j.t_start = time.perf_counter()
@@ -209,6 +244,13 @@ class Runner(object):
 
     def sh(self, script, **kw):
         return self.run(argv=['sh', '-c', script], **kw)
+
+    def cell(self, code, **kw):
+        return self.run(code=code, cell=True, **kw)
+
+    def reset(self, timeout=5):
+        self.write(RESET, 0)
+        return self.resets.get(timeout=timeout)
 
     def alive(self):
         j = self.code('print(6 * 7)', timeout=10)
@@ -273,12 +315,12 @@ def hello():
         times.append((r.hello_at - r.t0) * 1000)
         h = r.hello
         assert set(h) == {'protocol', 'runner', 'python', 'oomKills'}, h
-        assert h['protocol'] == 1 and h['runner'] == '1.0.0' and h['python'].startswith('3.'), h
+        assert h['protocol'] == PROTOCOL and h['runner'] == VERSION and h['python'].startswith('3.'), h
         assert h['oomKills'] == 0, h
     # the runner's own start (python3 -I -c runner.py -> HELLO), measured inside the container: a nested runner
     j = r.code('import os, subprocess, sys, time\nsrc = sys.stdin.read()\nts = []\nfor i in range(7):\n'
                '    t = time.perf_counter()\n'
-               '    p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 30), "1"], cwd="/",'
+               '    p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 30), "2"], cwd="/",'
                ' stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n'
                '    h = os.read(p.stdout.fileno(), 9)\n    ts.append((time.perf_counter() - t) * 1000)\n'
                '    p.stdin.close()\n    p.wait()\nprint(" ".join("%.1f" % x for x in sorted(ts)))',
