@@ -1205,10 +1205,13 @@ def main():
     sel = None
     if '-k' in args:
         sel = args[args.index('-k') + 1]
+    quick = '--quick' in args  # without the timing cases (latencies, throughput)
     failed = 0
     try:
         for fn in CASES:
             if sel and sel not in fn.__name__:
+                continue
+            if quick and fn.__name__ in ('latencies', 'throughput', 'session_latency'):
                 continue
             t = time.perf_counter()
             try:

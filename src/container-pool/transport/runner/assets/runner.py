@@ -586,7 +586,7 @@ interp_seq = 0  # interpreters started in this container
 base = None  # (env, workdir) of the cell that started the first interpreter that became ready: for restarts
 sess = [None, None]  # the interpreter's env and cwd as it last reported them (session cmd jobs)
 cell = None  # the running cell's Kid
-want_interp = False  # start an interpreter as soon as a spare is there
+want_interp = None  # (env, workdir): start an interpreter as soon as a spare is there (after RESET)
 resetting = False
 
 
@@ -826,10 +826,10 @@ def on_zygote(_, fd):
         kids[pid] = k
         spare = k
         hello()
-        if want_interp:
-            want_interp = False
-            if interp is None and base is not None:
-                start_interp(*base)
+        if want_interp is not None:
+            w, want_interp = want_interp, None
+            if interp is None:
+                start_interp(*w)
 
 
 def hello():
@@ -1115,7 +1115,8 @@ def end_job(k, x, st):
 
 def start_interp(env, wd, tries=0, n=None):
     # a spare (else a fresh fork) gets an `interp` job: it sets up as for a code job, then serves cells
-    global spare, spare_deaths, interp, interp_seq
+    global spare, spare_deaths, interp, interp_seq, want_interp
+    want_interp = None
     k, spare = spare, None
     if k is not None:
         spare_deaths = 0
@@ -1437,7 +1438,7 @@ def do_reset():
         if spare is not None:
             start_interp(*had)
         else:
-            want_interp = True
+            want_interp = had
     send(RESET_DONE, 0, json.dumps({'left': len(left)}).encode())
 
 
