@@ -301,7 +301,6 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             except BaseException:
                 pass
 
-    lastcwd = [None]
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
         try:
