@@ -27,7 +27,7 @@ const hello = (over: object = {}) =>
   encodeFrame(
     RunnerFrame.hello,
     0,
-    json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0, ...over }),
+    json({ protocol: 2, runner: '9.9.9', python: '3.11.2', oomKills: 0, ...over }),
   );
 
 describe('runner frames', () => {
@@ -192,9 +192,9 @@ describe('runner connection (host side, untrusted runner)', () => {
     [
       'a HELLO of another version',
       () => hello({ runner: '1.0.0' }),
-      /runner "1.0.0" \(expected protocol 1, runner "9.9.9"\)/,
+      /runner "1.0.0" \(expected protocol 2, runner "9.9.9"\)/,
     ],
-    ['a HELLO of another protocol', () => hello({ protocol: 2 }), /HELLO of protocol 2/],
+    ['a HELLO of another protocol', () => hello({ protocol: 1 }), /HELLO of protocol 1/],
     [
       'a HELLO that is not JSON',
       () => encodeFrame(RunnerFrame.hello, 0, Buffer.from('{')),

@@ -98,7 +98,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: 2, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
@@ -151,7 +151,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: 2, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
@@ -214,7 +214,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: 2, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
@@ -245,7 +245,7 @@ describe('runner transport review', () => {
       encodeFrame(
         RunnerFrame.hello,
         0,
-        json({ protocol: 1, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
+        json({ protocol: 2, runner: '9.9.9', python: '3.11.2', oomKills: 0 }),
       ),
     );
     await c.hello;
