@@ -833,6 +833,16 @@ def session_state():
     assert sorted(j.text().split()) == ['child', 'parent'], j
     j = ok_cell(r, 'print(x)')
     assert j.out == b'42\n' and j.interp == 1, j
+    t = time.perf_counter()
+    j = ok_cell(r, 'import subprocess\nsubprocess.Popen(["sh", "-c", "sleep 0.3; echo late; echo late >&2"])\nprint("now")')
+    assert j.out == b'now\n' and time.perf_counter() - t < 0.25, j
+    time.sleep(0.5)
+    j = ok_cell(r, 'print("next")')
+    assert j.out == b'next\n' and j.err == b'', j
+    for i in range(5):  # 5 x 5 MiB: linecache keeps at most 16 MiB of sources
+        ok_cell(r, 'z%d = 1\n' % i + '#' * (5 * MIB), timeout=60)
+    j = ok_cell(r, 'import linecache\nprint(sum(v[0] for k, v in linecache.cache.items() if k.startswith("<cell-")) <= 16 << 20)')
+    assert j.out == b'True\n', j
     big = 'y = "%s"\nprint(len(y))' % ('a' * (10 * MIB))
     j = ok_cell(r, big, timeout=60)
     assert j.out == b'%d\n' % (10 * MIB), j

@@ -301,6 +301,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             except BaseException:
                 pass
 
+    kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
         try:
@@ -348,6 +349,12 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             pass
         text = code.decode('utf-8', 'replace')
         _lc[name] = (_len(text), None, text.splitlines(True), name)
+        kept.append((name, _len(text)))
+        total[0] += _len(text)
+        while total[0] > 16 * MIB and _len(kept) > 1:  # the sources of the oldest cells go first
+            o, z = kept.pop(0)
+            total[0] -= z
+            _lc.pop(o, None)
         st, err, co = 0, None, None
         try:
             co = _compile(code, name, 'exec', dont_inherit=True)
