@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { INestApplication } from '@nestjs/common';
 import { RunnerProtocolError } from '../../src/container-pool/errors/container-pool.errors';
+import { RUNNER_PROTOCOL_VERSION } from '../../src/container-pool/transport/runner/runner-protocol';
 import { RUNNER_ASSET_PATH } from '../../src/container-pool/transport/runner/runner-source';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import {
@@ -196,7 +197,14 @@ describe('a runner that breaks the protocol', () => {
   const hello = frame(
     0x81,
     0,
-    Buffer.from(JSON.stringify({ protocol: 1, runner: version, python: '3.11.2', oomKills: 0 })),
+    Buffer.from(
+      JSON.stringify({
+        protocol: RUNNER_PROTOCOL_VERSION,
+        runner: version,
+        python: '3.11.2',
+        oomKills: 0,
+      }),
+    ),
   );
 
   /** The forged runner: HELLO, wait for the JOB's header (9 bytes), then `answer`, then hold stdin open. */

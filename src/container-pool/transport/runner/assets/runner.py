@@ -2,8 +2,8 @@
 # cmd jobs through posix_spawn; frames over the attach stream (fd 0 in, fd 1 out), diagnostics on fd 2.
 # Contract: docs/runner-protocol.md. Stdlib only, Python >= 3.8, started as
 #   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version>
-RUNNER_VERSION = '1.0.0'
-PROTOCOL = 1
+RUNNER_VERSION = '1.1.0'
+PROTOCOL = 2
 import os, sys
 try:  # opened while still dumpable (after the prctl, /proc/self is root's): cmd jobs inherit 1000 from here
     OOMADJ = os.open('/proc/self/oom_score_adj', os.O_RDWR | os.O_CLOEXEC)
@@ -23,13 +23,13 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
-import array, atexit, builtins, errno, fcntl, io, json, select, selectors, socket, struct, time, warnings  # all, first
+import array, atexit, builtins, errno, fcntl, io, json, linecache, select, selectors, socket, struct, time, traceback, warnings  # all, first
 
 MIB = 1 << 20
 HDR = struct.Struct('>IBI')
-JOB, STDIN, STDIN_EOF, KILL = 1, 2, 3, 4
-HELLO, STDOUT, STDERR, EXIT, ERROR = 0x81, 0x82, 0x83, 0x84, 0x85
-MAXLEN = {JOB: 4 + MIB + 64 * MIB, STDIN: MIB, STDIN_EOF: 0, KILL: 0}
+JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
+HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
+MAXLEN = {JOB: 4 + MIB + 64 * MIB, STDIN: MIB, STDIN_EOF: 0, KILL: 0, INTERRUPT: 0, RESET: 0}
 CHUNK = 65536
 G = globals()
 MAIN = sys.modules['__main__']  # the runner's own module (kept alive; jobs get a fresh one)
@@ -235,11 +235,235 @@ def spare_main(ir, ow, ew, jr, xw, warm):
         os.chdir(h['workdir'])
     except (OSError, ValueError) as e:
         _fail('chdir', e, h['workdir'] + ': ')
-    if h.get('lineBuffered'):
-        sys.stdout.reconfigure(line_buffering=True)
     sys.modules['__main__'] = m
     sys.path.insert(0, '')
+    if h.get('kind') == 'interp':
+        interp_main(d)
+    if h.get('lineBuffered'):
+        sys.stdout.reconfigure(line_buffering=True)
     run_code(code, d)
+
+
+# ---- the session interpreter (a child made from a spare with an `interp` job): serves cells until it dies
+
+try:
+    raise ValueError
+except ValueError as _e:
+    TB = type(_e.__traceback__)
+    del _e
+LIM = (('name', 256), ('value', 65536), ('traceback', 262144))
+
+
+def u16(s):
+    # a string's length as the host counts it (UTF-16 code units)
+    return len(s) if s.isascii() else len(s.encode('utf-16-le', 'surrogatepass')) // 2
+
+
+def cut(s, n, tail=False):
+    # at most n UTF-16 units: the head (the tail for a traceback: its last line names the error)
+    k = n
+    while k > 0 and u16(s[-k:] if tail else s[:k]) > n:
+        k -= u16(s[-k:] if tail else s[:k]) - n
+    return s if len(s) <= k else (s[-k:] if tail else s[:k])
+
+
+def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close, _read=os.read, _getpid=os.getpid,
+                _sig=signal.signal, _mask=signal.pthread_sigmask, _dumps=json.dumps, _loads=json.loads,
+                _fmt=traceback.format_exception, _lc=linecache.cache, _getcwd=os.getcwd, _fsenc=os.fsencode,
+                _compile=compile, _exec=exec, INT=signal.SIGINT, BLK=signal.SIG_BLOCK, UNB=signal.SIG_UNBLOCK,
+                IGN=signal.SIG_IGN, _str=str, _isinst=isinstance, _len=len, _type=type):
+    n = _open('/dev/null', os.O_RDWR)
+    for i in (0, 1, 2):  # between cells: nothing of a cell's pipes
+        _dup2(n, i)
+    _close(n)
+    sys.argv = ['']
+    me = _getpid()
+    sk = socket.socket(fileno=SF)
+    own = [sys.stdin, sys.stdout, sys.stderr]
+    A = [False, False]  # armed (the code runs: raise), pending (recorded while it did not)
+
+    def onint(s, f):
+        if A[0]:
+            raise KeyboardInterrupt
+        A[1] = True
+
+    _sig(INT, onint)
+    _mask(BLK, [INT])
+
+    def say(m):
+        b = _dumps(m).encode()
+        sk.sendall(_len(b).to_bytes(4, 'big') + b)
+
+    def flush_all():
+        for f in (sys.stdout, sys.stderr, own[1], own[2]):
+            try:
+                f.flush()
+            except BaseException:
+                pass
+
+    kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
+    os.write(SF, b'\7')  # ready: set up, serving cells
+    while True:
+        try:
+            msg, anc, _f, _a = sk.recvmsg(1, socket.CMSG_SPACE(4 * 4), socket.MSG_CMSG_CLOEXEC)
+        except BaseException:
+            _exit(0)
+        fds = []
+        for lvl, typ, data in anc:
+            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                a = array.array('i')
+                a.frombytes(data[:_len(data) - _len(data) % a.itemsize])
+                fds.extend(a)
+        if msg != b'C' or _len(fds) != 4:
+            _exit(0)  # the runner is gone (EOF), or a cell's own thread took the message
+        _sig(INT, IGN)  # a pending SIGINT from before this cell (its runner sends none before `start`) is dropped
+        _sig(INT, onint)
+        A[1] = False
+        say({'t': 'start'})
+        flush_all()  # what a thread of an earlier cell left in the buffers goes to /dev/null, not this cell
+        for i in (0, 1, 2):
+            _dup2(fds[i], i)
+            _close(fds[i])
+        b = bytearray()
+        while True:
+            c = _read(fds[3], CHUNK)
+            if not c:
+                break
+            b += c
+        _close(fds[3])
+        n = int.from_bytes(b[:4], 'big')
+        h = _loads(b[4:4 + n].decode('utf-8'))
+        code = bytes(b[4 + n:])
+        del b
+        name = h['name']
+        for i in (1, 2):
+            f = own[i]
+            if f.closed:
+                f = own[i] = _stdio(i, 'wb', ('<stdout>', '<stderr>')[i - 1], IOENC[i], i == 2)
+        sys.stdin = sys.__stdin__ = own[0] = _stdio(0, 'rb', '<stdin>', IOENC[0], False)
+        sys.stdout = sys.__stdout__ = own[1]
+        sys.stderr = sys.__stderr__ = own[2]
+        try:
+            own[1].reconfigure(line_buffering=bool(h.get('lineBuffered')))
+        except BaseException:
+            pass
+        text = code.decode('utf-8', 'replace')
+        _lc[name] = (_len(text), None, text.splitlines(True), name)
+        kept.append((name, _len(text)))
+        total[0] += _len(text)
+        while total[0] > 16 * MIB and _len(kept) > 1:  # the sources of the oldest cells go first
+            o, z = kept.pop(0)
+            total[0] -= z
+            _lc.pop(o, None)
+        st, err, co = 0, None, None
+        try:
+            co = _compile(code, name, 'exec', dont_inherit=True)
+            del code, text
+            A[0] = True
+            _mask(UNB, [INT])
+            if A[1]:
+                raise KeyboardInterrupt
+            _exec(co, d)
+            A[0] = False
+        except SystemExit as e:
+            A[0] = False
+            try:
+                st = _exitcode(e.code)
+                if st:
+                    err = {'name': 'SystemExit', 'value': _str(e.code), 'traceback': ''}
+            except BaseException:
+                st, err = 1, {'name': 'SystemExit', 'value': '', 'traceback': ''}
+        except BaseException as e:
+            A[0] = False
+            st = 1
+            try:
+                err = _excreport(e, _fmt)
+            except BaseException:
+                err = {'name': 'BaseException', 'value': '', 'traceback': ''}
+            e = None
+        A[0] = False
+        _mask(BLK, [INT])
+        try:
+            if _getpid() != me:  # a fork the cell made ran to the end of the code: it ends here, as a program would
+                flush_all()
+                if err and err['traceback']:
+                    os.write(2, err['traceback'].encode('utf-8', 'replace'))
+                _exit(st)
+            if err is not None:
+                for k, lim in LIM:
+                    err[k] = cut(err[k], lim, k == 'traceback')
+            flush_all()
+            n = _open('/dev/null', os.O_RDWR)
+            for i in (0, 1, 2):
+                _dup2(n, i)
+            _close(n)
+            try:
+                cwd = _getcwd()
+                if _len(_fsenc(cwd)) > 4096:
+                    cwd = None
+            except BaseException:
+                cwd = None
+            try:
+                env = ['%s=%s' % (k, v) for k, v in os.environ.items()]
+                if not all(_isinst(x, str) for x in env):
+                    env = None
+            except BaseException:
+                env = None
+            m = {'t': 'done', 'status': st, 'error': err, 'cwd': cwd, 'env': env}
+            for i in range(40):
+                b = _dumps(m).encode()
+                if _len(b) <= MIB:
+                    break
+                if m['env'] is not None:
+                    m['env'] = None
+                elif err is not None:
+                    err['traceback'] = err['traceback'][-(_len(err['traceback']) // 2):]
+                    err['value'] = err['value'][:_len(err['value']) // 2]
+            sk.sendall(_len(b).to_bytes(4, 'big') + b)
+            del m, b
+            err = env = co = None
+        except BaseException:
+            _exit(70)  # the runner sees the death: the cell ends alive: false
+
+
+def _exitcode(c):
+    # as CPython's handle_system_exit computes the status (without printing)
+    if c is None:
+        return 0
+    if isinstance(c, int):
+        return c & 255 if -(1 << 63) <= c < (1 << 63) else 255
+    return 1
+
+
+def _excreport(e, fmt):
+    # the report of an exception that ended a cell: only the user's frames (the interpreter's own are G's)
+    xs = []
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals is not G:
+            xs.append(tb)
+        tb = tb.tb_next
+    t = None
+    for x in reversed(xs):
+        t = TB(t, x.tb_frame, x.tb_lasti, x.tb_lineno)
+    e.__traceback__ = t
+    sys.last_type, sys.last_value, sys.last_traceback = type(e), e, t
+    if sys.version_info >= (3, 12):
+        sys.last_exc = e
+    try:
+        name = type(e).__qualname__
+        name = name if isinstance(name, str) else type(e).__name__
+    except BaseException:
+        name = 'BaseException'
+    try:
+        value = str(e)
+    except BaseException:
+        value = '<exception str() failed>'
+    try:
+        tbt = ''.join(fmt(type(e), e, t))
+    except BaseException:
+        tbt = ''
+    return {'name': name, 'value': value, 'traceback': tbt}
 
 
 def _sysexit(e):
@@ -363,17 +587,36 @@ spare = None
 spare_deaths = 0
 zsock, zpid, zpending = None, 0, False  # the zygote: the runner's end of its socket, its pid, a spare asked for
 said_hello = False
+interp = None  # the session interpreter (Interp), when one runs
+interp_seq = 0  # interpreters started in this container
+base = None  # (env, workdir) of the cell that started the first interpreter that became ready: for restarts
+sess = [None, None]  # the interpreter's env and cwd as it last reported them (session cmd jobs)
+cell = None  # the running cell's Kid
+want_interp = None  # (env, workdir): start an interpreter as soon as a spare is there (after RESET)
+resetting = False
+
+
+class Interp(object):
+    __slots__ = ('pid', 'sock', 'fd', 'rb', 'st', 'acked', 'ftext', 'n', 'env', 'wd', 'tries', 'cell', 'served',
+                 'reaped')
+
+    def __init__(self, pid, sx, n, env, wd, tries):
+        self.pid, self.sock, self.fd, self.n, self.env, self.wd, self.tries = pid, socket.socket(fileno=sx), sx, n, \
+            env, wd, tries
+        self.rb, self.st, self.acked, self.ftext, self.cell, self.served, self.reaped = bytearray(), 0, False, \
+            bytearray(), None, 0, False
 
 
 class Kid(object):
     __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq', 'job', 'acked', 'killed', 'tries',
-                 'oom0')
+                 'oom0', 'cell', 'started', 'intr', 'cfds')
 
     def __init__(self, pid, si, so, se, sj, sx):
         self.pid, self.si, self.so, self.se, self.sj, self.sx = pid, si, so, se, sj, sx
         self.jid, self.iq, self.ieof, self.jq = 0, [], False, None
         self.job, self.acked, self.killed, self.tries = None, sj < 0, False, 0
         self.oom0 = None
+        self.cell, self.started, self.intr, self.cfds = None, False, False, None  # cell jobs: the Interp, ...
 
 
 def kill(pid):
@@ -550,7 +793,7 @@ def zygote_gone():
 
 
 def on_zygote(_, fd):
-    global zpending, spare, spare_deaths
+    global zpending, spare, spare_deaths, want_interp
     while zsock is not None:
         try:
             msg, anc, _f, _a = zsock.recvmsg(8, socket.CMSG_SPACE(5 * 4), socket.MSG_CMSG_CLOEXEC)
@@ -589,6 +832,10 @@ def on_zygote(_, fd):
         kids[pid] = k
         spare = k
         hello()
+        if want_interp is not None:
+            w, want_interp = want_interp, None
+            if interp is None:
+                start_interp(*w)
 
 
 def hello():
@@ -640,18 +887,27 @@ def start_job(jid, payload):
         die('bad JOB payload for job %d' % jid)
     try:
         h = json.loads(payload[4:4 + n].decode('utf-8'))
-        ok = (isinstance(h, dict) and h.get('kind') in ('code', 'cmd') and isinstance(h.get('env'), list)
+        ok = (isinstance(h, dict) and h.get('kind') in ('code', 'cmd', 'cell') and isinstance(h.get('env'), list)
               and all(isinstance(x, str) for x in h['env']) and isinstance(h.get('workdir'), str)
               and isinstance(h.get('lineBuffered', False), bool))
         if ok and h['kind'] == 'cmd':
             a = h.get('argv')
-            ok = isinstance(a, list) and len(a) > 0 and all(isinstance(x, str) for x in a)
+            ok = (isinstance(a, list) and len(a) > 0 and all(isinstance(x, str) for x in a)
+                  and isinstance(h.get('session', False), bool))
+        if ok and h['kind'] == 'cell':
+            ok = isinstance(h.get('name'), str) and 0 < len(h['name']) <= 64
     except ValueError:
         ok = False
     if not ok:
         die('bad JOB header for job %d' % jid)
     if h['kind'] == 'cmd':
+        if h.get('session'):  # the interpreter's env and cwd as it last reported them
+            h['env'] = sess[0] if sess[0] is not None else h['env']
+            h['workdir'] = sess[1] if sess[1] is not None else h['workdir']
         start_cmd(jid, h)
+        return
+    if h['kind'] == 'cell':
+        start_cell(jid, h, payload, n)
         return
     k, spare = spare, None
     if k is not None:
@@ -861,6 +1117,337 @@ def end_job(k, x, st):
     return True
 
 
+# ---- cell jobs: the session interpreter
+
+def start_interp(env, wd, tries=0, n=None):
+    # a spare (else a fresh fork) gets an `interp` job: it sets up as for a code job, then serves cells
+    global spare, spare_deaths, interp, interp_seq, want_interp
+    want_interp = None
+    k, spare = spare, None
+    if k is not None:
+        spare_deaths = 0
+    hb = json.dumps({'kind': 'interp', 'env': env, 'workdir': wd}).encode()
+    payload = struct.pack('>I', len(hb)) + hb
+    while True:
+        if k is None:
+            k = spawn(False)
+            if not isinstance(k, Kid):
+                if spare is None:
+                    new_spare()
+                return k
+        try:
+            w = os.write(k.sj, payload)
+            break
+        except BlockingIOError:
+            w = 0
+            break
+        except OSError:  # the child is gone: a fresh one
+            kill(k.pid)
+            discard(k)
+            k = None
+    if spare is None:
+        new_spare()
+    kids.pop(k.pid, None)
+    k.jq = memoryview(payload)[w:]
+    feed_job(k)
+    for f in (k.si, k.so, k.se):  # its fds 0, 1, 2 are /dev/null: cells bring their own
+        close(f)
+    k.si = k.so = k.se = -1
+    if n is None:
+        interp_seq += 1
+        n = interp_seq
+    sess[0] = sess[1] = None
+    it = interp = Interp(k.pid, k.sx, n, env, wd, tries)
+    k.sx = -1  # the Interp's now (k stays only while the rest of a large env is fed: feed_job closes k.sj)
+    reg(it.fd, selectors.EVENT_READ, on_interp, it)
+    return it
+
+
+def start_cell(jid, h, payload, n):
+    global cell
+    if cell is not None:
+        die('JOB %d: a cell while cell %d runs' % (jid, cell.jid))
+    it = interp
+    fds = []
+    try:
+        if it is None:
+            it = start_interp(h['env'], h['workdir'])
+            if not isinstance(it, Interp):
+                raise it
+        for _ in range(4):
+            fds.extend(os.pipe())
+    except OSError as e:
+        for f in fds:
+            os.close(f)
+        no = getattr(e, 'errno', None) or errno.EAGAIN
+        error(jid, 'spawn', no, 'cannot start the interpreter: %s' % (getattr(e, 'strerror', None) or e))
+        return
+    ir, iw, orr, ow, er, ew, jr, jw = fds
+    for f in (iw, orr, er, jw):
+        os.set_blocking(f, False)
+    k = Kid(it.pid, iw, orr, er, jw, -1)
+    k.acked, k.cell, k.cfds = True, it, [ir, ow, ew, jr]
+    hb = json.dumps({'name': h['name'], 'lineBuffered': bool(h.get('lineBuffered'))}).encode()
+    k.jq = memoryview(struct.pack('>I', len(hb)) + hb + payload[4 + n:])
+    cell = it.cell = k
+    began(jid, k)
+    feed_job(k)
+    send_cell(it)
+
+
+def send_cell(it):
+    # the cell's stdin, stdout, stderr and job pipe to the interpreter, once it is ready
+    k = it.cell
+    if k is None or k.cfds is None or it.st != 2 or it.fd < 0:
+        return
+    try:
+        it.sock.sendmsg([b'C'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', k.cfds))])
+    except OSError:
+        interp_broken(it)
+    for f in k.cfds:
+        os.close(f)
+    k.cfds = None
+
+
+def interp_broken(it):
+    # its channel broke the rules (or closed): SIGKILL; the reap ends the running cell (alive: false)
+    if not it.reaped:
+        kill(it.pid)
+    if it.fd >= 0:
+        unreg(it.fd)
+        it.sock.close()
+        it.fd = -1
+
+
+def on_interp(it, fd):
+    try:
+        d = os.read(fd, 65536)
+    except BlockingIOError:
+        return
+    except OSError:
+        d = b''
+    if not d:
+        interp_broken(it)
+        return
+    it.rb += d
+    parse_interp(it)
+
+
+def parse_interp(it):
+    # the ack (0x06), then `ready` (0x07) or why it could not start (as a code job's), then messages
+    global base
+    while it.rb and it.fd >= 0:
+        if it.st == 0:
+            if it.rb[0] == 6:
+                del it.rb[:1]
+                it.acked = True
+            it.st = 1
+            continue
+        if it.st == 1:
+            if it.acked and not it.ftext and it.rb[0] == 7:
+                del it.rb[:1]
+                it.st = 2
+                if base is None:
+                    base = (it.env, it.wd)
+                send_cell(it)
+                continue
+            it.ftext += it.rb
+            del it.rb[:]
+            if len(it.ftext) > 65536:
+                interp_broken(it)
+            return
+        if len(it.rb) < 4:
+            return
+        n = int.from_bytes(it.rb[:4], 'big')
+        if n > MIB:
+            interp_broken(it)
+            return
+        if len(it.rb) < 4 + n:
+            return
+        m = bytes(it.rb[4:4 + n])
+        del it.rb[:4 + n]
+        interp_msg(it, m)
+
+
+def done_ok(v):
+    if set(v) != {'t', 'status', 'error', 'cwd', 'env'}:
+        return False
+    st, e, c, env = v['status'], v['error'], v['cwd'], v['env']
+    if type(st) is not int or not 0 <= st <= 255:
+        return False
+    if e is not None:
+        if not isinstance(e, dict) or set(e) != {'name', 'value', 'traceback'}:
+            return False
+        for key, lim in LIM:
+            x = e[key]
+            if not isinstance(x, str) or len(x) > lim or u16(x) > lim:
+                return False
+    if c is not None:
+        if not isinstance(c, str) or not c.startswith('/') or '\0' in c:
+            return False
+        try:
+            if len(os.fsencode(c)) > 4096:
+                return False
+        except (UnicodeError, ValueError):
+            return False
+    if env is not None:
+        if not isinstance(env, list) or not all(isinstance(x, str) and '\0' not in x for x in env):
+            return False
+    return True
+
+
+def interp_msg(it, m):
+    k = it.cell
+    try:
+        v = json.loads(m.decode('utf-8'))
+    except ValueError:
+        v = None
+    if k is not None and isinstance(v, dict):
+        t = v.get('t')
+        if t == 'start' and len(v) == 1 and not k.started:
+            k.started = True
+            if k.intr:  # an INTERRUPT that came before the interpreter took the cell
+                sigint(it.pid)
+            return
+        if t == 'done' and k.started and not it.rb and done_ok(v):
+            it.served += 1
+            if v['env'] is not None:
+                sess[0] = v['env']
+            if v['cwd'] is not None:
+                sess[1] = v['cwd']
+            end_cell(k, v['status'], True, {'error': v['error']})
+            return
+    interp_broken(it)
+
+
+def sigint(pid):
+    try:
+        os.kill(pid, signal.SIGINT)
+    except OSError:
+        pass
+
+
+def end_cell(k, st, alive, rep, err=None):
+    global cell
+    it, jid = k.cell, k.jid
+    drain(k, k.so, STDOUT)
+    drain(k, k.se, STDERR)
+    discard(k)
+    for f in k.cfds or ():
+        os.close(f)
+    k.cfds = None
+    del jobs[jid]
+    k.jid = 0
+    cell = it.cell = None
+    if err:
+        error(jid, err[0], err[1], err[2])
+        return
+    send(EXIT, jid, json.dumps({'status': st, 'oomKills': oom_kills(), 'oomKillsAtStart': k.oom0,
+                                'interpreter': it.n, 'alive': alive, 'report': rep}).encode())
+
+
+def interp_reaped(it, st):
+    global interp
+    if os.WIFSTOPPED(st):
+        kill(it.pid)
+        return
+    if os.WIFCONTINUED(st):
+        return
+    it.reaped = True
+    while it.fd >= 0:  # what it said before it died (a done, why it could not start)
+        try:
+            d = os.read(it.fd, 65536)
+        except OSError:
+            break
+        if not d:
+            break
+        it.rb += d
+        parse_interp(it)
+    interp_broken(it)
+    if interp is it:
+        interp = None
+    k = it.cell
+    if k is not None:
+        if not it.acked and not k.killed and not resetting and os.WIFSIGNALED(st) and it.tries < 3:
+            ni = start_interp(it.env, it.wd, it.tries + 1, it.n)  # killed before it got its job: another one
+            if isinstance(ni, Interp):
+                ni.cell, k.cell, k.pid = k, ni, ni.pid
+                return
+        err = None
+        if it.st < 2 and it.ftext:
+            p = it.ftext.decode('utf-8', 'replace').split('\0', 2)
+            try:
+                err = (p[0], int(p[1]), p[2])
+            except (IndexError, ValueError):
+                err = None
+            if err is not None and err[0] not in ('exec', 'chdir', 'spawn'):
+                err = None
+        end_cell(k, 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st), False, None, err)
+    if not resetting and it.st == 2 and (it.served or k is not None) and base is not None and interp is None:
+        start_interp(*base)  # eagerly: the next cell does not wait for it
+
+
+def do_reset():
+    # every process of the container but PID 1, whatever its group or session; bounded
+    global resetting, want_interp
+    resetting = True
+    had = base or ((interp.env, interp.wd) if interp is not None else None)
+    for k in jobs.values():
+        k.killed = True
+    end = time.monotonic() + 1.5
+    sts = []
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            sts.append((pid, st))
+        try:
+            left = [p for p in os.listdir('/proc') if p.isdigit() and p != '1']
+        except OSError:
+            left = []
+        if not left or time.monotonic() >= end:
+            break
+        time.sleep(0.001)
+    zst = []
+    while zsock is not None:  # wait statuses the zygote sent before it died
+        try:
+            msg, anc, _f, _a = zsock.recvmsg(8, socket.CMSG_SPACE(5 * 4), socket.MSG_CMSG_CLOEXEC)
+        except OSError:
+            break
+        for lvl, typ, data in anc:
+            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                a = array.array('i')
+                a.frombytes(data[:len(data) - len(data) % a.itemsize])
+                for f in a:
+                    os.close(f)
+        if not msg:
+            break
+        if len(msg) == 8:
+            zst.append(struct.unpack('=ii', msg))
+    for pid, st in zst + sts:
+        on_reaped(pid, st)
+    if zsock is not None:
+        zygote_gone()
+    resetting = False
+    zygote_start()
+    if spare is None:
+        new_spare()
+    if had is not None and interp is None:
+        if spare is not None:
+            start_interp(*had)
+        else:
+            want_interp = had
+    send(RESET_DONE, 0, json.dumps({'left': len(left)}).encode())
+
+
 def reap():
     while True:
         try:
@@ -874,11 +1461,16 @@ def reap():
 
 def on_reaped(pid, st):
     global spare, spare_deaths
+    if interp is not None and pid == interp.pid:
+        interp_reaped(interp, st)
+        return
     if pid == zpid:
         if os.WIFSTOPPED(st):
             kill(pid)
             return
         zygote_gone()
+        if resetting:
+            return
         spare_deaths += 1
         if spare_deaths <= 20:
             zygote_start()
@@ -891,7 +1483,7 @@ def on_reaped(pid, st):
     if os.WIFSTOPPED(st):
         if not k.jid or not k.acked:  # a spare, a child that has not got its job, one that reported its end
             kill(pid)
-            if k is spare:
+            if k is spare and not resetting:
                 spare_deaths += 1
                 new_spare()
         return
@@ -916,6 +1508,9 @@ def on_reaped(pid, st):
     else:
         discard(k)
         if k is spare:
+            if resetting:
+                spare = None
+                return
             spare_deaths += 1
             new_spare()
 
@@ -955,6 +1550,11 @@ def on_input(_, fd):
             last_id = jid
             start_job(jid, payload)
             continue
+        if t == RESET:
+            if jid != 0:
+                die('RESET with job id %d' % jid)
+            do_reset()
+            continue
         if jid == 0 or jid > last_id:
             die('frame type %d for job %d that was never started' % (t, jid))
         k = jobs.get(jid)
@@ -967,6 +1567,20 @@ def on_input(_, fd):
         elif t == STDIN_EOF:
             k.ieof = True
             feed(k)
+        elif t == INTERRUPT:
+            if k.cell is not None:  # the interpreter only, once it has taken the cell (`start`)
+                if k.started:
+                    sigint(k.pid)
+                else:
+                    k.intr = True
+            else:
+                try:
+                    os.killpg(k.pid, signal.SIGINT)
+                except OSError:
+                    pass
+        elif k.cell is not None:
+            k.killed = True
+            kill(k.pid)
         else:
             k.killed = True
             try:
