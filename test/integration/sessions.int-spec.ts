@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { INestApplication } from '@nestjs/common';
 import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
-import { SandboxUnsupportedError } from '../../src/container-pool/errors/container-pool.errors';
 import {
   SessionClosedError,
   SessionNotFoundError,
@@ -183,7 +182,15 @@ describe('sessions on a real engine', () => {
     expect(r.durationMs).toBeLessThan(1000 + 700);
     const after = await s.runCode('print(kept, i > 0)');
     expect(after).toMatchObject({ stdout: 'yes True\n', stateLost: false });
-    // time.sleep is interrupted as well.
+    // A regex that backtracks, and time.sleep, are interrupted as well.
+    const regex = await s.runCode('import re\nre.match(r"(a+)+$", "a" * 64 + "b")', {
+      timeoutMs: 500,
+    });
+    expect(regex).toMatchObject({
+      interrupted: true,
+      stateLost: false,
+      error: { name: 'KeyboardInterrupt' },
+    });
     const sleeping = await s.runCode('import time\ntime.sleep(100)', { timeoutMs: 500 });
     expect(sleeping).toMatchObject({
       interrupted: true,
@@ -203,8 +210,8 @@ describe('sessions on a real engine', () => {
       'while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass',
     ],
     [
-      'a blocking C call (a regex that backtracks)',
-      'import re\nre.match(r"(a+)+$", "a" * 64 + "b")',
+      'a long C call that never checks for signals',
+      'import hashlib\nhashlib.pbkdf2_hmac("sha256", b"x", b"y", 10 ** 9)',
     ],
     [
       'setsid and a double fork that outlive their parent',
@@ -366,7 +373,10 @@ describe('sessions: profiles and owners', () => {
       size: 0,
     });
     try {
-      await expect(pool.openSession()).rejects.toBeInstanceOf(SandboxUnsupportedError);
+      await expect(pool.openSession()).rejects.toMatchObject({
+        code: 'INVALID_REQUEST',
+        field: 'profile',
+      });
     } finally {
       await app.close();
       await expectNoContainersLeft(name);
@@ -384,12 +394,28 @@ describe('sessions: profiles and owners', () => {
     expect((await engineContainers(name)).some((c) => c.Id === containerId)).toBe(true);
     child.kill('SIGKILL');
     await eventually(
-      async () => (await engineContainers(name)).length === 0,
+      async () => !(await engineContainers(name)).some((c) => c.State === 'running'),
       15_000,
-      'the containers to go',
+      'the running containers to go',
     );
-    await expect(docker.getContainer(containerId).inspect()).rejects.toMatchObject({
-      statusCode: 404,
-    });
+    // Exited, then removed by the engine (AutoRemove).
+    await eventually(
+      () =>
+        docker
+          .getContainer(containerId)
+          .inspect()
+          .then(
+            () => false,
+            (err: { statusCode?: number }) => err.statusCode === 404,
+          ),
+      10_000,
+      'the session container to be removed',
+    );
+    // A refill create the kill interrupted may leave a container created and never started (no process: the
+    // documented leftover a live instance sweeps within 60 s); this test removes it itself.
+    for (const c of await engineContainers(name)) {
+      expect(c.State).toBe('created');
+      await docker.getContainer(c.Id).remove({ force: true });
+    }
   });
 });

@@ -398,7 +398,10 @@ export class Provisioner implements ContainerSource {
 
 /** The life a container must still have when it is handed out: the longest execution, or session. */
 export function handOutLifeMs(
-  o: Pick<ResolvedContainerPoolOptions, 'maxExecTimeoutMs' | 'sessionMaxLifetimeMs' | 'maxSessions'>,
+  o: Pick<
+    ResolvedContainerPoolOptions,
+    'maxExecTimeoutMs' | 'sessionMaxLifetimeMs' | 'maxSessions'
+  >,
 ): number {
   return Math.max(o.maxExecTimeoutMs, o.maxSessions > 0 ? o.sessionMaxLifetimeMs : 0);
 }

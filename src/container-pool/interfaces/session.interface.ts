@@ -21,7 +21,10 @@ export interface OpenSessionOptions {
 }
 
 /** Options of one runCode() call. */
-export type RunCodeOptions = Pick<ExecOptions, 'timeoutMs' | 'maxOutputBytes' | 'signal' | 'onOutput' | 'stdin'>;
+export type RunCodeOptions = Pick<
+  ExecOptions,
+  'timeoutMs' | 'maxOutputBytes' | 'signal' | 'onOutput' | 'stdin'
+>;
 
 /** A session's `run()`: `cmd` only, in the interpreter's current cwd and environment. */
 export type SessionRunRequest = Pick<

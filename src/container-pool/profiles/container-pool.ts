@@ -39,7 +39,7 @@ import type { ProfilePatch, RolloutStatus, UpdateOptions } from '../interfaces/r
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan, withSpanSync } from '../tracing';
 import { ProfileTransport } from '../transport/profile-transport';
 import type { ContainerPoolError } from '../errors/container-pool.errors';
-import { ContainerExpiredError, SandboxUnsupportedError } from '../errors/container-pool.errors';
+import { ContainerExpiredError } from '../errors/container-pool.errors';
 import { LIFETIME_SAFETY_MARGIN_MS } from '../container-pool.constants';
 import type { DriverContainer } from '../engine/container-driver.interface';
 import type { OpenSessionOptions, Session } from '../interfaces/session.interface';
@@ -461,10 +461,12 @@ export class ContainerPool implements LeaseOwner {
     });
   }
 
-  private noSessions(why: string): SandboxUnsupportedError {
-    return new SandboxUnsupportedError(
-      `profile "${this.name}" cannot hold sessions: ${why}. Sessions need the runner transport (transport ` +
-        'auto or runner, an image with python3 >= 3.8)',
+  /** A profile that cannot hold sessions: the request's choice of profile is wrong. */
+  private noSessions(why: string): InvalidRequestError {
+    return new InvalidRequestError(
+      'profile',
+      `"${this.name}" cannot hold sessions: ${why}. Sessions need the runner transport (transport auto or ` +
+        'runner, an image with python3 >= 3.8): open one on such a profile',
     );
   }
 }

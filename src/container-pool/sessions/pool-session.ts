@@ -239,6 +239,9 @@ export class PoolSession implements Session {
   /** Ends the session: queued calls reject with SessionClosedError, the container is removed. */
   close(reason = 'closed'): Promise<void> {
     if (this.closing) return this.closing;
+    // Set before anything else: the container's removal kills its execution, whose kill closes again.
+    let done!: () => void;
+    this.closing = new Promise<void>((r) => (done = r));
     this.closedReason = reason;
     clearTimeout(this.lifetimeTimer);
     clearTimeout(this.idleTimer);
@@ -249,10 +252,11 @@ export class PoolSession implements Session {
     this.deps.log.log(
       `session ${this.id} container=${this.deps.entry.name} closed (${reason}) after ${this.calls} call(s)`,
     );
-    this.closing = this.deps.warm
-      .destroy(this.deps.entry, `session ${reason}`)
-      .catch(() => undefined);
     this.deps.onClosed(this, reason);
+    void this.deps.warm
+      .destroy(this.deps.entry, `session ${reason}`)
+      .catch(() => undefined)
+      .then(done);
     return this.closing;
   }
 
@@ -369,6 +373,8 @@ export class PoolSession implements Session {
             workdir: options.workdir,
             lineBuffered: false,
             session: true,
+            // The call's own variables, over the interpreter's environment (the runner lays them on).
+            extraEnv: env,
           };
     const listener = (stream: 'stdout' | 'stderr') =>
       limits.onOutput && {
@@ -423,8 +429,8 @@ export class PoolSession implements Session {
       );
     } catch (err) {
       if (err instanceof InvalidRequestError && this.isOpen) throw err;
-      if (stop.error) throw stop.error;
       if (this.closedReason !== null) throw this.closedError();
+      if (stop.error) throw stop.error;
       const reason =
         err instanceof RunnerProtocolError
           ? `its runner broke the protocol (${err.violation})`

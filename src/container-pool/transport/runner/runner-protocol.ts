@@ -81,6 +81,8 @@ export interface JobHeader {
   name?: string;
   /** A cmd of a session: run in the interpreter's cwd and environment. */
   session?: boolean;
+  /** A session cmd's own variables, laid over the interpreter's environment. */
+  extraEnv?: string[];
   argv?: string[];
   /** The whole environment of the job (`KEY=value`). */
   env: string[];

@@ -892,8 +892,10 @@ def start_job(jid, payload):
               and isinstance(h.get('lineBuffered', False), bool))
         if ok and h['kind'] == 'cmd':
             a = h.get('argv')
+            x = h.get('extraEnv', [])
             ok = (isinstance(a, list) and len(a) > 0 and all(isinstance(x, str) for x in a)
-                  and isinstance(h.get('session', False), bool))
+                  and isinstance(h.get('session', False), bool)
+                  and isinstance(x, list) and all(isinstance(v, str) for v in x))
         if ok and h['kind'] == 'cell':
             ok = isinstance(h.get('name'), str) and 0 < len(h['name']) <= 64
     except ValueError:
@@ -904,6 +906,10 @@ def start_job(jid, payload):
         if h.get('session'):  # the interpreter's env and cwd as it last reported them
             h['env'] = sess[0] if sess[0] is not None else h['env']
             h['workdir'] = sess[1] if sess[1] is not None else h['workdir']
+            if h.get('extraEnv'):  # the call's own variables, over the interpreter's
+                e = envdict(h['env'])
+                e.update(envdict(h['extraEnv']))
+                h['env'] = ['%s=%s' % kv for kv in e.items()]
         start_cmd(jid, h)
         return
     if h['kind'] == 'cell':
