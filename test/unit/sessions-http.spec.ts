@@ -150,7 +150,7 @@ function fakeSessions(profile: string) {
   return { store, api };
 }
 
-async function host() {
+async function host(globalPrefix?: string) {
   const moduleRef = await Test.createTestingModule({
     imports: [
       ContainerPoolModule.forRoot({
@@ -170,6 +170,7 @@ async function host() {
     .useValue(new FakeDriver())
     .compile();
   const app = moduleRef.createNestApplication({ logger: false });
+  if (globalPrefix) app.setGlobalPrefix(globalPrefix);
   setupContainerPoolDocs(app, 'docs');
   await app.init();
   const svc = app.get(ContainerPoolService);
@@ -857,6 +858,38 @@ describe('sessions over HTTP (mocked session methods)', () => {
     for (const op of [openOp, execOp, put, get, paths[id].get, paths[id].delete]) {
       expect(op.security).toBeDefined();
       expect(op.tags).toEqual(['sessions']);
+    }
+  });
+});
+
+describe('sessions over HTTP under a global prefix', () => {
+  it('the JSON and the bytes routes get their own body parsing at the prefixed paths', async () => {
+    const h = await host('api');
+    try {
+      const base = `/api${P}/sessions`;
+      const { id } = (await h.http().post(base).set(as(EXEC_A)).send({}).expect(201)).body as {
+        id: string;
+      };
+      await h
+        .http()
+        .put(`${base}/${id}/files/a/b.txt`)
+        .set({ ...as(EXEC_A), 'Content-Type': 'application/octet-stream' })
+        .send(Buffer.from('hi'))
+        .expect(204);
+      expect(h.store.get(id)!.files.write).toHaveBeenCalledWith('a/b.txt', Buffer.from('hi'));
+      await h.http().put(`${base}/${id}/files/a`).set(as(EXEC_A)).send({ a: 1 }).expect(415);
+      await h
+        .http()
+        .post(`${base}/${id}/executions`)
+        .set(as(EXEC_A))
+        .send({ code: 'x' })
+        .expect(200);
+      const doc = (await h.http().get('/docs-json').expect(200)).body;
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining([base, `${base}/{id}/files/{path}`]),
+      );
+    } finally {
+      await h.app.close();
     }
   });
 });
