@@ -387,6 +387,14 @@ describe('admin API (fake driver)', () => {
         'POST /admin/pool/profiles/{profile}/resume',
         'PUT /admin/pool/profiles/{profile}',
         'PUT /admin/pool/profiles/{profile}/size',
+        'POST /admin/pool/sessions',
+        'GET /admin/pool/sessions',
+        'GET /admin/pool/sessions/{id}',
+        'DELETE /admin/pool/sessions/{id}',
+        'POST /admin/pool/sessions/{id}/executions',
+        'POST /admin/pool/sessions/{id}/interrupt',
+        'PUT /admin/pool/sessions/{id}/files/{path}',
+        'GET /admin/pool/sessions/{id}/files/{path}',
       ].sort(),
     );
     // The executions answer JSON, or streams NDJSON or SSE.
@@ -404,7 +412,9 @@ describe('admin API (fake driver)', () => {
       if (route.includes('/health/')) expect(op.security).toBeUndefined();
       else {
         expect(op.security).toEqual([{ [ADMIN_BEARER_SCHEME]: [] }]);
-        expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
+        expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['401', '403']));
+        // Its success: 200, or 201 (a session opened), 204 (no content).
+        expect(Object.keys(op.responses).filter((s) => /^2\d\d$/.test(s))).not.toEqual([]);
       }
     }
     // The profile routes have the path parameter; the default routes have none.

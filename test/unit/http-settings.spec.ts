@@ -86,8 +86,9 @@ describe('HTTP settings', () => {
   it('valid paths: slashes around are dropped, false turns a route off, no http is no route', () => {
     const s = httpSettingsOf({ prefix: '/ops/pool/', healthPath: false, metricsPath: 'm' });
     expect(s).toMatchObject({ adminPrefix: 'ops/pool', healthPath: null, metricsPath: 'm' });
-    // stats and containers, executions, profiles, each profile's copies of the first two, metrics
-    expect(s.controllers).toHaveLength(6);
+    // stats and containers, executions, profiles, sessions and their files, each profile's copies of the first
+    // two, metrics
+    expect(s.controllers).toHaveLength(8);
     expect(ContainerPoolModule.forRoot({ adminPrefix: 'not a path' }).controllers).toEqual([]);
   });
 });

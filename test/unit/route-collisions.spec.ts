@@ -168,7 +168,7 @@ describe('RouteCollisionCheck', () => {
       [HostPoolController],
     );
     expect(warnings).toEqual(
-      ['containers', 'profiles'].map(
+      ['containers', 'profiles', 'sessions'].map(
         (route) =>
           `route GET /admin/pool/${route} of the container pool "p1" overlaps the host's ` +
           `HostPoolController.byId (GET /admin/pool/:id): a request such as GET /admin/pool/${route} ` +
@@ -263,8 +263,9 @@ describe('RouteCollisionCheck', () => {
       pool({ isGlobal: true, http: true }),
       ContainerPoolHttpModule.register(),
     ]);
-    // 9 admin and execution routes, the profiles list, each profile's copies of the 9, 2 health, 1 metrics.
-    expect(warnings).toHaveLength(22);
+    // 9 admin and execution routes, the profiles list, each profile's copies of the 9, 8 session routes, 2
+    // health, 1 metrics.
+    expect(warnings).toHaveLength(30);
     expect(warnings.join('\n')).toMatch(
       /ContainerPoolHttpModule\.register\(\{ prefix \}\) of the other/,
     );

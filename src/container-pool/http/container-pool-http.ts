@@ -27,10 +27,13 @@ import { ContainerPoolExecutionsController } from './executions.controller';
 import { ContainerPoolHealthController } from './health.controller';
 import { ContainerPoolMetricsController } from './metrics.controller';
 import { JsonBodyMiddleware } from './middleware/json-body.middleware';
+import { OctetBodyMiddleware } from './middleware/octet-body.middleware';
 import { PrefixNotFoundHandler } from './not-found';
 import { PROFILE_ROUTES_SEGMENT, profileRoutes } from './profile-route';
 import { ContainerPoolProfilesController } from './profiles.controller';
 import { RouteCollisionCheck } from './route-collisions';
+import { ContainerPoolSessionFilesController, RAW_BODY_ROUTES } from './session-files.controller';
+import { ContainerPoolSessionsController } from './sessions.controller';
 import { collisionOf, POOL_ROUTE_SETTING, routesOf } from './route-paths';
 
 /** Which routes the module adds, and where. */
@@ -210,6 +213,9 @@ export function httpSettingsOf(
       : [
           ...perPool.map((c) => routedAt(c, adminPrefix, prefixLabel)),
           routedAt(ContainerPoolProfilesController, adminPrefix, prefixLabel),
+          // Sessions (<prefix>/sessions/...): by id, so not copied under each profile (the body names one).
+          routedAt(ContainerPoolSessionsController, adminPrefix, prefixLabel),
+          routedAt(ContainerPoolSessionFilesController, adminPrefix, prefixLabel),
           // Every profile's copy of the routes: <prefix>/profiles/<name>/...
           ...perPool.map((c) =>
             routedAt(c, `${adminPrefix}/${PROFILE_ROUTES_SEGMENT}`, prefixLabel, [profileRoutes]),
@@ -368,11 +374,16 @@ export function withHttp(
   };
 }
 
-/** The pool's own routes parse their JSON bodies themselves, with the pool's limit (see JsonBodyMiddleware). */
+/**
+ * The pool's own routes parse their bodies themselves, with the pool's limit: JSON (JsonBodyMiddleware), and
+ * bytes on the routes that take files (OctetBodyMiddleware).
+ */
 export function applyJsonBodies(consumer: MiddlewareConsumer, settings: ContainerPoolHttpSettings) {
-  if (settings.adminControllers.length) {
-    consumer.apply(JsonBodyMiddleware).forRoutes(...settings.adminControllers);
-  }
+  const raw = (c: Type) => Boolean((c as Type & { [RAW_BODY_ROUTES]?: boolean })[RAW_BODY_ROUTES]);
+  const json = settings.adminControllers.filter((c) => !raw(c));
+  const bytes = settings.adminControllers.filter(raw);
+  if (json.length) consumer.apply(JsonBodyMiddleware).forRoutes(...json);
+  if (bytes.length) consumer.apply(OctetBodyMiddleware).forRoutes(...bytes);
 }
 
 /** The problem of a ContainerPoolHttpModule in an app without a global pool. */

@@ -28,10 +28,11 @@ export const STREAMED_DESCRIPTION =
   'the first byte is the usual error answer. A client that reads slowly pauses the program; one that ' +
   'disconnects kills it.';
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+/** An OpenAPI reference to a component schema. */
+export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
-/** One streamed line, as an OpenAPI schema. */
-const STREAM_LINE_SCHEMA = {
+/** One streamed line, as an OpenAPI schema (its result line's result of `result`). */
+const streamLineSchema = (result: object) => ({
   oneOf: [
     {
       type: 'object',
@@ -48,7 +49,7 @@ const STREAM_LINE_SCHEMA = {
     {
       type: 'object',
       required: ['type', 'result'],
-      properties: { type: { type: 'string', enum: ['result'] }, result: ref('ExecResultDto') },
+      properties: { type: { type: 'string', enum: ['result'] }, result },
     },
     {
       type: 'object',
@@ -56,15 +57,18 @@ const STREAM_LINE_SCHEMA = {
       properties: { type: { type: 'string', enum: ['error'] }, error: ref('ErrorBodyDto') },
     },
   ],
-};
+});
 
-/** The 200 answer's media types: the JSON result, and the streamed lines of both formats. */
-export function streamedContent() {
+/**
+ * The 200 answer's media types: the JSON result, and the streamed lines of both formats. `result` is the
+ * result's schema (default ExecResultDto's), e.g. a `oneOf` of a session call's two results.
+ */
+export function streamedContent(result: object = ref('ExecResultDto')) {
   return {
-    'application/json': { schema: ref('ExecResultDto') },
+    'application/json': { schema: result },
     [NDJSON]: {
       schema: {
-        ...STREAM_LINE_SCHEMA,
+        ...streamLineSchema(result),
         description: 'one JSON object per line (newline-delimited)',
       },
     },
@@ -117,10 +121,12 @@ export function outputLine(chunk: OutputChunk, encoding: 'text' | 'base64') {
  * first line is ready (the status is then 200), so that a failure before any byte (no container, invalid)
  * rejects and is answered as every error is.
  */
-export function streamExecution(options: {
+export function streamExecution<R extends ExecResult = ExecResult>(options: {
   format: StreamFormat;
   encoding: 'text' | 'base64';
-  run: (onOutput: OnOutput) => Promise<ExecResult>;
+  run: (onOutput: OnOutput) => Promise<R>;
+  /** The result line's `result` (default toExecResultDto's). */
+  toResult?: (result: R, encoding: 'text' | 'base64') => object;
   /** The run failed after the first byte (its error line is written). */
   onLateError?: (err: unknown) => void;
   /** How long the acquire may wait: no keepalive opens the answer before it has had its chance to fail. */
@@ -183,7 +189,8 @@ export function streamExecution(options: {
       (result) => {
         ended = true;
         clearTimeout(keepalive);
-        void write({ type: 'result', result: toExecResultDto(result, encoding) });
+        const toResult = options.toResult ?? toExecResultDto;
+        void write({ type: 'result', result: toResult(result, encoding) });
         lines.push(null);
       },
       (err: unknown) => {

@@ -2,7 +2,9 @@ import { isUtf8 } from 'node:buffer';
 import type { ContainerInfo } from '../interfaces/container.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
 import type { RunFile } from '../interfaces/files.interface';
+import type { CodeResult, SessionExecResult, SessionInfo } from '../interfaces/session.interface';
 import type { ContainerInfoDto, ExecResultDto } from './dto/responses.dto';
+import type { CodeResultDto, SessionExecResultDto, SessionInfoDto } from './dto/session.dto';
 import type { RunFileDto } from './dto/run-request.dto';
 
 export function toContainerDto(c: ContainerInfo): ContainerInfoDto {
@@ -57,6 +59,47 @@ export function toExecResultDto(
         ...(f.unreadable && { unreadable: true }),
       })),
       filesTruncated: r.filesTruncated ?? false,
+    }),
+  };
+}
+
+export function toSessionInfoDto(s: SessionInfo): SessionInfoDto {
+  return {
+    id: s.id,
+    profile: s.profile,
+    owner: s.owner,
+    containerId: s.containerId,
+    createdAt: s.createdAt.toISOString(),
+    expiresAt: s.expiresAt.toISOString(),
+    lastUsedAt: s.lastUsedAt.toISOString(),
+    idleTimeoutMs: s.idleTimeoutMs,
+    calls: s.calls,
+    busy: s.busy,
+    queued: s.queued,
+    state: s.state,
+    closedReason: s.closedReason,
+  };
+}
+
+/**
+ * A session call's result as JSON: the ExecResult's mapping (toExecResultDto) plus `interrupted` and
+ * `stateLost`, and for code `executionCount` and the exception (`error`) when one ended it.
+ */
+export function toSessionResultDto(
+  r: CodeResult | SessionExecResult,
+  encoding: 'text' | 'base64' = 'text',
+): CodeResultDto | SessionExecResultDto {
+  const base: SessionExecResultDto = {
+    ...toExecResultDto(r, encoding),
+    interrupted: r.interrupted,
+    stateLost: r.stateLost,
+  };
+  if (!('executionCount' in r)) return base;
+  return {
+    ...base,
+    executionCount: r.executionCount,
+    ...(r.error && {
+      error: { name: r.error.name, value: r.error.value, traceback: r.error.traceback },
     }),
   };
 }

@@ -28,10 +28,23 @@ import {
   UnknownProfileError,
 } from '../../errors/container-pool.errors';
 import { RolloutFailedError, RolloutSupersededError } from '../../errors/rollout.errors';
+import {
+  SessionBusyError,
+  SessionClosedError,
+  SessionLostError,
+  SessionNotFoundError,
+  TooManySessionsError,
+} from '../../errors/session.errors';
 import { AuditedRequest, auditError } from '../audit.interceptor';
 
 /** Status used when the client went away before the answer (nginx's "client closed request"). */
 export const CLIENT_CLOSED_REQUEST = 499;
+
+/** Retry-After of TOO_MANY_SESSIONS: sessions close by their own idle timeout, or their owner's DELETE. */
+export const TOO_MANY_SESSIONS_RETRY_AFTER_SECONDS = 5;
+
+/** Retry-After of SESSION_BUSY: the queue drains as the running call ends. */
+export const SESSION_BUSY_RETRY_AFTER_SECONDS = 1;
 
 /** The JSON body of every error the pool's routes answer: one shape for all of them. */
 export interface ContainerPoolErrorBody {
@@ -89,6 +102,9 @@ export interface HttpMapping {
  *   execution may be retried at once, unlike a 503, which asks the client to back off
  * - aborted by the client: 499 (nobody reads it)
  * - a rollout superseded by a newer update, or failed (the profile reverted): 409
+ * - sessions: not found (never opened, or another caller's: existence is not leaked) 404; closed or expired
+ *   410 (its state is gone: open a new one); its call queue full 429 + Retry-After 1; maxSessions (in all or
+ *   per owner) open 429 + Retry-After 5; its container lost 502, as a container lost mid-execution
  * - any other pool error: 500 with its message (pool messages carry no internals)
  */
 export function httpMappingOf(err: ContainerPoolError): HttpMapping {
@@ -116,8 +132,26 @@ export function httpMappingOf(err: ContainerPoolError): HttpMapping {
   if (err instanceof ContainerExpiredError) {
     return { status: HttpStatus.SERVICE_UNAVAILABLE, retryAfterSeconds: 1 };
   }
-  if (err instanceof ContainerLostError || err instanceof RunnerProtocolError) {
+  if (
+    err instanceof ContainerLostError ||
+    err instanceof RunnerProtocolError ||
+    err instanceof SessionLostError
+  ) {
     return { status: HttpStatus.BAD_GATEWAY };
+  }
+  if (err instanceof SessionNotFoundError) return { status: HttpStatus.NOT_FOUND };
+  if (err instanceof SessionClosedError) return { status: HttpStatus.GONE };
+  if (err instanceof SessionBusyError) {
+    return {
+      status: HttpStatus.TOO_MANY_REQUESTS,
+      retryAfterSeconds: SESSION_BUSY_RETRY_AFTER_SECONDS,
+    };
+  }
+  if (err instanceof TooManySessionsError) {
+    return {
+      status: HttpStatus.TOO_MANY_REQUESTS,
+      retryAfterSeconds: TOO_MANY_SESSIONS_RETRY_AFTER_SECONDS,
+    };
   }
   if (err instanceof RolloutSupersededError || err instanceof RolloutFailedError) {
     return { status: HttpStatus.CONFLICT };

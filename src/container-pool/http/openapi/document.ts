@@ -85,12 +85,14 @@ export function setupContainerPoolDocs(
       .setTitle('container-pool')
       .setDescription(
         'Warm pool of hardened Docker containers for running untrusted code. Every route under ' +
-          `\`${prefix}\` (the admin API and \`POST ${prefix}/executions\`) needs ` +
+          `\`${prefix}\` (the admin API, \`POST ${prefix}/executions\` and the sessions, ` +
+          `\`${prefix}/sessions/...\`) needs ` +
           '`Authorization: Bearer <token>` with a token whose scope allows it: admin (POOL_ADMIN_TOKEN, ' +
-          'every route), exec (POOL_EXEC_TOKEN, executions) or read (POOL_READ_TOKEN, the GET routes and ' +
+          'every route), exec (POOL_EXEC_TOKEN, executions and sessions) or read (POOL_READ_TOKEN, the GET ' +
+          'routes of the admin API and ' +
           `metrics). Health routes are open; \`${metrics}\` needs a read or admin token unless ` +
           'POOL_METRICS_PUBLIC=true. Every error has one shape: `{ statusCode, error, code, message, field?, ' +
-          'retryable, details? }`.',
+          'retryable, details? }`. A session belongs to the token that opened it: another token gets 404 for it.',
       )
       .setVersion(packageVersion())
       .addBearerAuth(

@@ -26,6 +26,8 @@ export const ApiBearerAuth: typeof Swagger.ApiBearerAuth = swagger?.ApiBearerAut
 /** @internal */
 export const ApiBody: typeof Swagger.ApiBody = swagger?.ApiBody ?? noop;
 /** @internal */
+export const ApiConsumes: typeof Swagger.ApiConsumes = swagger?.ApiConsumes ?? noop;
+/** @internal */
 export const ApiExtraModels: typeof Swagger.ApiExtraModels = swagger?.ApiExtraModels ?? noop;
 /** @internal */
 export const ApiOperation: typeof Swagger.ApiOperation = swagger?.ApiOperation ?? noop;
