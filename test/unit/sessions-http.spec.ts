@@ -120,6 +120,8 @@ function fakeSessions(profile: string) {
         createdAt,
         expiresAt: new Date(createdAt.getTime() + (opts.maxLifetimeMs ?? 3_600_000)),
         lastUsedAt: createdAt,
+        ageMs: 0,
+        idleMs: 0,
         idleTimeoutMs: opts.idleTimeoutMs ?? 600_000,
         calls: 0,
         busy: false,
@@ -448,7 +450,11 @@ describe('sessions over HTTP (mocked session methods)', () => {
       const res = await exec(id, { code: 'while True: pass', timeoutMs: 500, stdin: 'in' }).expect(
         200,
       );
-      expect(s.runCode).toHaveBeenCalledWith('while True: pass', { stdin: 'in', timeoutMs: 500 });
+      expect(s.runCode).toHaveBeenCalledWith('while True: pass', {
+        stdin: 'in',
+        timeoutMs: 500,
+        signal: expect.any(AbortSignal),
+      });
       expect(res.body).toMatchObject({
         exitCode: null,
         timedOut: true,
@@ -479,6 +485,7 @@ describe('sessions over HTTP (mocked session methods)', () => {
         cmd: ['ls', '-la'],
         env: { A: '1' },
         maxOutputBytes: 100,
+        signal: expect.any(AbortSignal),
       });
       expect(res.body).toMatchObject({
         stdout: 'ran\n',
@@ -609,20 +616,21 @@ describe('sessions over HTTP (mocked session methods)', () => {
     });
 
     for (const accept of ['application/x-ndjson', 'application/json']) {
-      it(`a client that disconnects (${accept}) interrupts its call; the session stays open`, async () => {
+      it(`a client that disconnects (${accept}) aborts its call (the session interrupts it); the session stays open`, async () => {
         const { id } = await open();
         const s = h.store.get(id)!;
-        let finish!: (r: CodeResult) => void;
+        let signal: AbortSignal | undefined;
         let started!: () => void;
         const running = new Promise<void>((r) => (started = r));
         s.runCode.mockImplementationOnce(async (_code, opts) => {
+          signal = opts?.signal;
           started();
           await opts?.onOutput?.({ stream: 'stdout', data: Buffer.from('x'), offset: 0 });
-          return new Promise<CodeResult>((resolve) => (finish = resolve));
-        });
-        s.interrupt.mockImplementationOnce(() => {
-          finish(codeResult('x', { interrupted: true }));
-          return Promise.resolve();
+          return new Promise<CodeResult>((resolve) =>
+            signal!.addEventListener('abort', () =>
+              resolve(codeResult('x', { interrupted: true })),
+            ),
+          );
         });
         const server = h.app.getHttpServer() as import('node:http').Server;
         await new Promise<void>((r) => server.listen(0, r));
@@ -638,23 +646,29 @@ describe('sessions over HTTP (mocked session methods)', () => {
         req.on('error', () => undefined);
         req.end(JSON.stringify({ code: 'while True: pass' }));
         await running;
+        expect(signal?.aborted).toBe(false);
         req.destroy();
-        await waitFor(() => s.interrupt.mock.calls.length === 1, 5000);
+        await waitFor(() => signal!.aborted, 5000);
         expect(s.close).not.toHaveBeenCalled();
         // Still open: the next call runs.
         await exec(id, { code: 'x' }).expect(200);
       });
     }
 
-    it("a queued call's disconnect does not interrupt the call running ahead of it", async () => {
+    it("a call that answers is never aborted; a queued call's disconnect aborts only that call", async () => {
       const { id } = await open();
       const s = h.store.get(id)!;
+      const signals: AbortSignal[] = [];
       let finishFirst!: (r: CodeResult) => void;
       let queued!: () => void;
       const secondCalled = new Promise<void>((r) => (queued = r));
       s.runCode
-        .mockImplementationOnce(() => new Promise<CodeResult>((resolve) => (finishFirst = resolve)))
-        .mockImplementationOnce(() => {
+        .mockImplementationOnce((_c, opts) => {
+          signals.push(opts!.signal!);
+          return new Promise<CodeResult>((resolve) => (finishFirst = resolve));
+        })
+        .mockImplementationOnce((_c, opts) => {
+          signals.push(opts!.signal!);
           queued();
           return new Promise<CodeResult>(() => undefined);
         });
@@ -674,12 +688,12 @@ describe('sessions over HTTP (mocked session methods)', () => {
       req.end(JSON.stringify({ code: 'second' }));
       await secondCalled;
       req.destroy();
-      await new Promise((r) => setTimeout(r, 100));
-      expect(s.interrupt).not.toHaveBeenCalled();
-      // Once the first ends, the abandoned second is the running one: interrupted then.
+      await waitFor(() => signals[1].aborted, 5000);
+      expect(signals[0].aborted).toBe(false);
       finishFirst(codeResult('1'));
       expect((await first).status).toBe(200);
-      await waitFor(() => s.interrupt.mock.calls.length === 1, 5000);
+      expect(signals[0].aborted).toBe(false);
+      expect(s.interrupt).not.toHaveBeenCalled();
     });
   });
 

@@ -72,6 +72,8 @@ export function toSessionInfoDto(s: SessionInfo): SessionInfoDto {
     createdAt: s.createdAt.toISOString(),
     expiresAt: s.expiresAt.toISOString(),
     lastUsedAt: s.lastUsedAt.toISOString(),
+    ageMs: s.ageMs,
+    idleMs: s.idleMs,
     idleTimeoutMs: s.idleTimeoutMs,
     calls: s.calls,
     busy: s.busy,

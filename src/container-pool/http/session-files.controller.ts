@@ -12,13 +12,7 @@ import {
   ApiProduces,
   ApiResponse,
 } from './openapi/swagger';
-import {
-  callerOf,
-  reachableOwner,
-  sessionFilePath,
-  SessionsService,
-  sessionsOf,
-} from './sessions-api';
+import { callerOf, reachableOwner, sessionFilePath } from './sessions-api';
 import { E404_SESSION, E410_SESSION, SESSION_ID_PARAM } from './sessions.controller';
 
 /** Marks a controller whose bodies are bytes: OctetBodyMiddleware reads them, not JsonBodyMiddleware. */
@@ -49,11 +43,7 @@ const fileWhat = (req: AuditedRequest) => {
 export class ContainerPoolSessionFilesController {
   static readonly [RAW_BODY_ROUTES] = true;
 
-  private readonly svc: SessionsService;
-
-  constructor(pool: ContainerPoolService) {
-    this.svc = sessionsOf(pool);
-  }
+  constructor(private readonly svc: ContainerPoolService) {}
 
   @Put('sessions/:id/files/*path')
   @RequireScope('exec')

@@ -1,27 +1,5 @@
-import type { ContainerPoolService } from '../container-pool.service';
-import type { OpenSessionOptions, Session, SessionInfo } from '../interfaces/session.interface';
 import { ADMIN_IDENTITY, AdminIdentity } from './guards/admin-token.guard';
 import { httpError, invalidRequest } from './http-errors';
-
-/**
- * The session methods of ContainerPoolService the session routes call (see issue #17): the routes are written
- * against this, the service provides it.
- */
-export interface SessionsApi {
-  /** UnknownProfileError, TooManySessionsError, InvalidRequestError(field), SandboxUnsupportedError, pool errors. */
-  openSession(opts?: OpenSessionOptions): Promise<Session>;
-  /** SessionNotFoundError (unknown, or `owner` given and another), SessionClosedError (closed recently). */
-  getSession(id: string, opts?: { owner?: string }): Session;
-  /** The open sessions, of `owner` or all. */
-  sessions(opts?: { owner?: string }): SessionInfo[];
-}
-
-/** The service as the session routes use it: its session methods and its options. */
-export type SessionsService = SessionsApi & Pick<ContainerPoolService, 'options' | 'pool'>;
-
-/** The service seen through SessionsApi (the methods are the service's own; nothing is added to it). */
-export const sessionsOf = (svc: ContainerPoolService): SessionsService =>
-  svc as unknown as SessionsService;
 
 /** The caller as the guard left it (every session route is guarded, so it is there). */
 export function callerOf(req: { [ADMIN_IDENTITY]?: AdminIdentity }): AdminIdentity {

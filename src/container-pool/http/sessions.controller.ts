@@ -5,7 +5,6 @@ import {
   Get,
   HttpCode,
   HttpStatus,
-  Logger,
   Param,
   Post,
   Query,
@@ -56,7 +55,7 @@ import {
   ApiQuery,
   ApiResponse,
 } from './openapi/swagger';
-import { callerOf, reachableOwner, SessionsService, sessionsOf } from './sessions-api';
+import { callerOf, reachableOwner } from './sessions-api';
 
 /** What the session routes' OpenAPI operations share: the id, and the answers for an id not reachable. */
 export const SESSION_ID_PARAM = {
@@ -95,57 +94,6 @@ const callSummary = (r: unknown) =>
       ` interrupted=${String((r as { interrupted?: unknown }).interrupted)}` +
       ` stateLost=${String((r as { stateLost?: unknown }).stateLost)}`;
 
-/** One HTTP call waiting for its session's answer; `abandoned` once its client is gone. */
-interface PendingCall {
-  abandoned: boolean;
-  interruptSent: boolean;
-}
-
-/**
- * The HTTP calls of each session that have not ended, in the order they were made (a session runs its calls in
- * FIFO order, so the first is the running one, the others queued). A call whose client disconnected is
- * interrupted (session.interrupt(): KeyboardInterrupt, then the ladder; the session stays open) once it is the
- * running one, so that a disconnect never interrupts another call queued ahead of it.
- */
-export class SessionCalls {
-  private readonly pending = new Map<string, PendingCall[]>();
-
-  constructor(private readonly logger: Logger) {}
-
-  /** Notes a call; `abandon()` when its client disconnects, `done()` once it has ended (either way). */
-  start(session: Session): { abandon: () => void; done: () => void } {
-    const call: PendingCall = { abandoned: false, interruptSent: false };
-    const list = this.pending.get(session.id) ?? [];
-    list.push(call);
-    this.pending.set(session.id, list);
-    return {
-      abandon: () => {
-        call.abandoned = true;
-        this.interruptAbandoned(session);
-      },
-      done: () => {
-        const now = this.pending.get(session.id) ?? [];
-        const i = now.indexOf(call);
-        if (i >= 0) now.splice(i, 1);
-        if (now.length) this.interruptAbandoned(session);
-        else this.pending.delete(session.id);
-      },
-    };
-  }
-
-  private interruptAbandoned(session: Session): void {
-    const running = this.pending.get(session.id)?.[0];
-    if (!running?.abandoned || running.interruptSent) return;
-    running.interruptSent = true;
-    session.interrupt().catch((err: unknown) => {
-      // Closed or lost meanwhile: nothing left to interrupt.
-      this.logger.debug(
-        `interrupting a call of session ${session.id} whose client left failed: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    });
-  }
-}
-
 /**
  * The code-interpreter sessions under the prefix (issue #17), exec scope: open, list, describe, run code or
  * commands in (streamed as the execution route streams), interrupt, close. A session belongs to the fingerprint
@@ -154,13 +102,7 @@ export class SessionCalls {
  */
 @AdminRoutes('sessions')
 export class ContainerPoolSessionsController {
-  private readonly svc: SessionsService;
-  private readonly calls: SessionCalls;
-
-  constructor(pool: ContainerPoolService) {
-    this.svc = sessionsOf(pool);
-    this.calls = new SessionCalls(new Logger(`ContainerPoolSessions:${pool.options.name}`));
-  }
+  constructor(private readonly svc: ContainerPoolService) {}
 
   /** The session `id` as the caller may reach it (SessionNotFoundError for another's, SessionClosedError). */
   private sessionOf(req: AuditedRequest, id: string): Session {
@@ -339,12 +281,20 @@ export class ContainerPoolSessionsController {
     if (problems.length) throw invalidRequest(problems);
 
     const encoding = body.outputEncoding ?? 'text';
+    // A client that leaves before the answer aborts its call: taken out of the queue, or interrupted (the
+    // ladder) when it runs; the session stays open.
+    const left = new AbortController();
+    const onClose = () => {
+      if (!res.writableEnded) left.abort(new Error('the client disconnected'));
+    };
+    res.on('close', onClose);
     const call = (onOutput?: OnOutput): Promise<CodeResult | SessionExecResult> => {
       const common = {
         ...(body.stdin !== undefined && { stdin: body.stdin }),
         ...(body.timeoutMs !== undefined && { timeoutMs: body.timeoutMs }),
         ...(body.maxOutputBytes !== undefined && { maxOutputBytes: body.maxOutputBytes }),
         ...(onOutput && { onOutput }),
+        signal: left.signal,
       };
       if (body.code !== undefined) {
         const opts: RunCodeOptions = common;
@@ -357,17 +307,6 @@ export class ContainerPoolSessionsController {
       };
       return session.run(request);
     };
-
-    // A client that leaves before the answer interrupts its call, never closes the session.
-    const pending = this.calls.start(session);
-    const onClose = () => {
-      if (!res.writableEnded) pending.abandon();
-    };
-    res.on('close', onClose);
-    const ended = () => {
-      res.off('close', onClose);
-      pending.done();
-    };
     const format = streamFormatOf(req.headers.accept);
     if (format) {
       return streamExecution<CodeResult | SessionExecResult>({
@@ -377,7 +316,7 @@ export class ContainerPoolSessionsController {
           try {
             return await call(onOutput);
           } finally {
-            ended();
+            res.off('close', onClose);
           }
         },
         toResult: toSessionResultDto,
@@ -386,7 +325,7 @@ export class ContainerPoolSessionsController {
     try {
       return toSessionResultDto(await call(), encoding);
     } finally {
-      ended();
+      res.off('close', onClose);
     }
   }
 

@@ -182,14 +182,16 @@ export class PoolSession implements Session {
     const exec = normalizeRunRequest({ ...pickExec(opts), code }, o);
     checkStdinSize(exec.code!.length + (exec.stdin?.length ?? 0), true, o);
     const onOutput = checkOnOutput(opts.onOutput);
-    return this.enqueue((queuedMs) =>
-      this.call('cell', exec.code!, exec.stdin, exec.env, {
-        timeoutMs: exec.timeoutMs,
-        maxOutputBytes: exec.maxOutputBytes,
-        onOutput,
-        signal: opts.signal,
-        queuedMs,
-      }),
+    return this.enqueue(
+      (queuedMs) =>
+        this.call('cell', exec.code!, exec.stdin, exec.env, {
+          timeoutMs: exec.timeoutMs,
+          maxOutputBytes: exec.maxOutputBytes,
+          onOutput,
+          signal: opts.signal,
+          queuedMs,
+        }),
+      opts.signal,
     ) as Promise<CodeResult>;
   }
 
@@ -211,14 +213,16 @@ export class PoolSession implements Session {
     );
     checkStdinSize(exec.stdin?.length ?? 0, false, o);
     const onOutput = checkOnOutput(request.onOutput);
-    return this.enqueue((queuedMs) =>
-      this.call('cmd', exec.cmd!, exec.stdin, exec.env, {
-        timeoutMs: exec.timeoutMs,
-        maxOutputBytes: exec.maxOutputBytes,
-        onOutput,
-        signal: request.signal,
-        queuedMs,
-      }),
+    return this.enqueue(
+      (queuedMs) =>
+        this.call('cmd', exec.cmd!, exec.stdin, exec.env, {
+          timeoutMs: exec.timeoutMs,
+          maxOutputBytes: exec.maxOutputBytes,
+          onOutput,
+          signal: request.signal,
+          queuedMs,
+        }),
+      request.signal,
     ) as Promise<SessionExecResult>;
   }
 
@@ -288,15 +292,45 @@ export class PoolSession implements Session {
     return new SessionClosedError(this.id, reason);
   }
 
-  private enqueue(run: (queuedMs: number) => Promise<unknown>): Promise<unknown> {
+  /**
+   * Queues a call. Its signal aborting while it waits takes it out of the queue (ExecutionAbortedError); while
+   * it runs, it interrupts it (the ladder) and the call rejects with ExecutionAbortedError once it ended.
+   */
+  private enqueue(
+    run: (queuedMs: number) => Promise<unknown>,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     if (this.closedReason !== null) return Promise.reject(this.closedError());
     if (this.stopping) return Promise.reject(new PoolShuttingDownError());
     const busy = this.running !== null || this.queue.length > 0;
     if (busy && this.queue.length >= this.deps.options.maxQueuedCalls) {
       return Promise.reject(new SessionBusyError(this.id, this.deps.options.maxQueuedCalls));
     }
+    if (signal?.aborted) {
+      return Promise.reject(new ExecutionAbortedError('The call', signal.reason));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ run, resolve, reject, enqueuedAt: performance.now() });
+      const onAbort = () => {
+        const i = this.queue.indexOf(entry);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        reject(new ExecutionAbortedError('The call', signal?.reason));
+        this.armIdle();
+      };
+      const entry: QueuedCall = {
+        run: (queuedMs) => {
+          signal?.removeEventListener('abort', onAbort);
+          return run(queuedMs);
+        },
+        resolve,
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+        enqueuedAt: performance.now(),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(entry);
       clearTimeout(this.idleTimer);
       this.pump();
     });

@@ -1,4 +1,7 @@
-import { PoolShuttingDownError } from '../../../src/container-pool/errors/container-pool.errors';
+import {
+  ExecutionAbortedError,
+  PoolShuttingDownError,
+} from '../../../src/container-pool/errors/container-pool.errors';
 import {
   SessionBusyError,
   SessionClosedError,
@@ -344,6 +347,28 @@ describe('PoolSession', () => {
     await tick();
     channel.endCell(1);
     await expect(next).resolves.toMatchObject({ interrupted: false, executionCount: 2 });
+  });
+
+  it("the caller's abort takes a queued call out of the queue, and interrupts a running one", async () => {
+    const { session, channel } = makeSession();
+    const runningAbort = new AbortController();
+    const queuedAbort = new AbortController();
+    const running = session.runCode('busy', { signal: runningAbort.signal });
+    const queued = session.runCode('never', { signal: queuedAbort.signal });
+    const after = session.runCode('after');
+    await tick();
+    queuedAbort.abort();
+    await expect(queued).rejects.toBeInstanceOf(ExecutionAbortedError);
+    expect(channel.interrupts).toEqual([]);
+    runningAbort.abort();
+    expect(channel.interrupts).toEqual([1]);
+    channel.endCell(1, { error: { name: 'KeyboardInterrupt', value: '', traceback: '' } });
+    await expect(running).rejects.toBeInstanceOf(ExecutionAbortedError);
+    await tick();
+    // The aborted queued call never ran: the next job is the one behind it.
+    expect(channel.jobs[0].code?.toString()).toBe('after');
+    channel.endCell(1);
+    await expect(after).resolves.toMatchObject({ executionCount: 2 });
   });
 
   it('restart() kills the running call and starts a fresh interpreter', async () => {

@@ -134,6 +134,9 @@ export class SessionInfoDto {
     description: "The last call's end (or the opening).",
   })
   lastUsedAt!: string;
+  @ApiProperty({ description: 'Since it opened, in ms.' }) ageMs!: number;
+  @ApiProperty({ description: 'Since its last call ended, in ms (0 while a call runs).' })
+  idleMs!: number;
   @ApiProperty({ description: 'Closed after this long without a call.' }) idleTimeoutMs!: number;
   @ApiProperty({ description: 'Calls so far (code and commands).' }) calls!: number;
   @ApiProperty({ description: 'A call is running now.' }) busy!: boolean;
