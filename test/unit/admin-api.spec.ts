@@ -393,6 +393,7 @@ describe('admin API (fake driver)', () => {
         'DELETE /admin/pool/sessions/{id}',
         'POST /admin/pool/sessions/{id}/executions',
         'POST /admin/pool/sessions/{id}/interrupt',
+        'POST /admin/pool/sessions/{id}/restart',
         'PUT /admin/pool/sessions/{id}/files/{path}',
         'GET /admin/pool/sessions/{id}/files/{path}',
       ].sort(),

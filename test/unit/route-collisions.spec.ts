@@ -263,9 +263,9 @@ describe('RouteCollisionCheck', () => {
       pool({ isGlobal: true, http: true }),
       ContainerPoolHttpModule.register(),
     ]);
-    // 9 admin and execution routes, the profiles list, each profile's copies of the 9, 8 session routes, 2
+    // 9 admin and execution routes, the profiles list, each profile's copies of the 9, 9 session routes, 2
     // health, 1 metrics.
-    expect(warnings).toHaveLength(30);
+    expect(warnings).toHaveLength(31);
     expect(warnings.join('\n')).toMatch(
       /ContainerPoolHttpModule\.register\(\{ prefix \}\) of the other/,
     );

@@ -133,8 +133,9 @@ export class ContainerPoolSessionsController {
   @ApiResponse({
     ...E400,
     description:
-      'Invalid request; the message names the field (UNKNOWN_PROFILE names `profile`; a maxLifetimeMs above ' +
-      "the profile's sessionMaxLifetimeMs names `maxLifetimeMs`).",
+      'Invalid request; the message names the field (UNKNOWN_PROFILE names `profile`, as does a profile that ' +
+      "cannot hold sessions: exec transport; a maxLifetimeMs above the profile's sessionMaxLifetimeMs names " +
+      '`maxLifetimeMs`).',
   })
   @ApiResponse(E401)
   @ApiResponse(E403)
@@ -149,7 +150,7 @@ export class ContainerPoolSessionsController {
   })
   @ApiResponse({
     ...E503,
-    description: `${E503.description} SANDBOX_UNSUPPORTED: the profile cannot hold sessions (exec transport).`,
+    description: `${E503.description} (the engine, the image, the pool's capacity).`,
   })
   async open(@Req() req: AuditedRequest, @Body() body: OpenSessionDto): Promise<SessionInfoDto> {
     const caller = callerOf(req);
@@ -347,6 +348,33 @@ export class ContainerPoolSessionsController {
   @ApiResponse(E410_SESSION)
   async interrupt(@Req() req: AuditedRequest, @Param('id') id: string): Promise<void> {
     await this.sessionOf(req, id).interrupt();
+  }
+
+  @Post('sessions/:id/restart')
+  @RequireScope('exec')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @Audit({ action: 'restart-session', what: sessionWhat })
+  @ApiOperation({
+    summary:
+      'Restart the interpreter: every process of the session but the runner is killed, the state is gone',
+    description:
+      'A running call ends (its answer says `stateLost: true`); the next call starts from a fresh interpreter ' +
+      '(`executionCount` 1). When the kill cannot be confirmed, the session is lost (502 SESSION_LOST).',
+  })
+  @ApiParam(SESSION_ID_PARAM)
+  @ApiResponse({ status: 204, description: 'Restarted.' })
+  @ApiResponse(E401)
+  @ApiResponse(E403)
+  @ApiResponse(E404_SESSION)
+  @ApiResponse(E410_SESSION)
+  @ApiResponse({
+    status: 502,
+    description:
+      "SESSION_LOST: the restart could not be confirmed: the session's container was recycled.",
+    type: ErrorBodyDto,
+  })
+  async restart(@Req() req: AuditedRequest, @Param('id') id: string): Promise<void> {
+    await this.sessionOf(req, id).restart();
   }
 
   @Delete('sessions/:id')
