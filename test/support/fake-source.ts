@@ -150,6 +150,8 @@ export interface HeldCreate {
   /** The create finishes: the container exists (with these fields overridden). */
   succeed(overrides?: Partial<SourcedContainer>): SourcedContainer;
   fail(error: Error): void;
+  /** The engine's part is done (created, started); `succeed` comes once the main process is ready. */
+  start(): void;
 }
 
 /** A removal held in flight by the test (`FakeContainerSource.manualRemoves`). */
@@ -187,6 +189,8 @@ export class FakeContainerSource implements ContainerSource {
   generation: string | undefined = undefined;
   /** Called with the pool's counts as seen at each create call (to check the cap). */
   onCreate?: () => void;
+  /** Creates report `started` (the engine's part done) before `ready`, as a runner-transport create does. */
+  reportsStarted = false;
 
   readonly pendingCreates: HeldCreate[] = [];
   readonly pendingRemoves: HeldRemove[] = [];
@@ -244,6 +248,8 @@ export class FakeContainerSource implements ContainerSource {
     this.creatingNow++;
     this.maxCreatingAtOnce = Math.max(this.maxCreatingAtOnce, this.creatingNow);
     let settled = false;
+    let markStarted!: () => void;
+    const started = new Promise<void>((r) => (markStarted = r));
     let resolveFn!: (c: SourcedContainer) => void;
     let rejectFn!: (e: Error) => void;
     const ready = new Promise<SourcedContainer>((resolve, reject) => {
@@ -285,6 +291,7 @@ export class FakeContainerSource implements ContainerSource {
         return c;
       },
       fail: (error) => void finish(() => rejectFn(error)),
+      start: () => markStarted(),
     };
     const onAbort = () =>
       finish(() => rejectFn(new ExecutionAbortedError('Container creation', signal?.reason)));
@@ -297,7 +304,7 @@ export class FakeContainerSource implements ContainerSource {
         void Promise.resolve().then(() => (error ? held.fail(error) : held.succeed()));
       }
     }
-    return { name, createdAt, ready };
+    return { name, createdAt, ready, ...(this.reportsStarted && { started }) };
   }
 
   watch(container: SourcedContainer, watch: ContainerWatch): () => void {

@@ -87,7 +87,13 @@ export interface ContainerSpec {
 export type MainProcess = Pick<
   ContainerSpec,
   'command' | 'init' | 'mainUser' | 'capAdd' | 'ready' | 'channel'
->;
+> & {
+  /**
+   * `ready` takes the main process's own start (the runner's imports, zygote and hello: 100 ms and more), not
+   * the engine's: while it waits, the create holds no create slot (maxConcurrentCreates bounds the engine's work).
+   */
+  slowReady?: boolean;
+};
 
 /**
  * The attached stdio of a container's main process (ContainerSpec.channel). `stdout` and `stderr` are the

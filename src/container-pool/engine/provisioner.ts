@@ -291,10 +291,21 @@ export class Provisioner implements ContainerSource {
       imageId: o.image,
       generation: this.deps.generationOf(o.image),
     };
+    const { slowReady, ...main } = this.deps.mainProcess(hardDeadline);
+    // A slow main process (the runner): the engine's part is done once its readiness is awaited, and the create
+    // slot frees then.
+    let markStarted!: () => void;
+    const started = slowReady ? new Promise<void>((r) => (markStarted = r)) : undefined;
     const spec: ContainerSpec = {
       ...target.shape,
       image: target.imageId,
-      ...this.deps.mainProcess(hardDeadline),
+      ...main,
+      ...(started && {
+        ready: (c: DriverContainer, s?: AbortSignal) => {
+          markStarted();
+          return main.ready(c, s);
+        },
+      }),
       name,
       labels: {
         ...this.labels,
@@ -347,7 +358,7 @@ export class Provisioner implements ContainerSource {
       };
       return made;
     });
-    return { name, createdAt, ready };
+    return { name, createdAt, ready, ...(started && { started }) };
   }
 
   watch(container: SourcedContainer, watch: ContainerWatch): () => void {

@@ -27,6 +27,12 @@ export interface PendingContainer {
   readonly name: string;
   readonly createdAt: Date;
   readonly ready: Promise<SourcedContainer>;
+  /**
+   * Resolves once the engine's part of the create is done (created and started) while `ready` still waits for
+   * the container's own start (the runner's hello): from then on the create no longer holds a create slot
+   * (maxConcurrentCreates bounds the engine's work). Absent: the slot is held until `ready` settles.
+   */
+  readonly started?: Promise<void>;
 }
 
 /** What happens to a container outside the pool's control. */

@@ -88,6 +88,9 @@ function capacityMemberOf(state: PoolState, hooks: CapacityHooks): CapacityMembe
     get creating() {
       return state.stock.creating;
     },
+    get warming() {
+      return state.stock.warmingNames.size;
+    },
     get total() {
       return state.stock.total;
     },

@@ -9,6 +9,8 @@ export interface RefillState {
   waiting: number;
   idle: number;
   creating: number;
+  /** Of `creating`, those started by the engine that wait for their main process (no create slot held). */
+  warming?: number;
   /** Every container the pool has: idle, leased, creating and being removed. */
   total: number;
   /** Executions running now. */
@@ -45,7 +47,7 @@ export function planRefill(s: RefillState): RefillPlan {
   let deferredSince = deficit <= 0 ? 0 : s.deferredSince;
   const creates = Math.min(
     deficit,
-    s.maxConcurrentCreates - s.creating,
+    s.maxConcurrentCreates - (s.creating - (s.warming ?? 0)),
     s.maxContainers - s.total,
     s.allowance ?? Infinity,
   );

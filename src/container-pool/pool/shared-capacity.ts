@@ -8,6 +8,8 @@ export interface CapacityMember {
   readonly maxContainers: number;
   readonly idle: number;
   readonly creating: number;
+  /** Of `creating`, those that no longer hold a create slot (started, waiting for their main process). */
+  readonly warming?: number;
   /** Every container it has: idle, leased, creating, being removed. */
   readonly total: number;
   /** When each of its waiters started waiting (performance.now()), oldest first. */
@@ -173,7 +175,8 @@ export class SharedCapacity {
     waiters.sort((a, b) => a[0] - b[0]);
     for (const [, m] of waiters) if (free > 0) give(m, 1);
     // 3. The create slots, one at a time round-robin.
-    let slots = this.maxConcurrentCreates - members.reduce((n, m) => n + m.creating, 0);
+    let slots =
+      this.maxConcurrentCreates - members.reduce((n, m) => n + m.creating - (m.warming ?? 0), 0);
     const granted = new Map<CapacityMember, number>(members.map((m) => [m, 0]));
     for (let progress = true; slots > 0 && progress;) {
       progress = false;

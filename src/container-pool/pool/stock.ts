@@ -12,10 +12,17 @@ export class Stock {
   readonly byId = new Map<string, PooledContainer>();
   /** Creates in flight: name -> when the create started. */
   readonly creatingNames = new Map<string, Date>();
+  /** Of those, the ones the engine has started that wait for their main process to be ready (no create slot). */
+  readonly warmingNames = new Set<string>();
   destroying = 0;
 
   get creating(): number {
     return this.creatingNames.size;
+  }
+
+  /** Creates in flight that hold a create slot (the engine is still at work on them). */
+  get creatingOnEngine(): number {
+    return this.creatingNames.size - this.warmingNames.size;
   }
 
   /** Every container the pool has, as the cap counts them. */

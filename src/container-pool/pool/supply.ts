@@ -132,6 +132,7 @@ export class Supply {
       waiting: state.waiters.length,
       idle: state.refillIdle(),
       creating: state.stock.creating,
+      warming: state.stock.warmingNames.size,
       total: state.stock.total,
       executing: state.executing,
       force,
@@ -199,12 +200,19 @@ export class Supply {
   /** Starts one create, tracked in `creates` until the container is in the pool or the create failed. */
   private createOne(): void {
     const { state, source, events } = this.deps;
-    const { name, createdAt, ready } = source.create();
+    const { name, createdAt, ready, started: onEngine } = source.create();
     state.stock.creatingNames.set(name, createdAt);
+    // Started on the engine, waiting for its runner: its create slot is free for the next create.
+    void onEngine?.then(() => {
+      if (!state.stock.creatingNames.has(name)) return;
+      state.stock.warmingNames.add(name);
+      this.deps.pump();
+    });
     const started = performance.now();
     const done = ready.then(
       (sourced) => {
         state.stock.creatingNames.delete(name);
+        state.stock.warmingNames.delete(name);
         state.totals.created++;
         // After containers died right after their start, only one that lives on ends the failure streak.
         if (!state.backoff.earlyDeathSuspected) this.succeeded();
@@ -227,6 +235,7 @@ export class Supply {
       },
       (err) => {
         state.stock.creatingNames.delete(name);
+        state.stock.warmingNames.delete(name);
         state.totals.failedCreates++;
         const error = asPoolError(err);
         events.emit('createFailed', { error });

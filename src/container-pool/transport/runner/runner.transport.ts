@@ -80,6 +80,7 @@ export class RunnerTransport implements Transport {
       capAdd: [],
       channel: true,
       ready: (container, signal) => this.connect(container, signal),
+      slowReady: true,
     };
   }
 
