@@ -2,7 +2,7 @@
  * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
  *
  *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--files] [--transports exec,runner]
- *                        [--out <dir>] [--image <ref>]
+ *                        [--sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]] [--out <dir>] [--image <ref>]
  *
  * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool on
  * the exec transport, R the pool on the runner transport (at least 300 settled runs per snippet) and D a raw
@@ -20,6 +20,14 @@ import Dockerode from 'dockerode';
 import { latencyChartSvg, type ChartPanel } from './chart';
 import { BENCH_RUN_LABEL, benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
 import { analyzeFiles, filesConfig, filesSummary, runFilesBench, writeFiles } from './files';
+import {
+  analyzeSessions,
+  parseGap,
+  runSessionsBench,
+  sessionsConfig,
+  sessionsSummary,
+  writeSessions,
+} from './sessions';
 import { startBenchPool } from './pool-host';
 import { analyzeSoak, runSoak, soakConfig, soakSummary, writeSoak } from './soak';
 import {
@@ -373,6 +381,7 @@ export async function writeResults(
 
 const USAGE =
   'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --files] ' +
+  '[-- --sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]] ' +
   '[-- --transports exec,runner] [-- --out <dir>] [-- --image <ref>]';
 
 interface Args {
@@ -383,6 +392,11 @@ interface Args {
   soakRuns?: number;
   profiles?: boolean;
   files?: boolean;
+  sessions?: boolean;
+  /** --sessions: measured calls, idle gap range, openSession samples. */
+  rounds?: number;
+  gapMs?: [number, number];
+  opens?: number;
   out?: string;
   image?: string;
 }
@@ -395,6 +409,14 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--soak') args.soak = true;
     else if (a === '--profiles') args.profiles = true;
     else if (a === '--files') args.files = true;
+    else if (a === '--sessions') args.sessions = true;
+    else if (a === '--rounds' || a === '--opens') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1)
+        throw new Error(`${a} needs a positive whole number (${USAGE})`);
+      if (a === '--rounds') args.rounds = n;
+      else args.opens = n;
+    } else if (a === '--gap-ms') args.gapMs = parseGap(argv[++i] ?? '');
     else if (a === '--soak-runs') {
       args.soak = true;
       args.soakRuns = Number(argv[++i]);
@@ -472,6 +494,25 @@ async function filesMain(args: Args, docker: Dockerode, runId: string): Promise<
   console.log(`wrote ${files.join(', ')}`);
 }
 
+/**
+ * The sessions benchmark (bench/sessions.ts): runCode('x += 1') with idle gaps against the raw exec floor of the
+ * same run, and openSession(). Writes to bench/results/tmp/sessions unless --out names a folder (the committed
+ * run: --out bench/results).
+ */
+async function sessionsMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
+  const outDir = resolve(args.out ?? join(__dirname, 'results', 'tmp/sessions'));
+  const config = sessionsConfig(args.image ?? DEFAULT_IMAGE, {
+    ...(args.rounds !== undefined && { rounds: args.rounds }),
+    ...(args.gapMs !== undefined && { gapMs: args.gapMs }),
+    ...(args.opens !== undefined && { opens: args.opens }),
+  });
+  const raw = await runSessionsBench(config, { docker, runId });
+  const analysis = analyzeSessions(raw);
+  const files = await writeSessions(outDir, raw, analysis);
+  console.log(sessionsSummary(raw, analysis));
+  console.log(`wrote ${files.join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const docker = new Dockerode();
@@ -491,6 +532,7 @@ async function main(): Promise<void> {
   if (args.soak) return soakMain(args, docker, runId);
   if (args.profiles) return profilesMain(args, docker, runId);
   if (args.files) return filesMain(args, docker, runId);
+  if (args.sessions) return sessionsMain(args, docker, runId);
   const config = args.quick
     ? quickConfig(args.image, args.transports)
     : fullConfig(args.image, args.transports);

@@ -11,7 +11,8 @@
 # Results: bench/results/{results.json,results.md,latency.svg} (--quick: bench/results/tmp/quick/, ignored by
 # git). `--soak` runs the soak instead (10,000 single-use runs, about 20-30 minutes): bench/results/soak.{json,md,svg}
 # (`--soak-runs N`, a shorter check: bench/results/tmp/soak/). Arguments are passed on: --quick, --soak,
-# --soak-runs N, --profiles, --files (both transports), --transports exec,runner, --out <dir>, --image <ref>;
+# --soak-runs N, --profiles, --files (both transports), --sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]
+# (bench/sessions.ts, runner transport), --transports exec,runner, --out <dir>, --image <ref>;
 # `--streaming` (first) runs bench/streaming.ts (both transports; --rounds N, --transports, --out <dir>). Node runs
 # with --expose-gc (the soak forces a GC before each sample).
 #

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_RUN_LABEL } from '../../bench/engine';
 import { analyze, consoleSummary } from '../../bench/report';
-import { quickConfig, runBench, writeResults } from '../../bench/run';
+import { newRunId, quickConfig, runBench, writeResults } from '../../bench/run';
 import type { RawResults } from '../../bench/report';
 import { analyzeSoak, runSoak, soakConfig, writeSoak, type SoakRaw } from '../../bench/soak';
 import {
@@ -13,6 +13,13 @@ import {
   writeProfiles,
   type ProfilesRaw,
 } from '../../bench/profiles';
+import {
+  analyzeSessions,
+  runSessionsBench,
+  sessionsConfig,
+  writeSessions,
+  type SessionsRaw,
+} from '../../bench/sessions';
 import { docker, SANDBOX_IMAGE, TEST_LABEL, uniquePoolName } from '../support/integration';
 
 const finitePositive = (v: number) => Number.isFinite(v) && v > 0;
@@ -260,6 +267,83 @@ describe('profiles benchmark (a few samples, structure only)', () => {
         'profiles.md',
       ]);
       expect(await readFile(join(dir, 'profiles.md'), 'utf8')).toContain('## Targets');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * Keeps `npm run bench -- --sessions` working: a few calls with short gaps and two opens on the real engine,
+ * every part of the results present and written. Timing is the benchmark's to report, never asserted here.
+ */
+describe('sessions benchmark (a few calls, structure only)', () => {
+  const config = sessionsConfig(SANDBOX_IMAGE, {
+    rounds: 6,
+    warmup: 1,
+    gapMs: [5, 15],
+    floorEvery: 2,
+    opens: 2,
+    cold: 1,
+  });
+  let raw: SessionsRaw;
+
+  beforeAll(async () => {
+    raw = await runSessionsBench(config, {
+      docker,
+      runId: newRunId(),
+      poolPrefix: uniquePoolName('sessions-bench'),
+      log: () => undefined,
+    });
+  }, 120_000);
+
+  it('measures the calls, the interleaved floor, the opens and the cold baseline, and leaves nothing', async () => {
+    expect(raw.callMs).toHaveLength(config.rounds);
+    expect(raw.durationMs).toHaveLength(config.rounds);
+    expect(raw.gapBeforeMs).toHaveLength(config.rounds);
+    expect(raw.floorMs).toHaveLength(config.rounds / config.floorEvery);
+    expect(raw.finalX).toBe(config.warmup + config.rounds);
+    expect(raw.openMs).toHaveLength(config.opens);
+    expect(raw.firstCallMs).toHaveLength(config.opens);
+    expect(raw.coldMs).toHaveLength(config.cold);
+    for (const v of [
+      ...raw.callMs,
+      ...raw.floorMs,
+      ...raw.openMs,
+      ...raw.firstCallMs,
+      ...raw.coldMs,
+    ])
+      expect(finitePositive(v)).toBe(true);
+    for (const g of raw.gapBeforeMs) {
+      expect(g).toBeGreaterThanOrEqual(config.gapMs[0]);
+      expect(g).toBeLessThanOrEqual(config.gapMs[1]);
+    }
+    expect(raw.loadavgAtEnd).toHaveLength(3);
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${BENCH_RUN_LABEL}=${raw.runId}`] },
+    });
+    expect(left).toEqual([]);
+  });
+
+  it('checks both targets and writes JSON and markdown', async () => {
+    const analysis = analyzeSessions(raw);
+    expect(analysis.targets.map((t) => t.id)).toEqual(['call-p50', 'call-p99']);
+    for (const t of analysis.targets) expect(typeof t.pass).toBe('boolean');
+    expect(analysis.callMs.n).toBe(config.rounds);
+    const dir = await mkdtemp(join(tmpdir(), 'sessions-smoke-'));
+    try {
+      const files = await writeSessions(dir, raw, analysis);
+      expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([
+        'sessions.json',
+        'sessions.md',
+      ]);
+      const json = JSON.parse(await readFile(join(dir, 'sessions.json'), 'utf8')) as SessionsRaw & {
+        analysis: { targets: unknown[] };
+      };
+      expect(json.callMs).toHaveLength(config.rounds);
+      expect(json.analysis.targets).toHaveLength(2);
+      expect(await readFile(join(dir, 'sessions.md'), 'utf8')).toContain('## Targets');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
