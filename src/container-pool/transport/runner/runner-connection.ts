@@ -32,6 +32,9 @@ import {
 /** How long the end of a container waits for the output it sent before (a paused channel) to be read. */
 const END_DRAIN_MS = 1000;
 
+/** A job's frames up to this size go to the channel in one write. */
+const COALESCE_BYTES = 256 * 1024;
+
 /** How much of the runner's stderr is kept (and logged) per container. */
 const STDERR_HEAD_BYTES = 4096;
 
@@ -382,9 +385,13 @@ export class RunnerConnection {
         },
       });
       signal.addEventListener('abort', onAbort, { once: true });
-      this.write(jobFrame);
+      // One write for the job and a small stdin (with its EOF): one syscall, one wake-up of the engine's copy
+      // and of the runner, instead of one per frame.
+      const frames = [jobFrame, ...encodeStdin(id, stdin)];
+      const bytes = frames.reduce((n, f) => n + f.length, 0);
+      if (bytes <= COALESCE_BYTES) this.write(Buffer.concat(frames, bytes));
+      else for (const frame of frames) this.write(frame);
       control?.onJob?.(id);
-      for (const frame of encodeStdin(id, stdin)) this.write(frame);
     });
   }
 
