@@ -30,6 +30,28 @@ import type { RunnerConnection, RunnerJobOutcome } from '../transport/runner/run
 import type { JobHeader } from '../transport/runner/runner-protocol';
 import { mergeEnv } from '../transport/runner/runner.transport';
 
+/** The longest delay setTimeout honours: Node runs a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface LongTimer {
+  clear(): void;
+}
+
+/**
+ * An unref'd timer for any delay: idleTimeoutMs is the caller's (any positive integer), sessionMaxLifetimeMs has
+ * no upper bound; above MAX_TIMER_MS it is re-armed for the rest.
+ */
+function setLongTimeout(fn: () => void, ms: number): LongTimer {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (remaining: number) => {
+    const step = Math.min(remaining, MAX_TIMER_MS);
+    timer = setTimeout(() => (remaining > step ? arm(remaining - step) : fn()), step);
+    timer.unref?.();
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(timer) };
+}
+
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
 /** How long a result waits for its streamed output to reach the caller's onOutput. */
 const FLUSH_WAIT_MS = 5_000;
@@ -121,14 +143,13 @@ export class PoolSession implements Session {
   private expectedInterpreter = 0;
   /** Code calls run in the current interpreter. */
   private executionCount = 0;
-  private idleTimer?: NodeJS.Timeout;
-  private readonly lifetimeTimer: NodeJS.Timeout;
+  private idleTimer?: LongTimer;
+  private readonly lifetimeTimer: LongTimer;
 
   constructor(private readonly deps: PoolSessionDeps) {
     this.id = deps.id ?? uuidv4();
     this.expiresAt = new Date(this.createdAt.getTime() + deps.maxLifetimeMs);
-    this.lifetimeTimer = setTimeout(() => void this.close('lifetime'), deps.maxLifetimeMs);
-    this.lifetimeTimer.unref?.();
+    this.lifetimeTimer = setLongTimeout(() => void this.close('lifetime'), deps.maxLifetimeMs);
     this.armIdle();
     // The container's end (its lifeline, the engine, an OOM of the runner) ends the session.
     void (deps.entry.source.handle as DriverContainer).exited?.then((reason) =>
@@ -247,8 +268,8 @@ export class PoolSession implements Session {
     let done!: () => void;
     this.closing = new Promise<void>((r) => (done = r));
     this.closedReason = reason;
-    clearTimeout(this.lifetimeTimer);
-    clearTimeout(this.idleTimer);
+    this.lifetimeTimer.clear();
+    this.idleTimer?.clear();
     for (const q of this.queue.splice(0)) q.reject(this.closedError());
     const ladder = this.current;
     if (ladder?.graceTimer) clearTimeout(ladder.graceTimer);
@@ -331,7 +352,7 @@ export class PoolSession implements Session {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(entry);
-      clearTimeout(this.idleTimer);
+      this.idleTimer?.clear();
       this.pump();
     });
   }
@@ -359,10 +380,9 @@ export class PoolSession implements Session {
   }
 
   private armIdle(): void {
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     if (this.closedReason !== null || this.running || this.queue.length) return;
-    this.idleTimer = setTimeout(() => void this.close('idle'), this.deps.idleTimeoutMs);
-    this.idleTimer.unref?.();
+    this.idleTimer = setLongTimeout(() => void this.close('idle'), this.deps.idleTimeoutMs);
   }
 
   // ---------------------------------------------------------------- one call
