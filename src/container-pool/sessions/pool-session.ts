@@ -118,6 +118,8 @@ interface Ladder {
   reset: boolean;
   ended: boolean;
   graceTimer?: NodeJS.Timeout;
+  /** Ends the consumer's pacing of the call's output (climb() calls it). */
+  unpace(): void;
 }
 
 /**
@@ -430,10 +432,26 @@ export class PoolSession implements Session {
             // The call's own variables, over the interpreter's environment (the runner lays them on).
             extraEnv: env,
           };
+    // The consumer paces the call's output (a sink behind pauses the whole runner channel) until the ladder
+    // climbs: from then on its pending event no longer holds the channel and later events are not sent to it
+    // (they are in the result), or the EXIT of an interrupted cell and the RESET_DONE of a kill could not be read
+    // behind a stalled consumer (a streaming client that stops reading) and the session would be lost.
+    let unpace!: () => void;
+    const unpaced = new Promise<void>((r) => (unpace = r));
+    const consumer = limits.onOutput;
+    const paced: OnOutput | undefined =
+      consumer &&
+      ((event) => {
+        if (ladder.step > 0) return;
+        const pending = consumer(event);
+        return pending && typeof pending.then === 'function'
+          ? Promise.race([pending, unpaced])
+          : pending;
+      });
     const listener = (stream: 'stdout' | 'stderr') =>
-      limits.onOutput && {
+      paced && {
         stream,
-        onOutput: limits.onOutput,
+        onOutput: paced,
         onError: () => this.climb(ladder),
       };
     const stdout = new CappedSink(limits.maxOutputBytes, listener('stdout') || undefined);
@@ -444,6 +462,7 @@ export class PoolSession implements Session {
       timedOut: false,
       reset: false,
       ended: false,
+      unpace: () => unpace(),
     });
     let aborted = false;
     const stop: { error: Error | null } = { error: null };
@@ -591,6 +610,7 @@ export class PoolSession implements Session {
   private climb(ladder: Ladder): void {
     if (ladder.ended || ladder.step >= 1 || this.closedReason !== null) return;
     ladder.step = 1;
+    ladder.unpace();
     this.deps.totals.interrupts++;
     this.deps.channel.interrupt(ladder.jobId);
     ladder.graceTimer = setTimeout(() => this.kill(ladder), this.deps.options.interruptGraceMs);

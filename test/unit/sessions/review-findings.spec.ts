@@ -3,6 +3,8 @@
  */
 import { PoolSession, emptySessionTotals } from '../../../src/container-pool/sessions/pool-session';
 import type { SessionOptions } from '../../../src/container-pool/sessions/pool-session';
+import type { JobControl } from '../../../src/container-pool/transport/runner/runner-connection';
+import type { OutputSinks } from '../../../src/container-pool/transport/transport.interface';
 
 const OPTIONS: SessionOptions = {
   profile: 'default',
@@ -23,7 +25,7 @@ const quietLog = {
   debug: () => undefined,
 };
 
-function makeSession(idleTimeoutMs: number, maxLifetimeMs: number) {
+function makeSession(idleTimeoutMs: number, maxLifetimeMs: number, channel: unknown = {}) {
   const closed: string[] = [];
   const session = new PoolSession({
     owner: 'alice',
@@ -35,7 +37,7 @@ function makeSession(idleTimeoutMs: number, maxLifetimeMs: number) {
       executions: new Set(),
       source: { handle: { exited: new Promise<string>(() => undefined) } },
     } as never,
-    channel: {} as never,
+    channel: channel as never,
     warm: {
       destroy: jest.fn(() => Promise.resolve()),
       executionStarted: jest.fn(),
@@ -83,5 +85,63 @@ describe('sessions review: timers (fake clock)', () => {
     expect(closed).toEqual([]);
     await jest.advanceTimersByTimeAsync(1);
     expect(closed).toEqual(['idle']);
+  });
+});
+
+describe('sessions review: output pacing', () => {
+  it("after an interrupt a stalled consumer no longer holds the call's sink (the runner channel)", async () => {
+    const jobs: { sinks: OutputSinks; resolve(o: unknown): void }[] = [];
+    const interrupts: number[] = [];
+    const channel = {
+      run: (
+        _h: unknown,
+        _c: unknown,
+        _s: unknown,
+        sinks: OutputSinks,
+        _sig: unknown,
+        control?: JobControl,
+      ) =>
+        new Promise((resolve) => {
+          jobs.push({ sinks, resolve });
+          control?.onJob?.(1);
+        }),
+      interrupt: (id: number) => interrupts.push(id),
+      reset: () => Promise.resolve({ left: 0 }),
+    };
+    const { session } = makeSession(60_000, 600_000, channel);
+    const seen: number[] = [];
+    const call = session.runCode('while True: print("x")', {
+      onOutput: (e) => {
+        seen.push(e.data.length);
+        return new Promise<void>(() => undefined);
+      },
+    });
+    await new Promise((r) => setImmediate(r));
+    const out = jobs[0].sinks.stdout;
+    // The consumer never settles: the sink is behind (the connection would pause the channel on false).
+    expect(out.write(Buffer.alloc(64 * 1024))).toBe(false);
+    const drained = new Promise<void>((r) => out.once('drain', () => r()));
+    await session.interrupt();
+    expect(interrupts).toEqual([1]);
+    await drained;
+    expect(out.write(Buffer.alloc(10))).toBe(true);
+    expect(seen).toEqual([1024]);
+    jobs[0].resolve({
+      exitCode: 1,
+      aborted: false,
+      oomKills: 0,
+      oomKillsBefore: 0,
+      cell: {
+        interpreter: 1,
+        alive: true,
+        report: { error: { name: 'KeyboardInterrupt', value: '', traceback: '' } },
+      },
+    });
+    await expect(call).resolves.toMatchObject({
+      interrupted: true,
+      stateLost: false,
+      stdoutTotalBytes: 64 * 1024 + 10,
+    });
+    await session.close();
   });
 });

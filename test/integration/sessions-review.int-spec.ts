@@ -1,0 +1,60 @@
+import type { INestApplication } from '@nestjs/common';
+import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
+import type { Session } from '../../src/container-pool/interfaces/session.interface';
+import { expectNoContainersLeft, startPool } from '../support/integration';
+
+/** Regression tests of the hostile review of issue #17 (sessions), on a real engine. */
+describe('sessions review (real engine)', () => {
+  let app: INestApplication;
+  let pool: ContainerPoolService;
+  let name: string;
+  const open: Session[] = [];
+
+  const openSession = async (opts = {}) => {
+    const s = await pool.openSession(opts);
+    open.push(s);
+    return s;
+  };
+
+  beforeAll(async () => {
+    ({ app, pool, name } = await startPool({
+      size: 1,
+      maxContainers: 3,
+      transport: 'runner',
+      pidsLimit: 64,
+      memoryBytes: 256 * 1024 * 1024,
+      interruptGraceMs: 700,
+      killGraceMs: 1500,
+      maxSessions: 3,
+    }));
+    await pool.initialize();
+  });
+
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((s) => s.close()));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    if (name) await expectNoContainersLeft(name);
+  });
+
+  it('a consumer that stops taking output (a stalled stream) does not turn ladder step 1 into a lost session', async () => {
+    const s = await openSession();
+    await s.runCode('kept = "yes"');
+    // onOutput never settles: the call's output pauses the runner channel (as a streaming HTTP client that
+    // stops reading does). The code honours KeyboardInterrupt: step 1 must end it with the state kept.
+    const r = await s.runCode('while True:\n    print("x" * 1000)', {
+      timeoutMs: 1000,
+      onOutput: () => new Promise<void>(() => undefined),
+    });
+    expect(r).toMatchObject({
+      timedOut: true,
+      interrupted: true,
+      stateLost: false,
+      error: { name: 'KeyboardInterrupt' },
+    });
+    const after = await s.runCode('print(kept)');
+    expect(after).toMatchObject({ stdout: 'yes\n', stateLost: false });
+  });
+});
