@@ -632,6 +632,8 @@ export class PoolSession implements Session {
   private reset(): Promise<void> {
     if (this.resetting) return this.resetting;
     const { channel, options } = this.deps;
+    // The call the reset kills: the runner ends it (its EXIT) before RESET_DONE.
+    const killed = this.current && !this.current.ended ? this.current : null;
     let timer!: NodeJS.Timeout;
     const bounded = Promise.race([
       channel.reset(),
@@ -652,6 +654,7 @@ export class PoolSession implements Session {
         if (left > 0) throw new Error(`${left} process(es) survived the kill`);
         this.expectedInterpreter = 0;
         this.executionCount = 0;
+        if (killed) this.awaitKilled(killed);
       })
       .catch((err: unknown) => {
         if (this.current) this.current.step = 3;
@@ -667,6 +670,23 @@ export class PoolSession implements Session {
       });
     this.resetting = p;
     return p;
+  }
+
+  /**
+   * A kill the runner confirmed: the call it killed must have ended (docs/runner-protocol.md, RESET: every job
+   * whose process was reaped ends before RESET_DONE). One that has not within killGraceMs is a runner that lost
+   * track of it (a wait status it never got): nothing would end the call, so the container is recycled (step 3).
+   */
+  private awaitKilled(ladder: Ladder): void {
+    const timer = setTimeout(() => {
+      if (ladder.ended || this.closedReason !== null) return;
+      ladder.step = 3;
+      this.deps.totals.recycles++;
+      this.lose(
+        'the timeout ladder recycled its container: the runner finished its kill but the call never ended',
+      );
+    }, this.deps.options.killGraceMs);
+    timer.unref?.();
   }
 
   /** The session cannot go on: closed as lost, its container removed; returns the error for the caller. */

@@ -1,6 +1,7 @@
 /**
  * Regression tests of the hostile review of issue #17 (sessions): each one failed before its fix.
  */
+import { SessionLostError } from '../../../src/container-pool/errors/session.errors';
 import { PoolSession, emptySessionTotals } from '../../../src/container-pool/sessions/pool-session';
 import type { SessionOptions } from '../../../src/container-pool/sessions/pool-session';
 import type { JobControl } from '../../../src/container-pool/transport/runner/runner-connection';
@@ -143,5 +144,50 @@ describe('sessions review: output pacing', () => {
       stdoutTotalBytes: 64 * 1024 + 10,
     });
     await session.close();
+  });
+});
+
+describe('sessions review: a kill the runner confirms but whose call never ends', () => {
+  afterEach(() => jest.useRealTimers());
+  it('step 2: RESET_DONE { left: 0 } without the EXIT of the killed call loses the session within killGraceMs', async () => {
+    // The runner must end every job it killed before RESET_DONE (docs/runner-protocol.md, RESET, 2.). When it
+    // does not (a wait status it never got: the zygote reaped the interpreter and was killed before passing the
+    // status on), the call waited forever: no timer is left once the reset is confirmed.
+    jest.useFakeTimers();
+    const rejectors: ((e: Error) => void)[] = [];
+    const channel = {
+      run: (
+        _h: unknown,
+        _c: unknown,
+        _s: unknown,
+        _sinks: unknown,
+        _sig: unknown,
+        control?: JobControl,
+      ) =>
+        new Promise((_resolve, reject) => {
+          rejectors.push(reject);
+          control?.onJob?.(1);
+        }),
+      interrupt: () => undefined,
+      reset: () => Promise.resolve({ left: 0 }),
+    };
+    const { session, closed } = makeSession(60_000, 600_000, channel);
+    const warmDestroy = jest.fn(() => {
+      // The container's removal fails the job, as the real connection does.
+      rejectors.forEach((r) => r(new Error('its container was removed')));
+      return Promise.resolve();
+    });
+    (session as unknown as { deps: { warm: { destroy: unknown } } }).deps.warm.destroy =
+      warmDestroy;
+    let settled: unknown = 'pending';
+    const call = session.runCode('while True: pass', { timeoutMs: 1000 }).then(
+      (r) => (settled = r),
+      (e: unknown) => (settled = e),
+    );
+    await jest.advanceTimersByTimeAsync(1000 + 2000); // step 1, then step 2 (confirmed at once)
+    await jest.advanceTimersByTimeAsync(2000 + 1); // killGraceMs more
+    expect(settled).toBeInstanceOf(SessionLostError);
+    expect(closed).toEqual([expect.stringMatching(/^lost: /)]);
+    await call;
   });
 });
