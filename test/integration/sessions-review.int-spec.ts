@@ -57,4 +57,19 @@ describe('sessions review (real engine)', () => {
     const after = await s.runCode('print(kept)');
     expect(after).toMatchObject({ stdout: 'yes\n', stateLost: false });
   });
+
+  it("the runner does not leak a spare's fds when its zygote dies (a cell that kills its interpreter and the zygote, repeated)", async () => {
+    // The zygote's EOF dropped the spare it had made (new_spare() set spare = None): 5 fds of PID 1 per round,
+    // until the runner could not start an interpreter (EMFILE) and the session was lost, after ~130 rounds.
+    const s = await openSession();
+    const code =
+      'import os\nz = os.getppid()\nme = os.getpid()\nif os.fork() == 0:\n    os.kill(me, 9)\n' +
+      '    os.kill(z, 9)\n    os._exit(0)\nimport time\ntime.sleep(5)';
+    for (let i = 0; i < 250; i++) {
+      const r = await s.runCode(code, { timeoutMs: 3000 });
+      expect(r).toMatchObject({ stateLost: true, timedOut: false });
+    }
+    const after = await s.runCode('print("ok")');
+    expect(after).toMatchObject({ stdout: 'ok\n' });
+  }, 120_000);
 });
