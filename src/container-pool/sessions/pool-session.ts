@@ -657,6 +657,8 @@ export class PoolSession implements Session {
         if (killed) this.awaitKilled(killed);
       })
       .catch((err: unknown) => {
+        // A session closed meanwhile (close(), its lifetime, shutdown: the removal failed the RESET) is no recycle.
+        if (this.closedReason !== null) throw this.closedError();
         if (this.current) this.current.step = 3;
         this.deps.totals.recycles++;
         throw this.lose(

@@ -1,7 +1,10 @@
 /**
  * Regression tests of the hostile review of issue #17 (sessions): each one failed before its fix.
  */
-import { SessionLostError } from '../../../src/container-pool/errors/session.errors';
+import {
+  SessionClosedError,
+  SessionLostError,
+} from '../../../src/container-pool/errors/session.errors';
 import { PoolSession, emptySessionTotals } from '../../../src/container-pool/sessions/pool-session';
 import type { SessionOptions } from '../../../src/container-pool/sessions/pool-session';
 import type { JobControl } from '../../../src/container-pool/transport/runner/runner-connection';
@@ -189,5 +192,47 @@ describe('sessions review: a kill the runner confirms but whose call never ends'
     expect(settled).toBeInstanceOf(SessionLostError);
     expect(closed).toEqual([expect.stringMatching(/^lost: /)]);
     await call;
+  });
+});
+
+describe('sessions review: metrics', () => {
+  afterEach(() => jest.useRealTimers());
+  it('a session closed during a step-2 kill counts no recycle (step 3)', async () => {
+    jest.useFakeTimers();
+    const rejectors: ((e: Error) => void)[] = [];
+    const channel = {
+      run: (
+        _h: unknown,
+        _c: unknown,
+        _s: unknown,
+        _sinks: unknown,
+        _sig: unknown,
+        control?: JobControl,
+      ) =>
+        new Promise((_resolve, reject) => {
+          rejectors.push(reject);
+          control?.onJob?.(1);
+        }),
+      interrupt: () => undefined,
+      // The kill takes its time; the container's removal fails it.
+      reset: () => new Promise((_resolve, reject) => rejectors.push(reject)),
+    };
+    const { session } = makeSession(60_000, 600_000, channel);
+    const deps = (
+      session as unknown as {
+        deps: { warm: { destroy: unknown }; totals: { recycles: number; kills: number } };
+      }
+    ).deps;
+    deps.warm.destroy = jest.fn(() => {
+      rejectors.forEach((r) => r(new Error('its container was removed')));
+      return Promise.resolve();
+    });
+    const call = session.runCode('while True: pass', { timeoutMs: 1000 }).catch((e: unknown) => e);
+    await jest.advanceTimersByTimeAsync(1000 + 2000); // step 1, step 2 (the RESET is pending)
+    expect(deps.totals.kills).toBe(1);
+    await session.close();
+    await jest.advanceTimersByTimeAsync(5000);
+    await expect(call).resolves.toBeInstanceOf(SessionClosedError);
+    expect(deps.totals.recycles).toBe(0);
   });
 });
