@@ -167,8 +167,26 @@ export class PoolSession implements Session {
     return this.deps.owner;
   }
 
-  get files(): ContainerFiles {
-    return this.deps.files;
+  /**
+   * The container's files, as the session's: refused with the session's own error (SessionClosedError,
+   * SessionLostError) once it is closed, and when it closes during the operation, never the container's
+   * CONTAINER_RELEASED.
+   */
+  readonly files: ContainerFiles = {
+    write: (path, data, opts) => this.fileOp(() => this.deps.files.write(path, data, opts)),
+    read: (path, opts) => this.fileOp(() => this.deps.files.read(path, opts)),
+    list: (dir, opts) => this.fileOp(() => this.deps.files.list(dir, opts)),
+    remove: (path) => this.fileOp(() => this.deps.files.remove(path)),
+  };
+
+  private async fileOp<T>(op: () => Promise<T>): Promise<T> {
+    this.assertOpen();
+    try {
+      return await op();
+    } catch (err) {
+      if (this.closedReason !== null) throw this.closedError();
+      throw err;
+    }
   }
 
   get containerId(): string {

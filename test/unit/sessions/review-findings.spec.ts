@@ -1,6 +1,7 @@
 /**
  * Regression tests of the hostile review of issue #17 (sessions): each one failed before its fix.
  */
+import { ContainerReleasedError } from '../../../src/container-pool/errors/container-pool.errors';
 import {
   SessionClosedError,
   SessionLostError,
@@ -234,5 +235,23 @@ describe('sessions review: metrics', () => {
     await jest.advanceTimersByTimeAsync(5000);
     await expect(call).resolves.toBeInstanceOf(SessionClosedError);
     expect(deps.totals.recycles).toBe(0);
+  });
+});
+
+describe('sessions review: files of a closed session', () => {
+  it("session.files after close() rejects SessionClosedError (HTTP 410), not the container's CONTAINER_RELEASED (500)", async () => {
+    const { session } = makeSession(60_000, 600_000);
+    const released = () => Promise.reject(new ContainerReleasedError('cpool-test-1'));
+    (session as unknown as { deps: { files: unknown } }).deps.files = {
+      write: released,
+      read: released,
+      list: released,
+      remove: released,
+    };
+    await session.close();
+    await expect(session.files.read('a.txt')).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.files.write('a.txt', 'x')).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.files.list()).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.files.remove('a.txt')).rejects.toBeInstanceOf(SessionClosedError);
   });
 });
