@@ -72,4 +72,18 @@ describe('sessions review (real engine)', () => {
     const after = await s.runCode('print("ok")');
     expect(after).toMatchObject({ stdout: 'ok\n' });
   }, 120_000);
+
+  it("a command when the interpreter's cwd cannot be entered is a 400 naming cmd, never workdir (which run() refuses)", async () => {
+    const s = await openSession();
+    await s.runCode(
+      'import os\nos.makedirs("/tmp/locked")\nos.chdir("/tmp/locked")\nos.chmod("/tmp/locked", 0)',
+    );
+    await expect(s.run({ cmd: ['ls'] })).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      field: 'cmd',
+    });
+    // The session goes on.
+    const r = await s.runCode('os.chmod("/tmp/locked", 0o755)\nprint(os.getcwd())');
+    expect(r).toMatchObject({ stdout: '/tmp/locked\n', stateLost: false });
+  });
 });

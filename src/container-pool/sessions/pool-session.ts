@@ -519,7 +519,16 @@ export class PoolSession implements Session {
         { onJob: (id) => (ladder.jobId = id) },
       );
     } catch (err) {
-      if (err instanceof InvalidRequestError && this.isOpen) throw err;
+      if (err instanceof InvalidRequestError && this.isOpen) {
+        // A session command runs in the interpreter's cwd, which the call cannot name: not a `workdir` problem.
+        if (kind === 'cmd' && err.field === 'workdir') {
+          throw new InvalidRequestError(
+            'cmd',
+            `cannot run in the interpreter's current directory (${err.detail}); chdir the interpreter elsewhere first`,
+          );
+        }
+        throw err;
+      }
       if (this.closedReason !== null) throw this.closedError();
       if (stop.error) throw stop.error;
       const reason =
