@@ -231,8 +231,8 @@ export class ContainerPoolService
   /**
    * Opens a code-interpreter session on a warm container of the profile (default the default one): state
    * survives between its calls; see Session. Rejects with TooManySessionsError at maxSessions (in all or for the
-   * owner), SandboxUnsupportedError for a profile without the runner transport, InvalidRequestError naming a bad
-   * option, and the acquire's errors.
+   * owner), InvalidRequestError naming `profile` for a profile without the runner transport, InvalidRequestError
+   * naming a bad option, and the acquire's errors.
    */
   async openSession(opts: OpenSessionOptions = {}): Promise<Session> {
     const { profile, ...rest } = opts ?? {};

@@ -134,8 +134,8 @@ export class ContainerPoolSessionsController {
     ...E400,
     description:
       'Invalid request; the message names the field (UNKNOWN_PROFILE names `profile`, as does a profile that ' +
-      "cannot hold sessions: exec transport; a maxLifetimeMs above the profile's sessionMaxLifetimeMs names " +
-      '`maxLifetimeMs`).',
+      "cannot hold sessions: exec transport, no Python >= 3.8; a maxLifetimeMs above the profile's " +
+      'sessionMaxLifetimeMs names `maxLifetimeMs`).',
   })
   @ApiResponse(E401)
   @ApiResponse(E403)
@@ -148,10 +148,7 @@ export class ContainerPoolSessionsController {
       `${TOO_MANY_SESSIONS_RETRY_AFTER_SECONDS} (seconds). Closing one of this token's sessions frees a place at once.`,
     type: ErrorBodyDto,
   })
-  @ApiResponse({
-    ...E503,
-    description: `${E503.description} (the engine, the image, the pool's capacity).`,
-  })
+  @ApiResponse(E503)
   async open(@Req() req: AuditedRequest, @Body() body: OpenSessionDto): Promise<SessionInfoDto> {
     const caller = callerOf(req);
     const session = await this.svc.openSession({

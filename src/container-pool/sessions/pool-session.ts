@@ -30,6 +30,28 @@ import type { RunnerConnection, RunnerJobOutcome } from '../transport/runner/run
 import type { JobHeader } from '../transport/runner/runner-protocol';
 import { mergeEnv } from '../transport/runner/runner.transport';
 
+/** The longest delay setTimeout honours: Node runs a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface LongTimer {
+  clear(): void;
+}
+
+/**
+ * An unref'd timer for any delay: idleTimeoutMs is the caller's (any positive integer), sessionMaxLifetimeMs has
+ * no upper bound; above MAX_TIMER_MS it is re-armed for the rest.
+ */
+function setLongTimeout(fn: () => void, ms: number): LongTimer {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (remaining: number) => {
+    const step = Math.min(remaining, MAX_TIMER_MS);
+    timer = setTimeout(() => (remaining > step ? arm(remaining - step) : fn()), step);
+    timer.unref?.();
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(timer) };
+}
+
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
 /** How long a result waits for its streamed output to reach the caller's onOutput. */
 const FLUSH_WAIT_MS = 5_000;
@@ -96,6 +118,8 @@ interface Ladder {
   reset: boolean;
   ended: boolean;
   graceTimer?: NodeJS.Timeout;
+  /** Ends the consumer's pacing of the call's output (climb() calls it). */
+  unpace(): void;
 }
 
 /**
@@ -121,14 +145,13 @@ export class PoolSession implements Session {
   private expectedInterpreter = 0;
   /** Code calls run in the current interpreter. */
   private executionCount = 0;
-  private idleTimer?: NodeJS.Timeout;
-  private readonly lifetimeTimer: NodeJS.Timeout;
+  private idleTimer?: LongTimer;
+  private readonly lifetimeTimer: LongTimer;
 
   constructor(private readonly deps: PoolSessionDeps) {
     this.id = deps.id ?? uuidv4();
     this.expiresAt = new Date(this.createdAt.getTime() + deps.maxLifetimeMs);
-    this.lifetimeTimer = setTimeout(() => void this.close('lifetime'), deps.maxLifetimeMs);
-    this.lifetimeTimer.unref?.();
+    this.lifetimeTimer = setLongTimeout(() => void this.close('lifetime'), deps.maxLifetimeMs);
     this.armIdle();
     // The container's end (its lifeline, the engine, an OOM of the runner) ends the session.
     void (deps.entry.source.handle as DriverContainer).exited?.then((reason) =>
@@ -144,8 +167,26 @@ export class PoolSession implements Session {
     return this.deps.owner;
   }
 
-  get files(): ContainerFiles {
-    return this.deps.files;
+  /**
+   * The container's files, as the session's: refused with the session's own error (SessionClosedError,
+   * SessionLostError) once it is closed, and when it closes during the operation, never the container's
+   * CONTAINER_RELEASED.
+   */
+  readonly files: ContainerFiles = {
+    write: (path, data, opts) => this.fileOp(() => this.deps.files.write(path, data, opts)),
+    read: (path, opts) => this.fileOp(() => this.deps.files.read(path, opts)),
+    list: (dir, opts) => this.fileOp(() => this.deps.files.list(dir, opts)),
+    remove: (path) => this.fileOp(() => this.deps.files.remove(path)),
+  };
+
+  private async fileOp<T>(op: () => Promise<T>): Promise<T> {
+    this.assertOpen();
+    try {
+      return await op();
+    } catch (err) {
+      if (this.closedReason !== null) throw this.closedError();
+      throw err;
+    }
   }
 
   get containerId(): string {
@@ -247,8 +288,8 @@ export class PoolSession implements Session {
     let done!: () => void;
     this.closing = new Promise<void>((r) => (done = r));
     this.closedReason = reason;
-    clearTimeout(this.lifetimeTimer);
-    clearTimeout(this.idleTimer);
+    this.lifetimeTimer.clear();
+    this.idleTimer?.clear();
     for (const q of this.queue.splice(0)) q.reject(this.closedError());
     const ladder = this.current;
     if (ladder?.graceTimer) clearTimeout(ladder.graceTimer);
@@ -331,7 +372,7 @@ export class PoolSession implements Session {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(entry);
-      clearTimeout(this.idleTimer);
+      this.idleTimer?.clear();
       this.pump();
     });
   }
@@ -359,10 +400,9 @@ export class PoolSession implements Session {
   }
 
   private armIdle(): void {
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     if (this.closedReason !== null || this.running || this.queue.length) return;
-    this.idleTimer = setTimeout(() => void this.close('idle'), this.deps.idleTimeoutMs);
-    this.idleTimer.unref?.();
+    this.idleTimer = setLongTimeout(() => void this.close('idle'), this.deps.idleTimeoutMs);
   }
 
   // ---------------------------------------------------------------- one call
@@ -410,10 +450,26 @@ export class PoolSession implements Session {
             // The call's own variables, over the interpreter's environment (the runner lays them on).
             extraEnv: env,
           };
+    // The consumer paces the call's output (a sink behind pauses the whole runner channel) until the ladder
+    // climbs: from then on its pending event no longer holds the channel and later events are not sent to it
+    // (they are in the result), or the EXIT of an interrupted cell and the RESET_DONE of a kill could not be read
+    // behind a stalled consumer (a streaming client that stops reading) and the session would be lost.
+    let unpace!: () => void;
+    const unpaced = new Promise<void>((r) => (unpace = r));
+    const consumer = limits.onOutput;
+    const paced: OnOutput | undefined =
+      consumer &&
+      ((event) => {
+        if (ladder.step > 0) return;
+        const pending = consumer(event);
+        return pending && typeof pending.then === 'function'
+          ? Promise.race([pending, unpaced])
+          : pending;
+      });
     const listener = (stream: 'stdout' | 'stderr') =>
-      limits.onOutput && {
+      paced && {
         stream,
-        onOutput: limits.onOutput,
+        onOutput: paced,
         onError: () => this.climb(ladder),
       };
     const stdout = new CappedSink(limits.maxOutputBytes, listener('stdout') || undefined);
@@ -424,6 +480,7 @@ export class PoolSession implements Session {
       timedOut: false,
       reset: false,
       ended: false,
+      unpace: () => unpace(),
     });
     let aborted = false;
     const stop: { error: Error | null } = { error: null };
@@ -462,7 +519,16 @@ export class PoolSession implements Session {
         { onJob: (id) => (ladder.jobId = id) },
       );
     } catch (err) {
-      if (err instanceof InvalidRequestError && this.isOpen) throw err;
+      if (err instanceof InvalidRequestError && this.isOpen) {
+        // A session command runs in the interpreter's cwd, which the call cannot name: not a `workdir` problem.
+        if (kind === 'cmd' && err.field === 'workdir') {
+          throw new InvalidRequestError(
+            'cmd',
+            `cannot run in the interpreter's current directory (${err.detail}); chdir the interpreter elsewhere first`,
+          );
+        }
+        throw err;
+      }
       if (this.closedReason !== null) throw this.closedError();
       if (stop.error) throw stop.error;
       const reason =
@@ -571,6 +637,7 @@ export class PoolSession implements Session {
   private climb(ladder: Ladder): void {
     if (ladder.ended || ladder.step >= 1 || this.closedReason !== null) return;
     ladder.step = 1;
+    ladder.unpace();
     this.deps.totals.interrupts++;
     this.deps.channel.interrupt(ladder.jobId);
     ladder.graceTimer = setTimeout(() => this.kill(ladder), this.deps.options.interruptGraceMs);
@@ -592,6 +659,8 @@ export class PoolSession implements Session {
   private reset(): Promise<void> {
     if (this.resetting) return this.resetting;
     const { channel, options } = this.deps;
+    // The call the reset kills: the runner ends it (its EXIT) before RESET_DONE.
+    const killed = this.current && !this.current.ended ? this.current : null;
     let timer!: NodeJS.Timeout;
     const bounded = Promise.race([
       channel.reset(),
@@ -612,8 +681,11 @@ export class PoolSession implements Session {
         if (left > 0) throw new Error(`${left} process(es) survived the kill`);
         this.expectedInterpreter = 0;
         this.executionCount = 0;
+        if (killed) this.awaitKilled(killed);
       })
       .catch((err: unknown) => {
+        // A session closed meanwhile (close(), its lifetime, shutdown: the removal failed the RESET) is no recycle.
+        if (this.closedReason !== null) throw this.closedError();
         if (this.current) this.current.step = 3;
         this.deps.totals.recycles++;
         throw this.lose(
@@ -627,6 +699,23 @@ export class PoolSession implements Session {
       });
     this.resetting = p;
     return p;
+  }
+
+  /**
+   * A kill the runner confirmed: the call it killed must have ended (docs/runner-protocol.md, RESET: every job
+   * whose process was reaped ends before RESET_DONE). One that has not within killGraceMs is a runner that lost
+   * track of it (a wait status it never got): nothing would end the call, so the container is recycled (step 3).
+   */
+  private awaitKilled(ladder: Ladder): void {
+    const timer = setTimeout(() => {
+      if (ladder.ended || this.closedReason !== null) return;
+      ladder.step = 3;
+      this.deps.totals.recycles++;
+      this.lose(
+        'the timeout ladder recycled its container: the runner finished its kill but the call never ended',
+      );
+    }, this.deps.options.killGraceMs);
+    timer.unref?.();
   }
 
   /** The session cannot go on: closed as lost, its container removed; returns the error for the caller. */

@@ -803,7 +803,8 @@ def on_zygote(_, fd):
             msg, anc = b'', []
         if not msg:
             zygote_gone()
-            new_spare()
+            if spare is None:  # a spare it made before it died stays ours (its child now): never dropped, its fds kept
+                new_spare()
             return
         if len(msg) == 8:  # a wait status of one of its children
             on_reaped(*struct.unpack('=ii', msg))
