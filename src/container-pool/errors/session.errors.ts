@@ -43,7 +43,8 @@ export class SessionBusyError extends ContainerPoolError {
 /** maxSessions (in all, or per owner) are open. HTTP 429 with Retry-After. */
 export class TooManySessionsError extends ContainerPoolError {
   readonly code = 'TOO_MANY_SESSIONS';
-  override readonly retryable = true;
+  /** Not when sessions are off (maxSessions 0): waiting does not help. */
+  override readonly retryable: boolean;
   constructor(
     readonly scope: 'module' | 'owner',
     readonly limit: number,
@@ -52,8 +53,11 @@ export class TooManySessionsError extends ContainerPoolError {
       scope === 'owner'
         ? `This caller already has ${limit} open sessions (maxSessionsPerOwner): close one (DELETE ` +
             '.../sessions/:id) before opening another.'
-        : `${limit} sessions are open (maxSessions): try again when one closes, or raise maxSessions.`,
+        : limit === 0
+          ? 'Sessions are off in this module (maxSessions 0): set maxSessions (POOL_MAX_SESSIONS) to open them.'
+          : `${limit} sessions are open (maxSessions): try again when one closes, or raise maxSessions.`,
     );
+    this.retryable = limit > 0;
   }
 }
 

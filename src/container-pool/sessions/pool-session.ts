@@ -179,15 +179,25 @@ export class PoolSession implements Session {
     remove: (path) => this.fileOp(() => this.deps.files.remove(path)),
   };
 
+  /** A file operation is activity: the idle timeout counts from its end (a client may only upload for a while). */
   private async fileOp<T>(op: () => Promise<T>): Promise<T> {
     this.assertOpen();
+    this.fileOps++;
+    this.idleTimer?.clear();
     try {
       return await op();
     } catch (err) {
       if (this.closedReason !== null) throw this.closedError();
       throw err;
+    } finally {
+      this.fileOps--;
+      this.lastUsed = Date.now();
+      this.armIdle();
     }
   }
+
+  /** File operations in flight (the session is not idle meanwhile). */
+  private fileOps = 0;
 
   get containerId(): string {
     return this.deps.entry.id;
@@ -401,7 +411,7 @@ export class PoolSession implements Session {
 
   private armIdle(): void {
     this.idleTimer?.clear();
-    if (this.closedReason !== null || this.running || this.queue.length) return;
+    if (this.closedReason !== null || this.running || this.queue.length || this.fileOps) return;
     this.idleTimer = setLongTimeout(() => void this.close('idle'), this.deps.idleTimeoutMs);
   }
 

@@ -5,7 +5,10 @@ import { ContainerReleasedError } from '../../../src/container-pool/errors/conta
 import {
   SessionClosedError,
   SessionLostError,
+  TooManySessionsError,
 } from '../../../src/container-pool/errors/session.errors';
+import { SessionRegistry } from '../../../src/container-pool/sessions/session-registry';
+import { httpMappingOf } from '../../../src/container-pool/http/filters/container-pool-error.filter';
 import { PoolSession, emptySessionTotals } from '../../../src/container-pool/sessions/pool-session';
 import type { SessionOptions } from '../../../src/container-pool/sessions/pool-session';
 import type { JobControl } from '../../../src/container-pool/transport/runner/runner-connection';
@@ -256,34 +259,72 @@ describe('sessions review: files of a closed session', () => {
   });
 });
 
-/** Findings of the review not fixed on this branch (see the review report). */
-describe('sessions review: open findings', () => {
-  it.todo(
-    'runner: a wait status the zygote reaped but never passed on (the zygote killed between its waitpid and its ' +
-      'send) leaves `interp`/`cell` pointing at a dead process: the cell never ends, RESET_DONE says left 0, and ' +
-      'the next cell makes the runner die ("a cell while cell N runs"). The host now bounds it (step 3 after ' +
-      'killGraceMs); the runner should end every job and forget the interpreter when RESET leaves no process',
-  );
-  it.todo(
-    "a thread of an earlier call that writes on fd 1/2 directly (os.write(1, ...)) lands in the next call's " +
-      'stdout/stderr (print() output is dropped as documented; raw fd writes are not)',
-  );
-  it.todo(
-    'the cell filename is chosen before the call: after the interpreter died between calls, a traceback shows ' +
-      '<cell-5> while the result says executionCount 1',
-  );
-  it.todo(
-    'memory: maxSessions x (maxQueuedCalls + 1) calls may each hold up to maxStdinBytes of code and stdin on the ' +
-      'host (16 x 17 x 16 MiB by default, more over HTTP with the request bodies): no module-wide bound on queued ' +
-      'bytes',
-  );
-  it.todo(
-    'file operations do not count as activity: a client that only uploads files (PUT .../files) has its session ' +
-      'closed at idleTimeoutMs; a RESET (restart(), ladder step 2) kills a concurrent file operation (its error ' +
-      'is a FileOperationError, HTTP 500)',
-  );
-  it.todo(
-    'maxSessions: 0 ("turns sessions off") answers openSession with TooManySessionsError (HTTP 429, Retry-After 5, ' +
-      'retryable, "try again when one closes"): a client retries forever a feature that is off',
-  );
+describe('sessions review: file operations and sessions off', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('a file operation is activity: the idle timeout counts from its end', async () => {
+    jest.useFakeTimers();
+    const closed: string[] = [];
+    let finish!: () => void;
+    const files = {
+      write: jest.fn(() => new Promise<void>((r) => (finish = r))),
+      read: jest.fn(),
+      list: jest.fn(),
+      remove: jest.fn(),
+    };
+    const session = new PoolSession({
+      owner: 'alice',
+      entry: {
+        id: 'c1',
+        name: 'cpool-test-1',
+        lostReason: null,
+        oomEvents: 0,
+        executions: new Set(),
+        source: { handle: { exited: new Promise<string>(() => undefined) } },
+      } as never,
+      channel: {} as never,
+      warm: {
+        destroy: jest.fn(() => Promise.resolve()),
+        executionStarted: jest.fn(),
+        executionEnded: jest.fn(),
+        isShuttingDown: false,
+      },
+      options: OPTIONS,
+      files: files,
+      baseEnv: [],
+      idleTimeoutMs: 1000,
+      maxLifetimeMs: 600_000,
+      totals: emptySessionTotals(),
+      log: quietLog,
+      onClosed: (_s, reason) => closed.push(reason),
+    });
+    await jest.advanceTimersByTimeAsync(900);
+    const upload = session.files.write('big.bin', Buffer.alloc(1));
+    // A long upload: not idle meanwhile.
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(closed).toEqual([]);
+    finish();
+    await upload;
+    await jest.advanceTimersByTimeAsync(999);
+    expect(closed).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(closed).toEqual(['idle']);
+  });
+
+  it('maxSessions 0 (sessions off) is no retryable "too many": a client must not retry it forever', async () => {
+    const r = new SessionRegistry({ maxSessions: 0, maxSessionsPerOwner: 4 });
+    const err = await r
+      .add('a', () => Promise.reject(new Error('never called')))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TooManySessionsError);
+    expect(err).toMatchObject({ retryable: false, limit: 0 });
+    expect((err as Error).message).toMatch(/off.*maxSessions/);
+    expect(httpMappingOf(err as TooManySessionsError)).toEqual({ status: 503 });
+    const busy = new TooManySessionsError('module', 3);
+    expect(busy.retryable).toBe(true);
+    expect(httpMappingOf(busy)).toMatchObject({
+      status: 429,
+      retryAfterSeconds: expect.any(Number),
+    });
+  });
 });

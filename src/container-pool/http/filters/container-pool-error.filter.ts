@@ -148,6 +148,8 @@ export function httpMappingOf(err: ContainerPoolError): HttpMapping {
     };
   }
   if (err instanceof TooManySessionsError) {
+    // Sessions off (maxSessions 0): only an operator changes that; no retry.
+    if (!err.retryable) return { status: HttpStatus.SERVICE_UNAVAILABLE };
     return {
       status: HttpStatus.TOO_MANY_REQUESTS,
       retryAfterSeconds: TOO_MANY_SESSIONS_RETRY_AFTER_SECONDS,
