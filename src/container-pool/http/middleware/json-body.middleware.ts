@@ -1,3 +1,4 @@
+import { readBody } from './read-body';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   BadRequestException,
@@ -117,49 +118,23 @@ export class JsonBodyMiddleware implements NestMiddleware {
       );
     }
 
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let done = false;
-    const finish = (error?: unknown) => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      if (error === undefined) return next();
-      req.resume(); // discard the rest; the answer does not wait for it
-      fail(error);
-    };
-    const onData = (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > limit) return finish(tooLarge());
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      const text = Buffer.concat(chunks, received).toString('utf8');
-      try {
-        req.body = JSON.parse(text);
-        const problem = shapeProblem(req.body);
-        if (problem) return finish(new BadRequestException(`Request body ${problem}.`));
-      } catch (err) {
-        return finish(
-          new BadRequestException(
+    readBody(
+      req,
+      limit,
+      tooLarge,
+      (bytes) => {
+        try {
+          req.body = JSON.parse(bytes.toString('utf8'));
+        } catch (err) {
+          return new BadRequestException(
             `Request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`,
-          ),
-        );
-      }
-      finish();
-    };
-    const onError = (err: Error) =>
-      finish(new BadRequestException(`Reading the request body failed: ${err.message}`));
-    const onClose = () => {
-      if (!req.readableEnded)
-        finish(new BadRequestException('The client closed the request before its body ended.'));
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
+          );
+        }
+        const problem = shapeProblem(req.body);
+        return problem ? new BadRequestException(`Request body ${problem}.`) : undefined;
+      },
+      next,
+      fail,
+    );
   }
 }

@@ -1,6 +1,6 @@
+import { readBody } from './read-body';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  BadRequestException,
   Inject,
   Injectable,
   NestMiddleware,
@@ -71,38 +71,15 @@ export class OctetBodyMiddleware implements NestMiddleware {
       return next();
     }
 
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let done = false;
-    const finish = (error?: unknown) => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      if (error === undefined) return next();
-      req.resume(); // discard the rest; the answer does not wait for it
-      fail(error);
-    };
-    const onData = (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > limit) return finish(tooLarge());
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      req.body = Buffer.concat(chunks, received);
-      finish();
-    };
-    const onError = (err: Error) =>
-      finish(new BadRequestException(`Reading the request body failed: ${err.message}`));
-    const onClose = () => {
-      if (!req.readableEnded)
-        finish(new BadRequestException('The client closed the request before its body ended.'));
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
+    readBody(
+      req,
+      limit,
+      tooLarge,
+      (bytes) => {
+        req.body = bytes;
+      },
+      next,
+      fail,
+    );
   }
 }
