@@ -9,16 +9,19 @@
 #      python:3.13-slim if present locally or pullable within $PULL_TIMEOUT s;
 #      else the offline build $SANDBOX_IMAGE (scripts/build-sandbox-image.sh).
 #   3. always the offline busybox image $BUSYBOX_IMAGE (used by tests).
+#   4. always the offline data-science image $DATASCIENCE_IMAGE (numpy, pandas,
+#      matplotlib; ~70 s once, a no-op when it exists).
 #
 # stdout (nothing else goes there):
 #   POOL_IMAGE=<image to use>
 #   BUSYBOX_IMAGE=<busybox image>
-# e.g.  eval "$(scripts/ensure-images.sh)"; export POOL_IMAGE BUSYBOX_IMAGE
+#   DATASCIENCE_IMAGE=<data-science image>
+# e.g.  eval "$(scripts/ensure-images.sh)"; export POOL_IMAGE BUSYBOX_IMAGE DATASCIENCE_IMAGE
 #
 # --force rebuilds the offline images that this run uses.
 # Env: POOL_IMAGE, PULL_IMAGE (python:3.13-slim), PULL_TIMEOUT (20),
 #      CONTAINER_POOL_SKIP_PULL=1 (do not try the registry at all),
-#      SANDBOX_IMAGE, BUSYBOX_IMAGE (see build-sandbox-image.sh).
+#      SANDBOX_IMAGE, BUSYBOX_IMAGE, DATASCIENCE_IMAGE (see build-sandbox-image.sh).
 set -euo pipefail
 CP_SCRIPT_NAME=ensure-images
 # shellcheck source=lib/common.sh
@@ -40,6 +43,7 @@ PULL_IMAGE="${PULL_IMAGE:-python:3.13-slim}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-20}"
 export SANDBOX_IMAGE="${SANDBOX_IMAGE:-container-pool-sandbox:bookworm}"
 export BUSYBOX_IMAGE="${BUSYBOX_IMAGE:-container-pool-busybox:latest}"
+export DATASCIENCE_IMAGE="${DATASCIENCE_IMAGE:-container-pool-datascience:bookworm}"
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -80,6 +84,8 @@ if [ -z "$pool_image" ]; then
 fi
 
 "$CP_SCRIPTS_DIR/build-sandbox-image.sh" "${FORCE[@]}" busybox
+"$CP_SCRIPTS_DIR/build-sandbox-image.sh" "${FORCE[@]}" datascience
 
 echo "POOL_IMAGE=$pool_image"
 echo "BUSYBOX_IMAGE=$BUSYBOX_IMAGE"
+echo "DATASCIENCE_IMAGE=$DATASCIENCE_IMAGE"

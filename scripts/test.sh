@@ -12,6 +12,8 @@ CP_SCRIPT_NAME="test"
 ensure_node_packages jest @nestjs/core
 
 bash scripts/ensure-docker.sh >/dev/null
+# all: the sandbox, busybox and data-science images, each only when missing (the data-science one, numpy + pandas +
+# matplotlib, is the slow one: about 70 s from scratch).
 bash scripts/build-sandbox-image.sh all
 
 log "type check and lint"

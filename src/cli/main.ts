@@ -12,7 +12,7 @@ export const USAGE = `usage: container-pool <command>
   serve                                      run the service: admin API, health, metrics, docs on HOST:PORT
                                              (default 127.0.0.1:3000); settings from POOL_* in the environment
                                              or ./.env; LOG_FORMAT=json|text, LOG_LEVEL
-  image build [--force] [sandbox|busybox|all]
+  image build [--force] [sandbox|busybox|datascience|all]
                                              build the offline sandbox image (no registry needed)
   --version                                  print the version`;
 

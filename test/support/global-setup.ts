@@ -1,5 +1,5 @@
 import Dockerode from 'dockerode';
-import { BUSYBOX_IMAGE, SANDBOX_IMAGE } from './integration';
+import { BUSYBOX_IMAGE, DATASCIENCE_IMAGE, SANDBOX_IMAGE } from './integration';
 
 /**
  * The integration suite runs against a real engine and never skips: when the engine or an image is missing it
@@ -17,7 +17,7 @@ export default async function globalSetup(): Promise<void> {
         'Run `npm test` (it starts one via scripts/ensure-docker.sh) or start dockerd yourself.',
     );
   }
-  for (const image of [SANDBOX_IMAGE, BUSYBOX_IMAGE]) {
+  for (const image of [SANDBOX_IMAGE, BUSYBOX_IMAGE, DATASCIENCE_IMAGE]) {
     try {
       await docker.getImage(image).inspect();
     } catch {

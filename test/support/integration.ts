@@ -22,6 +22,15 @@ export type TransportName = (typeof TRANSPORTS)[number];
 /** A tiny busybox image for fast shell-only tests. */
 export const BUSYBOX_IMAGE = process.env.BUSYBOX_IMAGE || 'container-pool-busybox:latest';
 
+/**
+ * The offline data-science image (scripts/build-sandbox-image.sh datascience): python3 with numpy, pandas and
+ * matplotlib from Debian, matplotlib's font cache built in at DATASCIENCE_MPL_CACHE_DIR.
+ */
+export const DATASCIENCE_IMAGE =
+  process.env.DATASCIENCE_IMAGE || 'container-pool-datascience:bookworm';
+/** Where that image keeps matplotlib's font cache (root-owned, read-only to the sandbox user). */
+export const DATASCIENCE_MPL_CACHE_DIR = '/usr/local/share/matplotlib-cache';
+
 /** Every container a test creates outside the pool carries this label (and is removed by the test). */
 export const TEST_LABEL = 'io.container-pool.test';
 

@@ -393,6 +393,12 @@ describe('container-pool command', () => {
     expect(await buildImage(['--fast'])).toBe(2);
     expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/unknown argument --fast/);
     expect(await buildImage(['--help'])).toBe(0);
+    expect(String(out.mock.calls.at(-1)?.[0])).toMatch(
+      /\[sandbox\|busybox\|datascience\|all\][\s\S]*datascience/,
+    );
+    // datascience is a target: no "unknown argument" (the flag after it fails first, before any build).
+    expect(await buildImage(['datascience', '--fast'])).toBe(2);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/unknown argument --fast/);
   });
 });
 
