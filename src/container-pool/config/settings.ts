@@ -239,7 +239,7 @@ export const DEFAULT_OPTIONS: Omit<
   requireSeccomp: true,
   maxSessions: 16,
   maxSessionsPerOwner: 4,
-  sessionIdleTimeoutMs: 600_000,
+  sessionIdleTimeoutMs: 120_000,
   maxQueuedCalls: 16,
   interruptGraceMs: 2_000,
   killGraceMs: 2_000,

@@ -133,7 +133,7 @@ export interface ContainerPoolModuleOptions {
   maxSessions?: number;
   /** Open sessions of one owner (over HTTP: one token). Default 4. */
   maxSessionsPerOwner?: number;
-  /** A session without a call for this long is closed (its container removed). Default 600 000. */
+  /** A session without a call (or file operation) for this long is closed (its container removed). Default 120 000. */
   sessionIdleTimeoutMs?: number;
   /**
    * Longest a session may live (openSession's `maxLifetimeMs` default and maximum). Default maxExecTimeoutMs,
