@@ -169,7 +169,7 @@ describe('surface: a library host opts in to routes', () => {
     );
     try {
       expect(warn.filter((w) => /HostByIdController/.test(w))).toEqual(
-        ['containers', 'profiles'].map((route) =>
+        ['containers', 'profiles', 'sessions'].map((route) =>
           expect.stringMatching(
             new RegExp(
               `^route GET /admin/pool/${route} of the container pool "[^"]+" overlaps the host's ` +
