@@ -23,7 +23,7 @@ import type { Transport, TransportJob } from '../transport/transport.interface';
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan } from '../tracing';
 import { checkStdinSize, ExecLimits, NormalizedExec } from './exec-request';
 import { logContextWords } from './log-context';
-import { CappedSink } from './output-sink';
+import { CappedSink, outputFields } from './output-sink';
 
 /** How long a killed execution waits for its container's removal before it returns (the kill is issued). */
 const KILL_WAIT_MS = 500;
@@ -240,21 +240,11 @@ export class Executor {
         if (c.lostReason && !oomKilled) throw new ContainerLostError(c.name, c.lostReason);
       }
       oomKilled ||= c.oomEvents > oomBefore;
-      const stdoutBytes = stdout.bytes;
-      const stderrBytes = stderr.bytes;
       const result: ExecResult = {
         exitCode: stop.timedOut ? null : outcome.exitCode,
-        stdout: stdoutBytes.toString('utf8'),
-        stderr: stderrBytes.toString('utf8'),
-        stdoutBytes,
-        stderrBytes,
+        ...outputFields(stdout, stderr),
         timedOut: stop.timedOut,
         oomKilled,
-        truncated: stdout.truncated || stderr.truncated,
-        stdoutTruncated: stdout.truncated,
-        stderrTruncated: stderr.truncated,
-        stdoutTotalBytes: stdout.totalBytes,
-        stderrTotalBytes: stderr.totalBytes,
         profile: this.deps.options.profile,
         transport: transport.nameOf?.(target) ?? transport.name,
         durationMs: round2(durationMs),

@@ -1,3 +1,4 @@
+import type { ExecResult } from '../interfaces/exec-result.interface';
 import { Writable } from 'node:stream';
 import type { OnOutput } from '../interfaces/output-event.interface';
 
@@ -105,4 +106,35 @@ export class CappedSink extends Writable {
   get totalBytes(): number {
     return this.kept + this.dropped;
   }
+}
+
+/** The output fields of an ExecResult, from an execution's two sinks. */
+export function outputFields(
+  stdout: CappedSink,
+  stderr: CappedSink,
+): Pick<
+  ExecResult,
+  | 'stdout'
+  | 'stderr'
+  | 'stdoutBytes'
+  | 'stderrBytes'
+  | 'truncated'
+  | 'stdoutTruncated'
+  | 'stderrTruncated'
+  | 'stdoutTotalBytes'
+  | 'stderrTotalBytes'
+> {
+  const stdoutBytes = stdout.bytes;
+  const stderrBytes = stderr.bytes;
+  return {
+    stdout: stdoutBytes.toString('utf8'),
+    stderr: stderrBytes.toString('utf8'),
+    stdoutBytes,
+    stderrBytes,
+    truncated: stdout.truncated || stderr.truncated,
+    stdoutTruncated: stdout.truncated,
+    stderrTruncated: stderr.truncated,
+    stdoutTotalBytes: stdout.totalBytes,
+    stderrTotalBytes: stderr.totalBytes,
+  };
 }

@@ -9,7 +9,7 @@ import {
 } from '../errors/container-pool.errors';
 import { SessionBusyError, SessionClosedError, SessionLostError } from '../errors/session.errors';
 import { checkStdinSize, normalizeRunRequest } from '../execution/exec-request';
-import { CappedSink } from '../execution/output-sink';
+import { CappedSink, outputFields } from '../execution/output-sink';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
 import type { ContainerFiles } from '../interfaces/files.interface';
@@ -52,6 +52,8 @@ function setLongTimeout(fn: () => void, ms: number): LongTimer {
   return { clear: () => clearTimeout(timer) };
 }
 
+/** The job's own signal: a session never aborts a job, it runs the ladder (interrupt, RESET) instead. */
+const NEVER_ABORTED = new AbortController().signal;
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
 /** How long a result waits for its streamed output to reach the caller's onOutput. */
 const FLUSH_WAIT_MS = 5_000;
@@ -525,7 +527,7 @@ export class PoolSession implements Session {
         kind === 'cell' ? (program as Buffer) : undefined,
         stdin,
         { stdout, stderr },
-        new AbortController().signal,
+        NEVER_ABORTED,
         { onJob: (id) => (ladder.jobId = id) },
       );
     } catch (err) {
@@ -602,21 +604,11 @@ export class PoolSession implements Session {
       this.expectedInterpreter = 0;
       this.executionCount = 0;
     }
-    const stdoutBytes = stdout.bytes;
-    const stderrBytes = stderr.bytes;
     const result: ExecResult = {
       exitCode: ladder.timedOut ? null : outcome.exitCode,
-      stdout: stdoutBytes.toString('utf8'),
-      stderr: stderrBytes.toString('utf8'),
-      stdoutBytes,
-      stderrBytes,
+      ...outputFields(stdout, stderr),
       timedOut: ladder.timedOut,
       oomKilled,
-      truncated: stdout.truncated || stderr.truncated,
-      stdoutTruncated: stdout.truncated,
-      stderrTruncated: stderr.truncated,
-      stdoutTotalBytes: stdout.totalBytes,
-      stderrTotalBytes: stderr.totalBytes,
       profile: options.profile,
       transport: 'runner',
       durationMs: round2(durationMs),
@@ -626,7 +618,7 @@ export class PoolSession implements Session {
     };
     this.deps.log.log(
       `session ${this.id} ${kind === 'cell' ? 'runCode' : 'run'} ${executionId} exit=${result.exitCode ?? '-'} ` +
-        `durationMs=${Math.round(durationMs)} stdout=${stdoutBytes.length}B stderr=${stderrBytes.length}B` +
+        `durationMs=${Math.round(durationMs)} stdout=${result.stdoutBytes.length}B stderr=${result.stderrBytes.length}B` +
         (ladder.step ? ` ladder=${ladder.step}` : '') +
         (stateLost ? ' stateLost' : ''),
     );

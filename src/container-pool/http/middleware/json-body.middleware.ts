@@ -1,4 +1,4 @@
-import { readBody } from './read-body';
+import { bodyLimit, readBody } from './read-body';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   BadRequestException,
@@ -7,7 +7,6 @@ import {
   Inject,
   Injectable,
   NestMiddleware,
-  PayloadTooLargeException,
   UnsupportedMediaTypeException,
 } from '@nestjs/common';
 import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants';
@@ -80,13 +79,8 @@ export class JsonBodyMiddleware implements NestMiddleware {
       req[BODY_ERROR] = error;
       next();
     };
-    const limit = this.options.maxBodyBytes;
-    const tooLarge = () =>
-      new PayloadTooLargeException(
-        `Request body exceeds the limit of ${limit} bytes (maxBodyBytes, POOL_MAX_BODY_BYTES).`,
-      );
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) return fail(tooLarge());
+    const { limit, tooLarge, declaredOver } = bodyLimit(req, this.options.maxBodyBytes);
+    if (declaredOver) return fail(tooLarge());
     // Read by the host's parser with `rawBody: true`: its size is known even when it came chunked.
     if (req.rawBody && req.rawBody.length > limit) return fail(tooLarge());
     if (req.body !== undefined || req.readableEnded || !hasBody(req)) return next();

@@ -1,12 +1,6 @@
-import { readBody } from './read-body';
+import { bodyLimit, readBody } from './read-body';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  Inject,
-  Injectable,
-  NestMiddleware,
-  PayloadTooLargeException,
-  UnsupportedMediaTypeException,
-} from '@nestjs/common';
+import { Inject, Injectable, NestMiddleware, UnsupportedMediaTypeException } from '@nestjs/common';
 import { CONTAINER_POOL_RESOLVED_OPTIONS } from '../../container-pool.constants';
 import type { ResolvedContainerPoolOptions } from '../../interfaces/container-pool-options.interface';
 import { checkScopedBearer } from '../guards/admin-token.guard';
@@ -39,13 +33,8 @@ export class OctetBodyMiddleware implements NestMiddleware {
       req[BODY_ERROR] = error;
       next();
     };
-    const limit = this.options.maxBodyBytes;
-    const tooLarge = () =>
-      new PayloadTooLargeException(
-        `Request body exceeds the limit of ${limit} bytes (maxBodyBytes, POOL_MAX_BODY_BYTES).`,
-      );
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) return fail(tooLarge());
+    const { limit, tooLarge, declaredOver } = bodyLimit(req, this.options.maxBodyBytes);
+    if (declaredOver) return fail(tooLarge());
     if (Buffer.isBuffer(req.body)) {
       return req.body.length > limit ? fail(tooLarge()) : next();
     }

@@ -1,5 +1,15 @@
 import type { IncomingMessage } from 'node:http';
-import { BadRequestException } from '@nestjs/common';
+import { BadRequestException, PayloadTooLargeException } from '@nestjs/common';
+
+/** maxBodyBytes as a body reader applies it: its 413, and whether Content-Length already says more. */
+export function bodyLimit(req: IncomingMessage, limit: number) {
+  const tooLarge = () =>
+    new PayloadTooLargeException(
+      `Request body exceeds the limit of ${limit} bytes (maxBodyBytes, POOL_MAX_BODY_BYTES).`,
+    );
+  const declared = Number(req.headers['content-length']);
+  return { limit, tooLarge, declaredOver: Number.isFinite(declared) && declared > limit };
+}
 
 /**
  * Reads a request body of at most `limit` bytes, then `onBody(bytes)` (which may refuse it with an error);
