@@ -133,6 +133,24 @@ describe('runner transport review', () => {
     await expect(t.wasOomKilled(f.container, evidence as never, 0, outcome)).resolves.toBe(false);
   });
 
+  it("an earlier job's late engine `oom` event does not make the next job OOM-killed: the job's cgroup counts decide", async () => {
+    const t = new RunnerTransport({} as ContainerDriver, {
+      pythonCommand: ['python3'],
+      user: '65534:65534',
+      baseEnv: [],
+      log: quiet,
+    });
+    // The event of the previous job's kill arrived while this job ran (oomEvents 0 -> 1).
+    const late = { oomEvents: 1, lostReason: null, waitForNews: () => Promise.resolve() };
+    const clean = { exitCode: 137, aborted: false, oomKills: 1, oomKillsBefore: 1 };
+    await expect(t.wasOomKilled({} as never, late as never, 0, clean)).resolves.toBe(false);
+    const killed = { exitCode: 137, aborted: false, oomKills: 2, oomKillsBefore: 1 };
+    await expect(t.wasOomKilled({} as never, late as never, 1, killed)).resolves.toBe(true);
+    // Without counts (no cgroup file) the engine's event decides.
+    const unknown = { exitCode: 137, aborted: false, oomKills: null, oomKillsBefore: null };
+    await expect(t.wasOomKilled({} as never, late as never, 0, unknown)).resolves.toBe(true);
+  });
+
   it('a job whose header or code the runner would refuse (it exits: the container and its other jobs are lost) is a request error, and nothing is sent', async () => {
     const f = fakeContainer();
     const sent: Buffer[] = [];

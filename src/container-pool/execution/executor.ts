@@ -20,6 +20,7 @@ import type { PoolLog } from '../pool/container-source';
 import type { ActiveExecution, PooledContainer } from '../pool/pooled-container';
 import type { WarmPool } from '../pool/warm-pool';
 import type { Transport, TransportJob } from '../transport/transport.interface';
+import { countedOomKill } from '../transport/oom-verdict';
 import { SPAN_ATTRIBUTES, setSpanAttributes, withSpan } from '../tracing';
 import { checkStdinSize, ExecLimits, NormalizedExec } from './exec-request';
 import { logContextWords } from './log-context';
@@ -239,7 +240,8 @@ export class Executor {
         oomKilled = await transport.wasOomKilled(target, c, oomBefore, outcome);
         if (c.lostReason && !oomKilled) throw new ContainerLostError(c.name, c.lostReason);
       }
-      oomKilled ||= c.oomEvents > oomBefore;
+      // The job's own cgroup count when its transport measured one; else the engine's events meanwhile.
+      oomKilled ||= countedOomKill(outcome) ?? c.oomEvents > oomBefore;
       const result: ExecResult = {
         exitCode: stop.timedOut ? null : outcome.exitCode,
         ...outputFields(stdout, stderr),

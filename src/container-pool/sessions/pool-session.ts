@@ -27,6 +27,7 @@ import type { PoolLog } from '../pool/container-source';
 import type { ActiveExecution, PooledContainer } from '../pool/pooled-container';
 import type { WarmPool } from '../pool/warm-pool';
 import type { RunnerConnection, RunnerJobOutcome } from '../transport/runner/runner-connection';
+import { countedOomKill } from '../transport/oom-verdict';
 import type { JobHeader } from '../transport/runner/runner-protocol';
 import { mergeEnv } from '../transport/runner/runner.transport';
 
@@ -578,11 +579,7 @@ export class PoolSession implements Session {
         new Promise((r) => setTimeout(r, FLUSH_WAIT_MS).unref()),
       ]);
     }
-    const before = outcome.oomKillsBefore;
-    const after = outcome.oomKills;
-    const oomKilled =
-      entry.oomEvents > oomEventsBefore ||
-      (before !== null && after !== null && before !== undefined && after > before);
+    const oomKilled = countedOomKill(outcome) ?? entry.oomEvents > oomEventsBefore;
 
     let stateLost = ladder.reset;
     let error: CodeError | undefined;

@@ -72,14 +72,15 @@ class FakeChannel {
       alive?: boolean;
       status?: number;
       error?: { name: string; value: string; traceback: string };
+      oomKills?: [before: number, after: number];
     } = {},
   ): void {
     const job = this.jobs.shift()!;
     job.resolve({
       exitCode: opts.status ?? (opts.error ? 1 : 0),
       aborted: false,
-      oomKills: 0,
-      oomKillsBefore: 0,
+      oomKills: opts.oomKills?.[1] ?? 0,
+      oomKillsBefore: opts.oomKills?.[0] ?? 0,
       cell: {
         interpreter,
         alive: opts.alive ?? true,
@@ -215,6 +216,19 @@ describe('PoolSession', () => {
       stateLost: false,
       executionCount: 1,
     });
+  });
+
+  it("counts the job's own cgroup OOM kills, not an earlier call's engine event that arrives late", async () => {
+    const { session, channel, entry } = makeSession();
+    const a = session.runCode('x = 1');
+    await tick();
+    entry.oomEvents++; // the event of a kill before this call
+    channel.endCell(1, { oomKills: [1, 1] });
+    await expect(a).resolves.toMatchObject({ exitCode: 0, oomKilled: false });
+    const b = session.runCode('y = bytearray(10**10)');
+    await tick();
+    channel.endCell(1, { status: 137, alive: false, oomKills: [1, 2] });
+    await expect(b).resolves.toMatchObject({ exitCode: 137, oomKilled: true, stateLost: true });
   });
 
   it('reports stateLost when the interpreter died in the call, or since the previous one', async () => {

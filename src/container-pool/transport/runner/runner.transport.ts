@@ -10,6 +10,7 @@ import type {
   TransportOutcome,
 } from '../transport.interface';
 import { RunnerConnection, RunnerStartError } from './runner-connection';
+import { countedOomKill } from '../oom-verdict';
 import { RUNNER_PROTOCOL_VERSION } from './runner-protocol';
 import { runnerSource } from './runner-source';
 
@@ -147,8 +148,9 @@ export class RunnerTransport implements Transport {
   }
 
   /**
-   * The runner read the memory cgroup's OOM counter right after the reap (in EXIT): no engine call. Without it
-   * (no cgroup file), the engine's `oom` event decides, within OOM_EVENT_GRACE_MS.
+   * The runner read the memory cgroup's OOM counter right after the reap (in EXIT): no engine call, and an
+   * earlier job's late `oom` event does not count. Without it (no cgroup file), the engine's `oom` event decides,
+   * within OOM_EVENT_GRACE_MS.
    */
   async wasOomKilled(
     _container: DriverContainer,
@@ -156,12 +158,9 @@ export class RunnerTransport implements Transport {
     oomEventsBefore: number,
     outcome?: TransportOutcome,
   ): Promise<boolean> {
+    const counted = countedOomKill(outcome);
+    if (counted !== null) return counted;
     if (c.oomEvents > oomEventsBefore) return true;
-    const after = outcome?.oomKills;
-    const before = outcome?.oomKillsBefore;
-    if (after !== undefined && after !== null && before !== undefined && before !== null) {
-      return after > before;
-    }
     if (!c.lostReason) await c.waitForNews(OOM_EVENT_GRACE_MS);
     return c.oomEvents > oomEventsBefore;
   }
