@@ -23,9 +23,12 @@ IMAGE = 'container-pool-sandbox:bookworm'
 LABEL = 'io.container-pool.test=runner-harness'
 HDR = struct.Struct('>IBI')
 JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
-HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
-PROTOCOL = 2
-VERSION = '1.1.0'
+HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE, OUTPUT = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87
+PROTOCOL = 3
+VERSION = '1.2.0'
+DATASCIENCE_IMAGE = 'container-pool-datascience:bookworm'
+MIMES = {'text/plain', 'text/html', 'text/markdown', 'text/latex', 'image/svg+xml', 'image/png', 'image/jpeg',
+         'application/json'}
 PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 ENV = [PATH, 'HOME=/tmp']
 MIB = 1 << 20
@@ -44,6 +47,7 @@ class Job(object):
         self.t_start = None
         self.t_end = None
         self.t_first_out = None
+        self.outputs = []  # OUTPUT payloads (parsed), in order
         self.done = threading.Event()
 
     @property
@@ -76,15 +80,17 @@ class Job(object):
 class Runner(object):
     """One container running runner.py; a reader thread parses and checks the frames it sends."""
 
-    def __init__(self, deadline=120, memory='128m', pids=64):
+    def __init__(self, deadline=120, memory='128m', pids=64, image=None, options=None):
         _seq[0] += 1
         self.name = 'runner-harness-%d-%d' % (os.getpid(), _seq[0])
         self.deadline = time.time() + deadline
         cmd = ['docker', 'run', '-i', '--rm', '--name', self.name, '--init=false', '--network', 'none',
                '--user', '65534:65534', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
                '--tmpfs', '/work:rw,exec,size=16m,mode=1777', '--tmpfs', '/tmp:rw,exec,size=16m,mode=1777',
-               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '-w', '/', IMAGE,
+               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '-w', '/', image or IMAGE,
                'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
+        if options is not None:
+            cmd.append(json.dumps(options))
         self.resets = queue.Queue()
         self.jobs = {}
         self.next_id = 1
@@ -173,11 +179,19 @@ class Runner(object):
             if not payload:
                 self._violation('empty STDERR')
             j.err += payload
+        elif t == OUTPUT:
+            o = json.loads(payload)
+            d = o.get('data') if isinstance(o, dict) else None
+            if (j.kind != 'cell' or not isinstance(o, dict) or set(o) != {'t', 'type', 'data'} or o['t'] != 'out'
+                    or o['type'] not in ('result', 'display')
+                    or not (d is None or (isinstance(d, dict) and 'text/plain' in d and set(d) <= MIMES))):
+                self._violation('bad OUTPUT %r' % payload[:200])
+            j.outputs.append(o)
         elif t == EXIT:
             e = json.loads(payload)
             keys = {'status', 'oomKills', 'oomKillsAtStart'}
             if j.kind == 'cell':
-                keys |= {'interpreter', 'alive', 'report'}
+                keys |= {'interpreter', 'alive', 'report', 'outputsDropped'}
                 r = e.get('report')
                 if (not isinstance(e.get('interpreter'), int) or not isinstance(e.get('alive'), bool)
                         or not (r is None or (isinstance(r, dict) and set(r) == {'error'}))):
@@ -209,7 +223,7 @@ class Runner(object):
         return self.hello
 
     def start(self, code=None, argv=None, env=None, workdir='/work', line=False, stdin=None, eof=True, cell=False,
-              session=False):
+              session=False, outputs=None):
         jid = self.next_id
         self.next_id += 1
         kind = 'cell' if cell else 'cmd' if argv is not None else 'code'
@@ -223,6 +237,8 @@ class Runner(object):
             h['session'] = True
         if cell:
             h['name'] = '<cell-%d>' % jid
+            if outputs is not None:
+                h['outputs'] = {'max': outputs[0], 'maxBytes': outputs[1]}
         hb = json.dumps(h).encode()
         body = code.encode() if isinstance(code, str) else (code or b'')
         j.t_start = time.perf_counter()
@@ -320,7 +336,7 @@ def hello():
     # the runner's own start (python3 -I -c runner.py -> HELLO), measured inside the container: a nested runner
     j = r.code('import os, subprocess, sys, time\nsrc = sys.stdin.read()\nts = []\nfor i in range(7):\n'
                '    t = time.perf_counter()\n'
-               '    p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 30), "2"], cwd="/",'
+               '    p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 30), "3"], cwd="/",'
                ' stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n'
                '    h = os.read(p.stdout.fileno(), 9)\n    ts.append((time.perf_counter() - t) * 1000)\n'
                '    p.stdin.close()\n    p.wait()\nprint(" ".join("%.1f" % x for x in sorted(ts)))',
@@ -1137,7 +1153,7 @@ def session_latency():
     cs = latency(r, 100, {'code': 'x = 1'}, 0.005)  # for scale: code jobs through the same attach stream
     # inside the container (no docker attach): a nested runner driven over pipes by a code job
     j = r.code('import os, subprocess, sys, time, struct, json\nsrc = sys.stdin.read()\n'
-               'p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 60), "2"], cwd="/",'
+               'p = subprocess.Popen([sys.executable, "-I", "-c", src, str(time.time() + 60), "3"], cwd="/",'
                ' stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)\n'
                'def frame():\n    h = b""\n    while len(h) < 9:\n        h += os.read(p.stdout.fileno(), 9 - len(h))\n'
                '    n, t, j = struct.unpack(">IBI", h)\n    b = b""\n    while len(b) < n:\n'
@@ -1208,6 +1224,186 @@ def latencies():
         if pct(res[0][1], 50) <= 4 and pct(res[1][1], 50) <= 5:
             return '\n    '.join(sum(rounds, []))
     raise AssertionError('\n    '.join(sum(rounds, [])))
+
+
+# ---- rich outputs (protocol 3)
+
+def rich(r, code, outputs=(32, MIB), **kw):
+    j = r.cell(code, outputs=outputs, **kw)
+    assert j.status == 0 and j.alive and j.exit['report'] == {'error': None}, j
+    return j
+
+
+def datas(j):
+    return [(o['type'], o['data']) for o in j.outputs]
+
+
+def png_size(b64):
+    import base64
+    b = base64.b64decode(b64)
+    assert b[:8] == b'\x89PNG\r\n\x1a\n', b[:16]
+    return struct.unpack('>II', b[16:24])
+
+
+@case
+def rich_outputs():
+    import base64
+    r = new_runner()
+    j = rich(r, 'x = 40\nx + 2')
+    assert datas(j) == [('result', {'text/plain': '42'})] and j.exit['outputsDropped'] == 0, j
+    j = rich(r, 'print(_)\nx + 2;  # shows nothing')
+    assert j.out == b'42\n' and j.outputs == [], j
+    for code in ('None', 'x = 1', 'def f():\n    return 1', 'x; y = 2'):
+        j = rich(r, code)
+        assert j.outputs == [], (code, j)
+    j = rich(r, 'class H:\n    def _repr_html_(self):\n        return "<b>h</b>"\n    def __repr__(self):\n'
+                '        return "H()"\n'
+                'class M:\n    def _repr_mimebundle_(self, include=None, exclude=None):\n'
+                '        return {"text/markdown": "*m*", "application/json": {"a": [1, 2]}, "x/unknown": "?"}, {}\n'
+                'class P:\n    def _repr_png_(self):\n        return b"\\x89PNG fake"\n'
+                'display(H(), M(), P(), 3)\n"tail"')
+    d = datas(j)
+    assert [t for t, _ in d] == ['display'] * 4 + ['result'], j
+    assert d[0][1] == {'text/html': '<b>h</b>', 'text/plain': 'H()'}, d[0]
+    assert set(d[1][1]) == {'text/markdown', 'application/json', 'text/plain'}, d[1]
+    assert d[1][1]['application/json'] == {'a': [1, 2]} and d[1][1]['text/plain'].startswith('<__main__.M object'), d
+    assert base64.b64decode(d[2][1]['image/png']) == b'\x89PNG fake', d[2]
+    assert d[3][1] == {'text/plain': '3'} and d[4][1] == {'text/plain': "'tail'"}, d
+    # a broken formatter: the text form still comes, one line on stderr, the cell succeeds
+    j = rich(r, 'class B:\n    def _repr_html_(self):\n        raise ValueError("no html")\n'
+                '    def _repr_json_(self):\n        return float("nan")\n    def _repr_svg_(self):\n        return 7\n'
+                '    def __repr__(self):\n        return "B!"\nB()')
+    assert datas(j) == [('result', {'text/plain': 'B!'})], j
+    e = j.etext()
+    assert '_repr_html_ of B failed: ValueError: no html' in e and '_repr_svg_ of B failed' in e, e
+    assert '_repr_json_ of B failed' in e, e
+    # classes, objects that claim every attribute, a repr that raises: text/plain only
+    j = rich(r, 'class A:\n    def _repr_html_(self):\n        return "x"\n'
+                'class Any:\n    def __getattr__(self, n):\n        return lambda *a, **k: "<i>"\n'
+                '    def __repr__(self):\n        return "Any"\n'
+                'class U:\n    def __repr__(self):\n        raise RuntimeError\ndisplay(A, Any(), U())')
+    assert datas(j) == [('display', {'text/plain': "<class '__main__.A'>"}), ('display', {'text/plain': 'Any'}),
+                        ('display', {'text/plain': '<unprintable U object>'})], j
+    # IPython.display without IPython; display(raw=True)
+    j = rich(r, 'from IPython.display import display, HTML, Markdown, JSON, SVG\n'
+                'display(HTML("<p>"), Markdown("# t"), JSON({"k": 1}), SVG("<svg/>"))\n'
+                'display({"text/plain": "raw", "text/html": "<r>", "bad/x": 1}, raw=True)')
+    d = [x for _, x in datas(j)]
+    assert [d[0]['text/html'], d[1]['text/markdown'], d[2]['application/json'], d[3]['image/svg+xml']] == [
+        '<p>', '# t', {'k': 1}, '<svg/>'], d
+    assert d[0]['text/plain'] == '<IPython.core.display.HTML object>' and d[4] == {'text/plain': 'raw',
+                                                                                    'text/html': '<r>'}, d
+    # an exception: outputs before it still come
+    j = r.cell('display(1)\n1/0', outputs=(32, MIB))
+    assert datas(j) == [('display', {'text/plain': '1'})] and j.error_['name'] == 'ZeroDivisionError', j
+    assert 'line 2' in j.error_['traceback'] and '1/0' in j.error_['traceback'], j.error_
+    # an exception in the trailing expression, and in a repr that is not an Exception (KeyboardInterrupt ends the cell)
+    j = r.cell('x = 1\nx / 0', outputs=(32, MIB))
+    assert j.outputs == [] and j.error_['name'] == 'ZeroDivisionError' and 'x / 0' in j.error_['traceback'], j
+    j = r.cell('class K:\n    def __repr__(self):\n        raise KeyboardInterrupt\nK()', outputs=(32, MIB))
+    assert j.outputs == [] and j.error_['name'] == 'KeyboardInterrupt' and j.alive, j
+    # the caps: count, bytes, a message over 1 MiB: a drop mark, then nothing more
+    j = rich(r, 'for i in range(10):\n    display(i)', outputs=(3, MIB))
+    # (the drop mark past `max` is the runner's to count)
+    assert datas(j) == [('display', {'text/plain': str(i)}) for i in range(3)] and j.exit['outputsDropped'] == 1, j
+    j = rich(r, 'display("a" * 100, "b" * 100, "c")', outputs=(32, 150))
+    assert datas(j) == [('display', {'text/plain': "'%s'" % ('a' * 100)}), ('display', None)], j
+    j = rich(r, '"z" * (2 << 20)', outputs=(32, 8 << 20))
+    assert datas(j) == [('result', None)], j
+    # rich outputs off (max 0): nothing rendered; what the code displays is counted as dropped
+    j = rich(r, 'display(1)\n5', outputs=(0, 0))
+    assert j.outputs == [] and j.exit['outputsDropped'] == 1, j
+    j = ok_cell(r, '5')  # a host that does not ask for outputs
+    assert j.outputs == [] and j.exit['outputsDropped'] == 0, j
+    # a thread's display() after its cell is dropped; the interpreter lives on
+    n = rich(r, 'import threading, time\ndef late():\n    time.sleep(0.2)\n    display("late")\n'
+                'threading.Thread(target=late).start()\n"now"').interp
+    time.sleep(0.4)
+    j = rich(r, '"next"')
+    assert datas(j) == [('result', {'text/plain': "'next'"})] and j.interp == n, j
+    # forged `out` messages on the interpreter's socket are the code's own word; past `max` the runner counts them
+    j = rich(r, 'import json, os\nb = json.dumps({"t": "out", "type": "display", "data": {"text/plain": "forged"}})'
+                '.encode()\nfor i in range(5):\n    os.write(1023, len(b).to_bytes(4, "big") + b)', outputs=(2, MIB))
+    assert datas(j) == [('display', {'text/plain': 'forged'})] * 2 and j.exit['outputsDropped'] == 3, j
+    for bad in ('{"t": "out", "type": "display", "data": {"text/plain": 1}}',
+                '{"t": "out", "type": "display", "data": {"text/html": "<no plain>"}}',
+                '{"t": "out", "type": "other", "data": null}',
+                '{"t": "out", "type": "display", "data": {"text/plain": "x", "image/gif": "R0lG"}}',
+                '{"t": "out", "type": "display", "data": null, "extra": 1}'):
+        j = r.cell('import os, time\nb = %r.encode()\nos.write(1023, len(b).to_bytes(4, "big") + b)\ntime.sleep(2)'
+                   % bad, outputs=(32, MIB))
+        assert j.alive is False and j.status == 137 and j.exit['report'] is None, (bad, j)
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    return 'ok (result, _, ;, display order, mimebundle, png bytes, broken formatters, IPython.display, caps, ' \
+           'late thread, forged and malformed out)'
+
+
+@case
+def datascience():
+    if subprocess.run(['docker', 'image', 'inspect', DATASCIENCE_IMAGE], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        raise AssertionError('no %s: bash scripts/build-sandbox-image.sh datascience' % DATASCIENCE_IMAGE)
+    t = time.perf_counter()
+    r = new_runner(image=DATASCIENCE_IMAGE, memory='1g', pids=128,
+                   options={'preload': ['numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot', 'no_such_mod']})
+    hello_ms = (time.perf_counter() - t) * 1000
+    j = r.code('import os, sys, threading\nprint(all(m in sys.modules for m in ("numpy", "pandas", '
+               '"matplotlib.pyplot")), threading.active_count(), len(os.listdir("/proc/self/task")))\n'
+               'print(" ".join(sorted(os.environ)))\nd = os.environ["MPLCONFIGDIR"]\n'
+               'print(os.environ["MPLBACKEND"], d, oct(os.stat(d).st_mode & 0o777), '
+               'any(n.startswith("fontlist") for n in os.listdir(d)))')
+    assert j.status == 0, j
+    lines = j.text().splitlines()
+    assert lines[0] == 'True 1 1', j
+    assert lines[1] == ('HOME MKL_NUM_THREADS MPLBACKEND MPLCONFIGDIR NUMEXPR_NUM_THREADS OMP_NUM_THREADS '
+                        'OPENBLAS_NUM_THREADS PATH'), j
+    assert lines[2] == 'Agg /tmp/.container-pool-matplotlib 0o700 True', j
+    assert b'preload no_such_mod: ModuleNotFoundError' in r.stderr, r.stderr
+    j = r.code('import os\nprint(os.environ["OMP_NUM_THREADS"])', env=ENV + ['OMP_NUM_THREADS=4'])
+    assert j.out == b'4\n', j
+    j = r.sh('echo $MPLBACKEND $OPENBLAS_NUM_THREADS')
+    assert j.out == b'Agg 1\n', j
+    t = time.perf_counter()
+    j = rich(r, 'import numpy, pandas, matplotlib\nimport matplotlib.pyplot as plt')
+    first_ms = (time.perf_counter() - t) * 1000
+    assert j.outputs == [] and j.err == b'', j
+    j = rich(r, 'fig = plt.figure(figsize=(4, 3), dpi=100)\nplt.plot([1, 2, 3])')  # the Line2D list, the figure
+    d = datas(j)
+    assert [t for t, _ in d] == ['result', 'display'] and 'Line2D' in d[0][1]['text/plain'], j
+    j = rich(r, 'fig = plt.figure(figsize=(4, 3), dpi=100)\nplt.plot([1, 2, 3]);')
+    d = datas(j)
+    assert len(d) == 1 and d[0][0] == 'display' and d[0][1]['text/plain'] == '<Figure size 400x300 with 1 Axes>', j
+    assert png_size(d[0][1]['image/png']) == (400, 300) and j.err == b'', j
+    j = rich(r, 'plt.figure(figsize=(2, 2), dpi=50)\nplt.plot([1])\nplt.show()\nprint("between")\n'
+                'plt.figure(figsize=(3, 1), dpi=50)\nplt.plot([2])\n"end"')
+    d = datas(j)
+    assert [t for t, _ in d] == ['display', 'result', 'display'] and d[1][1] == {'text/plain': "'end'"}, j
+    assert png_size(d[0][1]['image/png']) == (100, 100) and png_size(d[2][1]['image/png']) == (150, 50), j
+    assert j.out == b'between\n', j
+    j = rich(r, 'plt.get_fignums()')
+    assert datas(j) == [('result', {'text/plain': '[]'})], j
+    j = rich(r, 'f = plt.figure(figsize=(1, 1), dpi=10)\nf')  # shown once, as the result
+    d = datas(j)
+    assert len(d) == 1 and d[0][0] == 'result' and png_size(d[0][1]['image/png']) == (10, 10), j
+    j = rich(r, 'import pandas as pd\ndf = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})\ndf')
+    d = datas(j)
+    assert len(d) == 1 and '<table' in d[0][1]['text/html'] and d[0][1]['text/plain'].split() == \
+        ['a', 'b', '0', '1', 'x', '1', '2', 'y'], j
+    j = r.cell('plt.figure(figsize=(1, 1), dpi=20)\n1/0', outputs=(32, MIB))
+    d = datas(j)
+    assert j.error_['name'] == 'ZeroDivisionError' and len(d) == 1 and png_size(d[0][1]['image/png']) == (20, 20), j
+    j = rich(r, 'numpy.arange(3)')
+    assert datas(j) == [('result', {'text/plain': 'array([0, 1, 2])'})], j
+    j = rich(r, 'for i in range(5):\n    plt.figure(figsize=(1, 1), dpi=10)', outputs=(2, MIB))
+    assert [t for t, _ in datas(j)] == ['display', 'display'] and j.exit['outputsDropped'] == 1, j
+    assert datas(rich(r, 'len(plt.get_fignums())')) == [('result', {'text/plain': '0'})]
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    return 'ok; HELLO %.0f ms after docker run (numpy, pandas, matplotlib pre-imported); first cell importing ' \
+           'them %.1f ms' % (hello_ms, first_ms)
 
 
 def main():

@@ -4,7 +4,7 @@
  * decoder checks is a violation with a name (RunnerViolation), after which the container is killed.
  */
 
-export const RUNNER_PROTOCOL_VERSION = 2;
+export const RUNNER_PROTOCOL_VERSION = 3;
 
 /** u32 payload length, u8 type, u32 job id. */
 export const FRAME_HEADER_BYTES = 9;

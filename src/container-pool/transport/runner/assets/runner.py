@@ -1,9 +1,9 @@
 # container-pool runner: PID 1 of a runner-transport container. Code jobs run in a pre-forked, warmed spare child,
 # cmd jobs through posix_spawn; frames over the attach stream (fd 0 in, fd 1 out), diagnostics on fd 2.
 # Contract: docs/runner-protocol.md. Stdlib only, Python >= 3.8, started as
-#   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version>
-RUNNER_VERSION = '1.1.0'
-PROTOCOL = 2
+#   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version> [<options-json>]
+RUNNER_VERSION = '1.2.0'
+PROTOCOL = 3
 import os, sys
 try:  # opened while still dumpable (after the prctl, /proc/self is root's): cmd jobs inherit 1000 from here
     OOMADJ = os.open('/proc/self/oom_score_adj', os.O_RDWR | os.O_CLOEXEC)
@@ -23,12 +23,13 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
-import array, atexit, builtins, errno, fcntl, io, json, linecache, select, selectors, socket, struct, time, traceback, warnings  # all, first
+import array, ast, atexit, base64, builtins, errno, fcntl, importlib.machinery, io, json, linecache, select, selectors, socket, struct, time, traceback, warnings  # all, first
+import _thread
 
 MIB = 1 << 20
 HDR = struct.Struct('>IBI')
 JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
-HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
+HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE, OUTPUT = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87
 MAXLEN = {JOB: 4 + MIB + 64 * MIB, STDIN: MIB, STDIN_EOF: 0, KILL: 0, INTERRUPT: 0, RESET: 0}
 CHUNK = 65536
 G = globals()
@@ -63,6 +64,62 @@ except (IndexError, ValueError):
     die('usage: runner <deadline-epoch-seconds> <protocol-version>')
 if ARGPROTO != PROTOCOL:
     diag('host asked for protocol %d, this runner speaks %d' % (ARGPROTO, PROTOCOL))
+PRELOAD = []  # the profile's pre-imports (the zygote imports them before its first spare)
+if len(sys.argv) > 3:
+    try:
+        _o = json.loads(sys.argv[3])
+        PRELOAD = _o.get('preload', []) if isinstance(_o, dict) and set(_o) <= {'preload'} else None
+    except ValueError:
+        PRELOAD = None
+    if not (isinstance(PRELOAD, list) and len(PRELOAD) <= 32 and all(
+            isinstance(m, str) and 0 < len(m) <= 128 and m.isascii() and all(x.isidentifier() for x in m.split('.'))
+            for m in PRELOAD)):
+        die('bad options: %r' % sys.argv[3][:200])
+MPLDIR = '/tmp/.container-pool-matplotlib'
+MPLCACHE = '/usr/local/share/matplotlib-cache'
+# with pre-imports (a numeric stack): every job's defaults, and the zygote's before it imports
+NUMENV = (('MPLBACKEND', 'Agg'), ('MPLCONFIGDIR', MPLDIR), ('OPENBLAS_NUM_THREADS', '1'), ('OMP_NUM_THREADS', '1'),
+          ('MKL_NUM_THREADS', '1'), ('NUMEXPR_NUM_THREADS', '1')) if PRELOAD else ()
+PRELOADED = [False]
+
+
+def preload():
+    # the numeric defaults, a writable MPLCONFIGDIR holding the image's font cache, then the imports (once per
+    # process tree: a spare forked from the zygote that did it skips all of it)
+    if not PRELOAD or PRELOADED[0]:
+        return
+    PRELOADED[0] = True
+    for k, v in NUMENV:
+        os.environ.setdefault(k, v)
+    try:
+        os.mkdir(MPLDIR, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        diag('preload: %s: %s' % (MPLDIR, e))
+    try:
+        names = os.listdir(MPLCACHE)
+    except OSError:
+        names = []
+    for n in names:
+        try:
+            with open(os.path.join(MPLCACHE, n), 'rb') as f:
+                b = f.read(64 * MIB)
+            fd = os.open(os.path.join(MPLDIR, n), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o600)
+            try:
+                os.write(fd, b)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    for m in PRELOAD:
+        if m in sys.modules:
+            continue
+        try:
+            __import__(m)
+        except BaseException as e:
+            diag('preload %s: %s: %s' % (m, type(e).__name__, e))
 
 
 def _oomfile():
@@ -183,6 +240,7 @@ def spare_main(ir, ow, ew, jr, xw, warm):
 
         sys.excepthook = hook
         if warm:  # copy-on-write faults now rather than in the job: the job's own paths, with no effect
+            preload()
             exec(compile(WARM, '<warm>', 'exec', dont_inherit=True), type(sys)('__warm__').__dict__)
             w = json.loads('{"kind": "code", "env": ["PATH=/bin", "HOME=/"], "workdir": "/", "lineBuffered": false}')
             _libc.prctl(3, 0, 0, 0, 0)
@@ -227,6 +285,8 @@ def spare_main(ir, ow, ew, jr, xw, warm):
         try:
             os.environ.clear()
             os.environ.update(envdict(h['env']))
+            for k, v in NUMENV:
+                os.environ.setdefault(k, v)
         except (ValueError, OSError) as e:
             _fail('exec', e)
     except BaseException as e:
@@ -267,10 +327,326 @@ def cut(s, n, tail=False):
     return s if len(s) <= k else (s[-k:] if tail else s[:k])
 
 
+# Rich outputs (protocol 3): the value of a trailing expression, display(), matplotlib figures; rendered as
+# IPython's formatters do, sent to the runner as `out` messages while the cell runs. The caps are the host's; the
+# interpreter keeps them too, so it renders nothing past them. OUT: this process's state for the running cell.
+OUT = {'on': False, 'gen': 0, 'max': 0, 'bytes': 0, 'n': 0, 'used': 0, 'stop': False, 'figs': set(), 'say': None,
+       'lock': _thread.allocate_lock()}
+REPRS = (('image/png', '_repr_png_'), ('image/jpeg', '_repr_jpeg_'), ('image/svg+xml', '_repr_svg_'),
+         ('text/html', '_repr_html_'), ('text/markdown', '_repr_markdown_'), ('text/latex', '_repr_latex_'),
+         ('application/json', '_repr_json_'))
+
+
+def _warn(what, obj, e):
+    # a formatter that failed: one line on the cell's stderr, as IPython reports it (shorter)
+    try:
+        sys.stderr.write('%s of %s failed: %s: %s\n' % (what, type(obj).__name__, type(e).__name__, e))
+    except Exception:
+        pass
+
+
+def _entry(mime, v):
+    # a repr method's value as (message value, its size in bytes), or None (nothing for this type)
+    if mime in ('image/png', 'image/jpeg'):
+        if isinstance(v, str):
+            try:
+                v = base64.b64decode(v.encode('ascii'))
+            except (ValueError, UnicodeError):
+                return None
+        if not isinstance(v, (bytes, bytearray, memoryview)):
+            return None
+        v = bytes(v)
+        return base64.b64encode(v).decode('ascii'), len(v)
+    if mime == 'application/json':
+        if isinstance(v, (str, bytes)):  # IPython takes a str as JSON text
+            try:
+                v = json.loads(v)
+            except ValueError:
+                return None
+        try:
+            j = json.dumps(v, ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+            return json.loads(j), len(j.encode('utf-8', 'surrogatepass'))
+        except (TypeError, ValueError, RecursionError):
+            return None
+    if isinstance(v, str):
+        return v, len(v.encode('utf-8', 'surrogatepass'))
+    return None
+
+
+def _attr(obj, name):
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _figdata(fig):
+    data = {}
+    try:
+        b = io.BytesIO()
+        fig.savefig(b, format='png')  # at the figure's own dpi: figsize x dpi pixels
+        data['image/png'] = _entry('image/png', b.getvalue())
+    except Exception as e:
+        _warn('savefig', fig, e)
+    return data
+
+
+def _bundle(obj):
+    # {mime: (value, size)}: the mimebundle, then each _repr_*_ it did not give, then text/plain
+    data = {}
+    mf = sys.modules.get('matplotlib.figure')
+    if mf is not None and isinstance(obj, getattr(mf, 'Figure', ())):
+        data = _figdata(obj)
+        OUT['figs'].add(id(obj))
+    elif not isinstance(obj, type) and _attr(obj, '_ipython_canary_method_should_not_exist_') is None:
+        m = _attr(obj, '_repr_mimebundle_')
+        if callable(m):
+            try:
+                r = m(include=None, exclude=None)
+            except Exception as e:
+                _warn('_repr_mimebundle_', obj, e)
+                r = None
+            if isinstance(r, tuple) and len(r) == 2:
+                r = r[0]
+            if isinstance(r, dict):
+                for k, v in r.items():
+                    if k in MIMES and k not in data:
+                        x = _entry(k, v)
+                        if x is not None:
+                            data[k] = x
+        for mime, name in REPRS:
+            if mime in data:
+                continue
+            m = _attr(obj, name)
+            if not callable(m):
+                continue
+            try:
+                v = m()
+            except Exception as e:
+                _warn(name, obj, e)
+                continue
+            if isinstance(v, tuple) and len(v) == 2:
+                v = v[0]
+            if v is None:
+                continue
+            x = _entry(mime, v)
+            if x is None:
+                _warn(name, obj, TypeError('returned %s' % type(v).__name__))
+            else:
+                data[mime] = x
+    if 'text/plain' not in data:
+        try:
+            t = repr(obj)
+            if not isinstance(t, str):
+                raise TypeError('__repr__ returned non-string')
+        except Exception:
+            t = '<unprintable %s object>' % type(obj).__name__
+        data['text/plain'] = _entry('text/plain', t)
+    return data
+
+
+def _send(kind, data, gen):
+    # one output, or the drop mark when it passes the caps (then nothing more this cell)
+    o = OUT
+    b = None
+    if data is not None and not o['stop'] and o['n'] < o['max']:
+        size = sum(z for _, z in data.values())
+        if o['used'] + size <= o['bytes']:
+            b = json.dumps({'t': 'out', 'type': kind, 'data': {k: v for k, (v, _) in data.items()}}).encode()
+            if len(b) > MIB:
+                b = None
+    with o['lock']:
+        if not o['on'] or o['gen'] != gen:  # a thread of a cell that is over: dropped
+            return
+        if b is None:
+            if o['stop']:
+                return
+            o['stop'] = True
+            b = b'{"t": "out", "type": "%s", "data": null}' % kind.encode()
+        else:
+            o['n'] += 1
+            o['used'] += size
+        o['say'](b)
+
+
+def _pub(kind, obj):
+    o = OUT
+    gen = o['gen']
+    if not o['on']:
+        return
+    _send(kind, None if o['stop'] or o['n'] >= o['max'] else _bundle(obj), gen)
+
+
+def display(*objs, **kw):
+    """Shows each object as a notebook would (its richest representations) in the cell's outputs."""
+    raw = kw.get('raw', False)
+    for obj in objs:
+        if raw and isinstance(obj, dict):
+            gen = OUT['gen']
+            data = {k: x for k, x in ((k, _entry(k, v)) for k, v in obj.items() if k in MIMES) if x is not None}
+            if 'text/plain' not in data:
+                data['text/plain'] = ('', 0)
+            _send('display', data, gen)
+        else:
+            _pub('display', obj)
+
+
+def _figs(skip_shown, render=True):
+    # every open figure as a display output (not those the cell displayed itself), then all closed
+    plt = sys.modules.get('matplotlib.pyplot')
+    if plt is None:
+        return
+    _patch(plt)
+    try:
+        ms = sys.modules['matplotlib._pylab_helpers'].Gcf.get_all_fig_managers() if render else []
+    except Exception:
+        ms = []
+    try:
+        for m in ms:
+            fig = m.canvas.figure
+            if not (skip_shown and id(fig) in OUT['figs']):
+                if OUT['stop'] or OUT['n'] >= OUT['max']:
+                    _send('display', None, OUT['gen'])
+                else:
+                    _pub('display', fig)
+    finally:
+        try:
+            plt.close('all')
+        except Exception:
+            pass
+
+
+def _show(*a, **kw):
+    """plt.show(): the open figures go to the cell's outputs now, then they are closed (as Jupyter's inline
+    backend does)."""
+    _figs(False)
+
+
+_show._container_pool = True
+
+
+def _patch(plt):
+    if not getattr(getattr(plt, 'show', None), '_container_pool', False):
+        plt.show = _show
+
+
+class _PltHook(object):
+    # the first `import matplotlib.pyplot` gets plt.show patched (a pre-imported one is patched at the start)
+    def find_spec(self, name, path=None, target=None):
+        if name != 'matplotlib.pyplot':
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        ld = getattr(spec, 'loader', None)
+        ex = getattr(ld, 'exec_module', None)
+        if ex is None:
+            return spec
+
+        def exec_module(m, ex=ex):
+            ex(m)
+            _patch(m)
+
+        ld.exec_module = exec_module
+        return spec
+
+
+class _Shown(object):
+    # IPython.display's objects, for images without IPython
+    def __init__(self, data=None, url=None, filename=None, **kw):
+        if filename is not None:
+            with open(filename, 'rb') as f:
+                data = f.read()
+            if self._text:
+                data = data.decode('utf-8', 'replace')
+        self.data, self.url, self.filename = data, url, filename
+
+    def __repr__(self):
+        return '<IPython.core.display.%s object>' % type(self).__name__
+
+
+class HTML(_Shown):
+    _text = True
+
+    def _repr_html_(self):
+        return self.data
+
+
+class Markdown(_Shown):
+    _text = True
+
+    def _repr_markdown_(self):
+        return self.data
+
+
+class Latex(_Shown):
+    _text = True
+
+    def _repr_latex_(self):
+        return self.data
+
+
+class SVG(_Shown):
+    _text = True
+
+    def _repr_svg_(self):
+        return self.data
+
+
+class JSON(_Shown):
+    _text = True
+
+    def _repr_json_(self):
+        return self.data
+
+
+class Image(_Shown):
+    _text = False
+
+    def __init__(self, data=None, url=None, filename=None, format=None, **kw):
+        if isinstance(data, str) and filename is None and '\n' not in data and len(data) < 4096:
+            filename, data = data, None  # IPython takes a short str as a file name
+        _Shown.__init__(self, data, url, filename)
+        f = (format or (filename or '').rpartition('.')[2] or 'png').lower()
+        b = self.data if isinstance(self.data, bytes) else b''
+        self.format = 'jpeg' if f in ('jpg', 'jpeg') or b[:3] == b'\xff\xd8\xff' else 'png'
+
+    def _repr_png_(self):
+        return self.data if self.format == 'png' else None
+
+    def _repr_jpeg_(self):
+        return self.data if self.format == 'jpeg' else None
+
+
+def _ipython_shim():
+    # `from IPython.display import display, HTML, ...` works without IPython; a real IPython is left alone
+    try:
+        if importlib.machinery.PathFinder.find_spec('IPython', [p for p in sys.path if p]) is not None:
+            return
+    except Exception:
+        return
+    ip, ipd = type(sys)('IPython'), type(sys)('IPython.display')
+    ip.__path__ = []
+    for c in (display, HTML, Markdown, Latex, SVG, JSON, Image):
+        setattr(ipd, c.__name__, c)
+    ipd.clear_output = lambda wait=False: None
+    ip.display = ipd
+    ip.get_ipython = lambda: None  # libraries that look for a notebook (matplotlib, tqdm) find none
+    sys.modules['IPython'], sys.modules['IPython.display'] = ip, ipd
+
+
+def _semicolon(src, node):
+    # IPython: a trailing expression whose line ends with `;` shows nothing
+    try:
+        line = src.splitlines()[node.end_lineno - 1]
+        return line.encode('utf-8')[node.end_col_offset:].lstrip().startswith(b';')
+    except (IndexError, TypeError, UnicodeError):
+        return False
+
+
 def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close, _read=os.read, _getpid=os.getpid,
                 _sig=signal.signal, _mask=signal.pthread_sigmask, _dumps=json.dumps, _loads=json.loads,
                 _fmt=traceback.format_exception, _lc=linecache.cache, _getcwd=os.getcwd, _fsenc=os.fsencode,
-                _compile=compile, _exec=exec, INT=signal.SIGINT, BLK=signal.SIG_BLOCK, UNB=signal.SIG_UNBLOCK,
+                _compile=compile, _exec=exec, _eval=eval, _ast=ast.PyCF_ONLY_AST, _Expr=ast.Expr,
+                _Expression=ast.Expression, INT=signal.SIGINT, BLK=signal.SIG_BLOCK, UNB=signal.SIG_UNBLOCK,
                 IGN=signal.SIG_IGN, _str=str, _isinst=isinstance, _len=len, _type=type):
     n = _open('/dev/null', os.O_RDWR)
     for i in (0, 1, 2):  # between cells: nothing of a cell's pipes
@@ -293,6 +669,18 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
     def say(m):
         b = _dumps(m).encode()
         sk.sendall(_len(b).to_bytes(4, 'big') + b)
+
+    def sayb(b):
+        sk.sendall(_len(b).to_bytes(4, 'big') + b)
+
+    O = OUT
+    O['say'] = sayb
+    builtins.display = display
+    _ipython_shim()
+    if 'matplotlib.pyplot' in sys.modules:
+        _patch(sys.modules['matplotlib.pyplot'])
+    else:
+        sys.meta_path.insert(0, _PltHook())
 
     def flush_all():
         for f in (sys.stdout, sys.stderr, own[1], own[2]):
@@ -336,6 +724,11 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         code = bytes(b[4 + n:])
         del b
         name = h['name']
+        oc = h.get('outputs') or {}
+        O['max'], O['bytes'], O['n'], O['used'], O['stop'] = oc.get('max', 0), oc.get('maxBytes', 0), 0, 0, False
+        O['figs'] = set()
+        O['gen'] += 1
+        rich = O['max'] > 0
         for i in (1, 2):
             f = own[i]
             if f.closed:
@@ -355,15 +748,30 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             o, z = kept.pop(0)
             total[0] -= z
             _lc.pop(o, None)
-        st, err, co = 0, None, None
+        st, err, co, lco = 0, None, None, None
         try:
-            co = _compile(code, name, 'exec', dont_inherit=True)
+            if rich:  # a trailing expression is the cell's `result`: compiled apart, evaluated after the rest
+                co = _compile(code, name, 'exec', _ast, dont_inherit=True)
+                if co.body and _isinst(co.body[-1], _Expr) and not _semicolon(text, co.body[-1]):
+                    lco = _compile(_Expression(co.body.pop().value), name, 'eval', dont_inherit=True)
+                co = _compile(co, name, 'exec', dont_inherit=True)
+            else:
+                co = _compile(code, name, 'exec', dont_inherit=True)
             del code, text
+            O['on'] = True
             A[0] = True
             _mask(UNB, [INT])
             if A[1]:
                 raise KeyboardInterrupt
             _exec(co, d)
+            if lco is not None:
+                v = _eval(lco, d)
+                if v is not None:
+                    d['_'] = v
+                    _pub('result', v)
+                v = None
+            if rich:
+                _figs(True)
             A[0] = False
         except SystemExit as e:
             A[0] = False
@@ -380,8 +788,17 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                 err = _excreport(e, _fmt)
             except BaseException:
                 err = {'name': 'BaseException', 'value': '', 'traceback': ''}
+            if rich:  # the figures the code made before it failed still show (an interrupted cell's are closed)
+                try:
+                    A[0] = True
+                    _figs(True, not _isinst(e, KeyboardInterrupt))
+                except BaseException:
+                    pass
+                A[0] = False
             e = None
         A[0] = False
+        with O['lock']:
+            O['on'] = False  # from now on a thread's display() is dropped
         _mask(BLK, [INT])
         try:
             if _getpid() != me:  # a fork the cell made ran to the end of the code: it ends here, as a program would
@@ -609,7 +1026,7 @@ class Interp(object):
 
 class Kid(object):
     __slots__ = ('pid', 'si', 'so', 'se', 'sj', 'sx', 'jid', 'iq', 'ieof', 'jq', 'job', 'acked', 'killed', 'tries',
-                 'oom0', 'cell', 'started', 'intr', 'cfds')
+                 'oom0', 'cell', 'started', 'intr', 'cfds', 'omax', 'obound', 'ofwd', 'ofb', 'odrop')
 
     def __init__(self, pid, si, so, se, sj, sx):
         self.pid, self.si, self.so, self.se, self.sj, self.sx = pid, si, so, se, sj, sx
@@ -617,6 +1034,7 @@ class Kid(object):
         self.job, self.acked, self.killed, self.tries = None, sj < 0, False, 0
         self.oom0 = None
         self.cell, self.started, self.intr, self.cfds = None, False, False, None  # cell jobs: the Interp, ...
+        self.omax, self.obound, self.ofwd, self.ofb, self.odrop = 0, 0, 0, 0, 0  # ... and its rich outputs
 
 
 def kill(pid):
@@ -722,6 +1140,7 @@ def zygote_main(b):
     os.set_blocking(wr, False)
     os.set_blocking(ww, False)
     signal.set_wakeup_fd(ww, warn_on_full_buffer=False)  # the runner's SIGCHLD handler (a no-op) is still set
+    preload()
     while True:
         r = select.select([fd, wr], [], [])[0]
         if wr in r:
@@ -898,12 +1317,18 @@ def start_job(jid, payload):
                   and isinstance(h.get('session', False), bool)
                   and isinstance(x, list) and all(isinstance(v, str) for v in x))
         if ok and h['kind'] == 'cell':
-            ok = isinstance(h.get('name'), str) and 0 < len(h['name']) <= 64
+            o = h.get('outputs', {'max': 0, 'maxBytes': 0})
+            ok = (isinstance(h.get('name'), str) and 0 < len(h['name']) <= 64 and isinstance(o, dict)
+                  and set(o) == {'max', 'maxBytes'} and all(type(o[x]) is int for x in o)
+                  and 0 <= o['max'] <= 1024 and 0 <= o['maxBytes'] <= 1 << 31)
     except ValueError:
         ok = False
     if not ok:
         die('bad JOB header for job %d' % jid)
     if h['kind'] == 'cmd':
+        if NUMENV and not (h.get('session') and sess[0] is not None):  # the numeric defaults, as for code jobs
+            e = envdict(h['env'])
+            h['env'] = h['env'] + ['%s=%s' % kv for kv in NUMENV if kv[0] not in e]
         if h.get('session'):  # the interpreter's env and cwd as it last reported them
             h['env'] = sess[0] if sess[0] is not None else h['env']
             h['workdir'] = sess[1] if sess[1] is not None else h['workdir']
@@ -1194,7 +1619,9 @@ def start_cell(jid, h, payload, n):
         os.set_blocking(f, False)
     k = Kid(it.pid, iw, orr, er, jw, -1)
     k.acked, k.cell, k.cfds = True, it, [ir, ow, ew, jr]
-    hb = json.dumps({'name': h['name'], 'lineBuffered': bool(h.get('lineBuffered'))}).encode()
+    o = h.get('outputs', {'max': 0, 'maxBytes': 0})
+    k.omax, k.obound = o['max'], 2 * o['maxBytes'] + 65536
+    hb = json.dumps({'name': h['name'], 'lineBuffered': bool(h.get('lineBuffered')), 'outputs': o}).encode()
     k.jq = memoryview(struct.pack('>I', len(hb)) + hb + payload[4 + n:])
     cell = it.cell = k
     began(jid, k)
@@ -1303,6 +1730,18 @@ def done_ok(v):
     return True
 
 
+MIMES = frozenset(('text/plain', 'text/html', 'text/markdown', 'text/latex', 'image/svg+xml', 'image/png',
+                   'image/jpeg', 'application/json'))
+
+
+def out_ok(v):
+    if len(v) != 3 or v.get('type') not in ('result', 'display') or 'data' not in v:
+        return False
+    d = v['data']
+    return d is None or (isinstance(d, dict) and 'text/plain' in d and all(
+        x in MIMES and (x == 'application/json' or isinstance(y, str)) for x, y in d.items()))
+
+
 def interp_msg(it, m):
     k = it.cell
     try:
@@ -1315,6 +1754,14 @@ def interp_msg(it, m):
             k.started = True
             if k.intr:  # an INTERRUPT that came before the interpreter took the cell
                 sigint(it.pid)
+            return
+        if t == 'out' and k.started and out_ok(v):
+            if k.ofwd < k.omax and k.ofb < k.obound:  # the host's bounds on what it has to read
+                k.ofwd += 1
+                k.ofb += len(m)
+                send(OUTPUT, k.jid, m)
+            else:
+                k.odrop += 1
             return
         if t == 'done' and k.started and not it.rb and done_ok(v):
             it.served += 1
@@ -1350,7 +1797,8 @@ def end_cell(k, st, alive, rep, err=None):
         error(jid, err[0], err[1], err[2])
         return
     send(EXIT, jid, json.dumps({'status': st, 'oomKills': oom_kills(), 'oomKillsAtStart': k.oom0,
-                                'interpreter': it.n, 'alive': alive, 'report': rep}).encode())
+                                'interpreter': it.n, 'alive': alive, 'report': rep,
+                                'outputsDropped': k.odrop}).encode())
 
 
 def interp_reaped(it, st):
