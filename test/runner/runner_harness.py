@@ -1399,6 +1399,11 @@ def datascience():
     j = rich(r, 'for i in range(5):\n    plt.figure(figsize=(1, 1), dpi=10)', outputs=(2, MIB))
     assert [t for t, _ in datas(j)] == ['display', 'display'] and j.exit['outputsDropped'] == 1, j
     assert datas(rich(r, 'len(plt.get_fignums())')) == [('result', {'text/plain': '0'})]
+    # a figure displayed then closed and collected: a new one (which may get its id) still shows at the end
+    j = rich(r, 'import gc\nfor i in range(20):\n    f = plt.figure(figsize=(1, 1), dpi=10)\n    display(f)\n'
+                '    plt.close(f)\n    del f\n    gc.collect()\ng = plt.figure(figsize=(2, 1), dpi=10)', outputs=(32, MIB))
+    assert len(j.outputs) == 21 and png_size(j.outputs[20]['data']['image/png']) == (20, 10), j
+    assert b'threads running' not in r.stderr, r.stderr
     assert not r.violations, r.violations
     r.close()
     r.kill()

@@ -120,6 +120,12 @@ def preload():
             __import__(m)
         except BaseException as e:
             diag('preload %s: %s: %s' % (m, type(e).__name__, e))
+    try:
+        n = len(os.listdir('/proc/self/task'))
+    except OSError:
+        n = 1
+    if n > 1:  # every spare is a fork of this process: a thread's locks would be copied held
+        diag('preload: the imports left %d threads running; forks of this process may deadlock' % (n - 1))
 
 
 def _oomfile():
@@ -330,7 +336,7 @@ def cut(s, n, tail=False):
 # Rich outputs (protocol 3): the value of a trailing expression, display(), matplotlib figures; rendered as
 # IPython's formatters do, sent to the runner as `out` messages while the cell runs. The caps are the host's; the
 # interpreter keeps them too, so it renders nothing past them. OUT: this process's state for the running cell.
-OUT = {'on': False, 'gen': 0, 'max': 0, 'bytes': 0, 'n': 0, 'used': 0, 'stop': False, 'figs': set(), 'say': None,
+OUT = {'on': False, 'gen': 0, 'max': 0, 'bytes': 0, 'n': 0, 'used': 0, 'stop': False, 'figs': [], 'say': None,
        'lock': _thread.allocate_lock()}
 REPRS = (('image/png', '_repr_png_'), ('image/jpeg', '_repr_jpeg_'), ('image/svg+xml', '_repr_svg_'),
          ('text/html', '_repr_html_'), ('text/markdown', '_repr_markdown_'), ('text/latex', '_repr_latex_'),
@@ -397,7 +403,7 @@ def _bundle(obj):
     mf = sys.modules.get('matplotlib.figure')
     if mf is not None and isinstance(obj, getattr(mf, 'Figure', ())):
         data = _figdata(obj)
-        OUT['figs'].add(id(obj))
+        OUT['figs'].append(obj)
     elif not isinstance(obj, type) and _attr(obj, '_ipython_canary_method_should_not_exist_') is None:
         m = _attr(obj, '_repr_mimebundle_')
         if callable(m):
@@ -441,6 +447,8 @@ def _bundle(obj):
                 raise TypeError('__repr__ returned non-string')
         except Exception:
             t = '<unprintable %s object>' % type(obj).__name__
+        if len(t) > OUT['bytes'] - OUT['used']:
+            return None  # over the caps in any encoding: not encoded at all
         data['text/plain'] = _entry('text/plain', t)
     return data
 
@@ -496,15 +504,18 @@ def _figs(skip_shown, render=True):
     plt = sys.modules.get('matplotlib.pyplot')
     if plt is None:
         return
-    _patch(plt)
     try:
+        _patch(plt)
         ms = sys.modules['matplotlib._pylab_helpers'].Gcf.get_all_fig_managers() if render else []
     except Exception:
         ms = []
     try:
         for m in ms:
-            fig = m.canvas.figure
-            if not (skip_shown and id(fig) in OUT['figs']):
+            try:
+                fig = m.canvas.figure
+            except Exception:
+                continue
+            if not (skip_shown and any(f is fig for f in OUT['figs'])):
                 if OUT['stop'] or OUT['n'] >= OUT['max']:
                     _send('display', None, OUT['gen'])
                 else:
@@ -726,7 +737,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         name = h['name']
         oc = h.get('outputs') or {}
         O['max'], O['bytes'], O['n'], O['used'], O['stop'] = oc.get('max', 0), oc.get('maxBytes', 0), 0, 0, False
-        O['figs'] = set()
+        O['figs'] = []  # the figures this cell displayed itself (kept alive until its end, so `is` tells them apart)
         O['gen'] += 1
         rich = O['max'] > 0
         for i in (1, 2):
@@ -799,6 +810,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         A[0] = False
         with O['lock']:
             O['on'] = False  # from now on a thread's display() is dropped
+        O['figs'] = []
         _mask(BLK, [INT])
         try:
             if _getpid() != me:  # a fork the cell made ran to the end of the code: it ends here, as a program would
