@@ -85,6 +85,7 @@ class FakeChannel {
         interpreter,
         alive: opts.alive ?? true,
         report: opts.alive === false ? null : { error: opts.error ?? null },
+        outputsDropped: 0,
       },
     });
   }
