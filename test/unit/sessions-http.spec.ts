@@ -81,6 +81,8 @@ function execResult(stdout = '', profile = 'default'): SessionExecResult {
 const codeResult = (stdout = '', extra: Partial<CodeResult> = {}): CodeResult => ({
   ...execResult(stdout),
   executionCount: 1,
+  outputs: [],
+  outputsTruncated: false,
   ...extra,
 });
 
