@@ -629,6 +629,7 @@ export class PoolSession implements Session {
       this.expectedInterpreter = 0;
       this.executionCount = 0;
     }
+    const rich = outputs?.result(outcome.cell?.outputsDropped ?? 0);
     const result: ExecResult = {
       exitCode: ladder.timedOut ? null : outcome.exitCode,
       ...outputFields(stdout, stderr),
@@ -644,6 +645,9 @@ export class PoolSession implements Session {
     this.deps.log.log(
       `session ${this.id} ${kind === 'cell' ? 'runCode' : 'run'} ${executionId} exit=${result.exitCode ?? '-'} ` +
         `durationMs=${Math.round(durationMs)} stdout=${result.stdoutBytes.length}B stderr=${result.stderrBytes.length}B` +
+        (rich
+          ? ` outputs=${rich.outputs.length}${rich.outputsTruncated ? ' outputsTruncated' : ''}`
+          : '') +
         (ladder.step ? ` ladder=${ladder.step}` : '') +
         (stateLost ? ' stateLost' : ''),
     );
@@ -655,7 +659,8 @@ export class PoolSession implements Session {
       ...flags,
       ...(error ? { error } : {}),
       executionCount,
-      ...outputs!.result(outcome.cell?.outputsDropped ?? 0),
+      outputs: rich?.outputs ?? [],
+      outputsTruncated: rich?.outputsTruncated ?? false,
     };
   }
 

@@ -589,6 +589,15 @@ describe('PoolSession: rich outputs', () => {
     await expect(c).resolves.not.toHaveProperty('outputs');
   });
 
+  it('a maxOutputBytes above 2^31 is sent as 2^31, the most a cell header carries', async () => {
+    const { session, channel } = makeSession({}, { maxOutputBytes: 3 * 2 ** 30 });
+    const a = session.runCode('1');
+    await tick();
+    expect(channel.jobs[0].header.outputs).toEqual({ max: 32, maxBytes: 2 ** 31 });
+    channel.endCell(1);
+    await a;
+  });
+
   it('collects the outputs in order, images decoded to Buffers; none is outputs [] and not truncated', async () => {
     const { session, channel } = makeSession({}, { maxOutputBytes: 1 << 20 });
     const none = session.runCode('x = 1');
