@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs the service on a fresh machine: installs npm packages when missing, gets a Docker engine answering,
 # makes sure the sandbox image is there (pulls POOL_IMAGE, default python:3.13-slim; when that cannot be pulled,
-# e.g. without a registry, builds the offline image container-pool-sandbox:bookworm and uses it), builds and
-# starts `node dist/main.js` on HOST:PORT (default 127.0.0.1:3000). Settings: .env / POOL_* (see .env.example).
+# e.g. without a registry, builds the offline image container-pool-sandbox:bookworm and uses it), builds the
+# data-science image of the service's datascience profile when it is missing (container-pool-datascience:bookworm,
+# DATASCIENCE_IMAGE; about 70 s once; not when POOL_PROFILES names the profiles or CONTAINER_POOL_DATASCIENCE=0),
+# builds and starts `node dist/main.js` on HOST:PORT (default 127.0.0.1:3000). Settings: .env / POOL_* (see
+# .env.example).
 #
 # Stopping: SIGTERM, SIGINT (Ctrl-C) or SIGHUP to any process of the chain.
 # - During the setup: the step running (npm ci, apt-get, dockerd's start, docker pull, the image build, tsc) and
@@ -74,11 +77,9 @@ step() {
 step ensure_node_packages @nestjs/core
 step bash scripts/ensure-docker.sh >/dev/null
 
-if [ -f .env ]; then
-  # POOL_IMAGE may be set there; the app reads .env itself, this only decides which image to prepare.
-  env_image="$(sed -n 's/^POOL_IMAGE=//p' .env | tail -n 1)"
-  POOL_IMAGE="${POOL_IMAGE:-$env_image}"
-fi
+# A variable as .env sets it (the app reads .env itself; this only decides which images to prepare).
+dotenv_value() { if [ -f .env ]; then sed -n "s/^$1=//p" .env | tail -n 1; fi; }
+POOL_IMAGE="${POOL_IMAGE:-$(dotenv_value POOL_IMAGE)}"
 image="${POOL_IMAGE:-python:3.13-slim}"
 if step docker image inspect "$image" >/dev/null 2>&1; then
   log "image $image is on the engine"
@@ -91,6 +92,24 @@ else
   image="$offline"
 fi
 export POOL_IMAGE="$image"
+
+# The datascience profile (src/cli/service-profiles.ts): its image is built here when missing. A failed build
+# leaves that profile degraded (its calls fail with IMAGE_UNAVAILABLE); the default profile still serves.
+ds_switch="${CONTAINER_POOL_DATASCIENCE:-$(dotenv_value CONTAINER_POOL_DATASCIENCE)}"
+ds_profiles="${POOL_PROFILES:-$(dotenv_value POOL_PROFILES)}"
+case "$ds_switch" in 0 | false | no) ds_wanted="" ;; *) ds_wanted=1 ;; esac
+if [ -n "$ds_wanted" ] && [ -z "$ds_profiles" ]; then
+  ds_image="${POOL_PROFILE__DATASCIENCE__IMAGE:-$(dotenv_value POOL_PROFILE__DATASCIENCE__IMAGE)}"
+  ds_image="${ds_image:-${DATASCIENCE_IMAGE:-$(dotenv_value DATASCIENCE_IMAGE)}}"
+  ds_image="${ds_image:-container-pool-datascience:bookworm}"
+  if step docker image inspect "$ds_image" >/dev/null 2>&1; then
+    log "image $ds_image (profile datascience) is on the engine"
+  elif step env DATASCIENCE_IMAGE="$ds_image" bash scripts/build-sandbox-image.sh datascience >&2; then
+    log "built $ds_image (profile datascience)"
+  else
+    warn "could not build $ds_image: the datascience profile will be degraded (CONTAINER_POOL_DATASCIENCE=0 leaves it out)"
+  fi
+fi
 
 log "building"
 step npm run --silent build

@@ -8,6 +8,7 @@ import { AppModule } from '../app.module';
 import { ContainerPoolService, setupContainerPoolDocs } from '../index';
 import { ServiceLifecycle } from './lifecycle';
 import { createServiceLogger } from './logger';
+import { addServiceProfiles } from './service-profiles';
 
 export function listenAddress(env: NodeJS.ProcessEnv = process.env): {
   host: string;
@@ -132,6 +133,14 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   const { host, port } = listenAddress(env);
   const missing = missingHttpPlatform();
   if (missing) throw new Error(missing);
+  // Before the module reads the POOL_* settings: the datascience profile is settings of the environment.
+  const added = addServiceProfiles(env);
+  if (added.profiles.length) {
+    log.log(
+      `profiles ${added.profiles.join(', ')} (POOL_PROFILES is unset; CONTAINER_POOL_DATASCIENCE=0 leaves ` +
+        `datascience out), image ${env.POOL_PROFILE__DATASCIENCE__IMAGE} for datascience`,
+    );
+  } else if (added.skipped) log.log(`no datascience profile: ${added.skipped}`);
 
   const started: { pool?: ContainerPoolService } = {};
   const lifecycle = new ServiceLifecycle({

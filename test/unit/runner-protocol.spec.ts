@@ -213,7 +213,9 @@ describe('runner connection (host side, untrusted runner)', () => {
     [
       'a HELLO of another version',
       () => hello({ runner: '1.0.0' }),
-      /runner "1.0.0" \(expected protocol 3, runner "9.9.9"\)/,
+      new RegExp(
+        `runner "1.0.0" \\(expected protocol ${RUNNER_PROTOCOL_VERSION}, runner "9.9.9"\\)`,
+      ),
     ],
     ['a HELLO of another protocol', () => hello({ protocol: 1 }), /HELLO of protocol 1,/],
     [

@@ -81,6 +81,8 @@ function execResult(stdout = '', profile = 'default'): SessionExecResult {
 const codeResult = (stdout = '', extra: Partial<CodeResult> = {}): CodeResult => ({
   ...execResult(stdout),
   executionCount: 1,
+  outputs: [],
+  outputsTruncated: false,
   ...extra,
 });
 
@@ -512,6 +514,13 @@ describe('sessions over HTTP (mocked session methods)', () => {
         [{ code: 'x', timeoutMs: 1.5 }, 'timeoutMs'],
         [{ code: 'x', timeoutMs: 60_001 }, 'timeoutMs'],
         [{ code: 'x', maxOutputBytes: -1 }, 'maxOutputBytes'],
+        [{ code: 'x', maxOutputs: -1 }, 'maxOutputs'],
+        [{ code: 'x', maxOutputs: 1.5 }, 'maxOutputs'],
+        [{ code: 'x', maxOutputs: '3' }, 'maxOutputs'],
+        [{ code: 'x', maxOutputs: null }, 'maxOutputs'],
+        // Above the profile's maxOutputs (32 by default).
+        [{ code: 'x', maxOutputs: 33 }, 'maxOutputs'],
+        [{ cmd: ['ls'], maxOutputs: 1 }, 'maxOutputs'],
         [{ code: 'x', stdin: 5 }, 'stdin'],
         [{ code: 'x', env: { A: '1' } }, 'env'],
         [{ cmd: ['ls'], env: { 'A-B': '1' } }, 'env'],
@@ -539,6 +548,95 @@ describe('sessions over HTTP (mocked session methods)', () => {
       expect(lost.body).toMatchObject({ code: 'SESSION_LOST', statusCode: 502 });
       s.run.mockRejectedValueOnce(new SessionClosedError(id, 'idle'));
       await exec(id, { cmd: ['x'] }).expect(410);
+    });
+
+    it('rich outputs: maxOutputs reaches runCode; images come back as base64, the rest as it is', async () => {
+      const { id } = await open();
+      const s = h.store.get(id)!;
+      const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 255]);
+      s.runCode.mockResolvedValueOnce(
+        codeResult('', {
+          outputs: [
+            {
+              type: 'display',
+              data: {
+                'text/plain': '<Figure size 640x480 with 1 Axes>',
+                'image/png': png,
+                'image/jpeg': Buffer.from('jpg'),
+              },
+            },
+            {
+              type: 'result',
+              data: {
+                'text/plain': '   a\n0  1',
+                'text/html': '<table/>',
+                'application/json': { a: [1, null] },
+              },
+            },
+          ],
+          outputsTruncated: true,
+        }),
+      );
+      const res = await exec(id, { code: 'plot(); df', maxOutputs: 5 }).expect(200);
+      expect(s.runCode).toHaveBeenCalledWith('plot(); df', {
+        maxOutputs: 5,
+        signal: expect.any(AbortSignal),
+      });
+      expect(res.body.outputs).toEqual([
+        {
+          type: 'display',
+          data: {
+            'text/plain': '<Figure size 640x480 with 1 Axes>',
+            'image/png': png.toString('base64'),
+            'image/jpeg': Buffer.from('jpg').toString('base64'),
+          },
+        },
+        {
+          type: 'result',
+          data: {
+            'text/plain': '   a\n0  1',
+            'text/html': '<table/>',
+            'application/json': { a: [1, null] },
+          },
+        },
+      ]);
+      expect(res.body.outputsTruncated).toBe(true);
+      // A call without outputs says so; a command's result has none.
+      const none = await exec(id, { code: 'x = 1' }).expect(200);
+      expect(none.body).toMatchObject({ outputs: [], outputsTruncated: false });
+      const cmd = await exec(id, { cmd: ['true'] }).expect(200);
+      expect(cmd.body.outputs).toBeUndefined();
+    });
+
+    it('NDJSON: the final result line carries the outputs, images as base64', async () => {
+      const { id } = await open();
+      const s = h.store.get(id)!;
+      s.runCode.mockResolvedValueOnce(
+        codeResult('', {
+          outputs: [
+            { type: 'display', data: { 'text/plain': 'fig', 'image/png': Buffer.from([1, 2, 3]) } },
+          ],
+        }),
+      );
+      const res = await h
+        .http()
+        .post(`${P}/sessions/${id}/executions`)
+        .set({ ...as(EXEC_A), Accept: 'application/x-ndjson' })
+        .send({ code: 'plt.plot([1])' })
+        .buffer(true)
+        .parse(asText)
+        .expect(200);
+      const lines = (res.body as string)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; result?: Record<string, unknown> });
+      expect(lines.at(-1)).toEqual({
+        type: 'result',
+        result: expect.objectContaining({
+          outputs: [{ type: 'display', data: { 'text/plain': 'fig', 'image/png': 'AQID' } }],
+          outputsTruncated: false,
+        }),
+      });
     });
 
     it('NDJSON: output lines from onOutput, then one result line with the session fields', async () => {
@@ -860,8 +958,49 @@ describe('sessions over HTTP (mocked session methods)', () => {
       ),
     );
     expect(props).toEqual(
-      expect.arrayContaining(['error', 'executionCount', 'interrupted', 'stateLost', 'stdout']),
+      expect.arrayContaining([
+        'error',
+        'executionCount',
+        'interrupted',
+        'stateLost',
+        'stdout',
+        'outputs',
+        'outputsTruncated',
+      ]),
     );
+    const schemas = doc.components.schemas as Record<string, any>;
+    const outputsProp =
+      code.properties?.outputs ??
+      (code.allOf as { properties?: Record<string, unknown> }[]).find((p) => p.properties?.outputs)!
+        .properties!.outputs;
+    expect(outputsProp).toMatchObject({
+      type: 'array',
+      items: { $ref: '#/components/schemas/CodeOutputDto' },
+    });
+    expect(schemas.CodeOutputDto.properties).toMatchObject({
+      type: { enum: ['result', 'display'] },
+      data: { $ref: '#/components/schemas/OutputDataDto' },
+    });
+    const data = schemas.OutputDataDto;
+    expect(Object.keys(data.properties).sort()).toEqual(
+      [
+        'text/plain',
+        'text/html',
+        'text/markdown',
+        'text/latex',
+        'image/svg+xml',
+        'image/png',
+        'image/jpeg',
+        'application/json',
+      ].sort(),
+    );
+    expect(data.required).toEqual(['text/plain']);
+    expect(data.properties['image/png']).toMatchObject({ type: 'string', format: 'byte' });
+    expect(data.properties['image/jpeg']).toMatchObject({ type: 'string', format: 'byte' });
+    expect(schemas.SessionRunDto.properties.maxOutputs).toMatchObject({
+      type: 'number',
+      minimum: 0,
+    });
     const put = paths[`${id}/files/{path}`].put;
     expect(Object.keys(put.requestBody.content)).toEqual(['application/octet-stream']);
     expect(Object.keys(put.responses)).toEqual(

@@ -45,6 +45,8 @@ export function parseValue(kind: Kind, raw: string): { value?: unknown; error?: 
     }
     case 'tokens':
       return { value: splitTokens(text) };
+    case 'modules':
+      return { value: text.split(/[\s,]+/).filter(Boolean) };
   }
 }
 

@@ -21,7 +21,10 @@ import {
 import {
   DEFAULT_OPTIONS,
   envName,
+  MAX_MODULE_NAME,
+  MAX_PRELOAD_MODULES,
   MIN_ADMIN_TOKEN_LENGTH,
+  MODULE_NAME,
   PULL_POLICIES,
   Setting,
   TRANSPORTS,
@@ -40,6 +43,9 @@ function kindProblem(setting: Setting, value: unknown): string | null {
       }
       if (setting.min !== undefined && value < setting.min) {
         return `must be at least ${setting.min}, got ${value}`;
+      }
+      if (setting.max !== undefined && value > setting.max) {
+        return `must be at most ${setting.max}, got ${value}`;
       }
       return null;
     case 'bool':
@@ -70,6 +76,21 @@ function kindProblem(setting: Setting, value: unknown): string | null {
         ? `every token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters, printable ASCII without ` +
             'spaces (e.g. `openssl rand -hex 32`)'
         : null;
+    case 'modules': {
+      if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+        return 'must be a list of Python module names';
+      }
+      if (value.length > MAX_PRELOAD_MODULES) {
+        return `must name at most ${MAX_PRELOAD_MODULES} modules, got ${value.length}`;
+      }
+      const bad = (value as string[]).find(
+        (v) => v.length > MAX_MODULE_NAME || !MODULE_NAME.test(v),
+      );
+      return bad === undefined
+        ? null
+        : `must be Python module names such as numpy or matplotlib.pyplot (letters, digits, _ and dots; at ` +
+            `most ${MAX_MODULE_NAME} characters), got ${JSON.stringify(bad.slice(0, MAX_MODULE_NAME + 1))}`;
+    }
   }
 }
 
@@ -93,6 +114,9 @@ function given(options: object | undefined, label: (key: string) => string, prob
       } else out[key] = parsed.value;
     }
     if (kind === 'tokens' && typeof value === 'string') out[key] = splitTokens(value);
+    if (kind === 'modules' && typeof value === 'string') {
+      out[key] = parseValue('modules', value).value;
+    }
   }
   return out;
 }
@@ -119,6 +143,12 @@ function validate(o: Values, keys: string[], label: (key: string) => string, pro
   if (all('updateStrategy') && !ROLLOUT_STRATEGIES.includes(r.updateStrategy)) {
     problems.push(
       `${label('updateStrategy')} must be one of ${ROLLOUT_STRATEGIES.join(', ')}, got "${r.updateStrategy}"`,
+    );
+  }
+  if (all('preloadModules', 'transport') && r.preloadModules.length && r.transport === 'exec') {
+    problems.push(
+      `${label('preloadModules')} needs the runner transport: with transport exec nothing would import them; ` +
+        'set transport auto or runner, or leave preloadModules empty',
     );
   }
   if (all('size', 'maxContainers') && r.size > r.maxContainers) {

@@ -10,12 +10,20 @@ export const PULL_POLICIES: readonly PullPolicy[] = ['if-not-present', 'always',
 export const TRANSPORTS: readonly TransportSetting[] = ['auto', 'runner', 'exec'];
 
 export type Kind =
-  'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'transport' | 'argv' | 'tokens';
+  'int' | 'bytes' | 'bool' | 'string' | 'pullPolicy' | 'transport' | 'argv' | 'tokens' | 'modules';
+
+/** A Python module name as `preloadModules` takes it (dotted, at most MAX_MODULE_NAME characters). */
+export const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+export const MAX_MODULE_NAME = 128;
+export const MAX_PRELOAD_MODULES = 32;
+/** The most rich outputs of one call a profile may allow (the runner's bound). */
+export const MAX_OUTPUTS_LIMIT = 1024;
 type SettingKey = Exclude<keyof ContainerPoolModuleOptions, 'docker' | 'readEnv' | 'profiles'>;
 
 export interface Setting {
   kind: Kind;
   min?: number;
+  max?: number;
   description: string;
   /** Set for the module as a whole (the engine, HTTP, the shared limits); never per profile. */
   module?: true;
@@ -48,6 +56,12 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     kind: 'transport',
     description:
       'auto | runner | exec: how executions reach a container (auto: runner when Python >= 3.8)',
+  },
+  preloadModules: {
+    kind: 'modules',
+    description:
+      'Python modules the runner imports before a container is handed out, comma or space separated ' +
+      '(runner transport only)',
   },
   size: { kind: 'int', min: 0, description: 'idle containers kept warm' },
   maxContainers: { kind: 'int', min: 1, description: 'cap on all containers of the pool' },
@@ -82,7 +96,17 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     min: 1,
     description: 'largest execution timeout a caller may ask',
   },
-  maxOutputBytes: { kind: 'bytes', min: 1, description: 'per-stream output cap' },
+  maxOutputBytes: {
+    kind: 'bytes',
+    min: 1,
+    description: 'per-stream output cap (and the cap on the rich outputs of a session call)',
+  },
+  maxOutputs: {
+    kind: 'int',
+    min: 0,
+    max: MAX_OUTPUTS_LIMIT,
+    description: 'most rich outputs (display, a result, figures) of one session call (0: none)',
+  },
   maxStdinBytes: { kind: 'bytes', min: 0, description: 'largest stdin plus code of one execution' },
   maxFiles: {
     kind: 'int',
@@ -206,6 +230,7 @@ export const DEFAULT_OPTIONS: Omit<
   pullPolicy: 'if-not-present',
   pythonCommand: ['python3'],
   transport: 'auto',
+  preloadModules: [],
   size: 2,
   maxContainers: 10,
   maxWaiters: 100,
@@ -219,6 +244,7 @@ export const DEFAULT_OPTIONS: Omit<
   execTimeoutMs: 30_000,
   maxExecTimeoutMs: 300_000,
   maxOutputBytes: 1 * MiB,
+  maxOutputs: 32,
   maxStdinBytes: 16 * MiB,
   maxFiles: 100,
   maxFileBytes: 16 * MiB,

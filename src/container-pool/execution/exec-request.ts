@@ -8,7 +8,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export type ExecLimits = Pick<
   ResolvedContainerPoolOptions,
   'execTimeoutMs' | 'maxExecTimeoutMs' | 'maxOutputBytes' | 'maxStdinBytes' | 'workdir'
->;
+> &
+  Partial<Pick<ResolvedContainerPoolOptions, 'maxOutputs'>>;
 
 /** One execution, checked and completed: `cmd` for argv, `code` for Python source. */
 export interface NormalizedExec {
@@ -28,6 +29,8 @@ interface LimitFields {
   language?: unknown;
   timeoutMs?: unknown;
   maxOutputBytes?: unknown;
+  /** A session code call's (runCode). */
+  maxOutputs?: unknown;
 }
 
 /**
@@ -66,7 +69,39 @@ export function limitProblems(request: LimitFields, limits: ExecLimits): Invalid
       ),
     );
   }
+  const outputs = maxOutputsProblem(request.maxOutputs, limits);
+  if (outputs) problems.push(outputs);
   return problems;
+}
+
+/** A call's `maxOutputs` above the profile's (a number of the wrong kind is left to the type checks). */
+function maxOutputsProblem(
+  value: unknown,
+  limits: Partial<Pick<ResolvedContainerPoolOptions, 'maxOutputs'>>,
+): InvalidRequestError | null {
+  if (typeof value !== 'number' || limits.maxOutputs === undefined || value <= limits.maxOutputs) {
+    return null;
+  }
+  return new InvalidRequestError(
+    'maxOutputs',
+    `must not be greater than the profile's maxOutputs (${limits.maxOutputs})`,
+  );
+}
+
+/** A session code call's `maxOutputs`: an integer from 0 up to the profile's, which is the default. */
+export function normalizeMaxOutputs(
+  value: unknown,
+  limits: Pick<ResolvedContainerPoolOptions, 'maxOutputs'>,
+): number {
+  if (value === undefined) return limits.maxOutputs;
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new InvalidRequestError('maxOutputs', `must be an integer, got ${JSON.stringify(value)}`);
+  }
+  if (value < 0)
+    throw new InvalidRequestError('maxOutputs', `must not be less than 0, got ${value}`);
+  const problem = maxOutputsProblem(value, limits);
+  if (problem) throw problem;
+  return value;
 }
 
 /** A problem as one sentence naming its field, e.g. `timeoutMs must not be greater than ...`. */

@@ -2,9 +2,16 @@ import { isUtf8 } from 'node:buffer';
 import type { ContainerInfo } from '../interfaces/container.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
 import type { RunFile } from '../interfaces/files.interface';
+import type { CodeOutput } from '../interfaces/outputs.interface';
 import type { CodeResult, SessionExecResult, SessionInfo } from '../interfaces/session.interface';
 import type { ContainerInfoDto, ExecResultDto } from './dto/responses.dto';
-import type { CodeResultDto, SessionExecResultDto, SessionInfoDto } from './dto/session.dto';
+import type {
+  CodeOutputDto,
+  CodeResultDto,
+  OutputDataDto,
+  SessionExecResultDto,
+  SessionInfoDto,
+} from './dto/session.dto';
 import type { RunFileDto } from './dto/run-request.dto';
 
 export function toContainerDto(c: ContainerInfo): ContainerInfoDto {
@@ -83,9 +90,19 @@ export function toSessionInfoDto(s: SessionInfo): SessionInfoDto {
   };
 }
 
+/** A rich output as JSON: its images (Buffers in process) as base64, the other entries as they are. */
+export function toCodeOutputDto(o: CodeOutput): CodeOutputDto {
+  const { 'image/png': png, 'image/jpeg': jpeg, ...rest } = o.data;
+  const data: OutputDataDto = { ...rest };
+  if (png) data['image/png'] = png.toString('base64');
+  if (jpeg) data['image/jpeg'] = jpeg.toString('base64');
+  return { type: o.type, data };
+}
+
 /**
  * A session call's result as JSON: the ExecResult's mapping (toExecResultDto) plus `interrupted` and
- * `stateLost`, and for code `executionCount` and the exception (`error`) when one ended it.
+ * `stateLost`, and for code `executionCount`, the rich outputs (images as base64) and the exception (`error`)
+ * when one ended it.
  */
 export function toSessionResultDto(
   r: CodeResult | SessionExecResult,
@@ -100,6 +117,8 @@ export function toSessionResultDto(
   return {
     ...base,
     executionCount: r.executionCount,
+    outputs: (r.outputs ?? []).map(toCodeOutputDto),
+    outputsTruncated: r.outputsTruncated ?? false,
     ...(r.error && {
       error: { name: r.error.name, value: r.error.value, traceback: r.error.traceback },
     }),

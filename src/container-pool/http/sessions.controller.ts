@@ -27,7 +27,9 @@ import { Audit, AuditedRequest } from './audit.interceptor';
 import { ErrorBodyDto } from './dto/responses.dto';
 import {
   CodeErrorDto,
+  CodeOutputDto,
   CodeResultDto,
+  OutputDataDto,
   OpenSessionDto,
   SessionExecResultDto,
   SessionInfoDto,
@@ -220,7 +222,9 @@ export class ContainerPoolSessionsController {
     description:
       'Calls of one session run one at a time, in order; beyond maxQueuedCalls waiting, 429 SESSION_BUSY. An ' +
       "exception in the code is the result's `error` (200), never an error answer. The result is that of " +
-      'POST .../executions plus `interrupted` and `stateLost`, and for code `executionCount` and `error`. A ' +
+      'POST .../executions plus `interrupted` and `stateLost`, and for code `executionCount`, `error`, and ' +
+      '`outputs` (rich outputs by MIME type, images as base64; the final result line when streamed) with ' +
+      '`outputsTruncated`. A ' +
       'client that disconnects before the answer interrupts its call (as POST .../interrupt); the session ' +
       'stays open. ' +
       STREAMED_DESCRIPTION.replace(
@@ -230,7 +234,14 @@ export class ContainerPoolSessionsController {
   })
   @ApiParam(SESSION_ID_PARAM)
   @ApiBody({ type: SessionRunDto })
-  @ApiExtraModels(CodeResultDto, SessionExecResultDto, CodeErrorDto, ErrorBodyDto)
+  @ApiExtraModels(
+    CodeResultDto,
+    SessionExecResultDto,
+    CodeErrorDto,
+    CodeOutputDto,
+    OutputDataDto,
+    ErrorBodyDto,
+  )
   @ApiResponse({
     status: 200,
     description:
@@ -276,6 +287,12 @@ export class ContainerPoolSessionsController {
         message: 'env is only allowed with cmd (code sets os.environ in the interpreter)',
       });
     }
+    if (body.maxOutputs !== undefined && body.cmd !== undefined) {
+      problems.push({
+        field: 'maxOutputs',
+        message: 'maxOutputs is only allowed with code (a command has no rich outputs)',
+      });
+    }
     if (problems.length) throw invalidRequest(problems);
 
     const encoding = body.outputEncoding ?? 'text';
@@ -295,7 +312,10 @@ export class ContainerPoolSessionsController {
         signal: left.signal,
       };
       if (body.code !== undefined) {
-        const opts: RunCodeOptions = common;
+        const opts: RunCodeOptions = {
+          ...common,
+          ...(body.maxOutputs !== undefined && { maxOutputs: body.maxOutputs }),
+        };
         return session.runCode(body.code, opts);
       }
       const request: SessionRunRequest = {

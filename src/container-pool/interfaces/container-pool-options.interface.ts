@@ -53,6 +53,17 @@ export interface ContainerPoolModuleOptions {
    * runner when the image has it (probed once per image id), else exec. Default `auto`. (`POOL_TRANSPORT`)
    */
   transport?: TransportSetting;
+  /**
+   * Python modules the runner imports once per container, before the container is handed out (in the process
+   * every job and session interpreter is forked from), e.g. `['numpy', 'pandas', 'matplotlib.pyplot']`: the
+   * first call does not pay for them. At most 32 dotted names of at most 128 characters; a module that fails to
+   * import is skipped (the runner's diagnostic is logged). With them the runner also sets single-threaded BLAS
+   * and matplotlib defaults (docs/runner-protocol.md). Needs the runner: with `transport: 'exec'` it is a
+   * configuration error, and with `auto` an image that cannot run the runner fails the profile's preparation
+   * instead of falling back to exec. A change makes a new generation. Default none.
+   * (`POOL_PRELOAD_MODULES`, comma or space separated)
+   */
+  preloadModules?: string[];
 
   /** Idle containers kept warm. Default 2; may be 0. (`POOL_SIZE`) */
   size?: number;
@@ -82,8 +93,17 @@ export interface ContainerPoolModuleOptions {
   execTimeoutMs?: number;
   /** Largest timeout a caller may ask for. Default 300 000. */
   maxExecTimeoutMs?: number;
-  /** Per-stream output cap; output beyond it is read and discarded (`truncated`). Default 1 MiB. */
+  /**
+   * Per-stream output cap; output beyond it is read and discarded (`truncated`). Also the cap on the bytes of a
+   * session call's rich outputs in all (`outputsTruncated`). Default 1 MiB.
+   */
   maxOutputBytes?: ByteSize;
+  /**
+   * Most rich outputs of one session call (`CodeResult.outputs`: display() calls, the trailing expression,
+   * matplotlib figures); beyond, `outputsTruncated`. 0..1024; 0 turns rich outputs off. Default 32.
+   * (`POOL_MAX_OUTPUTS`)
+   */
+  maxOutputs?: number;
   /** Largest stdin (plus code) accepted by one execution. Default 16 MiB. */
   maxStdinBytes?: ByteSize;
   /** Most files of one run: `files` given, and files collected (`filesTruncated` beyond). Default 100. */

@@ -9,3 +9,4 @@ export * from './profile-info.interface';
 export * from './files.interface';
 export * from './rollout.interface';
 export * from './session.interface';
+export * from './outputs.interface';

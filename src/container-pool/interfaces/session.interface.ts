@@ -1,5 +1,6 @@
 import type { ExecResult } from './exec-result.interface';
 import type { ContainerFiles } from './files.interface';
+import type { CodeOutput } from './outputs.interface';
 import type { CommandRunRequest, ExecOptions } from './run-request.interface';
 
 /** Options of openSession() (the service's, or one profile's ContainerPool's). */
@@ -24,7 +25,13 @@ export interface OpenSessionOptions {
 export type RunCodeOptions = Pick<
   ExecOptions,
   'timeoutMs' | 'maxOutputBytes' | 'signal' | 'onOutput' | 'stdin'
->;
+> & {
+  /**
+   * Most rich outputs this call keeps (`outputs`); default and at most the profile's `maxOutputs` (a larger one
+   * is an InvalidRequestError naming `maxOutputs`); 0: none. Their bytes in all are capped by `maxOutputBytes`.
+   */
+  maxOutputs?: number;
+};
 
 /** A session's `run()`: `cmd` only, in the interpreter's current cwd and environment. */
 export type SessionRunRequest = Pick<
@@ -63,6 +70,15 @@ export interface CodeResult extends ExecResult, SessionCallFlags {
   error?: CodeError;
   /** The number of this call among the calls of the current interpreter (1 after each restart). */
   executionCount: number;
+  /**
+   * The call's rich outputs in order ([] when none): each `display(...)` object and each matplotlib figure
+   * (`display`, a figure as `image/png`), and the value of a trailing expression (`result`), as a notebook shows
+   * them. At most `maxOutputs` of at most `maxOutputBytes` bytes in all (text as UTF-8, images decoded, JSON
+   * serialized): the outputs are kept in order up to the first that does not fit. The user code's own word.
+   */
+  outputs: CodeOutput[];
+  /** Outputs were dropped: beyond maxOutputs or maxOutputBytes (by the interpreter, the runner or the host). */
+  outputsTruncated: boolean;
 }
 
 /** The result of Session.run() (a command). */

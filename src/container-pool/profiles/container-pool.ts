@@ -116,6 +116,7 @@ export class ContainerPool implements LeaseOwner {
       transport: o.transport,
       image: o.image,
       pythonCommand: o.pythonCommand,
+      preloadModules: o.preloadModules,
       user: o.user,
       baseEnv: shape.env,
       log,

@@ -8,7 +8,11 @@ import {
   RunnerProtocolError,
 } from '../errors/container-pool.errors';
 import { SessionBusyError, SessionClosedError, SessionLostError } from '../errors/session.errors';
-import { checkStdinSize, normalizeRunRequest } from '../execution/exec-request';
+import {
+  checkStdinSize,
+  normalizeMaxOutputs,
+  normalizeRunRequest,
+} from '../execution/exec-request';
 import { CappedSink, outputFields } from '../execution/output-sink';
 import type { ResolvedContainerPoolOptions } from '../interfaces/container-pool-options.interface';
 import type { ExecResult } from '../interfaces/exec-result.interface';
@@ -26,7 +30,12 @@ import type {
 import type { PoolLog } from '../pool/container-source';
 import type { ActiveExecution, PooledContainer } from '../pool/pooled-container';
 import type { WarmPool } from '../pool/warm-pool';
-import type { RunnerConnection, RunnerJobOutcome } from '../transport/runner/runner-connection';
+import type {
+  JobControl,
+  RunnerConnection,
+  RunnerJobOutcome,
+} from '../transport/runner/runner-connection';
+import { OutputCollector } from './output-collector';
 import { countedOomKill } from '../transport/oom-verdict';
 import type { JobHeader } from '../transport/runner/runner-protocol';
 import { mergeEnv } from '../transport/runner/runner.transport';
@@ -56,6 +65,8 @@ function setLongTimeout(fn: () => void, ms: number): LongTimer {
 /** The job's own signal: a session never aborts a job, it runs the ladder (interrupt, RESET) instead. */
 const NEVER_ABORTED = new AbortController().signal;
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
+/** The largest `outputs.maxBytes` a cell header may carry (docs/runner-protocol.md, protocol 3). */
+const MAX_HEADER_OUTPUT_BYTES = 2 ** 31;
 /** How long a result waits for its streamed output to reach the caller's onOutput. */
 const FLUSH_WAIT_MS = 5_000;
 
@@ -81,6 +92,7 @@ export type SessionOptions = Pick<
   | 'execTimeoutMs'
   | 'maxExecTimeoutMs'
   | 'maxOutputBytes'
+  | 'maxOutputs'
   | 'maxStdinBytes'
   | 'maxQueuedCalls'
   | 'interruptGraceMs'
@@ -235,12 +247,17 @@ export class PoolSession implements Session {
     const o = this.deps.options;
     const exec = normalizeRunRequest({ ...pickExec(opts), code }, o);
     checkStdinSize(exec.code!.length + (exec.stdin?.length ?? 0), true, o);
+    const maxOutputs = normalizeMaxOutputs(
+      opts !== null && typeof opts === 'object' ? opts.maxOutputs : undefined,
+      o,
+    );
     const onOutput = checkOnOutput(opts.onOutput);
     return this.enqueue(
       (queuedMs) =>
         this.call('cell', exec.code!, exec.stdin, exec.env, {
           timeoutMs: exec.timeoutMs,
           maxOutputBytes: exec.maxOutputBytes,
+          maxOutputs,
           onOutput,
           signal: opts.signal,
           queuedMs,
@@ -428,6 +445,8 @@ export class PoolSession implements Session {
     limits: {
       timeoutMs: number;
       maxOutputBytes: number;
+      /** A cell's rich outputs (0: none). */
+      maxOutputs?: number;
       onOutput?: OnOutput;
       signal?: AbortSignal;
       queuedMs: number;
@@ -452,6 +471,11 @@ export class PoolSession implements Session {
             workdir: options.workdir,
             lineBuffered: limits.onOutput !== undefined,
             name,
+            // The interpreter keeps the same caps as the host (the runner's bounds are 2^31 bytes).
+            outputs: {
+              max: limits.maxOutputs ?? 0,
+              maxBytes: Math.min(limits.maxOutputBytes, MAX_HEADER_OUTPUT_BYTES),
+            },
           }
         : {
             kind: 'cmd',
@@ -521,6 +545,10 @@ export class PoolSession implements Session {
       ladder.timedOut = true;
       this.climb(ladder);
     }, limits.timeoutMs);
+    const outputs =
+      kind === 'cell' ? new OutputCollector(limits.maxOutputs ?? 0, limits.maxOutputBytes) : null;
+    const control: JobControl = { onJob: (id) => (ladder.jobId = id) };
+    if (outputs) control.onRichOutput = (message) => outputs.add(message);
     let outcome: RunnerJobOutcome;
     try {
       outcome = await channel.run(
@@ -529,7 +557,7 @@ export class PoolSession implements Session {
         stdin,
         { stdout, stderr },
         NEVER_ABORTED,
-        { onJob: (id) => (ladder.jobId = id) },
+        control,
       );
     } catch (err) {
       if (err instanceof InvalidRequestError && this.isOpen) {
@@ -601,6 +629,7 @@ export class PoolSession implements Session {
       this.expectedInterpreter = 0;
       this.executionCount = 0;
     }
+    const rich = outputs?.result(outcome.cell?.outputsDropped ?? 0);
     const result: ExecResult = {
       exitCode: ladder.timedOut ? null : outcome.exitCode,
       ...outputFields(stdout, stderr),
@@ -616,6 +645,9 @@ export class PoolSession implements Session {
     this.deps.log.log(
       `session ${this.id} ${kind === 'cell' ? 'runCode' : 'run'} ${executionId} exit=${result.exitCode ?? '-'} ` +
         `durationMs=${Math.round(durationMs)} stdout=${result.stdoutBytes.length}B stderr=${result.stderrBytes.length}B` +
+        (rich
+          ? ` outputs=${rich.outputs.length}${rich.outputsTruncated ? ' outputsTruncated' : ''}`
+          : '') +
         (ladder.step ? ` ladder=${ladder.step}` : '') +
         (stateLost ? ' stateLost' : ''),
     );
@@ -627,6 +659,8 @@ export class PoolSession implements Session {
       ...flags,
       ...(error ? { error } : {}),
       executionCount,
+      outputs: rich?.outputs ?? [],
+      outputsTruncated: rich?.outputsTruncated ?? false,
     };
   }
 

@@ -144,6 +144,14 @@ export class ProfileTransport implements Transport {
       this.fallbackReason = null;
       return this.runner;
     }
+    if (o.preloadModules?.length) {
+      // Falling back to exec would silently drop them (and sessions): the profile asked for the runner.
+      throw new SandboxUnsupportedError(
+        `preloadModules (POOL_PRELOAD_MODULES) needs the runner transport, and the runner did not start in ` +
+          `image ${o.image} with pythonCommand (${o.pythonCommand.join(' ')}): ${v.reason}. Use an image with ` +
+          'Python >= 3.8, fix pythonCommand, or leave preloadModules empty',
+      );
+    }
     if (o.transport === 'runner') {
       throw new SandboxUnsupportedError(
         `transport "runner" needs Python >= 3.8 at pythonCommand (${o.pythonCommand.join(' ')}) in image ` +

@@ -14,7 +14,11 @@ import type {
   JobControl,
   RunnerJobOutcome,
 } from '../../../src/container-pool/transport/runner/runner-connection';
-import type { JobHeader } from '../../../src/container-pool/transport/runner/runner-protocol';
+import type {
+  JobHeader,
+  OutputMessage,
+} from '../../../src/container-pool/transport/runner/runner-protocol';
+import { InvalidRequestError } from '../../../src/container-pool/errors/container-pool.errors';
 import {
   emptySessionTotals,
   PoolSession,
@@ -29,6 +33,7 @@ interface FakeJob {
   header: JobHeader;
   code?: Buffer;
   sinks: OutputSinks;
+  control?: JobControl;
   resolve(o: RunnerJobOutcome): void;
   reject(e: Error): void;
 }
@@ -51,7 +56,7 @@ class FakeChannel {
   ): Promise<RunnerJobOutcome> {
     return new Promise((resolve, reject) => {
       const id = this.next++;
-      this.jobs.push({ id, header, code, sinks, resolve, reject });
+      this.jobs.push({ id, header, code, sinks, control, resolve, reject });
       control?.onJob?.(id);
     });
   }
@@ -73,6 +78,7 @@ class FakeChannel {
       status?: number;
       error?: { name: string; value: string; traceback: string };
       oomKills?: [before: number, after: number];
+      outputsDropped?: number;
     } = {},
   ): void {
     const job = this.jobs.shift()!;
@@ -85,8 +91,14 @@ class FakeChannel {
         interpreter,
         alive: opts.alive ?? true,
         report: opts.alive === false ? null : { error: opts.error ?? null },
+        outputsDropped: opts.outputsDropped ?? 0,
       },
     });
+  }
+
+  /** An OUTPUT frame of the oldest running job, as the connection hands it on. */
+  output(message: OutputMessage): void {
+    this.jobs[0].control?.onRichOutput?.(message);
   }
 
   endCmd(status = 0): void {
@@ -102,6 +114,7 @@ const OPTIONS: SessionOptions = {
   execTimeoutMs: 30_000,
   maxExecTimeoutMs: 300_000,
   maxOutputBytes: 1024,
+  maxOutputs: 32,
   maxStdinBytes: 1 << 20,
   maxQueuedCalls: 2,
   interruptGraceMs: 2_000,
@@ -546,5 +559,233 @@ describe('SessionRegistry', () => {
     release();
     await expect(opening).rejects.toBeInstanceOf(PoolShuttingDownError);
     expect(s.close).toHaveBeenCalledWith('shutdown');
+  });
+});
+
+describe('PoolSession: rich outputs', () => {
+  const text = (t: string, type: 'result' | 'display' = 'display'): OutputMessage => ({
+    type,
+    data: { 'text/plain': t },
+  });
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3, 255]);
+
+  it("sends the caps in a cell's header (max, maxBytes), none in a command's", async () => {
+    const { session, channel } = makeSession({}, { maxOutputs: 8, maxOutputBytes: 4096 });
+    const a = session.runCode('1', { maxOutputs: 3, maxOutputBytes: 100 });
+    await tick();
+    expect(channel.jobs[0].header.outputs).toEqual({ max: 3, maxBytes: 100 });
+    channel.endCell(1);
+    await a;
+    const b = session.runCode('2');
+    await tick();
+    expect(channel.jobs[0].header.outputs).toEqual({ max: 8, maxBytes: 4096 });
+    channel.endCell(1);
+    await b;
+    const c = session.run({ cmd: ['true'] });
+    await tick();
+    expect(channel.jobs[0].header.outputs).toBeUndefined();
+    expect(channel.jobs[0].control?.onRichOutput).toBeUndefined();
+    channel.endCmd();
+    await expect(c).resolves.not.toHaveProperty('outputs');
+  });
+
+  it('a maxOutputBytes above 2^31 is sent as 2^31, the most a cell header carries', async () => {
+    const { session, channel } = makeSession({}, { maxOutputBytes: 3 * 2 ** 30 });
+    const a = session.runCode('1');
+    await tick();
+    expect(channel.jobs[0].header.outputs).toEqual({ max: 32, maxBytes: 2 ** 31 });
+    channel.endCell(1);
+    await a;
+  });
+
+  it('collects the outputs in order, images decoded to Buffers; none is outputs [] and not truncated', async () => {
+    const { session, channel } = makeSession({}, { maxOutputBytes: 1 << 20 });
+    const none = session.runCode('x = 1');
+    await tick();
+    channel.endCell(1);
+    await expect(none).resolves.toMatchObject({ outputs: [], outputsTruncated: false });
+
+    const call = session.runCode('display(df); plt.plot([1]); df');
+    await tick();
+    channel.output({
+      type: 'display',
+      data: {
+        'text/plain': '   a\n0  1',
+        'text/html': '<table></table>',
+        'application/json': { a: [1] },
+      },
+    });
+    channel.output({
+      type: 'display',
+      data: {
+        'text/plain': '<Figure size 640x480 with 1 Axes>',
+        'image/png': png.toString('base64'),
+        'image/jpeg': Buffer.from('jpeg!').toString('base64'),
+      },
+    });
+    channel.output(text('42', 'result'));
+    channel.endCell(1);
+    const result = await call;
+    expect(result.outputsTruncated).toBe(false);
+    expect(result.outputs).toEqual([
+      {
+        type: 'display',
+        data: {
+          'text/plain': '   a\n0  1',
+          'text/html': '<table></table>',
+          'application/json': { a: [1] },
+        },
+      },
+      {
+        type: 'display',
+        data: {
+          'text/plain': '<Figure size 640x480 with 1 Axes>',
+          'image/png': png,
+          'image/jpeg': Buffer.from('jpeg!'),
+        },
+      },
+      { type: 'result', data: { 'text/plain': '42' } },
+    ]);
+    expect(Buffer.isBuffer(result.outputs[1].data['image/png'])).toBe(true);
+  });
+
+  it('keeps at most maxOutputs: the rest is dropped, outputsTruncated', async () => {
+    const { session, channel } = makeSession({}, { maxOutputs: 2 });
+    const call = session.runCode('for i in range(5): display(i)');
+    await tick();
+    for (const t of ['0', '1', '2', '3']) channel.output(text(t));
+    channel.endCell(1);
+    const r = await call;
+    expect(r.outputs.map((o) => o.data['text/plain'])).toEqual(['0', '1']);
+    expect(r.outputsTruncated).toBe(true);
+  });
+
+  it('exactly maxOutputs outputs is not truncated; the call may ask fewer, or 0 (none)', async () => {
+    const { session, channel } = makeSession({}, { maxOutputs: 2 });
+    const exact = session.runCode('a; b');
+    await tick();
+    channel.output(text('a'));
+    channel.output(text('b'));
+    channel.endCell(1);
+    await expect(exact).resolves.toMatchObject({ outputsTruncated: false });
+    const zero = session.runCode('display(1)', { maxOutputs: 0 });
+    await tick();
+    expect(channel.jobs[0].header.outputs?.max).toBe(0);
+    channel.output(text('1'));
+    channel.endCell(1);
+    await expect(zero).resolves.toMatchObject({ outputs: [], outputsTruncated: true });
+  });
+
+  it('caps the bytes in all (text as UTF-8, images decoded, JSON serialized): the first that does not fit and every later one are dropped', async () => {
+    // 'é' is 2 bytes in UTF-8: the first output is 10 bytes.
+    const { session, channel } = makeSession({}, { maxOutputBytes: 1024 });
+    const call = session.runCode('...', { maxOutputBytes: 25 });
+    await tick();
+    channel.output(text('éééééé'.slice(0, 5)));
+    // 9 image bytes + 1 of text: 20 in all.
+    channel.output({
+      type: 'display',
+      data: { 'text/plain': 'p', 'image/png': png.toString('base64') },
+    });
+    // JSON.stringify([1,2]) is 5 bytes, + 1 of text: 26 > 25, dropped; the small one after it too.
+    channel.output({ type: 'display', data: { 'text/plain': 'j', 'application/json': [1, 2] } });
+    channel.output(text('x'));
+    channel.endCell(1);
+    const r = await call;
+    expect(r.outputs.map((o) => o.data['text/plain'])).toEqual(['ééééé', 'p']);
+    expect(r.outputsTruncated).toBe(true);
+  });
+
+  it('a drop mark (data null) truncates: nothing after it is kept', async () => {
+    const { session, channel } = makeSession();
+    const call = session.runCode('...');
+    await tick();
+    channel.output(text('kept'));
+    channel.output({ type: 'display', data: null });
+    channel.output(text('after the mark'));
+    channel.endCell(1);
+    const r = await call;
+    expect(r.outputs.map((o) => o.data['text/plain'])).toEqual(['kept']);
+    expect(r.outputsTruncated).toBe(true);
+  });
+
+  it("the runner's outputsDropped truncates, even with every forwarded output kept", async () => {
+    const { session, channel } = makeSession();
+    const call = session.runCode('...');
+    await tick();
+    channel.output(text('a'));
+    channel.endCell(1, { outputsDropped: 4 });
+    await expect(call).resolves.toMatchObject({
+      outputs: [{ type: 'display', data: { 'text/plain': 'a' } }],
+      outputsTruncated: true,
+    });
+  });
+
+  it.each([
+    ['padding missing', 'iVBORw0KGgo'],
+    ['whitespace', 'iVBO Rw0K'],
+    ['a newline', 'iVBORw0K\nGgo='],
+    ['URL-safe letters', 'iVBO-w0_'],
+    ['padding inside', 'iV==Rw0K'],
+    ['too much padding', 'iVBORw==='],
+  ])(
+    'an image that is not canonical base64 (%s) is dropped, the rest of the output kept',
+    async (_w, bad) => {
+      const { session, channel } = makeSession();
+      const call = session.runCode('...');
+      await tick();
+      channel.output({
+        type: 'display',
+        data: { 'text/plain': 'fig', 'text/html': '<img>', 'image/png': bad, 'image/jpeg': bad },
+      });
+      channel.endCell(1);
+      const r = await call;
+      expect(r.outputs).toEqual([
+        { type: 'display', data: { 'text/plain': 'fig', 'text/html': '<img>' } },
+      ]);
+      expect(r.outputsTruncated).toBe(false);
+    },
+  );
+
+  it('once full, later outputs are not decoded (a flood costs little)', async () => {
+    const { session, channel } = makeSession({}, { maxOutputs: 1 });
+    const call = session.runCode('...');
+    await tick();
+    channel.output(text('first'));
+    const spy = jest.spyOn(Buffer, 'from');
+    for (let i = 0; i < 100; i++) {
+      channel.output({
+        type: 'display',
+        data: { 'text/plain': 'p', 'image/png': png.toString('base64') },
+      });
+    }
+    expect(spy).not.toHaveBeenCalled();
+    spy.mockRestore();
+    channel.endCell(1);
+    await expect(call).resolves.toMatchObject({ outputsTruncated: true });
+    expect((await call).outputs).toHaveLength(1);
+  });
+
+  it.each([
+    [{ maxOutputs: 33 }, /maxOutputs: must not be greater than the profile's maxOutputs \(32\)/],
+    [{ maxOutputs: -1 }, /maxOutputs: must not be less than 0/],
+    [{ maxOutputs: 1.5 }, /maxOutputs: must be an integer/],
+    [{ maxOutputs: '3' as unknown as number }, /maxOutputs: must be an integer/],
+    [
+      { maxOutputBytes: 2048 },
+      /maxOutputBytes: must not be greater than the pool's maxOutputBytes \(1024\)/,
+    ],
+  ])('refuses the per-call option %j with an InvalidRequestError naming it', (opts, message) => {
+    const { session, channel } = makeSession();
+    let thrown: unknown;
+    try {
+      void session.runCode('1', opts);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(InvalidRequestError);
+    expect((thrown as InvalidRequestError).field).toBe(Object.keys(opts)[0]);
+    expect(String((thrown as Error).message)).toMatch(message);
+    expect(channel.jobs).toHaveLength(0);
   });
 });

@@ -20,6 +20,7 @@ const OPTIONS: SessionOptions = {
   execTimeoutMs: 30_000,
   maxExecTimeoutMs: 300_000,
   maxOutputBytes: 1024,
+  maxOutputs: 32,
   maxStdinBytes: 1 << 20,
   maxQueuedCalls: 2,
   interruptGraceMs: 2_000,

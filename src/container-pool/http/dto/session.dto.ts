@@ -105,6 +105,17 @@ export class SessionRunDto {
   maxOutputBytes?: number;
 
   @ApiPropertyOptional({
+    minimum: 0,
+    description:
+      "With code only: most rich outputs (`outputs`) the call keeps; default and at most the profile's " +
+      'maxOutputs; 0: none. Their bytes in all are capped by maxOutputBytes.',
+  })
+  @IsOptionalDefined()
+  @IsInt()
+  @Min(0)
+  maxOutputs?: number;
+
+  @ApiPropertyOptional({
     enum: ['text', 'base64'],
     default: 'text',
     description:
@@ -177,6 +188,51 @@ export class SessionExecResultDto extends ExecResultDto {
   stateLost!: boolean;
 }
 
+/** One rich output's representations by MIME type (the user code's own word). */
+export class OutputDataDto {
+  @ApiProperty({ description: 'The text form (repr()); always there.', example: '42' })
+  'text/plain'!: string;
+  @ApiPropertyOptional({ description: 'HTML (_repr_html_, e.g. a pandas DataFrame).' })
+  'text/html'?: string;
+  @ApiPropertyOptional({ description: 'Markdown (_repr_markdown_).' })
+  'text/markdown'?: string;
+  @ApiPropertyOptional({ description: 'LaTeX (_repr_latex_).' })
+  'text/latex'?: string;
+  @ApiPropertyOptional({ description: 'An SVG document (_repr_svg_).' })
+  'image/svg+xml'?: string;
+  @ApiPropertyOptional({
+    format: 'byte',
+    description: 'A PNG image, base64 (a matplotlib figure, _repr_png_).',
+  })
+  'image/png'?: string;
+  @ApiPropertyOptional({ format: 'byte', description: 'A JPEG image, base64 (_repr_jpeg_).' })
+  'image/jpeg'?: string;
+  @ApiPropertyOptional({
+    description: 'Any JSON value (_repr_json_).',
+    oneOf: [
+      { type: 'object' },
+      { type: 'array', items: {} },
+      { type: 'string' },
+      { type: 'number' },
+      { type: 'boolean' },
+    ],
+    nullable: true,
+  })
+  'application/json'?: unknown;
+}
+
+/** One rich output of a session's code call. */
+export class CodeOutputDto {
+  @ApiProperty({
+    enum: ['result', 'display'],
+    description:
+      "`result`: the value of the code's trailing expression; `display`: a display() call or a matplotlib figure.",
+  })
+  type!: 'result' | 'display';
+  @ApiProperty({ type: OutputDataDto })
+  data!: OutputDataDto;
+}
+
 /** The result of a session's code (`code`). */
 export class CodeResultDto extends SessionExecResultDto {
   @ApiPropertyOptional({
@@ -189,4 +245,15 @@ export class CodeResultDto extends SessionExecResultDto {
       "This call's number among the calls of the current interpreter (1 after each restart).",
   })
   executionCount!: number;
+  @ApiProperty({
+    type: [CodeOutputDto],
+    description:
+      'Rich outputs in order, as a notebook shows them ([] when none): display() calls, matplotlib figures ' +
+      "(image/png) and the trailing expression's value (result); at most maxOutputs of maxOutputBytes in all.",
+  })
+  outputs!: CodeOutputDto[];
+  @ApiProperty({
+    description: 'Outputs were dropped beyond maxOutputs or maxOutputBytes.',
+  })
+  outputsTruncated!: boolean;
 }

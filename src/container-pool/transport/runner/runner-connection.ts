@@ -22,7 +22,9 @@ import {
   parseError,
   parseExit,
   parseHello,
+  parseOutput,
   parseResetDone,
+  type OutputMessage,
   type CellExit,
   RUNNER_PROTOCOL_VERSION,
   RunnerFrame,
@@ -66,10 +68,26 @@ export interface RunnerJobOutcome {
 export interface JobControl {
   /** Called with the job's id once its JOB frame is written (for interrupt()). */
   onJob?(id: number): void;
+  /**
+   * A cell's rich outputs (OUTPUT frames), in order, each checked for its shape; what is in `data` is the user
+   * code's own word. Without it the outputs the runner forwards are dropped.
+   */
+  onRichOutput?(output: OutputMessage): void;
+}
+
+/** What the runner may forward for a cell at most (docs/runner-protocol.md, Cells: rich outputs). */
+function outputBounds(header: JobHeader): { count: number; bytes: number } {
+  if (header.kind !== 'cell' || !header.outputs) return { count: 0, bytes: 0 };
+  return { count: header.outputs.max, bytes: 2 * header.outputs.maxBytes + 65536 };
 }
 
 interface ActiveJob {
+  kind: JobHeader['kind'];
   sinks: OutputSinks;
+  /** The OUTPUT frames the runner may still send: it forwards while fewer than these went (count, bytes). */
+  outputBounds: { count: number; bytes: number };
+  outputsSeen: { count: number; bytes: number };
+  onRichOutput?: (output: OutputMessage) => void;
   /** Streams whose sink is behind (the channel is paused for them). */
   behind: Set<'stdout' | 'stderr'>;
   resolve(outcome: RunnerJobOutcome): void;
@@ -230,6 +248,8 @@ export class RunnerConnection {
       case RunnerFrame.stdout:
       case RunnerFrame.stderr:
         return this.output(job, f.type === RunnerFrame.stdout ? 'stdout' : 'stderr', f.payload);
+      case RunnerFrame.output:
+        return this.richOutput(f, job);
       case RunnerFrame.exit: {
         const exit = parseExit(f);
         this.forget(f.jobId, job);
@@ -260,6 +280,30 @@ export class RunnerConnection {
     job.behind.add(stream);
     if (this.behind++ === 0) this.stdout.pause();
     sink.once('drain', () => this.caughtUp(job, stream));
+  }
+
+  /**
+   * OUTPUT: only for a cell job, and only while the runner's own bounds allow (it forwards while fewer than `max`
+   * outputs and fewer than 2 x maxBytes + 65536 payload bytes went for the cell): a runner past them is broken
+   * or hostile, and a flood of outputs costs the host no more than the bounds.
+   */
+  private richOutput(f: DecodedFrame, job: ActiveJob): void {
+    if (job.kind !== 'cell') {
+      throw new RunnerViolation(
+        `an OUTPUT frame for job ${f.jobId}, a ${job.kind} job (not a cell)`,
+      );
+    }
+    const seen = job.outputsSeen;
+    if (seen.count >= job.outputBounds.count || seen.bytes >= job.outputBounds.bytes) {
+      throw new RunnerViolation(
+        `an OUTPUT frame for job ${f.jobId} past its bounds (${seen.count} outputs, ${seen.bytes} bytes ` +
+          `forwarded; the cell allows ${job.outputBounds.count} outputs, ${job.outputBounds.bytes} bytes)`,
+      );
+    }
+    const output = parseOutput(f);
+    seen.count++;
+    seen.bytes += f.payload.length;
+    job.onRichOutput?.(output);
   }
 
   private caughtUp(job: ActiveJob, stream: 'stdout' | 'stderr'): void {
@@ -373,7 +417,11 @@ export class RunnerConnection {
       };
       const settle = () => signal.removeEventListener('abort', onAbort);
       this.jobs.set(id, {
+        kind: header.kind,
         sinks,
+        outputBounds: outputBounds(header),
+        outputsSeen: { count: 0, bytes: 0 },
+        onRichOutput: control?.onRichOutput,
         behind: new Set(),
         resolve: (o) => {
           settle();

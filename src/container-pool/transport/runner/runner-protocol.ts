@@ -27,6 +27,8 @@ export const RunnerFrame = {
   exit: 0x84,
   error: 0x85,
   resetDone: 0x86,
+  /** A rich output of a running cell (protocol 3): the interpreter's message as the runner checked it. */
+  output: 0x87,
 } as const;
 
 /** Largest payload the runner may send; output chunks are smaller still. */
@@ -45,6 +47,7 @@ const FRAME_NAMES: Record<number, string> = {
   [RunnerFrame.exit]: 'EXIT',
   [RunnerFrame.error]: 'ERROR',
   [RunnerFrame.resetDone]: 'RESET_DONE',
+  [RunnerFrame.output]: 'OUTPUT',
 };
 
 export function frameName(type: number): string {
@@ -88,6 +91,11 @@ export interface JobHeader {
   env: string[];
   workdir: string;
   lineBuffered: boolean;
+  /**
+   * A cell's rich output caps (protocol 3): at most `max` outputs of at most `maxBytes` bytes in all (text as
+   * UTF-8, images decoded, JSON serialized). Left out: no rich outputs.
+   */
+  outputs?: { max: number; maxBytes: number };
 }
 
 /** JOB: `u32 jsonLength`, the JSON header, then the code bytes. */
@@ -165,6 +173,32 @@ export interface CellExit {
   alive: boolean;
   /** null: the interpreter did not report (it died). */
   report: { error: CellError | null } | null;
+  /** The cell's `out` messages the runner counted instead of forwarding them (0 from an older runner). */
+  outputsDropped: number;
+}
+
+/** The MIME types a rich output may carry (docs/runner-protocol.md, protocol 3). */
+export const OUTPUT_MIME_TYPES = [
+  'text/plain',
+  'text/html',
+  'text/markdown',
+  'text/latex',
+  'image/svg+xml',
+  'image/png',
+  'image/jpeg',
+  'application/json',
+] as const;
+export type OutputMimeType = (typeof OUTPUT_MIME_TYPES)[number];
+const OUTPUT_MIME_SET: ReadonlySet<string> = new Set(OUTPUT_MIME_TYPES);
+
+/**
+ * One OUTPUT frame as the runner forwards it: `data` null is a drop mark (the interpreter dropped this output and
+ * every later one); otherwise every value is a string (images as base64, unchecked here) but `application/json`'s,
+ * which is any JSON value. What is in `data` is the user code's own word.
+ */
+export interface OutputMessage {
+  type: 'result' | 'display';
+  data: ({ 'text/plain': string } & Partial<Record<OutputMimeType, unknown>>) | null;
 }
 
 /** Limits of a cell report's strings (the runner truncates; longer is a violation). */
@@ -245,14 +279,29 @@ function parseCellExit(v: Record<string, unknown>): CellExit {
     );
   }
   if (typeof v.alive !== 'boolean') throw new RunnerViolation('EXIT frame of a cell without alive');
+  // An older runner (protocol 2) says nothing: none dropped.
+  const dropped = v.outputsDropped ?? 0;
+  if (!isCount(dropped)) {
+    throw new RunnerViolation(
+      `EXIT frame of a cell with outputsDropped ${String(JSON.stringify(dropped)).slice(0, 40)} (not a count)`,
+    );
+  }
+  const outputsDropped = dropped;
   const report = v.report;
-  if (report === null) return { interpreter: interpreter as number, alive: v.alive, report: null };
+  if (report === null) {
+    return { interpreter: interpreter as number, alive: v.alive, report: null, outputsDropped };
+  }
   if (typeof report !== 'object' || report === undefined || Array.isArray(report)) {
     throw new RunnerViolation('EXIT frame of a cell whose report is not an object');
   }
   const error = (report as Record<string, unknown>).error;
   if (error === null || error === undefined) {
-    return { interpreter: interpreter as number, alive: v.alive, report: { error: null } };
+    return {
+      interpreter: interpreter as number,
+      alive: v.alive,
+      report: { error: null },
+      outputsDropped,
+    };
   }
   const e = error as Record<string, unknown>;
   const ok =
@@ -268,7 +317,48 @@ function parseCellExit(v: Record<string, unknown>): CellExit {
     report: {
       error: { name: e.name as string, value: e.value as string, traceback: e.traceback as string },
     },
+    outputsDropped,
   };
+}
+
+/**
+ * OUTPUT: exactly the keys `t` (`"out"`), `type` and `data`; `data` null (a drop mark) or an object of known MIME
+ * types with string values (`application/json`: any JSON value) and a `text/plain`. Anything else is a violation:
+ * the runner forwards only what it checked.
+ */
+export function parseOutput(frame: DecodedFrame): OutputMessage {
+  const v = parseJson(frame);
+  const keys = Object.keys(v);
+  if (keys.length !== 3 || v.t !== 'out' || !('type' in v) || !('data' in v)) {
+    throw new RunnerViolation(
+      `OUTPUT frame of the wrong shape (keys ${JSON.stringify(keys.slice(0, 8))}; expected exactly t, type, data)`,
+    );
+  }
+  if (v.type !== 'result' && v.type !== 'display') {
+    throw new RunnerViolation(
+      `OUTPUT frame of type ${String(JSON.stringify(v.type)).slice(0, 40)} (not result or display)`,
+    );
+  }
+  const data = v.data;
+  if (data === null) return { type: v.type, data: null };
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new RunnerViolation('OUTPUT frame whose data is neither null nor an object');
+  }
+  const entries = data as Record<string, unknown>;
+  for (const [mime, value] of Object.entries(entries)) {
+    if (!OUTPUT_MIME_SET.has(mime)) {
+      throw new RunnerViolation(
+        `OUTPUT frame with the MIME type ${JSON.stringify(mime.slice(0, 64))}`,
+      );
+    }
+    if (mime !== 'application/json' && typeof value !== 'string') {
+      throw new RunnerViolation(`OUTPUT frame whose ${mime} is not a string`);
+    }
+  }
+  if (typeof entries['text/plain'] !== 'string') {
+    throw new RunnerViolation('OUTPUT frame without text/plain');
+  }
+  return { type: v.type, data: entries as OutputMessage['data'] };
 }
 
 /** RESET_DONE: how many processes but PID 1 were left (0: the reset worked). */

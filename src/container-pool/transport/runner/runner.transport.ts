@@ -15,8 +15,13 @@ import { RUNNER_PROTOCOL_VERSION } from './runner-protocol';
 import { runnerSource } from './runner-source';
 
 export interface RunnerTransportOptions {
-  /** The interpreter (`pythonCommand`): the runner is `<python> -I -c <runner.py> <deadline> <protocol>`. */
+  /**
+   * The interpreter (`pythonCommand`): the runner is `<python> -I -c <runner.py> <deadline> <protocol>
+   * [<options-json>]`.
+   */
   pythonCommand: string[];
+  /** Modules the runner imports before its HELLO (`preloadModules`; protocol 3 start options). Default none. */
+  preloadModules?: readonly string[];
   /** `uid:gid` of the sandbox user: the runner and every job run as it. */
   user: string;
   /** The container's environment (PATH, HOME): each job's starts from it. */
@@ -24,8 +29,15 @@ export interface RunnerTransportOptions {
   log: { warn(message: string): void; debug(message: string): void };
 }
 
-/** The runner's command line for a container that must be gone by `deadline`. */
-export function runnerCommand(pythonCommand: string[], deadline: Date): string[] {
+/**
+ * The runner's command line for a container that must be gone by `deadline`; the fourth argument, the start
+ * options `{"preload": [...]}`, only when there are modules to pre-import (docs/runner-protocol.md, protocol 3).
+ */
+export function runnerCommand(
+  pythonCommand: string[],
+  deadline: Date,
+  preloadModules: readonly string[] = [],
+): string[] {
   return [
     ...pythonCommand,
     '-I',
@@ -33,6 +45,7 @@ export function runnerCommand(pythonCommand: string[], deadline: Date): string[]
     runnerSource().source,
     String(Math.floor(deadline.getTime() / 1000)),
     String(RUNNER_PROTOCOL_VERSION),
+    ...(preloadModules.length ? [JSON.stringify({ preload: preloadModules })] : []),
   ];
 }
 
@@ -59,10 +72,16 @@ export class RunnerTransport implements Transport {
     private readonly options: RunnerTransportOptions,
   ) {}
 
-  /** What identifies this transport's containers: part of their generation. */
+  /**
+   * What identifies this transport's containers: part of their generation. The pre-imported modules are part of
+   * the runner's command line, so another list makes another generation (the containers roll).
+   */
   get identity(): string {
     const r = runnerSource();
-    return `runner:${r.version}:${r.hash}`;
+    const preload = this.options.preloadModules ?? [];
+    return (
+      `runner:${r.version}:${r.hash}` + (preload.length ? `:preload=${preload.join(',')}` : '')
+    );
   }
 
   /** The container's runner connection (once it was created by this transport). */
@@ -72,7 +91,7 @@ export class RunnerTransport implements Transport {
 
   mainProcess(deadline: Date): MainProcess {
     return {
-      command: runnerCommand(this.options.pythonCommand, deadline),
+      command: runnerCommand(this.options.pythonCommand, deadline, this.options.preloadModules),
       // The runner is PID 1: it reaps orphans itself, and the kernel spares it SIGKILL/SIGSTOP from inside.
       init: false,
       // The sandbox user: a job is its forked child. Non-dumpable, so a job of the same uid can neither ptrace
