@@ -2,7 +2,8 @@
  * `npm run bench` (scripts/bench.sh runs this after making sure the engine and the image are there).
  *
  *   ts-node bench/run.ts [--quick] [--soak [--soak-runs N]] [--profiles] [--files] [--transports exec,runner]
- *                        [--sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]] [--out <dir>] [--image <ref>]
+ *                        [--sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]] [--outputs [--rounds N] [--opens N]]
+ *                        [--out <dir>] [--image <ref>]
  *
  * Measures, on one engine and one image, in one run: A cold containers, B testcontainers-node, C the pool on
  * the exec transport, R the pool on the runner transport (at least 300 settled runs per snippet) and D a raw
@@ -20,6 +21,14 @@ import Dockerode from 'dockerode';
 import { latencyChartSvg, type ChartPanel } from './chart';
 import { BENCH_RUN_LABEL, benchPoolOptions, removeBenchContainers, rawRemove } from './engine';
 import { analyzeFiles, filesConfig, filesSummary, runFilesBench, writeFiles } from './files';
+import {
+  analyzeOutputs,
+  DATASCIENCE_IMAGE,
+  outputsConfig,
+  outputsSummary,
+  runOutputsBench,
+  writeOutputs,
+} from './outputs';
 import {
   analyzeSessions,
   parseGap,
@@ -381,7 +390,7 @@ export async function writeResults(
 
 const USAGE =
   'usage: npm run bench [-- --quick] [-- --soak [--soak-runs N]] [-- --profiles] [-- --files] ' +
-  '[-- --sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]] ' +
+  '[-- --sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]] [-- --outputs [--rounds N] [--opens N]] ' +
   '[-- --transports exec,runner] [-- --out <dir>] [-- --image <ref>]';
 
 interface Args {
@@ -393,7 +402,8 @@ interface Args {
   profiles?: boolean;
   files?: boolean;
   sessions?: boolean;
-  /** --sessions: measured calls, idle gap range, openSession samples. */
+  outputs?: boolean;
+  /** --sessions: measured calls, idle gap range, openSession samples (--outputs: plot rounds, sessions). */
   rounds?: number;
   gapMs?: [number, number];
   opens?: number;
@@ -410,6 +420,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--profiles') args.profiles = true;
     else if (a === '--files') args.files = true;
     else if (a === '--sessions') args.sessions = true;
+    else if (a === '--outputs') args.outputs = true;
     else if (a === '--rounds' || a === '--opens') {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1)
@@ -513,6 +524,24 @@ async function sessionsMain(args: Args, docker: Dockerode, runId: string): Promi
   console.log(`wrote ${files.join(', ')}`);
 }
 
+/**
+ * The rich-outputs benchmark (bench/outputs.ts): a warm data-science session's first call against a cold import
+ * in a fresh container, plot and DataFrame round trips, the image's size. Writes to bench/results/tmp/outputs
+ * unless --out names a folder (the committed run: --out bench/results).
+ */
+async function outputsMain(args: Args, docker: Dockerode, runId: string): Promise<void> {
+  const outDir = resolve(args.out ?? join(__dirname, 'results', 'tmp/outputs'));
+  const config = outputsConfig(args.image ?? DATASCIENCE_IMAGE, {
+    ...(args.rounds !== undefined && { rounds: args.rounds }),
+    ...(args.opens !== undefined && { opens: args.opens }),
+  });
+  const raw = await runOutputsBench(config, { docker, runId });
+  const analysis = analyzeOutputs(raw);
+  const files = await writeOutputs(outDir, raw, analysis);
+  console.log(outputsSummary(raw, analysis));
+  console.log(`wrote ${files.join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const docker = new Dockerode();
@@ -533,6 +562,7 @@ async function main(): Promise<void> {
   if (args.profiles) return profilesMain(args, docker, runId);
   if (args.files) return filesMain(args, docker, runId);
   if (args.sessions) return sessionsMain(args, docker, runId);
+  if (args.outputs) return outputsMain(args, docker, runId);
   const config = args.quick
     ? quickConfig(args.image, args.transports)
     : fullConfig(args.image, args.transports);

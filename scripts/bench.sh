@@ -12,7 +12,8 @@
 # git). `--soak` runs the soak instead (10,000 single-use runs, about 20-30 minutes): bench/results/soak.{json,md,svg}
 # (`--soak-runs N`, a shorter check: bench/results/tmp/soak/). Arguments are passed on: --quick, --soak,
 # --soak-runs N, --profiles, --files (both transports), --sessions [--rounds N] [--gap-ms MIN-MAX] [--opens N]
-# (bench/sessions.ts, runner transport), --transports exec,runner, --out <dir>, --image <ref>;
+# (bench/sessions.ts, runner transport), --outputs [--rounds N] [--opens N] (bench/outputs.ts: the data-science
+# profile; builds the data-science image when missing), --transports exec,runner, --out <dir>, --image <ref>;
 # `--streaming` (first) runs bench/streaming.ts (both transports; --rounds N, --transports, --out <dir>). Node runs
 # with --expose-gc (the soak forces a GC before each sample).
 #
@@ -29,6 +30,9 @@ bash scripts/ensure-docker.sh >/dev/null
 if [ -z "${POOL_IMAGE:-}" ]; then
   bash scripts/build-sandbox-image.sh sandbox
 fi
+case " $* " in
+  *" --outputs "*) [ -n "${DATASCIENCE_IMAGE:-}" ] || bash scripts/build-sandbox-image.sh datascience ;;
+esac
 
 export TESTCONTAINERS_RYUK_DISABLED=true
 # Streamed output's time to first byte (bench/streaming.ts), exec and runner transports:

@@ -9,6 +9,7 @@ import {
 import type { Session } from '../../src/container-pool/interfaces/session.interface';
 import {
   BUSYBOX_IMAGE,
+  CHANNEL_FD,
   docker,
   engineContainers,
   eventually,
@@ -286,11 +287,17 @@ describe('sessions on a real engine', () => {
     await s.runCode('kept = 1');
     // A forged done on the interpreter's channel (the fd its status socket holds), and garbage on it.
     const forged = await s.runCode(
-      'import os, json\nm = json.dumps({"t": "done", "status": 0, "error": None, "cwd": "/", "env": []}).encode()\n' +
-        'os.write(1023, len(m).to_bytes(4, "big") + m)\nos.write(1023, b"\\xff" * 64)\nimport time\ntime.sleep(0.5)\nprint("still here")',
+      CHANNEL_FD +
+        'import os, json\nm = json.dumps({"t": "done", "status": 0, "error": None, "cwd": "/", "env": []}).encode()\n' +
+        'os.write(SF, len(m).to_bytes(4, "big") + m)\nos.write(SF, b"\\xff" * 64)\nimport time\ntime.sleep(0.5)\nprint("still here")',
       { timeoutMs: 5000 },
     );
-    expect(forged.timedOut).toBe(false);
+    // The forged done ended its own call early; the garbage made the runner kill the interpreter (in the call,
+    // or right after it): the state is gone, and the host says so.
+    expect(forged).toMatchObject({ timedOut: false, interrupted: false, stdout: '' });
+    const next = await s.runCode('print("kept" in globals())');
+    expect(next.stdout).toBe('False\n');
+    expect(forged.stateLost || next.stateLost).toBe(true);
     // Frame-like bytes on stdout are the program's output, nothing else.
     const frames = await s.runCode(
       'import sys\nsys.stdout.buffer.write(b"\\x00\\x00\\x00\\x02\\x84\\x00\\x00\\x00\\x01{}")',

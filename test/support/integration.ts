@@ -31,6 +31,20 @@ export const DATASCIENCE_IMAGE =
 /** Where that image keeps matplotlib's font cache (root-owned, read-only to the sandbox user). */
 export const DATASCIENCE_MPL_CACHE_DIR = '/usr/local/share/matplotlib-cache';
 
+/**
+ * Python that sets SF to the interpreter's channel to the runner: its status socket, the one socket among its
+ * descriptors (at the top of the descriptor range: nofileLimit - 1).
+ */
+export const CHANNEL_FD = `
+import os as _os, stat as _stat
+def _is_socket(fd):
+    try:
+        return _stat.S_ISSOCK(_os.fstat(fd).st_mode)
+    except OSError:
+        return False
+SF = max(fd for fd in map(int, _os.listdir("/proc/self/fd")) if _is_socket(fd))
+`;
+
 /** Every container a test creates outside the pool carries this label (and is removed by the test). */
 export const TEST_LABEL = 'io.container-pool.test';
 
