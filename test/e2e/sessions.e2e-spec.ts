@@ -224,6 +224,65 @@ describe('sessions over HTTP on a real engine', () => {
     await api().delete(`${P}/sessions/${s.id}`).set(as(ALICE)).expect(204);
   });
 
+  it('rich outputs over HTTP: MIME types, images as base64 (JSON and the NDJSON result line), the caps, a bad maxOutputs', async () => {
+    const s = await open();
+    const code =
+      'class Pic:\n    def _repr_png_(self):\n        return b"\\x89PNG\\r\\n\\x1a\\n-not-really"\n' +
+      '    def _repr_html_(self):\n        return "<img>"\n' +
+      'display(Pic())\n{"answer": 42}';
+    const res = await api()
+      .post(`${P}/sessions/${s.id}/executions`)
+      .set(as(ALICE))
+      .send({ code })
+      .expect(200);
+    expect(res.body).toMatchObject({ exitCode: 0, outputsTruncated: false });
+    expect(res.body.outputs).toEqual([
+      {
+        type: 'display',
+        data: {
+          'text/plain': expect.stringMatching(/^<__main__\.Pic object at 0x[0-9a-f]+>$/),
+          'text/html': '<img>',
+          'image/png': Buffer.from('\x89PNG\r\n\x1a\n-not-really', 'latin1').toString('base64'),
+        },
+      },
+      { type: 'result', data: { 'text/plain': "{'answer': 42}" } },
+    ]);
+    const streamed = await api()
+      .post(`${P}/sessions/${s.id}/executions`)
+      .set({ ...as(ALICE), Accept: 'application/x-ndjson' })
+      .send({ code: 'display(Pic())\nprint("done")' })
+      .expect(200);
+    const last = JSON.parse(streamed.text.trim().split('\n').pop()!) as {
+      type: string;
+      result: { outputs: { data: Record<string, string> }[]; stdout: string };
+    };
+    expect(last.type).toBe('result');
+    expect(last.result.stdout).toBe('done\n');
+    expect(Buffer.from(last.result.outputs[0].data['image/png'], 'base64').subarray(0, 4)).toEqual(
+      Buffer.from([0x89, 0x50, 0x4e, 0x47]),
+    );
+    const capped = await api()
+      .post(`${P}/sessions/${s.id}/executions`)
+      .set(as(ALICE))
+      .send({ code: 'for i in range(10):\n    display(i)', maxOutputs: 2 })
+      .expect(200);
+    expect(capped.body).toMatchObject({ outputsTruncated: true });
+    expect(capped.body.outputs).toHaveLength(2);
+    const bad = await api()
+      .post(`${P}/sessions/${s.id}/executions`)
+      .set(as(ALICE))
+      .send({ code: '1', maxOutputs: -1 })
+      .expect(400);
+    expect(bad.body.field).toBe('maxOutputs');
+    const cmd = await api()
+      .post(`${P}/sessions/${s.id}/executions`)
+      .set(as(ALICE))
+      .send({ cmd: ['true'] })
+      .expect(200);
+    expect(cmd.body.outputs).toBeUndefined();
+    await api().delete(`${P}/sessions/${s.id}`).set(as(ALICE)).expect(204);
+  });
+
   it('400 naming the field; an unknown session is 404', async () => {
     const s = await open();
     const both = await api()
