@@ -172,13 +172,14 @@ describe('npm run serve stops when told', () => {
     const s = await startService('npm', ['run', 'serve']);
     // npm's own child is the service (npm run serve -> exec bash scripts/serve.sh -> exec node).
     expect(descendants(s.proc.child.pid!)[0]).toMatchObject({ pid: s.node });
-    // Ready means it can serve (room to create); the warm container follows the runner probe of the image.
+    // Ready means it can serve (room to create); the warm containers (one of the default profile, one of the
+    // datascience profile the service has when POOL_PROFILES is unset) follow the runner probe of the images.
     await waitUntil(
-      async () => (await engineContainers(s.name)).length === 1,
-      30_000,
-      'the warm container',
+      async () => (await engineContainers(s.name)).length === 2,
+      60_000,
+      'the warm containers',
     );
-    expect(await engineContainers(s.name)).toHaveLength(1);
+    expect(await engineContainers(s.name)).toHaveLength(2);
 
     const running = execute(s.port, 'import time\ntime.sleep(1.5)\nprint(6 * 7)');
     await new Promise((r) => setTimeout(r, 500));
@@ -193,6 +194,48 @@ describe('npm run serve stops when told', () => {
     expect(jsonLogs(s.proc.output()).map((l) => l.message)).toContainEqual(
       `received SIGTERM: shutting down gracefully (running executions get up to ${GRACE_MS} ms)`,
     );
+  });
+
+  it('the service has a datascience profile: a session on it plots over HTTP (a PNG of figsize x dpi, base64), then SIGTERM removes every container', async () => {
+    const s = await startService('npm', ['run', 'serve']);
+    const auth = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' };
+    const base = `http://127.0.0.1:${s.port}/admin/pool`;
+    const profiles = (await (await fetch(`${base}/profiles`, { headers: auth })).json()) as {
+      name: string;
+    }[];
+    expect(profiles.map((p) => p.name).sort()).toEqual(['datascience', s.name].sort());
+    const opened = await fetch(`${base}/sessions`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ profile: 'datascience' }),
+    });
+    expect(opened.status).toBe(201);
+    const { id } = (await opened.json()) as { id: string };
+    const res = await fetch(`${base}/sessions/${id}/executions`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({
+        code:
+          'import sys\nimport matplotlib.pyplot as plt\nplt.figure(figsize=(3, 2), dpi=100)\n' +
+          'plt.plot([1, 3, 2])\nplt.show()\n"numpy" in sys.modules',
+      }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      exitCode: number;
+      stderr: string;
+      outputs: { type: string; data: Record<string, string> }[];
+    };
+    expect(body).toMatchObject({ exitCode: 0, stderr: '' });
+    expect(body.outputs.map((o) => o.type)).toEqual(['display', 'result']);
+    const png = Buffer.from(body.outputs[0].data['image/png'], 'base64');
+    expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([300, 200]);
+    expect(body.outputs[1].data['text/plain']).toBe('True'); // pre-imported before the hand-out
+    const t0 = Date.now();
+    process.kill(s.proc.child.pid!, 'SIGTERM');
+    await expectStopped(s, t0);
+    expect(await s.proc.exited).toEqual({ code: 0, signal: null });
   });
 
   it('SIGTERM while an HTTP execution outlasts the grace: it is stopped at the grace (503), the service exits 0 within grace + 5 s', async () => {
