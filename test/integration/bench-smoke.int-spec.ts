@@ -20,7 +20,20 @@ import {
   writeSessions,
   type SessionsRaw,
 } from '../../bench/sessions';
-import { docker, SANDBOX_IMAGE, TEST_LABEL, uniquePoolName } from '../support/integration';
+import {
+  analyzeOutputs,
+  outputsConfig,
+  runOutputsBench,
+  writeOutputs,
+  type OutputsRaw,
+} from '../../bench/outputs';
+import {
+  DATASCIENCE_IMAGE,
+  docker,
+  SANDBOX_IMAGE,
+  TEST_LABEL,
+  uniquePoolName,
+} from '../support/integration';
 
 const finitePositive = (v: number) => Number.isFinite(v) && v > 0;
 
@@ -344,6 +357,59 @@ describe('sessions benchmark (a few calls, structure only)', () => {
       expect(json.callMs).toHaveLength(config.rounds);
       expect(json.analysis.targets).toHaveLength(2);
       expect(await readFile(join(dir, 'sessions.md'), 'utf8')).toContain('## Targets');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * Keeps `npm run bench -- --outputs` working: one open against one cold import, two plot and frame round trips
+ * on the data-science image, every part present and written. Timing is the benchmark's, never asserted here.
+ */
+describe('outputs benchmark (a few calls, structure only)', () => {
+  const config = outputsConfig(DATASCIENCE_IMAGE, { rounds: 2, opens: 1 });
+  let raw: OutputsRaw;
+
+  beforeAll(async () => {
+    raw = await runOutputsBench(config, {
+      docker,
+      runId: newRunId(),
+      poolPrefix: uniquePoolName('outputs-bench'),
+      log: () => undefined,
+    });
+  }, 180_000);
+
+  it('measures the first calls, the cold imports, the plot and frame round trips, and leaves nothing', async () => {
+    expect(raw.firstCallMs).toHaveLength(config.opens);
+    expect(raw.coldImportMs).toHaveLength(config.opens);
+    expect(raw.coldTotalMs).toHaveLength(config.opens);
+    expect(raw.plotMs).toHaveLength(config.rounds);
+    expect(raw.frameMs).toHaveLength(config.rounds);
+    for (const v of [
+      ...raw.firstCallMs,
+      ...raw.coldImportMs,
+      ...raw.plotMs,
+      ...raw.frameMs,
+      raw.imageBytes,
+    ])
+      expect(finitePositive(v)).toBe(true);
+    for (const b of raw.plotPngBytes) expect(b).toBeGreaterThan(1000);
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${BENCH_RUN_LABEL}=${raw.runId}`] },
+    });
+    expect(left).toEqual([]);
+    const analysis = analyzeOutputs(raw);
+    expect(typeof analysis.target.pass).toBe('boolean');
+    const dir = await mkdtemp(join(tmpdir(), 'outputs-smoke-'));
+    try {
+      const files = await writeOutputs(dir, raw, analysis);
+      expect(files.map((f) => f.slice(dir.length + 1)).sort()).toEqual([
+        'outputs.json',
+        'outputs.md',
+      ]);
+      expect(await readFile(join(dir, 'outputs.md'), 'utf8')).toContain('## Target');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
