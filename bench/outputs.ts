@@ -31,7 +31,7 @@ import {
   removeBenchContainers,
 } from './engine';
 import { startBenchPool, waitSettled, type BenchPool } from './pool-host';
-import { percentile, round, sortNumbers } from './stats';
+import { quantiles, round, type Quantiles } from './stats';
 
 export const DATASCIENCE_IMAGE =
   process.env.DATASCIENCE_IMAGE || 'container-pool-datascience:bookworm';
@@ -244,25 +244,6 @@ export async function runOutputsBench(
   raw.finishedAt = new Date().toISOString();
   raw.wallMs = performance.now() - t0;
   return raw;
-}
-
-export interface Quantiles {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-function quantiles(values: number[]): Quantiles {
-  const s = sortNumbers(values);
-  return {
-    n: s.length,
-    p50: r2(percentile(s, 50)),
-    p90: r2(percentile(s, 90)),
-    p99: r2(percentile(s, 99)),
-    max: r2(s[s.length - 1] ?? NaN),
-  };
 }
 
 export interface OutputsAnalysis {

@@ -100,3 +100,23 @@ export function roundSummary(s: Summary, digits = 2): Summary {
     mean: round(s.mean, digits),
   };
 }
+
+/** n, p50, p90, p99 and the max of some samples (ms or bytes), to 2 decimals: the benchmarks' table rows. */
+export interface Quantiles {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export function quantiles(values: readonly number[]): Quantiles {
+  const s = sortNumbers(values);
+  return {
+    n: s.length,
+    p50: round(percentile(s, 50), 2),
+    p90: round(percentile(s, 90), 2),
+    p99: round(percentile(s, 99), 2),
+    max: round(s[s.length - 1] ?? NaN, 2),
+  };
+}
