@@ -36,6 +36,10 @@ SRC = open(RUNNER).read()
 _seq = [0]
 
 
+def _nonjson(c):
+    raise ValueError(c)
+
+
 class Job(object):
     def __init__(self, jid, kind='code'):
         self.jid = jid
@@ -180,7 +184,11 @@ class Runner(object):
                 self._violation('empty STDERR')
             j.err += payload
         elif t == OUTPUT:
-            o = json.loads(payload)
+            try:  # as strict as the host's JSON.parse: no NaN, Infinity
+                o = json.loads(payload, parse_constant=_nonjson)
+            except ValueError:
+                self._violation('OUTPUT that is not JSON %r' % payload[:200])
+                o = None
             d = o.get('data') if isinstance(o, dict) else None
             if (j.kind != 'cell' or not isinstance(o, dict) or set(o) != {'t', 'type', 'data'} or o['t'] != 'out'
                     or o['type'] not in ('result', 'display')
@@ -1338,6 +1346,31 @@ def rich_outputs():
     r.kill()
     return 'ok (result, _, ;, display order, mimebundle, png bytes, broken formatters, IPython.display, caps, ' \
            'late thread, forged and malformed out)'
+
+
+@case
+def rich_hostile():
+    # what the code can do to the channel and the outputs; the runner (PID 1) and the interpreter survive what
+    # is not theirs to die of
+    r = new_runner()
+    n = rich(r, 'x = 7').interp
+    # messages the host's JSON.parse would refuse, or too deep for the runner's parser: a broken channel (the
+    # interpreter is killed), never a dead runner or a frame the host cannot read
+    for label, expr in (('NaN', '"NaN"'), ('Infinity', '"-Infinity"'), ('deep', '"[" * 100000 + "]" * 100000')):
+        j = r.cell('import os, time\nb = (\'{"t": "out", "type": "display", "data": {"text/plain": "x", '
+                   '"application/json": \' + %s + "}}").encode()\nos.write(1023, len(b).to_bytes(4, "big") + b)\n'
+                   'time.sleep(2)' % expr, outputs=(32, MIB))
+        assert not r.eof.is_set(), (label, bytes(r.stderr[-300:]))
+        assert j.alive is False and j.status == 137 and j.outputs == [], (label, j)
+        n += 1
+        assert rich(r, 'x = 7').interp == n, label
+    r.alive()
+    assert rich(r, 'x').interp == n
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    return 'ok (NaN, Infinity, deep JSON: the interpreter killed, the runner alive; forks render nothing; ' \
+           'lines for `;`; interrupted while writing an output)'
 
 
 @case

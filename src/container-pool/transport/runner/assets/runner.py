@@ -1754,11 +1754,15 @@ def out_ok(v):
         x in MIMES and (x == 'application/json' or isinstance(y, str)) for x, y in d.items()))
 
 
+def _nonjson(c):
+    raise ValueError(c)  # NaN, Infinity: Python's extension of JSON (the host's JSON.parse refuses them)
+
+
 def interp_msg(it, m):
     k = it.cell
     try:
-        v = json.loads(m.decode('utf-8'))
-    except ValueError:
+        v = json.loads(m.decode('utf-8'), parse_constant=_nonjson)
+    except (ValueError, RecursionError):  # too deeply nested for the parser: as malformed (never the runner's death)
         v = None
     if k is not None and isinstance(v, dict):
         t = v.get('t')
