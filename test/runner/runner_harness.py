@@ -1365,6 +1365,16 @@ def rich_hostile():
         n += 1
         assert rich(r, 'x = 7').interp == n, label
     r.alive()
+    # a fork that runs to the end of the code does not render: no second result, nothing on the interpreter's
+    # channel after its cell (that would be a broken channel); a fork's display() is dropped
+    j = rich(r, 'import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(0.3)\npid == 0')
+    assert datas(j) == [('result', {'text/plain': 'False'})] and j.interp == n, j
+    j = rich(r, 'import os\npid = os.fork()\nif pid == 0:\n    display("child")\n    os._exit(0)\n'
+                'os.waitpid(pid, 0)\n"parent"')
+    assert datas(j) == [('result', {'text/plain': "'parent'"})], j
+    time.sleep(0.5)
+    j = rich(r, 'x')
+    assert datas(j) == [('result', {'text/plain': '7'})] and j.interp == n, j
     assert rich(r, 'x').interp == n
     assert not r.violations, r.violations
     r.close()

@@ -337,7 +337,7 @@ def cut(s, n, tail=False):
 # IPython's formatters do, sent to the runner as `out` messages while the cell runs. The caps are the host's; the
 # interpreter keeps them too, so it renders nothing past them. OUT: this process's state for the running cell.
 OUT = {'on': False, 'gen': 0, 'max': 0, 'bytes': 0, 'n': 0, 'used': 0, 'stop': False, 'figs': [], 'say': None,
-       'lock': _thread.allocate_lock()}
+       'lock': _thread.allocate_lock(), 'pid': 0}
 REPRS = (('image/png', '_repr_png_'), ('image/jpeg', '_repr_jpeg_'), ('image/svg+xml', '_repr_svg_'),
          ('text/html', '_repr_html_'), ('text/markdown', '_repr_markdown_'), ('text/latex', '_repr_latex_'),
          ('application/json', '_repr_json_'))
@@ -464,7 +464,9 @@ def _send(kind, data, gen):
             if len(b) > MIB:
                 b = None
     with o['lock']:
-        if not o['on'] or o['gen'] != gen:  # a thread of a cell that is over: dropped
+        # a thread of a cell that is over, or a fork the code made (it shares the channel: its messages could
+        # interleave with the interpreter's or come after `done`): dropped
+        if not o['on'] or o['gen'] != gen or os.getpid() != o['pid']:
             return
         if b is None:
             if o['stop']:
@@ -480,7 +482,7 @@ def _send(kind, data, gen):
 def _pub(kind, obj):
     o = OUT
     gen = o['gen']
-    if not o['on']:
+    if not o['on'] or os.getpid() != o['pid']:
         return
     _send(kind, None if o['stop'] or o['n'] >= o['max'] else _bundle(obj), gen)
 
@@ -685,7 +687,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         sk.sendall(_len(b).to_bytes(4, 'big') + b)
 
     O = OUT
-    O['say'] = sayb
+    O['say'], O['pid'] = sayb, me
     builtins.display = display
     _ipython_shim()
     if 'matplotlib.pyplot' in sys.modules:
