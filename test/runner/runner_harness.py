@@ -1375,6 +1375,11 @@ def rich_hostile():
     time.sleep(0.5)
     j = rich(r, 'x')
     assert datas(j) == [('result', {'text/plain': '7'})] and j.interp == n, j
+    # `;` and lines as Python counts them (a form feed or a vertical tab in a string is no line break)
+    j = rich(r, 's = "a\x0bb\x0cc"\ns;')
+    assert j.outputs == [], j
+    j = rich(r, 's = "a\x0b  ;"\nx')
+    assert datas(j) == [('result', {'text/plain': '7'})], j
     assert rich(r, 'x').interp == n
     assert not r.violations, r.violations
     r.close()

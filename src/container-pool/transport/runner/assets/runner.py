@@ -649,7 +649,8 @@ def _ipython_shim():
 def _semicolon(src, node):
     # IPython: a trailing expression whose line ends with `;` shows nothing
     try:
-        line = src.splitlines()[node.end_lineno - 1]
+        # lines as the compiler counts them (str.splitlines also breaks at \f, \v, \x1c, \u2028 ...)
+        line = src.replace('\r\n', '\n').replace('\r', '\n').split('\n')[node.end_lineno - 1]
         return line.encode('utf-8')[node.end_col_offset:].lstrip().startswith(b';')
     except (IndexError, TypeError, UnicodeError):
         return False
