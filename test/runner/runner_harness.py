@@ -1380,6 +1380,15 @@ def rich_hostile():
     assert j.outputs == [], j
     j = rich(r, 's = "a\x0b  ;"\nx')
     assert datas(j) == [('result', {'text/plain': '7'})], j
+    # an INTERRUPT while the interpreter writes a large output: the message is never cut (that would break the
+    # channel and lose the interpreter's state); the cell ends with KeyboardInterrupt
+    for _ in range(5):
+        j = r.start(code='while True:\n    display("x" * 900000)', cell=True, outputs=(1024, 1 << 31))
+        time.sleep(0.15)
+        r.write(INTERRUPT, j.jid)
+        assert j.done.wait(30), j
+        assert j.alive and j.interp == n and j.error_['name'] == 'KeyboardInterrupt', j
+        assert len(j.outputs) > 0 and all(o['data'] is not None for o in j.outputs), len(j.outputs)
     assert rich(r, 'x').interp == n
     assert not r.violations, r.violations
     r.close()

@@ -684,8 +684,23 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         b = _dumps(m).encode()
         sk.sendall(_len(b).to_bytes(4, 'big') + b)
 
+    mt = _thread.get_ident()
+
     def sayb(b):
-        sk.sendall(_len(b).to_bytes(4, 'big') + b)
+        # an output (the code's own thread may call it too): a SIGINT while it is written is raised once it is
+        # all written; a message cut by KeyboardInterrupt would break the channel (sendall runs the handler)
+        if _thread.get_ident() != mt:  # only the main thread runs the handler
+            sk.sendall(_len(b).to_bytes(4, 'big') + b)
+            return
+        a = A[0]
+        A[0] = False
+        try:
+            sk.sendall(_len(b).to_bytes(4, 'big') + b)
+        finally:
+            A[0] = a
+        if a and A[1]:
+            A[1] = False
+            raise KeyboardInterrupt
 
     O = OUT
     O['say'], O['pid'] = sayb, me
