@@ -1460,6 +1460,16 @@ def datascience():
     j = rich(r, 'import gc\nfor i in range(20):\n    f = plt.figure(figsize=(1, 1), dpi=10)\n    display(f)\n'
                 '    plt.close(f)\n    del f\n    gc.collect()\ng = plt.figure(figsize=(2, 1), dpi=10)', outputs=(32, MIB))
     assert len(j.outputs) == 21 and png_size(j.outputs[20]['data']['image/png']) == (20, 10), j
+    # figures never leak into a later call: closed at the end of a call without rich outputs (max 0: counted as
+    # dropped, not rendered) and of one that ended with SystemExit (rendered, as after an exception)
+    j = rich(r, 'plt.figure(figsize=(1, 1), dpi=10)\nplt.plot([1]);', outputs=(0, 0))
+    assert j.outputs == [] and j.exit['outputsDropped'] == 1, j
+    j = r.cell('plt.figure(figsize=(3, 2), dpi=10)\nraise SystemExit(0)', outputs=(32, MIB))
+    d = datas(j)
+    assert j.status == 0 and len(d) == 1 and png_size(d[0][1]['image/png']) == (30, 20), j
+    j = r.cell('plt.figure(figsize=(1, 1), dpi=10)\nraise SystemExit(3)')  # a host that asks for no outputs
+    assert j.status == 3 and j.outputs == [], j
+    assert datas(rich(r, 'len(plt.get_fignums())')) == [('result', {'text/plain': '0'})]
     assert b'threads running' not in r.stderr, r.stderr
     assert not r.violations, r.violations
     r.close()

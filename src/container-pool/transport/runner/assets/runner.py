@@ -799,8 +799,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                     d['_'] = v
                     _pub('result', v)
                 v = None
-            if rich:
-                _figs(True)
+            _figs(True)  # also without rich outputs (max 0: counted as dropped), or they would show in a later cell
             A[0] = False
         except SystemExit as e:
             A[0] = False
@@ -810,6 +809,13 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                     err = {'name': 'SystemExit', 'value': _str(e.code), 'traceback': ''}
             except BaseException:
                 st, err = 1, {'name': 'SystemExit', 'value': '', 'traceback': ''}
+            e = None
+            try:  # the figures it made still show, as after an exception
+                A[0] = True
+                _figs(True)
+            except BaseException:
+                pass
+            A[0] = False
         except BaseException as e:
             A[0] = False
             st = 1
@@ -817,13 +823,12 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                 err = _excreport(e, _fmt)
             except BaseException:
                 err = {'name': 'BaseException', 'value': '', 'traceback': ''}
-            if rich:  # the figures the code made before it failed still show (an interrupted cell's are closed)
-                try:
-                    A[0] = True
-                    _figs(True, not _isinst(e, KeyboardInterrupt))
-                except BaseException:
-                    pass
-                A[0] = False
+            try:  # the figures the code made before it failed still show (an interrupted cell's are closed)
+                A[0] = True
+                _figs(True, not _isinst(e, KeyboardInterrupt))
+            except BaseException:
+                pass
+            A[0] = False
             e = None
         A[0] = False
         with O['lock']:
