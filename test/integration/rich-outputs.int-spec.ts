@@ -277,6 +277,19 @@ describe('rich outputs: the data-science profile on a real engine', () => {
     const after = await s.runCode('"kept" in dir()');
     expect(after).toMatchObject({ exitCode: 0, stateLost: false, executionCount: 1 });
     expect(after.outputs[0].data['text/plain']).toBe('False');
+    // JSON that Python parses but JSON.parse does not (NaN), and JSON too deep for the runner's parser: the same
+    // (not a protocol violation that costs the container, nor the runner's death).
+    for (const value of ['"NaN"', '"[" * 100000 + "]" * 100000']) {
+      const odd = await s.runCode(
+        CHANNEL_FD +
+          'import os, time\nb = (\'{"t": "out", "type": "display", "data": {"text/plain": "x", ' +
+          `"application/json": ' + ${value} + "}}").encode()\n` +
+          'os.write(SF, len(b).to_bytes(4, "big") + b)\ntime.sleep(5)',
+      );
+      expect(odd).toMatchObject({ exitCode: 137, stateLost: true, outputs: [] });
+      expect((await s.runCode('6 * 7')).outputs[0].data['text/plain']).toBe('42');
+    }
+    expect(s.info().state).toBe('open');
   });
 });
 
