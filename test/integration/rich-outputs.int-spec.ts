@@ -170,6 +170,21 @@ describe('rich outputs: the data-science profile on a real engine', () => {
     ]);
   });
 
+  it("the README's example: the trailing DataFrame is the result, the figure its plot left open comes after it", async () => {
+    const s = await session();
+    const r = await s.runCode(
+      'import pandas as pd, matplotlib.pyplot as plt\n' +
+        'df = pd.DataFrame({"x": [1, 2, 3], "y": [1, 4, 9]})\n' +
+        'df.plot(x="x", y="y")\n' +
+        'df',
+      { maxOutputs: 8 },
+    );
+    expect(kinds(r)).toEqual(['result', 'display']);
+    expect(r.outputs[0].data['text/html']).toContain('<table');
+    expect(r.outputs[1].data).toMatchObject({ 'text/plain': '<Figure size 640x480 with 1 Axes>' });
+    expect(r.outputs[1].data['image/png']).toBeInstanceOf(Buffer);
+  });
+
   it('a matplotlib figure shown with plt.show() is a PNG that decodes to figsize x dpi pixels; then it is closed', async () => {
     const s = await session();
     const r = await s.runCode(
