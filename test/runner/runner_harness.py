@@ -1261,6 +1261,21 @@ def rich_outputs():
     assert datas(j) == [('result', {'text/plain': '42'})] and j.exit['outputsDropped'] == 0, j
     j = rich(r, 'print(_)\nx + 2;  # shows nothing')
     assert j.out == b'42\n' and j.outputs == [], j
+    # `_` is the code's own once it binds it (gettext's `_`, as IPython leaves it); deleted, it is the last result again
+    j = rich(r, 'from gettext import gettext as _\n1')
+    j = rich(r, '_("hi")')
+    assert datas(j) == [('result', {'text/plain': "'hi'"})], j
+    j = rich(r, 'del _\n2')
+    j = rich(r, '_ + 1')
+    assert datas(j) == [('result', {'text/plain': '3'})], j
+    j = rich(r, '_ * 2')
+    assert datas(j) == [('result', {'text/plain': '6'})], j
+    j = rich(r, 'import gettext\ndel _\ngettext.install("x")\n4')
+    j = rich(r, '_("in builtins")')
+    assert datas(j) == [('result', {'text/plain': "'in builtins'"})], j
+    j = rich(r, 'import builtins\ndel builtins._\n5')
+    j = rich(r, '_')
+    assert datas(j) == [('result', {'text/plain': '5'})], j
     for code in ('None', 'x = 1', 'def f():\n    return 1', 'x; y = 2'):
         j = rich(r, code)
         assert j.outputs == [], (code, j)

@@ -718,6 +718,8 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             except BaseException:
                 pass
 
+    und = [None]  # the last result the interpreter bound to `_` (itself: the code's own `_`)
+    und[0] = und
     kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
@@ -796,7 +798,12 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             if lco is not None:
                 v = _eval(lco, d)
                 if v is not None:
-                    d['_'] = v
+                    # as IPython: `_` is the last result unless the code bound `_` itself, in `__main__` or
+                    # in builtins (gettext's `_`, gettext.install())
+                    if ('_' not in d or d['_'] is und[0]) and '_' not in builtins.__dict__:
+                        d['_'] = und[0] = v
+                    else:
+                        und[0] = und
                     _pub('result', v)
                 v = None
             _figs(True)  # also without rich outputs (max 0: counted as dropped), or they would show in a later cell
