@@ -1397,11 +1397,13 @@ def rich_hostile():
     assert datas(j) == [('result', {'text/plain': '7'})], j
     # an INTERRUPT while the interpreter writes a large output: the message is never cut (that would break the
     # channel and lose the interpreter's state); the cell ends with KeyboardInterrupt
-    for _ in range(5):
+    for _ in range(20):
         j = r.start(code='while True:\n    display("x" * 900000)', cell=True, outputs=(1024, 1 << 31))
-        time.sleep(0.15)
+        end = time.time() + 20
+        while len(j.outputs) < 3 and time.time() < end and not j.done.is_set():  # well into the loop
+            time.sleep(0.005)
         r.write(INTERRUPT, j.jid)
-        assert j.done.wait(30), j
+        assert j.done.wait(10), j
         assert j.alive and j.interp == n and j.error_['name'] == 'KeyboardInterrupt', j
         assert len(j.outputs) > 0 and all(o['data'] is not None for o in j.outputs), len(j.outputs)
     assert rich(r, 'x').interp == n
