@@ -4,8 +4,9 @@
     python3 test/runner/runner_harness.py [-k substring] [--image IMAGE] [--quick]
 
 One line per case, a summary, exit status 1 when a case failed. Every container carries the label
-io.container-pool.test=runner-harness and runs with --rm; the docker clients are killed and the containers
-removed in `finally`, also when a case fails.
+io.container-pool.test=runner-harness (and one naming this run) and runs with --rm; the docker clients are killed
+and the containers removed in `finally`, also when a case fails; a container of this run left after that is a
+failure (another run's, on the same engine, is none of its business).
 """
 import json
 import os
@@ -21,6 +22,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, '..', '..', 'src', 'container-pool', 'transport', 'runner', 'assets', 'runner.py')
 IMAGE = 'container-pool-sandbox:bookworm'
 LABEL = 'io.container-pool.test=runner-harness'
+# this run's own containers: the leak check at the end looks for (and removes) these only, never those of another
+# harness run on the same engine
+RUN_LABEL = 'io.container-pool.test.run=%d-%d' % (os.getpid(), time.time_ns())
 HDR = struct.Struct('>IBI')
 JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
 HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE, OUTPUT = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87
@@ -91,7 +95,7 @@ class Runner(object):
         cmd = ['docker', 'run', '-i', '--rm', '--name', self.name, '--init=false', '--network', 'none',
                '--user', '65534:65534', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
                '--tmpfs', '/work:rw,exec,size=16m,mode=1777', '--tmpfs', '/tmp:rw,exec,size=16m,mode=1777',
-               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '-w', '/', image or IMAGE,
+               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '--label', RUN_LABEL, '-w', '/', image or IMAGE,
                'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
         if options is not None:
             cmd.append(json.dumps(options))
@@ -529,7 +533,8 @@ def throughput():
     drt = time.perf_counter() - t
     assert j.out == data
     # for scale: the docker CLI's attach stream alone (a plain container whose PID 1 is `head`)
-    p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--label', LABEL, '--network', 'none', IMAGE, 'sh', '-c',
+    p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--label', LABEL, '--label', RUN_LABEL, '--network', 'none',
+                          IMAGE, 'sh', '-c',
                           'sleep 0.3; exec head -c %d /dev/zero' % (10 * MIB)], stdout=subprocess.PIPE, bufsize=0)
     got, t0 = 0, None
     try:
@@ -1525,7 +1530,7 @@ def main():
             r.close() if r.p.poll() is None and False else None
             r.kill()
         for _ in range(50):  # --rm removal may still be in progress
-            left = subprocess.run(['docker', 'ps', '-aq', '--filter', 'label=' + LABEL],
+            left = subprocess.run(['docker', 'ps', '-aq', '--filter', 'label=' + RUN_LABEL],
                                   stdout=subprocess.PIPE).stdout
             if not left.strip():
                 break
