@@ -1395,6 +1395,14 @@ def rich_hostile():
     time.sleep(0.5)
     j = rich(r, 'x')
     assert datas(j) == [('result', {'text/plain': '7'})] and j.interp == n, j
+    # a representation larger than the byte budget is dropped before it is copied or encoded (a 50 MB image
+    # encoded would cost 3.5 times its size, past this container's 128 MiB)
+    for code in ('class P:\n    def _repr_png_(self):\n        return b"\\x00" * (50 << 20)\ndisplay(P())',
+                 'class H:\n    def _repr_html_(self):\n        return "x" * (50 << 20)\ndisplay(H())',
+                 'display({"text/plain": "p", "image/png": b"\\x00" * (50 << 20)}, raw=True)',
+                 'class J:\n    def _repr_json_(self):\n        return ["x" * (20 << 20)]\ndisplay(J())'):
+        j = rich(r, code + '\n"after"', outputs=(32, 1 << 20))
+        assert datas(j) == [('display', None)] and j.interp == n and j.exit['oomKills'] == 0, (code, j)
     # `;` and lines as Python counts them (a form feed or a vertical tab in a string is no line break)
     j = rich(r, 's = "a\x0bb\x0cc"\ns;')
     assert j.outputs == [], j

@@ -351,8 +351,13 @@ def _warn(what, obj, e):
         pass
 
 
+OVER = ('', -1)  # an entry past what is left of the byte budget: the output is dropped, nothing encoded
+
+
 def _entry(mime, v):
-    # a repr method's value as (message value, its size in bytes), or None (nothing for this type)
+    # a repr method's value as (message value, its size in bytes), None (nothing for this type) or OVER (larger
+    # than what is left of the cell's byte budget: not copied nor encoded, a huge one would cost its size again)
+    left = OUT['bytes'] - OUT['used']
     if mime in ('image/png', 'image/jpeg'):
         if isinstance(v, str):
             try:
@@ -361,6 +366,8 @@ def _entry(mime, v):
                 return None
         if not isinstance(v, (bytes, bytearray, memoryview)):
             return None
+        if (v.nbytes if isinstance(v, memoryview) else len(v)) > left:
+            return OVER
         v = bytes(v)
         return base64.b64encode(v).decode('ascii'), len(v)
     if mime == 'application/json':
@@ -371,10 +378,14 @@ def _entry(mime, v):
                 return None
         try:
             j = json.dumps(v, ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+            if len(j) > left:
+                return OVER
             return json.loads(j), len(j.encode('utf-8', 'surrogatepass'))
         except (TypeError, ValueError, RecursionError):
             return None
     if isinstance(v, str):
+        if len(v) > left:  # more bytes than that in any encoding
+            return OVER
         return v, len(v.encode('utf-8', 'surrogatepass'))
     return None
 
@@ -391,7 +402,7 @@ def _figdata(fig):
     try:
         b = io.BytesIO()
         fig.savefig(b, format='png')  # at the figure's own dpi: figsize x dpi pixels
-        data['image/png'] = _entry('image/png', b.getvalue())
+        data['image/png'] = _entry('image/png', b.getbuffer())
     except Exception as e:
         _warn('savefig', fig, e)
     return data
@@ -402,8 +413,8 @@ def _bundle(obj):
     data = {}
     mf = sys.modules.get('matplotlib.figure')
     if mf is not None and isinstance(obj, getattr(mf, 'Figure', ())):
-        data = _figdata(obj)
         OUT['figs'].append(obj)
+        data = _figdata(obj)
     elif not isinstance(obj, type) and _attr(obj, '_ipython_canary_method_should_not_exist_') is None:
         m = _attr(obj, '_repr_mimebundle_')
         if callable(m):
@@ -418,6 +429,8 @@ def _bundle(obj):
                 for k, v in r.items():
                     if k in MIMES and k not in data:
                         x = _entry(k, v)
+                        if x is OVER:
+                            return None
                         if x is not None:
                             data[k] = x
         for mime, name in REPRS:
@@ -436,6 +449,8 @@ def _bundle(obj):
             if v is None:
                 continue
             x = _entry(mime, v)
+            if x is OVER:
+                return None
             if x is None:
                 _warn(name, obj, TypeError('returned %s' % type(v).__name__))
             else:
@@ -447,10 +462,8 @@ def _bundle(obj):
                 raise TypeError('__repr__ returned non-string')
         except Exception:
             t = '<unprintable %s object>' % type(obj).__name__
-        if len(t) > OUT['bytes'] - OUT['used']:
-            return None  # over the caps in any encoding: not encoded at all
         data['text/plain'] = _entry('text/plain', t)
-    return data
+    return None if any(x is OVER for x in data.values()) else data
 
 
 def _send(kind, data, gen):
@@ -496,7 +509,7 @@ def display(*objs, **kw):
             data = {k: x for k, x in ((k, _entry(k, v)) for k, v in obj.items() if k in MIMES) if x is not None}
             if 'text/plain' not in data:
                 data['text/plain'] = ('', 0)
-            _send('display', data, gen)
+            _send('display', None if any(x is OVER for x in data.values()) else data, gen)
         else:
             _pub('display', obj)
 
