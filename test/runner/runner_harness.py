@@ -1490,6 +1490,10 @@ def datascience():
     j = rich(r, 'import gc\nfor i in range(20):\n    f = plt.figure(figsize=(1, 1), dpi=10)\n    display(f)\n'
                 '    plt.close(f)\n    del f\n    gc.collect()\ng = plt.figure(figsize=(2, 1), dpi=10)', outputs=(32, MIB))
     assert len(j.outputs) == 21 and png_size(j.outputs[20]['data']['image/png']) == (20, 10), j
+    # at the figure's own dpi (as IPython passes it), whatever savefig.dpi says
+    j = rich(r, 'plt.rcParams["savefig.dpi"] = 200\nplt.figure(figsize=(2, 1), dpi=50)\nplt.plot([1]);')
+    assert png_size(j.outputs[0]['data']['image/png']) == (100, 50), j
+    j = rich(r, 'plt.rcParams["savefig.dpi"] = "figure"')
     # figures never leak into a later call: closed at the end of a call without rich outputs (max 0: counted as
     # dropped, not rendered) and of one that ended with SystemExit (rendered, as after an exception)
     j = rich(r, 'plt.figure(figsize=(1, 1), dpi=10)\nplt.plot([1]);', outputs=(0, 0))

@@ -401,7 +401,7 @@ def _figdata(fig):
     data = {}
     try:
         b = io.BytesIO()
-        fig.savefig(b, format='png')  # at the figure's own dpi: figsize x dpi pixels
+        fig.savefig(b, format='png', dpi=fig.dpi)  # at the figure's own dpi (not savefig.dpi): figsize x dpi px
         data['image/png'] = _entry('image/png', b.getbuffer())
     except Exception as e:
         _warn('savefig', fig, e)
