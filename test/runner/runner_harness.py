@@ -88,15 +88,17 @@ class Job(object):
 class Runner(object):
     """One container running runner.py; a reader thread parses and checks the frames it sends."""
 
-    def __init__(self, deadline=120, memory='128m', pids=64, image=None, options=None):
+    def __init__(self, deadline=120, memory='128m', pids=64, image=None, options=None, tmpfs=()):
         _seq[0] += 1
         self.name = 'runner-harness-%d-%d' % (os.getpid(), _seq[0])
         self.deadline = time.time() + deadline
         cmd = ['docker', 'run', '-i', '--rm', '--name', self.name, '--init=false', '--network', 'none',
                '--user', '65534:65534', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
                '--tmpfs', '/work:rw,exec,size=16m,mode=1777', '--tmpfs', '/tmp:rw,exec,size=16m,mode=1777',
-               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '--label', RUN_LABEL, '-w', '/', image or IMAGE,
-               'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
+               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '--label', RUN_LABEL, '-w', '/']
+        for t in tmpfs:  # more writable directories (e.g. one on sys.path)
+            cmd += ['--mount', 'type=tmpfs,dst=%s,tmpfs-mode=1777,tmpfs-size=4m' % t]
+        cmd += [image or IMAGE, 'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
         if options is not None:
             cmd.append(json.dumps(options))
         self.resets = queue.Queue()
@@ -1425,6 +1427,33 @@ def rich_hostile():
     r.kill()
     return 'ok (NaN, Infinity, deep JSON: the interpreter killed, the runner alive; forks render nothing; ' \
            'lines for `;`; interrupted while writing an output)'
+
+
+@case
+def rich_real_ipython():
+    # an image with IPython: its display() (which, outside an IPython shell, prints) is the interpreter's
+    site = '/usr/lib/python311.zip'  # on sys.path but not in the image: a directory mounted there is one
+    r = new_runner(tmpfs=[site])
+    files = {'IPython/__init__.py': 'version_info = (8, 0)\n', 'IPython/core/__init__.py': '',
+             'IPython/core/display_functions.py': 'def display(*objs, **kw):\n    print("printed", *objs)\n',
+             'IPython/core/display.py': 'from IPython.core.display_functions import display\n'
+                                        'class HTML:\n    def __init__(self, d):\n        self.d = d\n'
+                                        '    def _repr_html_(self):\n        return self.d\n',
+             'IPython/display.py': 'from IPython.core.display import display, HTML\n'}
+    j = rich(r, 'import os\nfor p, t in %r.items():\n    os.makedirs(os.path.dirname(os.path.join(%r, p)), exist_ok=True)\n'
+                '    open(os.path.join(%r, p), "w").write(t)' % (files, site, site))
+    j = r.cell('import os\nos._exit(0)')  # the next interpreter finds IPython as it starts
+    assert j.alive is False, j
+    j = rich(r, 'import IPython\nfrom IPython.display import display, HTML\ndisplay(HTML("<b>x</b>"), 2)\n'
+                'import IPython.core.display_functions as f\nf.display(3)\nIPython.version_info')
+    assert j.out == b'', j
+    d = datas(j)
+    assert [x['text/plain'] for _, x in d] == [d[0][1]['text/plain'], '2', '3', '(8, 0)'], j
+    assert d[0][1]['text/html'] == '<b>x</b>', j
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    return 'ok (IPython.display.display and IPython.core.display_functions.display are the interpreter\'s)'
 
 
 @case

@@ -556,10 +556,22 @@ def _patch(plt):
         plt.show = _show
 
 
+def _ipdisplay(m):
+    # a real IPython's display() (outside an IPython shell it prints the objects) is the interpreter's
+    if getattr(m, 'display', display) is not display:
+        m.display = display
+
+
+HOOKS = {'matplotlib.pyplot': lambda m: _patch(m), 'IPython.core.display_functions': _ipdisplay,
+         'IPython.core.display': _ipdisplay, 'IPython.display': _ipdisplay}
+
+
 class _PltHook(object):
-    # the first `import matplotlib.pyplot` gets plt.show patched (a pre-imported one is patched at the start)
+    # the first `import matplotlib.pyplot` gets plt.show patched, IPython's modules their display (one imported
+    # already, pre-imported, is patched at the start)
     def find_spec(self, name, path=None, target=None):
-        if name != 'matplotlib.pyplot':
+        fix = HOOKS.get(name)
+        if fix is None:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         ld = getattr(spec, 'loader', None)
@@ -569,7 +581,7 @@ class _PltHook(object):
 
         def exec_module(m, ex=ex):
             ex(m)
-            _patch(m)
+            fix(m)
 
         ld.exec_module = exec_module
         return spec
@@ -719,10 +731,10 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
     O['say'], O['pid'] = sayb, me
     builtins.display = display
     _ipython_shim()
-    if 'matplotlib.pyplot' in sys.modules:
-        _patch(sys.modules['matplotlib.pyplot'])
-    else:
-        sys.meta_path.insert(0, _PltHook())
+    for k, fix in HOOKS.items():
+        if sys.modules.get(k) is not None:
+            fix(sys.modules[k])
+    sys.meta_path.insert(0, _PltHook())
 
     def flush_all():
         for f in (sys.stdout, sys.stderr, own[1], own[2]):
