@@ -95,10 +95,11 @@ export POOL_IMAGE="$image"
 
 # The datascience profile (src/cli/service-profiles.ts): its image is built here when missing. A failed build
 # leaves that profile degraded (its calls fail with IMAGE_UNAVAILABLE); the default profile still serves.
+# Decided as the service decides it (datascience_profile_wanted), so it is not built for a service without it.
 ds_switch="${CONTAINER_POOL_DATASCIENCE:-$(dotenv_value CONTAINER_POOL_DATASCIENCE)}"
 ds_profiles="${POOL_PROFILES:-$(dotenv_value POOL_PROFILES)}"
-case "$ds_switch" in 0 | false | no) ds_wanted="" ;; *) ds_wanted=1 ;; esac
-if [ -n "$ds_wanted" ] && [ -z "$ds_profiles" ]; then
+ds_name="${POOL_NAME:-$(dotenv_value POOL_NAME)}"
+if datascience_profile_wanted "$ds_switch" "$ds_profiles" "$ds_name"; then
   ds_image="${POOL_PROFILE__DATASCIENCE__IMAGE:-$(dotenv_value POOL_PROFILE__DATASCIENCE__IMAGE)}"
   ds_image="${ds_image:-${DATASCIENCE_IMAGE:-$(dotenv_value DATASCIENCE_IMAGE)}}"
   ds_image="${ds_image:-container-pool-datascience:bookworm}"

@@ -282,3 +282,25 @@ ensure_node_packages() {
     (cd "$CP_SCRIPTS_DIR/.." && npm ci --no-audit --no-fund)
   fi
 }
+
+# datascience_profile_wanted SWITCH PROFILES NAME: whether the runnable service will have its datascience profile,
+# decided as src/cli/service-profiles.ts decides it (CONTAINER_POOL_DATASCIENCE, POOL_PROFILES, POOL_NAME): not
+# with the switch 0, false or no (any case, blanks around), nor with a switch it refuses (the service does not
+# start), nor when POOL_PROFILES names the profiles, nor with a POOL_NAME that cannot name a profile beside it.
+datascience_profile_wanted() {
+  local LC_ALL=C switch profiles name
+  switch="$(_cp_trim "$1" | tr '[:upper:]' '[:lower:]')"
+  profiles="$(_cp_trim "$2")"
+  name="$(_cp_trim "$3")"
+  name="${name:-default}"
+  case "$switch" in "" | 1 | true | yes) ;; *) return 1 ;; esac
+  [ -z "$profiles" ] || return 1
+  [[ "$name" =~ ^[a-z][a-z0-9-]{0,30}$ ]] && [ "$name" != datascience ]
+}
+
+# _cp_trim TEXT: TEXT without the blanks (spaces, tabs, newlines) around it.
+_cp_trim() {
+  local s="$1"
+  s="${s#"${s%%[![:space:]]*}"}"
+  printf '%s' "${s%"${s##*[![:space:]]}"}"
+}

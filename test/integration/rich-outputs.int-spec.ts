@@ -170,6 +170,21 @@ describe('rich outputs: the data-science profile on a real engine', () => {
     ]);
   });
 
+  it("the README's example: the trailing DataFrame is the result, the figure its plot left open comes after it", async () => {
+    const s = await session();
+    const r = await s.runCode(
+      'import pandas as pd, matplotlib.pyplot as plt\n' +
+        'df = pd.DataFrame({"x": [1, 2, 3], "y": [1, 4, 9]})\n' +
+        'df.plot(x="x", y="y")\n' +
+        'df',
+      { maxOutputs: 8 },
+    );
+    expect(kinds(r)).toEqual(['result', 'display']);
+    expect(r.outputs[0].data['text/html']).toContain('<table');
+    expect(r.outputs[1].data).toMatchObject({ 'text/plain': '<Figure size 640x480 with 1 Axes>' });
+    expect(r.outputs[1].data['image/png']).toBeInstanceOf(Buffer);
+  });
+
   it('a matplotlib figure shown with plt.show() is a PNG that decodes to figsize x dpi pixels; then it is closed', async () => {
     const s = await session();
     const r = await s.runCode(
@@ -277,6 +292,19 @@ describe('rich outputs: the data-science profile on a real engine', () => {
     const after = await s.runCode('"kept" in dir()');
     expect(after).toMatchObject({ exitCode: 0, stateLost: false, executionCount: 1 });
     expect(after.outputs[0].data['text/plain']).toBe('False');
+    // JSON that Python parses but JSON.parse does not (NaN), and JSON too deep for the runner's parser: the same
+    // (not a protocol violation that costs the container, nor the runner's death).
+    for (const value of ['"NaN"', '"[" * 100000 + "]" * 100000']) {
+      const odd = await s.runCode(
+        CHANNEL_FD +
+          'import os, time\nb = (\'{"t": "out", "type": "display", "data": {"text/plain": "x", ' +
+          `"application/json": ' + ${value} + "}}").encode()\n` +
+          'os.write(SF, len(b).to_bytes(4, "big") + b)\ntime.sleep(5)',
+      );
+      expect(odd).toMatchObject({ exitCode: 137, stateLost: true, outputs: [] });
+      expect((await s.runCode('6 * 7')).outputs[0].data['text/plain']).toBe('42');
+    }
+    expect(s.info().state).toBe('open');
   });
 });
 

@@ -4,8 +4,9 @@
     python3 test/runner/runner_harness.py [-k substring] [--image IMAGE] [--quick]
 
 One line per case, a summary, exit status 1 when a case failed. Every container carries the label
-io.container-pool.test=runner-harness and runs with --rm; the docker clients are killed and the containers
-removed in `finally`, also when a case fails.
+io.container-pool.test=runner-harness (and one naming this run) and runs with --rm; the docker clients are killed
+and the containers removed in `finally`, also when a case fails; a container of this run left after that is a
+failure (another run's, on the same engine, is none of its business).
 """
 import json
 import os
@@ -21,6 +22,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, '..', '..', 'src', 'container-pool', 'transport', 'runner', 'assets', 'runner.py')
 IMAGE = 'container-pool-sandbox:bookworm'
 LABEL = 'io.container-pool.test=runner-harness'
+# this run's own containers: the leak check at the end looks for (and removes) these only, never those of another
+# harness run on the same engine
+RUN_LABEL = 'io.container-pool.test.run=%d-%d' % (os.getpid(), time.time_ns())
 HDR = struct.Struct('>IBI')
 JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
 HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE, OUTPUT = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87
@@ -34,6 +38,10 @@ ENV = [PATH, 'HOME=/tmp']
 MIB = 1 << 20
 SRC = open(RUNNER).read()
 _seq = [0]
+
+
+def _nonjson(c):
+    raise ValueError(c)
 
 
 class Job(object):
@@ -80,15 +88,17 @@ class Job(object):
 class Runner(object):
     """One container running runner.py; a reader thread parses and checks the frames it sends."""
 
-    def __init__(self, deadline=120, memory='128m', pids=64, image=None, options=None):
+    def __init__(self, deadline=120, memory='128m', pids=64, image=None, options=None, tmpfs=()):
         _seq[0] += 1
         self.name = 'runner-harness-%d-%d' % (os.getpid(), _seq[0])
         self.deadline = time.time() + deadline
         cmd = ['docker', 'run', '-i', '--rm', '--name', self.name, '--init=false', '--network', 'none',
                '--user', '65534:65534', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
                '--tmpfs', '/work:rw,exec,size=16m,mode=1777', '--tmpfs', '/tmp:rw,exec,size=16m,mode=1777',
-               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '-w', '/', image or IMAGE,
-               'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
+               '--memory', memory, '--pids-limit', str(pids), '--label', LABEL, '--label', RUN_LABEL, '-w', '/']
+        for t in tmpfs:  # more writable directories (e.g. one on sys.path)
+            cmd += ['--mount', 'type=tmpfs,dst=%s,tmpfs-mode=1777,tmpfs-size=4m' % t]
+        cmd += [image or IMAGE, 'python3', '-I', '-c', SRC, '%.3f' % self.deadline, str(PROTOCOL)]
         if options is not None:
             cmd.append(json.dumps(options))
         self.resets = queue.Queue()
@@ -180,7 +190,11 @@ class Runner(object):
                 self._violation('empty STDERR')
             j.err += payload
         elif t == OUTPUT:
-            o = json.loads(payload)
+            try:  # as strict as the host's JSON.parse: no NaN, Infinity
+                o = json.loads(payload, parse_constant=_nonjson)
+            except ValueError:
+                self._violation('OUTPUT that is not JSON %r' % payload[:200])
+                o = None
             d = o.get('data') if isinstance(o, dict) else None
             if (j.kind != 'cell' or not isinstance(o, dict) or set(o) != {'t', 'type', 'data'} or o['t'] != 'out'
                     or o['type'] not in ('result', 'display')
@@ -521,7 +535,8 @@ def throughput():
     drt = time.perf_counter() - t
     assert j.out == data
     # for scale: the docker CLI's attach stream alone (a plain container whose PID 1 is `head`)
-    p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--label', LABEL, '--network', 'none', IMAGE, 'sh', '-c',
+    p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--label', LABEL, '--label', RUN_LABEL, '--network', 'none',
+                          IMAGE, 'sh', '-c',
                           'sleep 0.3; exec head -c %d /dev/zero' % (10 * MIB)], stdout=subprocess.PIPE, bufsize=0)
     got, t0 = 0, None
     try:
@@ -1253,6 +1268,21 @@ def rich_outputs():
     assert datas(j) == [('result', {'text/plain': '42'})] and j.exit['outputsDropped'] == 0, j
     j = rich(r, 'print(_)\nx + 2;  # shows nothing')
     assert j.out == b'42\n' and j.outputs == [], j
+    # `_` is the code's own once it binds it (gettext's `_`, as IPython leaves it); deleted, it is the last result again
+    j = rich(r, 'from gettext import gettext as _\n1')
+    j = rich(r, '_("hi")')
+    assert datas(j) == [('result', {'text/plain': "'hi'"})], j
+    j = rich(r, 'del _\n2')
+    j = rich(r, '_ + 1')
+    assert datas(j) == [('result', {'text/plain': '3'})], j
+    j = rich(r, '_ * 2')
+    assert datas(j) == [('result', {'text/plain': '6'})], j
+    j = rich(r, 'import gettext\ndel _\ngettext.install("x")\n4')
+    j = rich(r, '_("in builtins")')
+    assert datas(j) == [('result', {'text/plain': "'in builtins'"})], j
+    j = rich(r, 'import builtins\ndel builtins._\n5')
+    j = rich(r, '_')
+    assert datas(j) == [('result', {'text/plain': '5'})], j
     for code in ('None', 'x = 1', 'def f():\n    return 1', 'x; y = 2'):
         j = rich(r, code)
         assert j.outputs == [], (code, j)
@@ -1341,6 +1371,92 @@ def rich_outputs():
 
 
 @case
+def rich_hostile():
+    # what the code can do to the channel and the outputs; the runner (PID 1) and the interpreter survive what
+    # is not theirs to die of
+    r = new_runner()
+    n = rich(r, 'x = 7').interp
+    # messages the host's JSON.parse would refuse, or too deep for the runner's parser: a broken channel (the
+    # interpreter is killed), never a dead runner or a frame the host cannot read
+    for label, expr in (('NaN', '"NaN"'), ('Infinity', '"-Infinity"'), ('deep', '"[" * 100000 + "]" * 100000')):
+        j = r.cell('import os, time\nb = (\'{"t": "out", "type": "display", "data": {"text/plain": "x", '
+                   '"application/json": \' + %s + "}}").encode()\nos.write(1023, len(b).to_bytes(4, "big") + b)\n'
+                   'time.sleep(2)' % expr, outputs=(32, MIB))
+        assert not r.eof.is_set(), (label, bytes(r.stderr[-300:]))
+        assert j.alive is False and j.status == 137 and j.outputs == [], (label, j)
+        n += 1
+        assert rich(r, 'x = 7').interp == n, label
+    r.alive()
+    # a fork that runs to the end of the code does not render: no second result, nothing on the interpreter's
+    # channel after its cell (that would be a broken channel); a fork's display() is dropped
+    j = rich(r, 'import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(0.3)\npid == 0')
+    assert datas(j) == [('result', {'text/plain': 'False'})] and j.interp == n, j
+    j = rich(r, 'import os\npid = os.fork()\nif pid == 0:\n    display("child")\n    os._exit(0)\n'
+                'os.waitpid(pid, 0)\n"parent"')
+    assert datas(j) == [('result', {'text/plain': "'parent'"})], j
+    time.sleep(0.5)
+    j = rich(r, 'x')
+    assert datas(j) == [('result', {'text/plain': '7'})] and j.interp == n, j
+    # a representation larger than the byte budget is dropped before it is copied or encoded (a 50 MB image
+    # encoded would cost 3.5 times its size, past this container's 128 MiB)
+    for code in ('class P:\n    def _repr_png_(self):\n        return b"\\x00" * (50 << 20)\ndisplay(P())',
+                 'class H:\n    def _repr_html_(self):\n        return "x" * (50 << 20)\ndisplay(H())',
+                 'display({"text/plain": "p", "image/png": b"\\x00" * (50 << 20)}, raw=True)',
+                 'class J:\n    def _repr_json_(self):\n        return ["x" * (20 << 20)]\ndisplay(J())'):
+        j = rich(r, code + '\n"after"', outputs=(32, 1 << 20))
+        assert datas(j) == [('display', None)] and j.interp == n and j.exit['oomKills'] == 0, (code, j)
+    # `;` and lines as Python counts them (a form feed or a vertical tab in a string is no line break)
+    j = rich(r, 's = "a\x0bb\x0cc"\ns;')
+    assert j.outputs == [], j
+    j = rich(r, 's = "a\x0b  ;"\nx')
+    assert datas(j) == [('result', {'text/plain': '7'})], j
+    # an INTERRUPT while the interpreter writes a large output: the message is never cut (that would break the
+    # channel and lose the interpreter's state); the cell ends with KeyboardInterrupt
+    for _ in range(20):
+        j = r.start(code='while True:\n    display("x" * 900000)', cell=True, outputs=(1024, 1 << 31))
+        end = time.time() + 20
+        while len(j.outputs) < 3 and time.time() < end and not j.done.is_set():  # well into the loop
+            time.sleep(0.005)
+        r.write(INTERRUPT, j.jid)
+        assert j.done.wait(10), j
+        assert j.alive and j.interp == n and j.error_['name'] == 'KeyboardInterrupt', j
+        assert len(j.outputs) > 0 and all(o['data'] is not None for o in j.outputs), len(j.outputs)
+    assert rich(r, 'x').interp == n
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    return 'ok (NaN, Infinity, deep JSON: the interpreter killed, the runner alive; forks render nothing; ' \
+           'lines for `;`; interrupted while writing an output)'
+
+
+@case
+def rich_real_ipython():
+    # an image with IPython: its display() (which, outside an IPython shell, prints) is the interpreter's
+    site = '/usr/lib/python311.zip'  # on sys.path but not in the image: a directory mounted there is one
+    r = new_runner(tmpfs=[site])
+    files = {'IPython/__init__.py': 'version_info = (8, 0)\n', 'IPython/core/__init__.py': '',
+             'IPython/core/display_functions.py': 'def display(*objs, **kw):\n    print("printed", *objs)\n',
+             'IPython/core/display.py': 'from IPython.core.display_functions import display\n'
+                                        'class HTML:\n    def __init__(self, d):\n        self.d = d\n'
+                                        '    def _repr_html_(self):\n        return self.d\n',
+             'IPython/display.py': 'from IPython.core.display import display, HTML\n'}
+    j = rich(r, 'import os\nfor p, t in %r.items():\n    os.makedirs(os.path.dirname(os.path.join(%r, p)), exist_ok=True)\n'
+                '    open(os.path.join(%r, p), "w").write(t)' % (files, site, site))
+    j = r.cell('import os\nos._exit(0)')  # the next interpreter finds IPython as it starts
+    assert j.alive is False, j
+    j = rich(r, 'import IPython\nfrom IPython.display import display, HTML\ndisplay(HTML("<b>x</b>"), 2)\n'
+                'import IPython.core.display_functions as f\nf.display(3)\nIPython.version_info')
+    assert j.out == b'', j
+    d = datas(j)
+    assert [x['text/plain'] for _, x in d] == [d[0][1]['text/plain'], '2', '3', '(8, 0)'], j
+    assert d[0][1]['text/html'] == '<b>x</b>', j
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    return 'ok (IPython.display.display and IPython.core.display_functions.display are the interpreter\'s)'
+
+
+@case
 def datascience():
     if subprocess.run(['docker', 'image', 'inspect', DATASCIENCE_IMAGE], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL).returncode != 0:
@@ -1403,6 +1519,20 @@ def datascience():
     j = rich(r, 'import gc\nfor i in range(20):\n    f = plt.figure(figsize=(1, 1), dpi=10)\n    display(f)\n'
                 '    plt.close(f)\n    del f\n    gc.collect()\ng = plt.figure(figsize=(2, 1), dpi=10)', outputs=(32, MIB))
     assert len(j.outputs) == 21 and png_size(j.outputs[20]['data']['image/png']) == (20, 10), j
+    # at the figure's own dpi (as IPython passes it), whatever savefig.dpi says
+    j = rich(r, 'plt.rcParams["savefig.dpi"] = 200\nplt.figure(figsize=(2, 1), dpi=50)\nplt.plot([1]);')
+    assert png_size(j.outputs[0]['data']['image/png']) == (100, 50), j
+    j = rich(r, 'plt.rcParams["savefig.dpi"] = "figure"')
+    # figures never leak into a later call: closed at the end of a call without rich outputs (max 0: counted as
+    # dropped, not rendered) and of one that ended with SystemExit (rendered, as after an exception)
+    j = rich(r, 'plt.figure(figsize=(1, 1), dpi=10)\nplt.plot([1]);', outputs=(0, 0))
+    assert j.outputs == [] and j.exit['outputsDropped'] == 1, j
+    j = r.cell('plt.figure(figsize=(3, 2), dpi=10)\nraise SystemExit(0)', outputs=(32, MIB))
+    d = datas(j)
+    assert j.status == 0 and len(d) == 1 and png_size(d[0][1]['image/png']) == (30, 20), j
+    j = r.cell('plt.figure(figsize=(1, 1), dpi=10)\nraise SystemExit(3)')  # a host that asks for no outputs
+    assert j.status == 3 and j.outputs == [], j
+    assert datas(rich(r, 'len(plt.get_fignums())')) == [('result', {'text/plain': '0'})]
     assert b'threads running' not in r.stderr, r.stderr
     assert not r.violations, r.violations
     r.close()
@@ -1441,7 +1571,7 @@ def main():
             r.close() if r.p.poll() is None and False else None
             r.kill()
         for _ in range(50):  # --rm removal may still be in progress
-            left = subprocess.run(['docker', 'ps', '-aq', '--filter', 'label=' + LABEL],
+            left = subprocess.run(['docker', 'ps', '-aq', '--filter', 'label=' + RUN_LABEL],
                                   stdout=subprocess.PIPE).stdout
             if not left.strip():
                 break

@@ -1,4 +1,7 @@
 /* The runnable service's profiles: `default` as before and `datascience` when the operator lists none. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readPoolEnv, resolvePoolOptions } from '../../src/container-pool/config';
 import { addServiceProfiles, DATASCIENCE_IMAGE } from '../../src/cli/service-profiles';
 
@@ -72,5 +75,56 @@ describe('the service profiles', () => {
     expect(addServiceProfiles(upper)).toMatchObject({ profiles: [], skipped: /My\.Pool/ });
     expect(upper.POOL_PROFILES).toBeUndefined();
     expect(resolved(upper).profiles.map((p) => p.profile)).toEqual(['My.Pool']);
+  });
+
+  it('scripts/serve.sh builds the data-science image exactly when the service will have the profile', () => {
+    // serve.sh decides before the service runs (datascience_profile_wanted in scripts/lib/common.sh)
+    const common = join(__dirname, '../../scripts/lib/common.sh');
+    const cases: [string, string, string][] = [
+      ['', '', ''],
+      ['1', '', ''],
+      [' Yes ', '', ''],
+      ['0', '', ''],
+      ['FALSE', '', ''],
+      [' no\n', '', ''],
+      ['No', '', ''],
+      ['maybe', '', ''],
+      ['', 'python', ''],
+      ['', '  ', ''],
+      ['1', '', 'sandbox'],
+      ['', '', ' sandbox '],
+      ['', '', 'My.Pool'],
+      ['', '', 'datascience'],
+      ['', '', 'x'.repeat(32)],
+    ];
+    for (const [sw, profiles, name] of cases) {
+      const shell = execFileSync(
+        'bash',
+        [
+          '-c',
+          '. "$0"; datascience_profile_wanted "$1" "$2" "$3" && echo yes || echo no',
+          common,
+          sw,
+          profiles,
+          name,
+        ],
+        { encoding: 'utf8', env: { PATH: process.env.PATH } },
+      ).trim();
+      const env: NodeJS.ProcessEnv = {
+        ...(sw && { CONTAINER_POOL_DATASCIENCE: sw }),
+        ...(profiles && { POOL_PROFILES: profiles }),
+        ...(name && { POOL_NAME: name }),
+      };
+      let service: string;
+      try {
+        service = addServiceProfiles(env).profiles.includes('datascience') ? 'yes' : 'no';
+      } catch {
+        service = 'no'; // the service refuses the switch: it does not start
+      }
+      expect({ sw, profiles, name, shell }).toEqual({ sw, profiles, name, shell: service });
+    }
+    expect(readFileSync(join(__dirname, '../../scripts/serve.sh'), 'utf8')).toContain(
+      'if datascience_profile_wanted "$ds_switch" "$ds_profiles" "$ds_name"; then',
+    );
   });
 });

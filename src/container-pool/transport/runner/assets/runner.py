@@ -337,7 +337,7 @@ def cut(s, n, tail=False):
 # IPython's formatters do, sent to the runner as `out` messages while the cell runs. The caps are the host's; the
 # interpreter keeps them too, so it renders nothing past them. OUT: this process's state for the running cell.
 OUT = {'on': False, 'gen': 0, 'max': 0, 'bytes': 0, 'n': 0, 'used': 0, 'stop': False, 'figs': [], 'say': None,
-       'lock': _thread.allocate_lock()}
+       'lock': _thread.allocate_lock(), 'pid': 0}
 REPRS = (('image/png', '_repr_png_'), ('image/jpeg', '_repr_jpeg_'), ('image/svg+xml', '_repr_svg_'),
          ('text/html', '_repr_html_'), ('text/markdown', '_repr_markdown_'), ('text/latex', '_repr_latex_'),
          ('application/json', '_repr_json_'))
@@ -351,8 +351,13 @@ def _warn(what, obj, e):
         pass
 
 
+OVER = ('', -1)  # an entry past what is left of the byte budget: the output is dropped, nothing encoded
+
+
 def _entry(mime, v):
-    # a repr method's value as (message value, its size in bytes), or None (nothing for this type)
+    # a repr method's value as (message value, its size in bytes), None (nothing for this type) or OVER (larger
+    # than what is left of the cell's byte budget: not copied nor encoded, a huge one would cost its size again)
+    left = OUT['bytes'] - OUT['used']
     if mime in ('image/png', 'image/jpeg'):
         if isinstance(v, str):
             try:
@@ -361,6 +366,8 @@ def _entry(mime, v):
                 return None
         if not isinstance(v, (bytes, bytearray, memoryview)):
             return None
+        if (v.nbytes if isinstance(v, memoryview) else len(v)) > left:
+            return OVER
         v = bytes(v)
         return base64.b64encode(v).decode('ascii'), len(v)
     if mime == 'application/json':
@@ -371,10 +378,14 @@ def _entry(mime, v):
                 return None
         try:
             j = json.dumps(v, ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+            if len(j) > left:
+                return OVER
             return json.loads(j), len(j.encode('utf-8', 'surrogatepass'))
         except (TypeError, ValueError, RecursionError):
             return None
     if isinstance(v, str):
+        if len(v) > left:  # more bytes than that in any encoding
+            return OVER
         return v, len(v.encode('utf-8', 'surrogatepass'))
     return None
 
@@ -390,8 +401,8 @@ def _figdata(fig):
     data = {}
     try:
         b = io.BytesIO()
-        fig.savefig(b, format='png')  # at the figure's own dpi: figsize x dpi pixels
-        data['image/png'] = _entry('image/png', b.getvalue())
+        fig.savefig(b, format='png', dpi=fig.dpi)  # at the figure's own dpi (not savefig.dpi): figsize x dpi px
+        data['image/png'] = _entry('image/png', b.getbuffer())
     except Exception as e:
         _warn('savefig', fig, e)
     return data
@@ -402,8 +413,8 @@ def _bundle(obj):
     data = {}
     mf = sys.modules.get('matplotlib.figure')
     if mf is not None and isinstance(obj, getattr(mf, 'Figure', ())):
-        data = _figdata(obj)
         OUT['figs'].append(obj)
+        data = _figdata(obj)
     elif not isinstance(obj, type) and _attr(obj, '_ipython_canary_method_should_not_exist_') is None:
         m = _attr(obj, '_repr_mimebundle_')
         if callable(m):
@@ -418,6 +429,8 @@ def _bundle(obj):
                 for k, v in r.items():
                     if k in MIMES and k not in data:
                         x = _entry(k, v)
+                        if x is OVER:
+                            return None
                         if x is not None:
                             data[k] = x
         for mime, name in REPRS:
@@ -436,6 +449,8 @@ def _bundle(obj):
             if v is None:
                 continue
             x = _entry(mime, v)
+            if x is OVER:
+                return None
             if x is None:
                 _warn(name, obj, TypeError('returned %s' % type(v).__name__))
             else:
@@ -447,10 +462,8 @@ def _bundle(obj):
                 raise TypeError('__repr__ returned non-string')
         except Exception:
             t = '<unprintable %s object>' % type(obj).__name__
-        if len(t) > OUT['bytes'] - OUT['used']:
-            return None  # over the caps in any encoding: not encoded at all
         data['text/plain'] = _entry('text/plain', t)
-    return data
+    return None if any(x is OVER for x in data.values()) else data
 
 
 def _send(kind, data, gen):
@@ -464,7 +477,9 @@ def _send(kind, data, gen):
             if len(b) > MIB:
                 b = None
     with o['lock']:
-        if not o['on'] or o['gen'] != gen:  # a thread of a cell that is over: dropped
+        # a thread of a cell that is over, or a fork the code made (it shares the channel: its messages could
+        # interleave with the interpreter's or come after `done`): dropped
+        if not o['on'] or o['gen'] != gen or os.getpid() != o['pid']:
             return
         if b is None:
             if o['stop']:
@@ -480,7 +495,7 @@ def _send(kind, data, gen):
 def _pub(kind, obj):
     o = OUT
     gen = o['gen']
-    if not o['on']:
+    if not o['on'] or os.getpid() != o['pid']:
         return
     _send(kind, None if o['stop'] or o['n'] >= o['max'] else _bundle(obj), gen)
 
@@ -494,7 +509,7 @@ def display(*objs, **kw):
             data = {k: x for k, x in ((k, _entry(k, v)) for k, v in obj.items() if k in MIMES) if x is not None}
             if 'text/plain' not in data:
                 data['text/plain'] = ('', 0)
-            _send('display', data, gen)
+            _send('display', None if any(x is OVER for x in data.values()) else data, gen)
         else:
             _pub('display', obj)
 
@@ -541,10 +556,22 @@ def _patch(plt):
         plt.show = _show
 
 
+def _ipdisplay(m):
+    # a real IPython's display() (outside an IPython shell it prints the objects) is the interpreter's
+    if getattr(m, 'display', display) is not display:
+        m.display = display
+
+
+HOOKS = {'matplotlib.pyplot': lambda m: _patch(m), 'IPython.core.display_functions': _ipdisplay,
+         'IPython.core.display': _ipdisplay, 'IPython.display': _ipdisplay}
+
+
 class _PltHook(object):
-    # the first `import matplotlib.pyplot` gets plt.show patched (a pre-imported one is patched at the start)
+    # the first `import matplotlib.pyplot` gets plt.show patched, IPython's modules their display (one imported
+    # already, pre-imported, is patched at the start)
     def find_spec(self, name, path=None, target=None):
-        if name != 'matplotlib.pyplot':
+        fix = HOOKS.get(name)
+        if fix is None:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         ld = getattr(spec, 'loader', None)
@@ -554,7 +581,7 @@ class _PltHook(object):
 
         def exec_module(m, ex=ex):
             ex(m)
-            _patch(m)
+            fix(m)
 
         ld.exec_module = exec_module
         return spec
@@ -647,7 +674,8 @@ def _ipython_shim():
 def _semicolon(src, node):
     # IPython: a trailing expression whose line ends with `;` shows nothing
     try:
-        line = src.splitlines()[node.end_lineno - 1]
+        # lines as the compiler counts them (str.splitlines also breaks at \f, \v, \x1c, \u2028 ...)
+        line = src.replace('\r\n', '\n').replace('\r', '\n').split('\n')[node.end_lineno - 1]
         return line.encode('utf-8')[node.end_col_offset:].lstrip().startswith(b';')
     except (IndexError, TypeError, UnicodeError):
         return False
@@ -681,17 +709,32 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         b = _dumps(m).encode()
         sk.sendall(_len(b).to_bytes(4, 'big') + b)
 
+    mt = _thread.get_ident()
+
     def sayb(b):
-        sk.sendall(_len(b).to_bytes(4, 'big') + b)
+        # an output (the code's own thread may call it too): a SIGINT while it is written is raised once it is
+        # all written; a message cut by KeyboardInterrupt would break the channel (sendall runs the handler)
+        if _thread.get_ident() != mt:  # only the main thread runs the handler
+            sk.sendall(_len(b).to_bytes(4, 'big') + b)
+            return
+        a = A[0]
+        A[0] = False
+        try:
+            sk.sendall(_len(b).to_bytes(4, 'big') + b)
+        finally:
+            A[0] = a
+        if a and A[1]:
+            A[1] = False
+            raise KeyboardInterrupt
 
     O = OUT
-    O['say'] = sayb
+    O['say'], O['pid'] = sayb, me
     builtins.display = display
     _ipython_shim()
-    if 'matplotlib.pyplot' in sys.modules:
-        _patch(sys.modules['matplotlib.pyplot'])
-    else:
-        sys.meta_path.insert(0, _PltHook())
+    for k, fix in HOOKS.items():
+        if sys.modules.get(k) is not None:
+            fix(sys.modules[k])
+    sys.meta_path.insert(0, _PltHook())
 
     def flush_all():
         for f in (sys.stdout, sys.stderr, own[1], own[2]):
@@ -700,6 +743,8 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             except BaseException:
                 pass
 
+    und = [None]  # the last result the interpreter bound to `_` (itself: the code's own `_`)
+    und[0] = und
     kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
@@ -778,11 +823,15 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             if lco is not None:
                 v = _eval(lco, d)
                 if v is not None:
-                    d['_'] = v
+                    # as IPython: `_` is the last result unless the code bound `_` itself, in `__main__` or
+                    # in builtins (gettext's `_`, gettext.install())
+                    if ('_' not in d or d['_'] is und[0]) and '_' not in builtins.__dict__:
+                        d['_'] = und[0] = v
+                    else:
+                        und[0] = und
                     _pub('result', v)
                 v = None
-            if rich:
-                _figs(True)
+            _figs(True)  # also without rich outputs (max 0: counted as dropped), or they would show in a later cell
             A[0] = False
         except SystemExit as e:
             A[0] = False
@@ -792,6 +841,13 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                     err = {'name': 'SystemExit', 'value': _str(e.code), 'traceback': ''}
             except BaseException:
                 st, err = 1, {'name': 'SystemExit', 'value': '', 'traceback': ''}
+            e = None
+            try:  # the figures it made still show, as after an exception
+                A[0] = True
+                _figs(True)
+            except BaseException:
+                pass
+            A[0] = False
         except BaseException as e:
             A[0] = False
             st = 1
@@ -799,13 +855,12 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                 err = _excreport(e, _fmt)
             except BaseException:
                 err = {'name': 'BaseException', 'value': '', 'traceback': ''}
-            if rich:  # the figures the code made before it failed still show (an interrupted cell's are closed)
-                try:
-                    A[0] = True
-                    _figs(True, not _isinst(e, KeyboardInterrupt))
-                except BaseException:
-                    pass
-                A[0] = False
+            try:  # the figures the code made before it failed still show (an interrupted cell's are closed)
+                A[0] = True
+                _figs(True, not _isinst(e, KeyboardInterrupt))
+            except BaseException:
+                pass
+            A[0] = False
             e = None
         A[0] = False
         with O['lock']:
@@ -1754,11 +1809,15 @@ def out_ok(v):
         x in MIMES and (x == 'application/json' or isinstance(y, str)) for x, y in d.items()))
 
 
+def _nonjson(c):
+    raise ValueError(c)  # NaN, Infinity: Python's extension of JSON (the host's JSON.parse refuses them)
+
+
 def interp_msg(it, m):
     k = it.cell
     try:
-        v = json.loads(m.decode('utf-8'))
-    except ValueError:
+        v = json.loads(m.decode('utf-8'), parse_constant=_nonjson)
+    except (ValueError, RecursionError):  # too deeply nested for the parser: as malformed (never the runner's death)
         v = None
     if k is not None and isinstance(v, dict):
         t = v.get('t')
