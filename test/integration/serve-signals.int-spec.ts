@@ -182,7 +182,18 @@ describe('npm run serve stops when told', () => {
     expect(await engineContainers(s.name)).toHaveLength(2);
 
     const running = execute(s.port, 'import time\ntime.sleep(1.5)\nprint(6 * 7)');
-    await new Promise((r) => setTimeout(r, 500));
+    // SIGTERM once the execution runs (a fixed wait lost the race on a loaded machine: the request was still
+    // queued, and a queued one is refused at shutdown, 503).
+    await waitUntil(
+      async () => {
+        const stats = await fetch(`http://127.0.0.1:${s.port}/admin/pool`, {
+          headers: { Authorization: `Bearer ${TOKEN}` },
+        });
+        return ((await stats.json()) as { leased: number }).leased >= 1;
+      },
+      10_000,
+      'the execution to start',
+    );
     const t0 = Date.now();
     process.kill(s.proc.child.pid!, 'SIGTERM');
 
