@@ -23,7 +23,7 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
-import array, ast, atexit, base64, builtins, errno, fcntl, importlib.machinery, io, json, linecache, select, selectors, socket, struct, time, traceback, warnings  # all, first
+import array, ast, atexit, base64, builtins, errno, fcntl, importlib.machinery, io, json, linecache, select, socket, struct, time, traceback, warnings  # all, first
 import _thread
 
 MIB = 1 << 20
@@ -142,15 +142,21 @@ def _oomfile():
 OOMFILE = _oomfile()
 
 
+OOMFD = [-1]  # the runner's descriptor on it, opened once (CLOEXEC; every child closes it): re-read with pread
+
+
 def oom_kills():
     if OOMFILE is None:
         return None
     try:
-        fd = os.open(OOMFILE, os.O_RDONLY | os.O_CLOEXEC)
+        if OOMFD[0] < 0:
+            OOMFD[0] = os.open(OOMFILE, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            d = os.read(fd, 4096)
-        finally:
-            os.close(fd)
+            d = os.pread(OOMFD[0], 4096, 0)  # a cgroup file shows its counters anew at offset 0
+        except OSError:
+            os.close(OOMFD[0])
+            OOMFD[0] = -1
+            raise
         for l in d.split(b'\n'):
             if l.startswith(b'oom_kill '):
                 return int(l[9:])
@@ -763,7 +769,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         _sig(INT, IGN)  # a pending SIGINT from before this cell (its runner sends none before `start`) is dropped
         _sig(INT, onint)
         A[1] = False
-        say({'t': 'start'})
+        sayb(b'{"t": "start"}')
         flush_all()  # what a thread of an earlier cell left in the buffers goes to /dev/null, not this cell
         for i in (0, 1, 2):
             _dup2(fds[i], i)
@@ -1058,7 +1064,9 @@ def spawnp(argv, env, fa):
 
 # ---- the runner
 
-sel = selectors.DefaultSelector()
+EP = select.epoll()  # the loop's (CLOEXEC): epoll itself, no selectors layer (less code per wake-up)
+REGS = {}  # fd -> (callback, arg), one tuple per registration
+EV_READ, EV_WRITE = select.EPOLLIN, select.EPOLLOUT
 out = bytearray()  # the outbound queue (frames to the host)
 inb = bytearray()
 RBUF = bytearray(MIB)
@@ -1112,13 +1120,14 @@ def kill(pid):
 
 
 def reg(fd, ev, cb, arg):
-    if fd >= 0 and fd not in sel.get_map():
-        sel.register(fd, ev, (cb, arg))
+    if fd >= 0 and fd not in REGS:
+        EP.register(fd, ev)
+        REGS[fd] = (cb, arg)
 
 
 def unreg(fd):
-    if fd >= 0 and fd in sel.get_map():
-        sel.unregister(fd)
+    if fd >= 0 and REGS.pop(fd, None) is not None:
+        EP.unregister(fd)
 
 
 def close(fd):
@@ -1265,7 +1274,7 @@ def zygote_start():
     b.close()
     a.setblocking(False)
     zsock, zpid, zpending = a, pid, False
-    reg(a.fileno(), selectors.EVENT_READ, on_zygote, None)
+    reg(a.fileno(), EV_READ, on_zygote, None)
 
 
 def zygote_gone():
@@ -1358,7 +1367,7 @@ def feed_job(k):
         mv = mv[n:]
     k.jq = mv
     if mv:
-        reg(k.sj, selectors.EVENT_WRITE, feed_job_cb, k)
+        reg(k.sj, EV_WRITE, feed_job_cb, k)
     else:
         k.sj = close(k.sj)
 
@@ -1440,7 +1449,7 @@ def hand(jid, payload, k, iq, ieof, tries, oom0=None):
     k.jq = memoryview(payload)[w:]
     feed_job(k)
     began(jid, k, oom0)
-    reg(k.sx, selectors.EVENT_READ, on_status, k)
+    reg(k.sx, EV_READ, on_status, k)
 
 
 def began(jid, k, oom0=None):
@@ -1450,8 +1459,8 @@ def began(jid, k, oom0=None):
     k.oom0 = oom_kills() if oom0 is None else oom0
     jobs[jid] = k
     if not paused:
-        reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
-        reg(k.se, selectors.EVENT_READ, on_out, (k, STDERR))
+        reg(k.so, EV_READ, on_out, (k, STDOUT))
+        reg(k.se, EV_READ, on_out, (k, STDERR))
 
 
 def adj(v):
@@ -1554,7 +1563,7 @@ def feed(k):
             break
         del q[0]
     if q:
-        reg(k.si, selectors.EVENT_WRITE, feed_cb, k)
+        reg(k.si, EV_WRITE, feed_cb, k)
     else:
         unreg(k.si)
         if k.ieof:
@@ -1658,7 +1667,7 @@ def start_interp(env, wd, tries=0, n=None):
     sess[0] = sess[1] = None
     it = interp = Interp(k.pid, k.sx, n, env, wd, tries)
     k.sx = -1  # the Interp's now (k stays only while the rest of a large env is fed: feed_job closes k.sj)
-    reg(it.fd, selectors.EVENT_READ, on_interp, it)
+    reg(it.fd, EV_READ, on_interp, it)
     return it
 
 
@@ -1867,9 +1876,15 @@ def end_cell(k, st, alive, rep, err=None):
     if err:
         error(jid, err[0], err[1], err[2])
         return
-    send(EXIT, jid, json.dumps({'status': st, 'oomKills': oom_kills(), 'oomKillsAtStart': k.oom0,
-                                'interpreter': it.n, 'alive': alive, 'report': rep,
-                                'outputsDropped': k.odrop}).encode())
+    o, o0 = oom_kills(), k.oom0
+    if rep is None or rep['error'] is None:  # the usual cell: no json.dumps
+        send(EXIT, jid, b'{"status": %d, "oomKills": %s, "oomKillsAtStart": %s, "interpreter": %d, "alive": %s, '
+             b'"report": %s, "outputsDropped": %d}' % (
+                 st, b'null' if o is None else b'%d' % o, b'null' if o0 is None else b'%d' % o0, it.n,
+                 b'true' if alive else b'false', b'null' if rep is None else b'{"error": null}', k.odrop))
+        return
+    send(EXIT, jid, json.dumps({'status': st, 'oomKills': o, 'oomKillsAtStart': o0, 'interpreter': it.n,
+                                'alive': alive, 'report': rep, 'outputsDropped': k.odrop}).encode())
 
 
 def interp_reaped(it, st):
@@ -2130,7 +2145,7 @@ def flush():
             os._exit(0)
         del out[:n]
     if out:
-        reg(1, selectors.EVENT_WRITE, lambda a, fd: None, None)
+        reg(1, EV_WRITE, lambda a, fd: None, None)
     else:
         unreg(1)
     if len(out) > MIB:
@@ -2142,8 +2157,8 @@ def flush():
     elif paused:
         paused = False
         for k in jobs.values():
-            reg(k.so, selectors.EVENT_READ, on_out, (k, STDOUT))
-            reg(k.se, selectors.EVENT_READ, on_out, (k, STDERR))
+            reg(k.so, EV_READ, on_out, (k, STDOUT))
+            reg(k.se, EV_READ, on_out, (k, STDERR))
 
 
 def main():
@@ -2159,21 +2174,28 @@ def main():
     os.set_blocking(ww, False)
     signal.signal(signal.SIGCHLD, lambda s, f: None)
     signal.set_wakeup_fd(ww, warn_on_full_buffer=False)
-    sel.register(wr, selectors.EVENT_READ, (on_wake, None))
-    sel.register(0, selectors.EVENT_READ, (on_input, None))
+    reg(wr, EV_READ, on_wake, None)
+    reg(0, EV_READ, on_input, None)
     zygote_start()
     new_spare()
     if zsock is None:
         hello()  # else once the zygote's first spare is here
     flush()
-    mp = sel.get_map()
+    get = REGS.get
     while True:
         t = DEADLINE - time.time()
         if t <= 0:
             os._exit(0)  # the hard lifetime deadline
-        for key, _ in sel.select(t):
-            if mp.get(key.fd) is key:  # skip events of an fd closed (and maybe reused) earlier in this batch
-                key.data[0](key.data[1], key.fd)
+        evs = EP.poll(t)
+        if len(evs) == 1:  # the usual wake-up
+            fd = evs[0][0]
+            a = get(fd)
+            if a is not None:
+                a[0](a[1], fd)
+        else:
+            for fd, a in [(fd, get(fd)) for fd, _ in evs]:
+                if a is not None and get(fd) is a:  # skip an fd closed (and maybe reused) earlier in this batch
+                    a[0](a[1], fd)
         flush()
 
 
