@@ -116,6 +116,20 @@ describe('runner frames', () => {
     expect(encodeStdin(7, null).map((f) => f[4])).toEqual([HostFrame.stdinEof]);
   });
 
+  it('encodes a job without stdin with its STDIN_EOF in the same buffer, and a multi-byte header by its bytes', () => {
+    const header = { kind: 'cell' as const, env: ['A=é☃'], workdir: '/w', lineBuffered: false };
+    const code = Buffer.from('x = "ü"');
+    const both = encodeJob(9, header, code, true);
+    const job = encodeJob(9, header, code);
+    expect(both.subarray(0, job.length)).toEqual(job);
+    expect(both.subarray(job.length)).toEqual(encodeFrame(HostFrame.stdinEof, 9));
+    const n = job.readUInt32BE(FRAME_HEADER_BYTES);
+    expect(
+      JSON.parse(job.subarray(FRAME_HEADER_BYTES + 4, FRAME_HEADER_BYTES + 4 + n).toString()),
+    ).toEqual(header);
+    expect(job.subarray(FRAME_HEADER_BYTES + 4 + n)).toEqual(code);
+  });
+
   it('merges the job env over the container env by key, as the engine merges an exec env', () => {
     expect(mergeEnv(['PATH=/bin', 'HOME=/w'], ['HOME=/x', 'A=1'])).toEqual([
       'PATH=/bin',

@@ -62,8 +62,6 @@ function setLongTimeout(fn: () => void, ms: number): LongTimer {
   return { clear: () => clearTimeout(timer) };
 }
 
-/** The job's own signal: a session never aborts a job, it runs the ladder (interrupt, RESET) instead. */
-const NEVER_ABORTED = new AbortController().signal;
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
 /** The largest `outputs.maxBytes` a cell header may carry (docs/runner-protocol.md, protocol 3). */
 const MAX_HEADER_OUTPUT_BYTES = 2 ** 31;
@@ -556,7 +554,8 @@ export class PoolSession implements Session {
         kind === 'cell' ? (program as Buffer) : undefined,
         stdin,
         { stdout, stderr },
-        NEVER_ABORTED,
+        // No signal: a session never aborts a job, it runs the ladder (interrupt, RESET) instead.
+        undefined,
         control,
       );
     } catch (err) {

@@ -372,14 +372,14 @@ export class RunnerConnection {
   /**
    * Runs one job. Resolves with its exit status (as docker exec reports it), or aborted when the signal fired
    * (the caller kills the container); rejects with the typed error of an ERROR frame, RunnerProtocolError, or
-   * ContainerLostError.
+   * ContainerLostError. No signal: the job is never aborted (a session's: it runs its ladder instead).
    */
   run(
     header: JobHeader,
     code: Buffer | undefined,
     stdin: Buffer | null,
     sinks: OutputSinks,
-    signal: AbortSignal,
+    signal: AbortSignal | undefined,
     control?: JobControl,
   ): Promise<RunnerJobOutcome> {
     if (this.dead) return Promise.reject(this.dead);
@@ -388,7 +388,7 @@ export class RunnerConnection {
     }
     const before = this.oomKills;
     const aborted = { exitCode: null, aborted: true, oomKills: null, oomKillsBefore: before };
-    if (signal.aborted) return Promise.resolve(aborted);
+    if (signal?.aborted) return Promise.resolve(aborted);
     // A channel already closed (the container is being detached or removed; its end is not reported yet): the
     // frames would go nowhere and the job would wait for its timeout, a wrong timedOut verdict.
     if (!this.container.channel!.stdin.writable) {
@@ -396,9 +396,11 @@ export class RunnerConnection {
         new ContainerLostError(this.container.name, 'its runner channel is closed'),
       );
     }
+    // No stdin: the job's STDIN_EOF in the JOB frame's buffer.
+    const noStdin = !stdin?.length;
     let jobFrame: Buffer;
     try {
-      jobFrame = encodeJob(this.nextJobId, header, code);
+      jobFrame = encodeJob(this.nextJobId, header, code, noStdin);
     } catch (err) {
       if (err instanceof JobTooLargeError) {
         return Promise.reject(new InvalidRequestError(err.field, err.detail));
@@ -415,7 +417,6 @@ export class RunnerConnection {
         this.write(encodeFrame(HostFrame.kill, id));
         resolve(aborted);
       };
-      const settle = () => signal.removeEventListener('abort', onAbort);
       this.jobs.set(id, {
         kind: header.kind,
         sinks,
@@ -423,22 +424,29 @@ export class RunnerConnection {
         outputsSeen: { count: 0, bytes: 0 },
         onRichOutput: control?.onRichOutput,
         behind: new Set(),
-        resolve: (o) => {
-          settle();
-          resolve({ ...o, oomKillsBefore: o.oomKillsBefore ?? before });
-        },
-        reject: (e) => {
-          settle();
-          reject(e);
-        },
+        resolve: signal
+          ? (o) => {
+              signal.removeEventListener('abort', onAbort);
+              resolve({ ...o, oomKillsBefore: o.oomKillsBefore ?? before });
+            }
+          : (o) => resolve({ ...o, oomKillsBefore: o.oomKillsBefore ?? before }),
+        reject: signal
+          ? (e) => {
+              signal.removeEventListener('abort', onAbort);
+              reject(e);
+            }
+          : reject,
       });
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       // One write for the job and a small stdin (with its EOF): one syscall, one wake-up of the engine's copy
       // and of the runner, instead of one per frame.
-      const frames = [jobFrame, ...encodeStdin(id, stdin)];
-      const bytes = frames.reduce((n, f) => n + f.length, 0);
-      if (bytes <= COALESCE_BYTES) this.write(Buffer.concat(frames, bytes));
-      else for (const frame of frames) this.write(frame);
+      if (noStdin) this.write(jobFrame);
+      else {
+        const frames = [jobFrame, ...encodeStdin(id, stdin)];
+        const bytes = frames.reduce((n, f) => n + f.length, 0);
+        if (bytes <= COALESCE_BYTES) this.write(Buffer.concat(frames, bytes));
+        else for (const frame of frames) this.write(frame);
+      }
       control?.onJob?.(id);
     });
   }

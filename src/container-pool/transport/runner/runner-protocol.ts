@@ -102,22 +102,29 @@ export interface JobHeader {
 /** A lone UTF-16 surrogate (a JS string may hold one; UTF-8 cannot). */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-export function encodeJob(jobId: number, header: JobHeader, code?: Buffer): Buffer {
+/**
+ * The JOB frame; with `eof`, the job's STDIN_EOF frame right after it in the same buffer (a job without stdin: one
+ * write, one allocation).
+ */
+export function encodeJob(jobId: number, header: JobHeader, code?: Buffer, eof = false): Buffer {
   // Lone surrogates become U+FFFD, as the engine's JSON decoding makes them for an exec: sent as `\ud800` escapes,
   // the runner could not encode them for the kernel and reported an exec failure (a lost container on the host).
-  const json = Buffer.from(
-    JSON.stringify(header, (_key, v: unknown) =>
+  // JSON.stringify writes a lone surrogate as a `\udXXX` escape (and nothing else with `\ud` but an escaped
+  // backslash before it): only a header that shows one is encoded again with the replacer.
+  let text = JSON.stringify(header);
+  if (text.includes('\\ud')) {
+    text = JSON.stringify(header, (_key, v: unknown) =>
       typeof v === 'string' ? v.replace(LONE_SURROGATE, '\uFFFD') : v,
-    ),
-    'utf8',
-  );
+    );
+  }
+  const jsonBytes = Buffer.byteLength(text, 'utf8');
   // The runner exits on a larger one (it ends the container and every job in it): a request error instead.
-  if (json.length > MAX_JOB_HEADER_BYTES) {
+  if (jsonBytes > MAX_JOB_HEADER_BYTES) {
     const argvBytes = Buffer.byteLength(JSON.stringify(header.argv ?? []));
     const envBytes = Buffer.byteLength(JSON.stringify(header.env));
     throw new JobTooLargeError(
       argvBytes > envBytes ? 'cmd' : 'env',
-      `with the job's other fields it takes ${json.length} bytes as JSON; the runner takes at most ` +
+      `with the job's other fields it takes ${jsonBytes} bytes as JSON; the runner takes at most ` +
         `${MAX_JOB_HEADER_BYTES}`,
     );
   }
@@ -127,9 +134,24 @@ export function encodeJob(jobId: number, header: JobHeader, code?: Buffer): Buff
       `is ${code!.length} bytes; the runner takes at most ${MAX_JOB_CODE_BYTES}`,
     );
   }
-  const length = Buffer.allocUnsafe(4);
-  length.writeUInt32BE(json.length, 0);
-  return encodeFrame(HostFrame.job, jobId, Buffer.concat([length, json, code ?? Buffer.alloc(0)]));
+  const codeBytes = code?.length ?? 0;
+  const payloadBytes = 4 + jsonBytes + codeBytes;
+  const frame = Buffer.allocUnsafe(
+    FRAME_HEADER_BYTES + payloadBytes + (eof ? FRAME_HEADER_BYTES : 0),
+  );
+  frame.writeUInt32BE(payloadBytes, 0);
+  frame.writeUInt8(HostFrame.job, 4);
+  frame.writeUInt32BE(jobId, 5);
+  frame.writeUInt32BE(jsonBytes, FRAME_HEADER_BYTES);
+  frame.write(text, FRAME_HEADER_BYTES + 4, 'utf8');
+  if (codeBytes) code!.copy(frame, FRAME_HEADER_BYTES + 4 + jsonBytes);
+  if (eof) {
+    const at = FRAME_HEADER_BYTES + payloadBytes;
+    frame.writeUInt32BE(0, at);
+    frame.writeUInt8(HostFrame.stdinEof, at + 4);
+    frame.writeUInt32BE(jobId, at + 5);
+  }
+  return frame;
 }
 
 /** STDIN frames of at most STDIN_CHUNK_BYTES each, then STDIN_EOF. */
