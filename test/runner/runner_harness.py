@@ -946,7 +946,7 @@ def session_interrupt():
     j = ok_cell(r, 'print(x > 0)')
     assert j.out == b'True\n', j
     # INTERRUPT right behind the JOB (before the interpreter took the cell): it still interrupts this cell
-    for _ in range(5):
+    for _ in range(20):
         j = r.start(code='import time\ntime.sleep(100)', cell=True)
         r.write(INTERRUPT, j.jid)
         assert j.done.wait(5) and j.status == 1 and j.error_['name'] == 'KeyboardInterrupt', j
@@ -977,6 +977,16 @@ def session_interrupt():
     r.write(INTERRUPT, j.jid)  # an ended job: ignored
     j = ok_cell(r, 'print(x)')
     assert j.out == b'2\n' and j.interp == 1, j
+    assert not r.violations, r.violations
+    r.close()
+    r.kill()
+    # INTERRUPT right behind the first JOB of a container (the interpreter is not ready yet: the cell waits for it)
+    r = new_runner()
+    j = r.start(code='import time\ntime.sleep(100)', cell=True)
+    r.write(INTERRUPT, j.jid)
+    assert j.done.wait(5) and j.status == 1 and j.error_['name'] == 'KeyboardInterrupt' and j.alive, j
+    j = ok_cell(r, 'import time\ntime.sleep(0.05)\nprint("fine")')
+    assert j.out == b'fine\n' and j.interp == 1, j
     assert not r.violations, r.violations
     r.close()
     r.kill()
@@ -1077,7 +1087,7 @@ def session_hostile_channel():
                         ' "env": []}).encode()\nos.write(1023, len(b).to_bytes(4, "big") + b)\ntime.sleep(1)'),
            ('long name', 'import os, time, json\nb = json.dumps({"t": "done", "status": 0, "error": {"name": "n" * 300,'
                          ' "value": "", "traceback": ""}, "cwd": "/", "env": []}).encode()\nos.write(1023, len(b).to_bytes(4, "big") + b)\ntime.sleep(1)'),
-           ('second start', 'import os, time\nos.write(1023, b"\\x00\\x00\\x00\\x0c{\\"t\\":\\"start\\"}")\ntime.sleep(1)'),
+           ('a start message', 'import os, time\nos.write(1023, b"\\x00\\x00\\x00\\x0c{\\"t\\":\\"start\\"}")\ntime.sleep(1)'),
            ('partial then exit', 'import os\nos.write(1023, b"\\x00\\x00\\x00")\nos._exit(0)'),
            ('closed socket', 'import os, time\nos.close(1023)\ntime.sleep(0.2)'),
            ('SIGSTOP', 'import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)'),

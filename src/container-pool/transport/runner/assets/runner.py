@@ -751,6 +751,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
 
     und = [None]  # the last result the interpreter bound to `_` (itself: the code's own `_`)
     und[0] = und
+    sent = [None]  # os.environ._data as last reported in a `done` (a copy), None: report it
     kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
@@ -764,12 +765,13 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                 a = array.array('i')
                 a.frombytes(data[:_len(data) - _len(data) % a.itemsize])
                 fds.extend(a)
+        if msg == b'I' and not fds:
+            continue  # an INTERRUPT of an earlier cell that came after its code had returned
         if msg != b'C' or _len(fds) != 4:
             _exit(0)  # the runner is gone (EOF), or a cell's own thread took the message
-        _sig(INT, IGN)  # a pending SIGINT from before this cell (its runner sends none before `start`) is dropped
+        _sig(INT, IGN)  # a pending SIGINT from before this cell is dropped (one for this cell comes with an `I`)
         _sig(INT, onint)
         A[1] = False
-        sayb(b'{"t": "start"}')
         flush_all()  # what a thread of an earlier cell left in the buffers goes to /dev/null, not this cell
         for i in (0, 1, 2):
             _dup2(fds[i], i)
@@ -798,10 +800,12 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         sys.stdin = sys.__stdin__ = own[0] = _stdio(0, 'rb', '<stdin>', IOENC[0], False)
         sys.stdout = sys.__stdout__ = own[1]
         sys.stderr = sys.__stderr__ = own[2]
-        try:
-            own[1].reconfigure(line_buffering=bool(h.get('lineBuffered')))
-        except BaseException:
-            pass
+        lb = bool(h.get('lineBuffered'))
+        if own[1].line_buffering != lb:
+            try:
+                own[1].reconfigure(line_buffering=lb)
+            except BaseException:
+                pass
         text = code.decode('utf-8', 'replace')
         _lc[name] = (_len(text), None, text.splitlines(True), name)
         kept.append((name, _len(text)))
@@ -820,6 +824,13 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             else:
                 co = _compile(code, name, 'exec', dont_inherit=True)
             del code, text
+            try:  # an `I` on the channel: an INTERRUPT of this cell whose SIGINT may have been dropped above
+                x = sk.recv(64, socket.MSG_DONTWAIT)
+                if not x or x.strip(b'I'):
+                    _exit(0)  # the runner is gone, or a cell's own thread wrote there
+                A[1] = True
+            except OSError:  # BlockingIOError: none
+                pass
             O['on'] = True
             A[0] = True
             _mask(UNB, [INT])
@@ -894,24 +905,30 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             except BaseException:
                 cwd = None
             try:
-                env = ['%s=%s' % (k, v) for k, v in os.environ.items()]
-                if not all(_isinst(x, str) for x in env):
-                    env = None
+                ed = getattr(os.environ, '_data', None)  # bytes -> bytes: unchanged since the last report, null
+                if _type(ed) is dict and ed == sent[0]:
+                    env, ed = None, sent[0]
+                else:
+                    ed = dict(ed) if _type(ed) is dict else None
+                    env = ['%s=%s' % (k, v) for k, v in os.environ.items()]
+                    if not all(_isinst(x, str) for x in env):
+                        env = ed = None
             except BaseException:
-                env = None
+                env = ed = None
             m = {'t': 'done', 'status': st, 'error': err, 'cwd': cwd, 'env': env}
             for i in range(40):
                 b = _dumps(m).encode()
                 if _len(b) <= MIB:
                     break
                 if m['env'] is not None:
-                    m['env'] = None
+                    m['env'] = ed = None
                 elif err is not None:
                     err['traceback'] = err['traceback'][-(_len(err['traceback']) // 2):]
                     err['value'] = err['value'][:_len(err['value']) // 2]
             sk.sendall(_len(b).to_bytes(4, 'big') + b)
+            sent[0] = ed
             del m, b
-            err = env = co = None
+            err = env = co = ed = None
         except BaseException:
             _exit(70)  # the runner sees the death: the cell ends alive: false
 
@@ -1697,8 +1714,7 @@ def start_cell(jid, h, payload, n):
     k.acked, k.cell, k.cfds = True, it, [ir, ow, ew, jr]
     o = h.get('outputs', {'max': 0, 'maxBytes': 0})
     k.omax, k.obound = o['max'], 2 * o['maxBytes'] + 65536
-    hb = json.dumps({'name': h['name'], 'lineBuffered': bool(h.get('lineBuffered')), 'outputs': o}).encode()
-    k.jq = memoryview(struct.pack('>I', len(hb)) + hb + payload[4 + n:])
+    k.jq = memoryview(payload)  # the JOB payload as it came: the interpreter reads name, lineBuffered, outputs
     cell = it.cell = k
     began(jid, k)
     feed_job(k)
@@ -1712,11 +1728,25 @@ def send_cell(it):
         return
     try:
         it.sock.sendmsg([b'C'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', k.cfds))])
+        k.started = True
     except OSError:
         interp_broken(it)
     for f in k.cfds:
         os.close(f)
     k.cfds = None
+    if k.started and k.intr:  # an INTERRUPT that came before the cell could be sent
+        interrupt_cell(it)
+
+
+def interrupt_cell(it):
+    # `I` on its channel, then SIGINT: a SIGINT that lands before the interpreter took the cell is dropped with the
+    # stale ones, the `I` (sent first) is seen after that; one left over is skipped at the next cell
+    if it.fd >= 0:
+        try:
+            it.sock.send(b'I')
+        except OSError:
+            pass
+    sigint(it.pid)
 
 
 def interp_broken(it):
@@ -1830,11 +1860,6 @@ def interp_msg(it, m):
         v = None
     if k is not None and isinstance(v, dict):
         t = v.get('t')
-        if t == 'start' and len(v) == 1 and not k.started:
-            k.started = True
-            if k.intr:  # an INTERRUPT that came before the interpreter took the cell
-                sigint(it.pid)
-            return
         if t == 'out' and k.started and out_ok(v):
             if k.ofwd < k.omax and k.ofb < k.obound:  # the host's bounds on what it has to read
                 k.ofwd += 1
@@ -2109,9 +2134,9 @@ def on_input(_, fd):
             k.ieof = True
             feed(k)
         elif t == INTERRUPT:
-            if k.cell is not None:  # the interpreter only, once it has taken the cell (`start`)
+            if k.cell is not None:  # the interpreter only, once the cell was sent to it
                 if k.started:
-                    sigint(k.pid)
+                    interrupt_cell(k.cell)
                 else:
                     k.intr = True
             else:
