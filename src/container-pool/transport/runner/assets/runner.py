@@ -743,7 +743,8 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
     sys.meta_path.insert(0, _PltHook())
 
     def flush_all():
-        for f in (sys.stdout, sys.stderr, own[1], own[2]):
+        a, b = sys.stdout, sys.stderr
+        for f in (a, b) if a is own[1] and b is own[2] else (a, b, own[1], own[2]):
             try:
                 f.flush()
             except BaseException:
@@ -769,6 +770,20 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             continue  # an INTERRUPT of an earlier cell that came after its code had returned
         if msg != b'C' or _len(fds) != 4:
             _exit(0)  # the runner is gone (EOF), or a cell's own thread took the message
+        b = bytearray()
+        while True:  # the cell: the runner sends `C` ahead (between cells) and writes the job when it comes
+            try:
+                c = _read(fds[3], CHUNK)
+            except OSError:  # a thread of an earlier cell closed it
+                _exit(0)
+            if not c:
+                break
+            b += c
+        _close(fds[3])
+        if not b:  # the runner took the cell back (none came)
+            for i in (0, 1, 2):
+                _close(fds[i])
+            continue
         _sig(INT, IGN)  # a pending SIGINT from before this cell is dropped (one for this cell comes with an `I`)
         _sig(INT, onint)
         A[1] = False
@@ -776,13 +791,6 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
         for i in (0, 1, 2):
             _dup2(fds[i], i)
             _close(fds[i])
-        b = bytearray()
-        while True:
-            c = _read(fds[3], CHUNK)
-            if not c:
-                break
-            b += c
-        _close(fds[3])
         n = int.from_bytes(b[:4], 'big')
         h = _loads(b[4:4 + n].decode('utf-8'))
         code = bytes(b[4 + n:])
@@ -1085,6 +1093,7 @@ EP = select.epoll()  # the loop's (CLOEXEC): epoll itself, no selectors layer (l
 REGS = {}  # fd -> (callback, arg), one tuple per registration
 EV_READ, EV_WRITE = select.EPOLLIN, select.EPOLLOUT
 out = bytearray()  # the outbound queue (frames to the host)
+later = []  # interpreters to send the next cell's pipes to once the loop has written what it has (prepare)
 inb = bytearray()
 RBUF = bytearray(MIB)
 RVIEW = memoryview(RBUF)
@@ -1107,13 +1116,14 @@ resetting = False
 
 class Interp(object):
     __slots__ = ('pid', 'sock', 'fd', 'rb', 'st', 'acked', 'ftext', 'n', 'env', 'wd', 'tries', 'cell', 'served',
-                 'reaped')
+                 'reaped', 'prep')
 
     def __init__(self, pid, sx, n, env, wd, tries):
         self.pid, self.sock, self.fd, self.n, self.env, self.wd, self.tries = pid, socket.socket(fileno=sx), sx, n, \
             env, wd, tries
         self.rb, self.st, self.acked, self.ftext, self.cell, self.served, self.reaped = bytearray(), 0, False, \
             bytearray(), None, 0, False
+        self.prep = None  # the next cell's pipes, sent ahead: (stdin w, stdout r, stderr r, job w)
 
 
 class Kid(object):
@@ -1693,6 +1703,18 @@ def start_cell(jid, h, payload, n):
     if cell is not None:
         die('JOB %d: a cell while cell %d runs' % (jid, cell.jid))
     it = interp
+    if it is not None and it.prep is not None and it.st == 2 and it.fd >= 0:  # sent ahead: the job pipe is all
+        iw, orr, er, jw = it.prep
+        it.prep = None
+        k = Kid(it.pid, iw, orr, er, jw, -1)
+        k.acked, k.cell, k.started = True, it, True
+        o = h.get('outputs', {'max': 0, 'maxBytes': 0})
+        k.omax, k.obound = o['max'], 2 * o['maxBytes'] + 65536
+        k.jq = memoryview(payload)
+        cell = it.cell = k
+        began(jid, k)
+        feed_job(k)
+        return
     fds = []
     try:
         if it is None:
@@ -1738,6 +1760,40 @@ def send_cell(it):
         interrupt_cell(it)
 
 
+def prepare(it):
+    # the next cell's pipes, sent to an idle interpreter ahead of the cell (off the cell's path): it reads the job
+    # pipe, and takes the other three only once the job is there (fds 0, 1, 2 stay /dev/null between cells)
+    if it is not interp or it.prep is not None or it.cell is not None or it.st != 2 or it.fd < 0 or resetting:
+        return
+    fds = []
+    try:
+        for _ in range(4):
+            fds.extend(os.pipe())
+    except OSError:
+        for f in fds:
+            os.close(f)
+        return  # the cell makes its own
+    ir, iw, orr, ow, er, ew, jr, jw = fds
+    for f in (iw, orr, er, jw):
+        os.set_blocking(f, False)
+    try:
+        it.sock.sendmsg([b'C'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [ir, ow, ew, jr]))])
+        it.prep = (iw, orr, er, jw)
+    except OSError:
+        for f in (iw, orr, er, jw):
+            os.close(f)
+        interp_broken(it)
+    for f in (ir, ow, ew, jr):
+        os.close(f)
+
+
+def drop_prep(it):
+    if it.prep is not None:
+        for f in it.prep:
+            os.close(f)
+        it.prep = None
+
+
 def interrupt_cell(it):
     # `I` on its channel, then SIGINT: a SIGINT that lands before the interpreter took the cell is dropped with the
     # stale ones, the `I` (sent first) is seen after that; one left over is skipped at the next cell
@@ -1753,6 +1809,7 @@ def interp_broken(it):
     # its channel broke the rules (or closed): SIGKILL; the reap ends the running cell (alive: false)
     if not it.reaped:
         kill(it.pid)
+    drop_prep(it)
     if it.fd >= 0:
         unreg(it.fd)
         it.sock.close()
@@ -1790,6 +1847,7 @@ def parse_interp(it):
                 if base is None:
                     base = (it.env, it.wd)
                 send_cell(it)
+                prepare(it)
                 continue
             it.ftext += it.rb
             del it.rb[:]
@@ -1875,6 +1933,7 @@ def interp_msg(it, m):
             if v['cwd'] is not None:
                 sess[1] = v['cwd']
             end_cell(k, v['status'], True, {'error': v['error']})
+            later.append(it)  # the next cell's pipes, once the EXIT is written
             return
     interp_broken(it)
 
@@ -2222,6 +2281,8 @@ def main():
                 if a is not None and get(fd) is a:  # skip an fd closed (and maybe reused) earlier in this batch
                     a[0](a[1], fd)
         flush()
+        while later:
+            prepare(later.pop())
 
 
 try:
