@@ -29,7 +29,7 @@ import {
   removeBenchContainers,
 } from './engine';
 import { startBenchPool, waitSettled, type BenchPool } from './pool-host';
-import { mulberry32, percentile, round, sortNumbers } from './stats';
+import { mulberry32, quantiles, round, type Quantiles } from './stats';
 
 /** Issue 17's targets: the call round trip against the raw exec floor's p50 of the same run. */
 export const SESSION_TARGETS = { p50: 0.03, p99: 0.1 };
@@ -293,25 +293,6 @@ export async function runSessionsBench(
   raw.finishedAt = new Date().toISOString();
   raw.wallMs = performance.now() - t0;
   return raw;
-}
-
-export interface Quantiles {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-function quantiles(values: number[]): Quantiles {
-  const s = sortNumbers(values);
-  return {
-    n: s.length,
-    p50: r2(percentile(s, 50)),
-    p90: r2(percentile(s, 90)),
-    p99: r2(percentile(s, 99)),
-    max: r2(s[s.length - 1] ?? NaN),
-  };
 }
 
 export interface SessionsTarget {
