@@ -16,9 +16,6 @@
  * - The image's size (the engine's Size).
  * Every result is checked: a wrong one fails the benchmark, it is never a sample. Reported, never asserted.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release } from 'node:os';
-import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { CodeResult, Session } from '../src/container-pool/interfaces/session.interface';
 import {
@@ -30,6 +27,7 @@ import {
   rawRemove,
   removeBenchContainers,
 } from './engine';
+import { hostInfo, loadNow, writeRunFiles } from './run-files';
 import { startBenchPool, waitSettled, type BenchPool } from './pool-host';
 import { quantiles, round, type Quantiles } from './stats';
 
@@ -83,7 +81,6 @@ export interface OutputsRaw {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const r2 = (v: number) => round(v, 2);
 
 function check(r: CodeResult, what: string, extra: (r: CodeResult) => string[] = () => []): void {
   const wrong: string[] = [];
@@ -129,8 +126,8 @@ export async function runOutputsBench(
     finishedAt: '',
     wallMs: 0,
     engine: `Docker ${version.Version} (API ${version.ApiVersion})`,
-    host: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release() },
-    loadavgAtStart: loadavg().map((l) => r2(l)),
+    host: hostInfo(),
+    loadavgAtStart: loadNow(),
     loadavgAtEnd: [],
     imageBytes: image.Size,
     openMs: [],
@@ -240,7 +237,7 @@ export async function runOutputsBench(
     const left = await removeBenchContainers(docker, runId).catch(() => 0);
     if (left) log(`removed ${left} leftover bench container(s)`);
   }
-  raw.loadavgAtEnd = loadavg().map((l) => r2(l));
+  raw.loadavgAtEnd = loadNow();
   raw.finishedAt = new Date().toISOString();
   raw.wallMs = performance.now() - t0;
   return raw;
@@ -335,15 +332,6 @@ export function outputsMarkdown(raw: OutputsRaw, an: OutputsAnalysis): string {
   ].join('\n');
 }
 
-export async function writeOutputs(
-  dir: string,
-  raw: OutputsRaw,
-  an: OutputsAnalysis,
-): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const json = join(dir, 'outputs.json');
-  const md = join(dir, 'outputs.md');
-  await writeFile(json, JSON.stringify({ ...raw, analysis: an }, null, 2) + '\n');
-  await writeFile(md, outputsMarkdown(raw, an));
-  return [json, md];
+export function writeOutputs(dir: string, raw: OutputsRaw, an: OutputsAnalysis): Promise<string[]> {
+  return writeRunFiles(dir, 'outputs', raw, an, outputsMarkdown(raw, an));
 }

@@ -14,9 +14,6 @@
  * the targets (round trip p50 <= 0.03x, p99 <= 0.1x the floor p50), the machine's load and CPU count. Writes
  * sessions.json (every sample) and sessions.md. Reported, never asserted.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release } from 'node:os';
-import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { CodeResult, Session } from '../src/container-pool/interfaces/session.interface';
 import {
@@ -28,6 +25,7 @@ import {
   rawRemove,
   removeBenchContainers,
 } from './engine';
+import { hostInfo, loadNow, writeRunFiles } from './run-files';
 import { startBenchPool, waitSettled, type BenchPool } from './pool-host';
 import { mulberry32, quantiles, round, type Quantiles } from './stats';
 
@@ -107,7 +105,6 @@ export interface SessionsRaw {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const r2 = (v: number) => round(v, 2);
 
 /** A session call that did not do what it was asked: the benchmark fails. */
 function checkCall(r: CodeResult, what: string, count: number): void {
@@ -170,8 +167,8 @@ export async function runSessionsBench(
     finishedAt: '',
     wallMs: 0,
     engine: `Docker ${version.Version} (API ${version.ApiVersion})`,
-    host: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release() },
-    loadavgAtStart: loadavg().map((l) => r2(l)),
+    host: hostInfo(),
+    loadavgAtStart: loadNow(),
     loadavgAtEnd: [],
     callMs: [],
     durationMs: [],
@@ -289,7 +286,7 @@ export async function runSessionsBench(
     const left = await removeBenchContainers(docker, runId).catch(() => 0);
     if (left) log(`removed ${left} leftover bench container(s)`);
   }
-  raw.loadavgAtEnd = loadavg().map((l) => r2(l));
+  raw.loadavgAtEnd = loadNow();
   raw.finishedAt = new Date().toISOString();
   raw.wallMs = performance.now() - t0;
   return raw;
@@ -420,15 +417,10 @@ export function sessionsMarkdown(raw: SessionsRaw, an: SessionsAnalysis): string
   ].join('\n');
 }
 
-export async function writeSessions(
+export function writeSessions(
   dir: string,
   raw: SessionsRaw,
   an: SessionsAnalysis,
 ): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const json = join(dir, 'sessions.json');
-  const md = join(dir, 'sessions.md');
-  await writeFile(json, JSON.stringify({ ...raw, analysis: an }, null, 2) + '\n');
-  await writeFile(md, sessionsMarkdown(raw, an));
-  return [json, md];
+  return writeRunFiles(dir, 'sessions', raw, an, sessionsMarkdown(raw, an));
 }
