@@ -537,10 +537,7 @@ def _figs(skip_shown, render=True):
             except Exception:
                 continue
             if not (skip_shown and any(f is fig for f in OUT['figs'])):
-                if OUT['stop'] or OUT['n'] >= OUT['max']:
-                    _send('display', None, OUT['gen'])
-                else:
-                    _pub('display', fig)
+                _pub('display', fig)  # past the caps: the drop mark, nothing rendered
     finally:
         try:
             plt.close('all')
