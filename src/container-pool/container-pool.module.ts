@@ -1,6 +1,7 @@
 import {
   DynamicModule,
   Inject,
+  Logger,
   MiddlewareConsumer,
   Module,
   NestModule,
@@ -88,7 +89,11 @@ function withProfileTokens(definition: DynamicModule, names: string[]): DynamicM
     {
       provide: CONTAINER_DRIVER,
       inject: [CONTAINER_POOL_RESOLVED_OPTIONS],
-      useFactory: (o: ResolvedContainerPoolOptions) => new DockerDriver(o.docker),
+      useFactory: (o: ResolvedContainerPoolOptions) =>
+        new DockerDriver(o.docker, {
+          directChannel: o.directChannel,
+          log: (m) => new Logger(`ContainerPool:${o.name}`).warn(m),
+        }),
     },
     { provide: CONTAINER_POOL_INSTANCE_ID, useFactory: () => uuidv4() },
     ContainerPoolService,

@@ -150,6 +150,13 @@ export const SETTINGS: Record<SettingKey, Setting> = {
     kind: 'bool',
     description: 'refuse to serve when the engine has no seccomp',
   },
+  directChannel: {
+    module: true,
+    kind: 'bool',
+    description:
+      'runner transport: frames over a Unix socket bind-mounted into the container when the engine is ' +
+      'local (the attach stream otherwise)',
+  },
   maxSessions: {
     module: true,
     kind: 'int',
@@ -263,6 +270,7 @@ export const DEFAULT_OPTIONS: Omit<
   workdirSizeBytes: 64 * MiB,
   shmSizeBytes: 16 * MiB,
   requireSeccomp: true,
+  directChannel: true,
   maxSessions: 16,
   maxSessionsPerOwner: 4,
   sessionIdleTimeoutMs: 120_000,

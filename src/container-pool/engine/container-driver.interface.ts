@@ -72,8 +72,10 @@ export interface ContainerSpec {
   /** Capabilities of the main process (everything else is dropped). */
   capAdd: string[];
   /**
-   * The transport talks to the main process over its attached stdio: the created container's `channel` carries
-   * its stdin, stdout and stderr. Otherwise the attached stdio is the lifeline only and its output is dropped.
+   * The transport talks to the main process: the created container's `channel` carries its input, output and
+   * stderr, over its attached stdio or, when the driver offers one and the main process takes it, a direct
+   * channel (docs/runner-protocol.md, Direct channel). Otherwise the attached stdio is the lifeline only and its
+   * output is dropped.
    */
   channel?: boolean;
   /**
@@ -81,6 +83,11 @@ export interface ContainerSpec {
    * and a rejection is a failed create (the container is removed).
    */
   ready(container: DriverContainer, signal?: AbortSignal): Promise<void>;
+  /**
+   * Called by the driver once the engine has started the container: the engine's own part of the create is
+   * done, whatever the driver still waits for (its main process connecting its channel, `ready`).
+   */
+  started?(): void;
 }
 
 /** The main-process part of a ContainerSpec: what a transport decides about the container it runs in. */
@@ -96,14 +103,17 @@ export type MainProcess = Pick<
 };
 
 /**
- * The attached stdio of a container's main process (ContainerSpec.channel). `stdout` and `stderr` are the
- * engine's streams reassembled; they honour backpressure (pausing `stdout` pauses the connection, so the
- * container blocks on its writes) and end when the container's stdio does.
+ * The channel of a container's main process (ContainerSpec.channel): its attached stdio, or `stdin` and `stdout`
+ * one direct socket it connected to (`direct`) with `stderr` still the attached one. `stdout` and `stderr` honour
+ * backpressure (pausing `stdout` pauses the connection, so the container blocks on its writes) and end when the
+ * main process's side does.
  */
 export interface ContainerChannel {
   stdin: Writable;
   stdout: Readable;
   stderr: Readable;
+  /** The main process connected to the driver's direct channel (no engine copy on the way). */
+  direct?: boolean;
 }
 
 /** A started container held by this process. */

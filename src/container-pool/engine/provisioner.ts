@@ -301,6 +301,8 @@ export class Provisioner implements ContainerSource {
       image: target.imageId,
       ...main,
       ...(started && {
+        // The driver says when the engine's part is done (started); a driver that does not, once it awaits ready.
+        started: () => markStarted(),
         ready: (c: DriverContainer, s?: AbortSignal) => {
           markStarted();
           return main.ready(c, s);

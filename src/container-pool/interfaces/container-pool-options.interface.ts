@@ -148,6 +148,13 @@ export interface ContainerPoolModuleOptions {
   seccompProfile?: string;
   /** Refuse to serve when the engine reports no seccomp support. Default true. */
   requireSeccomp?: boolean;
+  /**
+   * Runner transport: the runner's frames go over a Unix socket bind-mounted (read-only, per container) into its
+   * container instead of the engine's attach stream, which saves the engine's two copies each way (about 0.4 ms
+   * per round trip here). Only with an engine on a local Unix socket; a runner that cannot connect (a remote or
+   * VM engine, gVisor) falls back to the attach stream, and the pool stops offering it. Default true.
+   */
+  directChannel?: boolean;
 
   /** Open sessions of all profiles together; 0 turns sessions off. Default 16. */
   maxSessions?: number;
@@ -220,6 +227,7 @@ export type ProfileOptions = Omit<
   | 'replenishIntervalMs'
   | 'shutdownGraceMs'
   | 'requireSeccomp'
+  | 'directChannel'
   | 'adminToken'
   | 'execToken'
   | 'readToken'

@@ -33,11 +33,37 @@ import {
 import { watchDockerEvents, watchDockerImageEvents } from './docker-events';
 import { dockerExec, dockerOomKillCount } from './docker-exec';
 import { DockerDemuxer } from './docker-demux';
+import { type DirectChannelOffer, DirectChannels } from './docker-direct-channel';
 import { DockerImages } from './docker-images';
 import type { DockerConnectionOptions } from './docker.types';
 
 /** How much of a channel's output waits in the service before the socket pauses. */
 const CHANNEL_HIGH_WATER_MARK = 256 * 1024;
+
+/** A PassThrough that says when its first chunk came (the main process spoke on its attached stdout). */
+class FirstWritePassThrough extends PassThrough {
+  private first: (() => void) | null = null;
+  readonly firstWrite = new Promise<void>((resolve) => (this.first = resolve));
+
+  override _transform(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (e?: Error | null, data?: Buffer) => void,
+  ): void {
+    if (this.first) {
+      this.first();
+      this.first = null;
+    }
+    callback(null, chunk);
+  }
+}
+
+/** The Docker driver's own options (beyond the engine connection). */
+export interface DockerDriverOptions {
+  /** Offer direct channels (docs/runner-protocol.md, Direct channel). Default true. */
+  directChannel?: boolean;
+  log?: (message: string) => void;
+}
 
 /** Docker's container states as the pool needs them. */
 function listedState(state: string): ListedState {
@@ -52,10 +78,20 @@ export class DockerDriver implements ContainerDriver {
   readonly channels = true;
   readonly docker: Dockerode;
   private readonly images: DockerImages;
+  /** The per-container Unix sockets a runner may take instead of the attach stream. */
+  readonly directChannels: DirectChannels;
 
-  constructor(options?: DockerConnectionOptions | Dockerode) {
+  constructor(
+    options?: DockerConnectionOptions | Dockerode,
+    driverOptions: DockerDriverOptions = {},
+  ) {
     this.docker = options instanceof Dockerode ? options : new Dockerode(options);
     this.images = new DockerImages(this.docker);
+    this.directChannels = new DirectChannels(
+      driverOptions.directChannel ?? true,
+      async () => process.platform === 'linux' && (await this.endpoint()).startsWith('unix://'),
+      driverOptions.log,
+    );
   }
 
   /** ping / version / info with a deadline: dockerode accepts `{ abortSignal }` there, its typings omit it. */
@@ -134,11 +170,15 @@ export class DockerDriver implements ContainerDriver {
     let container: Dockerode.Container | undefined;
     let lifeline: Duplex | undefined;
     let made: DriverContainer | undefined;
+    let offer: DirectChannelOffer | null = null;
     try {
-      container = await this.docker.createContainer({
-        ...toCreateOptions(spec, await this.images.envOf(spec.image, signal)),
-        abortSignal: signal,
-      });
+      const options = toCreateOptions(spec, await this.images.envOf(spec.image, signal));
+      offer = spec.channel ? await this.directChannels.offer() : null;
+      if (offer) {
+        options.Env = [...(options.Env ?? []), offer.env];
+        options.HostConfig!.Mounts = [...(options.HostConfig!.Mounts ?? []), offer.mount];
+      }
+      container = await this.docker.createContainer({ ...options, abortSignal: signal });
       abortCheck();
       lifeline = (await container.attach({
         stream: true,
@@ -152,10 +192,15 @@ export class DockerDriver implements ContainerDriver {
       abortCheck();
       await container.start({ abortSignal: signal });
       abortCheck();
-      made = this.held(container, lifeline, spec);
+      spec.started?.();
+      const held = this.held(container, lifeline, spec);
+      made = held.container;
+      if (offer) await this.takeChannel(made, offer, held.firstStdout, signal);
       await spec.ready(made, signal);
       abortCheck();
     } catch (err) {
+      offer?.withdraw();
+      made?.detach?.();
       lifeline?.destroy();
       // Whatever got created must not stay behind: remove by name (the id may never have arrived).
       this.removeContainer(container?.id ?? spec.name).catch(() => undefined);
@@ -165,13 +210,59 @@ export class DockerDriver implements ContainerDriver {
     return made;
   }
 
+  /**
+   * The first of: the main process connected to its direct channel (the channel becomes that socket; stderr stays
+   * the attached one), it spoke on its attached stdout (it could not connect: no more offers), the container
+   * ended, the create was given up. The offer is withdrawn in every case.
+   */
+  private async takeChannel(
+    made: DriverContainer,
+    offer: DirectChannelOffer,
+    firstStdout: Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    let onAbort = () => undefined as void;
+    const aborted = new Promise<'over'>((resolve) => {
+      onAbort = () => resolve('over');
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    const first = await Promise.race([
+      offer.connected,
+      firstStdout.then(() => 'stdio' as const),
+      made.exited.then(() => 'over' as const),
+      aborted,
+    ]);
+    signal?.removeEventListener('abort', onAbort);
+    offer.withdraw();
+    if (first === 'stdio') return this.directChannels.notTaken();
+    if (first === 'over' || first === null) return;
+    const attached = made.channel!;
+    // Nothing more is expected on the attached stdout; what comes is dropped (the stream must flow to end).
+    attached.stdout.resume();
+    first.on('error', () => undefined);
+    made.channel = { stdin: first, stdout: first, stderr: attached.stderr, direct: true };
+    const detach = made.detach;
+    made.detach = () => {
+      first.destroy();
+      detach?.();
+    };
+    void made.exited.then(() => first.destroy());
+  }
+
   /** The started container, held by its attached stdio (the lifeline). */
-  private held(container: Dockerode.Container, line: Duplex, spec: ContainerSpec): DriverContainer {
+  private held(
+    container: Dockerode.Container,
+    line: Duplex,
+    spec: ContainerSpec,
+  ): { container: DriverContainer; firstStdout: Promise<void> } {
     let channel: ContainerChannel | undefined;
+    let firstStdout = new Promise<void>(() => undefined);
     if (spec.channel) {
       // The main process talks: its output is demultiplexed into two streams that pause the socket while the
       // transport is behind.
-      const stdout = new PassThrough({ highWaterMark: CHANNEL_HIGH_WATER_MARK });
+      const stdout = new FirstWritePassThrough({ highWaterMark: CHANNEL_HIGH_WATER_MARK });
+      firstStdout = stdout.firstWrite;
       const stderr = new PassThrough({ highWaterMark: CHANNEL_HIGH_WATER_MARK });
       const demux = new DockerDemuxer(stdout, stderr);
       demux.on('finish', () => {
@@ -193,14 +284,18 @@ export class DockerDriver implements ContainerDriver {
       line.once('error', (err: Error) => resolve(`its lifeline broke: ${err.message}`));
     });
     return {
-      id: container.id,
-      name: spec.name,
-      handle: container,
-      exited,
-      execUser: spec.user,
-      channel,
-      // Closing the attached stdin ends the main process's input: the container exits and the engine removes it.
-      detach: () => line.destroy(),
+      container: {
+        id: container.id,
+        name: spec.name,
+        handle: container,
+        exited,
+        execUser: spec.user,
+        channel,
+        // Closing the attached stdin ends the main process's input: the container exits and the engine removes
+        // it.
+        detach: () => line.destroy(),
+      },
+      firstStdout,
     };
   }
 
@@ -256,7 +351,9 @@ export class DockerDriver implements ContainerDriver {
     return watchDockerImageEvents(this.docker, onEvent);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     // dockerode keeps no pool of its own beyond Node's agent; hijacked streams are closed by their owners.
+    this.directChannels.close();
+    return Promise.resolve();
   }
 }

@@ -1,8 +1,9 @@
 # container-pool runner: PID 1 of a runner-transport container. Code jobs run in a pre-forked, warmed spare child,
-# cmd jobs through posix_spawn; frames over the attach stream (fd 0 in, fd 1 out), diagnostics on fd 2.
+# cmd jobs through posix_spawn; frames over the direct channel's socket when the host offers one (else the attach
+# stream: fd 0 in, fd 1 out), diagnostics on fd 2.
 # Contract: docs/runner-protocol.md. Stdlib only, Python >= 3.8, started as
 #   python3 -I -c <this source> <deadline-epoch-seconds> <protocol-version> [<options-json>]
-RUNNER_VERSION = '1.2.0'
+RUNNER_VERSION = '1.3.0'
 PROTOCOL = 3
 import os, sys
 try:  # opened while still dumpable (after the prctl, /proc/self is root's): cmd jobs inherit 1000 from here
@@ -23,6 +24,7 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os.write(2, b'runner: needs python >= 3.8 and prctl(PR_SET_DUMPABLE, 0)\n')
     os._exit(3)
 os.chdir('/')
+CHAN = os.environ.pop('CONTAINER_POOL_CHANNEL', None)  # the direct channel's socket (never in a job's environ)
 import array, ast, atexit, base64, builtins, errno, fcntl, importlib.machinery, io, json, linecache, select, socket, struct, time, traceback, warnings  # all, first
 import _thread
 
@@ -1086,6 +1088,7 @@ def spawnp(argv, env, fa):
 
 # ---- the runner
 
+CIN, COUT = 0, 1  # the host's channel: the attach stream's stdin and stdout, or two descriptors of the socket
 EP = select.epoll()  # the loop's (CLOEXEC): epoll itself, no selectors layer (less code per wake-up)
 REGS = {}  # fd -> (callback, arg), one tuple per registration
 EV_READ, EV_WRITE = select.EPOLLIN, select.EPOLLOUT
@@ -2149,7 +2152,7 @@ def on_wake(_, fd):
 def on_input(_, fd):
     global last_id
     try:
-        n = os.readv(0, [RBUF])  # into one buffer: no allocation per read
+        n = os.readv(CIN, [RBUF])  # into one buffer: no allocation per read
     except BlockingIOError:
         return
     except OSError:
@@ -2219,16 +2222,16 @@ def flush():
     global paused
     if out:
         try:
-            n = os.write(1, out)
+            n = os.write(COUT, out)
         except BlockingIOError:
             n = 0
         except OSError:
             os._exit(0)
         del out[:n]
     if out:
-        reg(1, EV_WRITE, lambda a, fd: None, None)
+        reg(COUT, EV_WRITE, lambda a, fd: None, None)
     else:
-        unreg(1)
+        unreg(COUT)
     if len(out) > MIB:
         if not paused:
             paused = True
@@ -2242,13 +2245,51 @@ def flush():
             reg(k.se, EV_READ, on_out, (k, STDERR))
 
 
+def on_lifeline(_, fd):
+    # the attach stream's stdin with a direct channel: its EOF is the owner's end as well; nothing is read from it
+    try:
+        if os.read(0, 4096):
+            return
+    except BlockingIOError:
+        return
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def direct():
+    # the host's socket (docs/runner-protocol.md, Direct channel): two descriptors of it, one registered for
+    # reading and one for writing (an epoll registration per descriptor), both CLOEXEC and closed in every child
+    global CIN, COUT
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError as e:
+        diag('direct channel %s: %s; frames on the attach stream' % (CHAN, e))
+        return
+    try:
+        s.connect(CHAN)
+        for o in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                s.setsockopt(socket.SOL_SOCKET, o, MIB)
+            except OSError:
+                pass
+    except OSError as e:
+        s.close()
+        diag('direct channel %s: %s; frames on the attach stream' % (CHAN, e))
+        return
+    CIN = s.detach()
+    COUT = os.dup(CIN)
+
+
 def main():
+    if CHAN:
+        direct()
     for fd in (0, 1):
         try:  # the attach stream's pipes: 1 MiB (the default limit for a user) takes stdin about 1.6x faster
             fcntl.fcntl(fd, getattr(fcntl, 'F_SETPIPE_SZ', 1031), MIB)
         except OSError:
             pass
-    for fd in (0, 1, 2):
+    for fd in {0, 1, 2, CIN, COUT}:
         os.set_blocking(fd, False)
     wr, ww = os.pipe()
     os.set_blocking(wr, False)
@@ -2256,7 +2297,9 @@ def main():
     signal.signal(signal.SIGCHLD, lambda s, f: None)
     signal.set_wakeup_fd(ww, warn_on_full_buffer=False)
     reg(wr, EV_READ, on_wake, None)
-    reg(0, EV_READ, on_input, None)
+    reg(CIN, EV_READ, on_input, None)
+    if CIN != 0:
+        reg(0, EV_READ, on_lifeline, None)
     zygote_start()
     new_spare()
     if zsock is None:
