@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.constants';
-import type { ContainerPoolService } from '../../src/container-pool/container-pool.service';
 import {
   DirectChannelOffer,
   type DirectChannels,
@@ -166,7 +165,7 @@ describe('direct runner channel on a real engine', () => {
         expect(await mountsOf(c.id)).toEqual({ mounts: [], env: [] });
         expect((await c.execute(['sh', '-c', 'echo $((6 * 7))'])).stdout).toBe('42\n');
       } finally {
-        await pool.release(c);
+        pool.release(c);
       }
       expect(offered).toBe(1);
     } finally {
