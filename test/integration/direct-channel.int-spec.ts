@@ -1,20 +1,23 @@
-import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { CONTAINER_DRIVER } from '../../src/container-pool/container-pool.constants';
 import {
   DirectChannelOffer,
-  type DirectChannels,
+  DirectChannels,
 } from '../../src/container-pool/engine/docker/docker-direct-channel';
 import type { DockerDriver } from '../../src/container-pool/engine/docker/docker.driver';
 import { docker, expectNoContainersLeft, startPool } from '../support/integration';
@@ -87,7 +90,7 @@ describe('direct runner channel on a real engine', () => {
     const { mounts, env } = await mountsOf(r.containerId);
     expect(mounts).toEqual([
       {
-        source: expect.stringContaining('container-pool-ch-'),
+        source: expect.stringContaining(`/container-pool-${process.getuid!()}/`),
         target: '/run/container-pool',
         rw: false,
       },
@@ -136,29 +139,34 @@ describe('direct runner channel on a real engine', () => {
     expect(driver.directChannels.disabledBecause).toBe('directChannel is false');
   });
 
-  it('a runner that cannot connect speaks on the attach stream, and no more offers are made', async () => {
-    const { pool, driver } = await open({ size: 0 });
-    // As a remote engine (or one in a VM) would: the mounted directory is an empty one, not the host's.
-    const empty = mkdtempSync(join(tmpdir(), 'cp-direct-empty-'));
-    chmodSync(empty, 0o755); // as the engine makes a missing bind source
-    const channels = driver.directChannels as DirectChannels & {
-      offer: DirectChannels['offer'];
-    };
+  /** Makes the driver's offers mount `source` instead of their own directory; counts them. */
+  function redirectOffers(driver: DockerDriver, source: string) {
+    const channels = driver.directChannels as DirectChannels & { offer: DirectChannels['offer'] };
     const real = channels.offer.bind(channels);
-    let offered = 0;
-    channels.offer = async () => {
-      const offer = await real();
+    const count = { offered: 0 };
+    channels.offer = async (runtime?: string) => {
+      const offer = await real(runtime);
       if (!offer) return offer;
-      offered++;
-      (offer.mount as { Source: string }).Source = empty;
+      count.offered++;
+      (offer.mount as { Source: string }).Source = source;
       return offer;
     };
+    return count;
+  }
+
+  it('a runner that cannot connect speaks on the attach stream; no more offers for its runtime', async () => {
+    const { pool, driver } = await open({ size: 0 });
+    // As a runtime that does not pass host sockets would leave it: the mounted directory has no socket.
+    const empty = mkdtempSync(join(tmpdir(), 'cp-direct-empty-'));
+    chmodSync(empty, 0o755);
+    const count = redirectOffers(driver, empty);
     try {
       const first = await pool.run({ code: PROBE });
       expect(first).toMatchObject({ exitCode: 0, transport: 'runner' });
       expect(JSON.parse(first.stdout)).toMatchObject({ dir: [], connect: 'FileNotFoundError' });
-      expect(driver.directChannels.disabledBecause).toMatch(/could not connect/);
-      expect(offered).toBe(1);
+      expect(driver.directChannels.disabledFor('')).toMatch(/could not connect/);
+      expect(driver.directChannels.disabledFor('runsc')).toBeNull();
+      expect(count.offered).toBe(1);
       // The next container gets no offer at all.
       const c = await pool.acquire();
       try {
@@ -167,29 +175,79 @@ describe('direct runner channel on a real engine', () => {
       } finally {
         pool.release(c);
       }
-      expect(offered).toBe(1);
+      expect(count.offered).toBe(1);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
   });
 
-  it('removes its base directory at shutdown, and a dead process’s at the first offer', async () => {
-    // A base directory of a process that is gone (a crash): the pid of a process that exited.
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-    const deadPid = Number(dead.stdout.toString());
-    const stale = join(tmpdir(), `container-pool-ch-${deadPid}-test01`);
+  it('an engine that refuses the mount (it does not see this host): the create goes again without it', async () => {
+    const { pool, driver } = await open({ size: 0 });
+    // As a remote engine, one in a VM, or a host with a private /tmp sees it: no such directory.
+    const count = redirectOffers(driver, join(tmpdir(), `cp-direct-missing-${process.pid}`, 'c1'));
+    const r = await pool.run({ code: PROBE });
+    expect(r).toMatchObject({ exitCode: 0, transport: 'runner' });
+    expect(JSON.parse(r.stdout)).toMatchObject({ env: [], dir: 'FileNotFoundError' });
+    expect(await mountsOf(r.containerId)).toEqual({ mounts: [], env: [] });
+    expect(driver.directChannels.disabledBecause).toMatch(/refused the channel's bind mount/);
+    expect(count.offered).toBe(1);
+    expect(pool.stats().totals.failedCreates).toBe(0);
+    expect((await pool.run({ code: 'print(2)' })).stdout).toBe('2\n');
+    expect(count.offered).toBe(1);
+  });
+
+  it('keeps its bases in a private root, removes them at shutdown, and a crashed owner’s at the first offer', async () => {
+    const root = join(tmpdir(), `container-pool-${process.getuid!()}`);
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    // A crashed owner's base: its owner file, nobody listening on its alive.sock.
+    const stale = join(root, 'deadbeef0001');
     mkdirSync(join(stale, 'c1'), { recursive: true });
-    writeFileSync(join(stale, 'c1', 'left'), 'x');
-    const ours = () =>
-      readdirSync(tmpdir()).filter((n) => n.startsWith(`container-pool-ch-${process.pid}-`));
-    const before = ours();
-    const { app, pool } = await open({});
-    expect((await pool.run({ code: 'print(1)' })).stdout).toBe('1\n');
-    expect(existsSync(stale)).toBe(false);
-    const mine = ours().filter((n) => !before.includes(n));
-    expect(mine).toHaveLength(1);
-    await app.close();
-    expect(existsSync(join(tmpdir(), mine[0]))).toBe(false);
+    writeFileSync(join(stale, 'owner'), 'gone pid 1\n');
+    writeFileSync(join(stale, 'c1', 'channel.sock'), '');
+    // A live owner's (another instance, maybe in another PID namespace): it listens, so it stays.
+    const live = join(root, 'deadbeef0002');
+    mkdirSync(live, { recursive: true });
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(join(live, 'alive.sock'), r));
+    writeFileSync(join(live, 'owner'), 'elsewhere pid 1\n');
+    const mine = () =>
+      readdirSync(root).filter((n) => {
+        try {
+          return readFileSync(join(root, n, 'owner'), 'utf8').endsWith(` pid ${process.pid}\n`);
+        } catch {
+          return false;
+        }
+      });
+    const before = mine();
+    try {
+      const { app, pool } = await open({});
+      expect((await pool.run({ code: 'print(1)' })).stdout).toBe('1\n');
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+      const made = mine().filter((n) => !before.includes(n));
+      expect(made).toHaveLength(1);
+      expect(lstatSync(root).mode & 0o777).toBe(0o700);
+      await app.close();
+      expect(existsSync(join(root, made[0]))).toBe(false);
+    } finally {
+      server.close();
+      rmSync(live, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a private root that is not a directory of its own with mode 0700', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'cp-direct-root-'));
+    try {
+      const target = join(parent, 'elsewhere');
+      mkdirSync(target, { mode: 0o700 });
+      symlinkSync(target, join(parent, `container-pool-${process.getuid!()}`));
+      const channels = new DirectChannels(true, () => Promise.resolve(true), undefined, parent);
+      await expect(channels.offer()).resolves.toBeNull();
+      expect(channels.disabledBecause).toMatch(/no private directory.*a symlink/);
+      expect(readdirSync(target)).toEqual([]);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 
   it('an offer withdrawn before any connection refuses a later one', async () => {

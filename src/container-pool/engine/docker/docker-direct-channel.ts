@@ -1,6 +1,17 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Where the container sees its channel directory (a read-only bind mount of a host directory of its own). */
@@ -8,8 +19,10 @@ export const DIRECT_CHANNEL_DIR = '/run/container-pool';
 /** The socket's path inside the container, given to the main process in this variable. */
 export const DIRECT_CHANNEL_ENV = 'CONTAINER_POOL_CHANNEL';
 const SOCKET_NAME = 'channel.sock';
-/** Host directories of this process: `<tmpdir>/container-pool-ch-<pid>-XXXXXX` (0700). */
-const BASE_PREFIX = 'container-pool-ch-';
+/** A base directory's liveness: its owner listens here while it runs (a crashed owner's refuses). */
+const ALIVE_NAME = 'alive.sock';
+/** Who made a base directory (for the operator; never read to decide anything). */
+const OWNER_NAME = 'owner';
 /** sun_path holds 108 bytes with its NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -25,7 +38,7 @@ export interface DirectChannelMount {
  * container at DIRECT_CHANNEL_DIR. The first connection is the main process (nothing else runs in the container
  * before it); the listener then closes (which unlinks the socket) and the directory is removed, so nothing in
  * the container can connect again, nor can anything in another container (each mounts only its own directory),
- * nor another user of the host (the base directory is 0700).
+ * nor another user of the host (the private root above it is 0700).
  */
 export class DirectChannelOffer {
   readonly mount: DirectChannelMount;
@@ -58,78 +71,122 @@ export class DirectChannelOffer {
     if (this.closed) return;
     this.closed = true;
     this.server.close();
-    try {
-      rmSync(join(this.dir, SOCKET_NAME), { force: true });
-      rmdirSync(this.dir);
-    } catch {
-      // Already gone, or the base directory was removed under us: nothing is left to offer either way.
-    }
+    removeChannelDir(this.dir);
     this.settle(null);
+  }
+}
+
+/** A per-container directory: its socket (if the listener left it), then itself. Never recursive. */
+function removeChannelDir(dir: string): void {
+  try {
+    unlinkSync(join(dir, SOCKET_NAME));
+  } catch {
+    // The listener's close unlinked it already.
+  }
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Gone already (the base went at shutdown).
   }
 }
 
 /**
  * The Docker driver's direct channels (ContainerSpec.channel): offered only when the engine is reached over a
- * local Unix socket on Linux (a bind mount of a host directory reaches the container then); once a main process
- * did not take an offer (it spoke on its attached stdio first: a remote or VM engine, a runtime such as gVisor
- * that does not pass host sockets), no more are made.
+ * local Unix socket on Linux (a bind mount of a host directory reaches the container then). Offers stop for a
+ * runtime once one of its main processes did not take its offer (it spoke on its attached stdio first: a runtime
+ * such as gVisor that does not pass host sockets), and for all once the engine refused a create or start for the
+ * mount itself (it does not see this host's directories: a remote or VM engine, a host in a container of its own
+ * or with a private /tmp); such a create is retried at once without the offer.
  */
 export class DirectChannels {
   private base: string | null = null;
+  private aliveServer: Server | null = null;
   private counter = 0;
   private off: string | null;
+  private readonly offRuntimes = new Map<string, string>();
 
   constructor(
     enabled: boolean,
     private readonly local: () => Promise<boolean>,
     private readonly log: (message: string) => void = () => undefined,
+    /** Where the private root goes (`<tmpdir>/container-pool-<uid>`); tests only. */
+    private readonly parent: string = tmpdir(),
   ) {
     this.off = enabled ? null : 'directChannel is false';
   }
 
-  /** Why none are offered (null: they are). */
+  /** Why none are offered (null: they are, for runtimes without a reason of their own). */
   get disabledBecause(): string | null {
     return this.off;
   }
 
+  /** Why none are offered for containers of this runtime ('' for the engine's default), or null. */
+  disabledFor(runtime = ''): string | null {
+    return this.off ?? this.offRuntimes.get(runtime) ?? null;
+  }
+
   /** A listening offer for one container, or null (none offered, or it could not be made: the attach stream). */
-  async offer(): Promise<DirectChannelOffer | null> {
-    if (this.off) return null;
+  async offer(runtime = ''): Promise<DirectChannelOffer | null> {
+    if (this.disabledFor(runtime)) return null;
     if (!(await this.local())) {
       this.disable('the engine is not on a local Unix socket');
       return null;
     }
+    let base: string;
     try {
-      const dir = join(this.baseDir(), `c${++this.counter}`);
-      const path = join(dir, SOCKET_NAME);
-      if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-        this.disable(`its socket path would be longer than ${MAX_SOCKET_PATH} bytes (${path})`);
-        return null;
-      }
+      base = await this.baseDir();
+    } catch (err) {
+      this.disable(`no private directory for them: ${(err as Error).message}`);
+      return null;
+    }
+    const dir = join(base, `c${++this.counter}`);
+    const path = join(dir, SOCKET_NAME);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      this.disable(`their socket path would be longer than ${MAX_SOCKET_PATH} bytes (${path})`);
+      return null;
+    }
+    let server: Server | null = null;
+    try {
       mkdirSync(dir, { mode: 0o755 });
       chmodSync(dir, 0o755);
-      const server = createServer({ pauseOnConnect: false });
+      const listening = createServer();
+      server = listening;
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(path, () => {
-          server.off('error', reject);
+        listening.once('error', reject);
+        listening.listen(path, () => {
+          listening.off('error', reject);
           resolve();
         });
       });
       // The main process runs as the sandbox user: it may connect (connect() needs write permission).
       chmodSync(path, 0o666);
-      return new DirectChannelOffer(dir, server);
+      return new DirectChannelOffer(dir, listening);
     } catch (err) {
-      this.disable(`its socket could not be made: ${(err as Error).message}`);
+      server?.close();
+      removeChannelDir(dir);
+      this.disable(`their socket could not be made: ${(err as Error).message}`);
       return null;
     }
   }
 
-  /** A main process answered on its attached stdio instead: the engine cannot pass the socket. */
-  notTaken(): void {
+  /** A main process answered on its attached stdio instead: containers of its runtime cannot take the socket. */
+  notTaken(runtime = '', said = ''): void {
+    if (this.disabledFor(runtime)) return;
+    const reason =
+      `a runner${runtime ? ` of runtime ${runtime}` : ''} could not connect to its socket` +
+      (said ? ` (it said: ${said.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)})` : '');
+    this.offRuntimes.set(runtime, reason);
+    this.log(
+      `direct runner channels are off${runtime ? ` for runtime ${runtime}` : ''}: ${reason}; runners use the ` +
+        "engine's attach stream",
+    );
+  }
+
+  /** The engine refused a create or start with the mount: it does not see this host's directories. */
+  refused(message: string): void {
     this.disable(
-      'a runner could not connect to its socket (the engine does not share this host, or its runtime does ' +
-        'not pass host sockets)',
+      `the engine refused the channel's bind mount (${message.slice(0, 300)}): it does not see this host's ` +
+        `${this.parent}`,
     );
   }
 
@@ -139,46 +196,88 @@ export class DirectChannels {
     this.log(`direct runner channels are off: ${reason}; runners use the engine's attach stream`);
   }
 
-  private baseDir(): string {
+  /**
+   * This process's base directory, in a private root of its uid (`<tmpdir>/container-pool-<uid>`, 0700, checked:
+   * a real directory of this uid, so no other user can plant or swap anything in it). Bases of owners that are
+   * gone are removed first: an owner listens on `alive.sock` in its base while it runs (a connection refused is a
+   * crashed owner, in whatever PID namespace it ran).
+   */
+  private async baseDir(): Promise<string> {
     if (this.base) return this.base;
-    sweepStaleBases();
-    this.base = mkdtempSync(join(tmpdir(), `${BASE_PREFIX}${process.pid}-`));
-    chmodSync(this.base, 0o700);
-    return this.base;
+    const root = join(this.parent, `container-pool-${process.getuid?.() ?? 'user'}`);
+    try {
+      mkdirSync(root, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const st = lstatSync(root);
+    const uid = process.getuid?.();
+    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
+      throw new Error(
+        `${root} is not a directory of uid ${uid} with mode 0700 (${st.isSymbolicLink() ? 'a symlink' : `mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}`})`,
+      );
+    }
+    await sweepStaleBases(root);
+    const base = join(root, randomBytes(6).toString('hex'));
+    mkdirSync(base, { mode: 0o700 });
+    const alive = createServer((c) => c.destroy());
+    await new Promise<void>((resolve, reject) => {
+      alive.once('error', reject);
+      alive.listen(join(base, ALIVE_NAME), () => {
+        alive.off('error', reject);
+        resolve();
+      });
+    });
+    alive.unref();
+    // Last: a base with an owner file and nobody on its alive.sock is a crashed owner's.
+    writeFileSync(join(base, OWNER_NAME), `${hostname()} pid ${process.pid}\n`);
+    this.aliveServer = alive;
+    this.base = base;
+    return base;
   }
 
   /** Removes this process's base directory (at the driver's close; the per-container ones are gone by then). */
   close(): void {
+    this.aliveServer?.close();
+    this.aliveServer = null;
     if (!this.base) return;
     rmSync(this.base, { recursive: true, force: true });
     this.base = null;
   }
 }
 
-/** Base directories of processes that are gone (a crash leaves an empty one behind, or a socket of a create). */
-function sweepStaleBases(): void {
+/** Bases in the private root whose owner no longer listens on its alive.sock (it crashed). */
+async function sweepStaleBases(root: string): Promise<void> {
   let names: string[];
   try {
-    names = readdirSync(tmpdir());
+    names = readdirSync(root);
   } catch {
     return;
   }
   for (const name of names) {
-    const m = new RegExp(`^${BASE_PREFIX}(\\d+)-`).exec(name);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    const base = join(root, name);
+    if (!/^[0-9a-f]{12}$/.test(name) || (await ownerAlive(base))) continue;
     try {
-      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true });
     } catch {
-      // Another user's, or going: not ours to insist on.
+      // Going already.
     }
   }
 }
 
-function alive(pid: number): boolean {
+function ownerAlive(base: string): Promise<boolean> {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    // A base still being made (no owner file yet) is someone's.
+    readFileSync(join(base, OWNER_NAME));
+  } catch {
+    return Promise.resolve(true);
   }
+  return new Promise((resolve) => {
+    const c = createConnection(join(base, ALIVE_NAME));
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EAGAIN'));
+  });
 }

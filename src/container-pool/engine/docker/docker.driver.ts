@@ -162,6 +162,31 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async createContainer(spec: ContainerSpec, signal?: AbortSignal): Promise<DriverContainer> {
+    const offer = spec.channel ? await this.directChannels.offer(spec.runtime ?? '') : null;
+    if (!offer) return this.createOnce(spec, null, signal);
+    try {
+      return await this.createOnce(spec, offer, signal);
+    } catch (err) {
+      // The engine refused the mount itself (it does not see this host's directories: a remote or VM engine, a
+      // host in a container of its own or with a private /tmp; a mount point the profile uses): no more offers,
+      // and this create goes again without it.
+      const message = err instanceof Error ? err.message : String(err);
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : '';
+      // The engine names the mount's source or target when it refuses it (the source does not exist where it runs,
+      // runc cannot mount it, the target collides with a mount of the profile's).
+      const said = `${message} ${cause}`;
+      const aboutIt = said.includes(offer.mount.Source) || said.includes(offer.mount.Target);
+      if (signal?.aborted || !aboutIt) throw err;
+      this.directChannels.refused(cause || message);
+      return this.createOnce(spec, null, signal);
+    }
+  }
+
+  private async createOnce(
+    spec: ContainerSpec,
+    offer: DirectChannelOffer | null,
+    signal?: AbortSignal,
+  ): Promise<DriverContainer> {
     const abortCheck = () => {
       if (!signal?.aborted) return;
       const why = signal.reason instanceof Error ? signal.reason.message : 'aborted';
@@ -170,10 +195,8 @@ export class DockerDriver implements ContainerDriver {
     let container: Dockerode.Container | undefined;
     let lifeline: Duplex | undefined;
     let made: DriverContainer | undefined;
-    let offer: DirectChannelOffer | null = null;
     try {
       const options = toCreateOptions(spec, await this.images.envOf(spec.image, signal));
-      offer = spec.channel ? await this.directChannels.offer() : null;
       if (offer) {
         options.Env = [...(options.Env ?? []), offer.env];
         options.HostConfig!.Mounts = [...(options.HostConfig!.Mounts ?? []), offer.mount];
@@ -195,7 +218,7 @@ export class DockerDriver implements ContainerDriver {
       spec.started?.();
       const held = this.held(container, lifeline, spec);
       made = held.container;
-      if (offer) await this.takeChannel(made, offer, held.firstStdout, signal);
+      if (offer) await this.takeChannel(made, offer, held.firstStdout, spec.runtime ?? '', signal);
       await spec.ready(made, signal);
       abortCheck();
     } catch (err) {
@@ -219,6 +242,7 @@ export class DockerDriver implements ContainerDriver {
     made: DriverContainer,
     offer: DirectChannelOffer,
     firstStdout: Promise<void>,
+    runtime: string,
     signal?: AbortSignal,
   ): Promise<void> {
     let onAbort = () => undefined as void;
@@ -235,19 +259,19 @@ export class DockerDriver implements ContainerDriver {
     ]);
     signal?.removeEventListener('abort', onAbort);
     offer.withdraw();
-    if (first === 'stdio') return this.directChannels.notTaken();
+    if (first === 'stdio') return this.directChannels.notTaken(runtime);
     if (first === 'over' || first === null) return;
     const attached = made.channel!;
     // Nothing more is expected on the attached stdout; what comes is dropped (the stream must flow to end).
     attached.stdout.resume();
     first.on('error', () => undefined);
     made.channel = { stdin: first, stdout: first, stderr: attached.stderr, direct: true };
+    // The runner's end closes the socket after what it sent (an EXIT is still read); letting go destroys it.
     const detach = made.detach;
     made.detach = () => {
       first.destroy();
       detach?.();
     };
-    void made.exited.then(() => first.destroy());
   }
 
   /** The started container, held by its attached stdio (the lifeline). */
