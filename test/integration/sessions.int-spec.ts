@@ -296,7 +296,13 @@ describe('sessions on a real engine', () => {
     // or right after it): the state is gone, and the host says so.
     expect(forged).toMatchObject({ timedOut: false, interrupted: false, stdout: '' });
     const next = await s.runCode('print("kept" in globals())');
-    expect(next.stdout).toBe('False\n');
+    // The garbage is read after the forged done: before the next call came (a fresh interpreter runs it), or, when
+    // the forging code was descheduled between its two writes, while the next call runs in that interpreter: then
+    // that call ends killed, says stateLost, and the session goes on in a fresh one.
+    if (next.stdout !== 'False\n') {
+      expect(next).toMatchObject({ exitCode: 137, stdout: '', stateLost: true });
+      expect((await s.runCode('print("kept" in globals())')).stdout).toBe('False\n');
+    }
     expect(forged.stateLost || next.stateLost).toBe(true);
     // Frame-like bytes on stdout are the program's output, nothing else.
     const frames = await s.runCode(

@@ -29,7 +29,7 @@ HDR = struct.Struct('>IBI')
 JOB, STDIN, STDIN_EOF, KILL, INTERRUPT, RESET = 1, 2, 3, 4, 5, 6
 HELLO, STDOUT, STDERR, EXIT, ERROR, RESET_DONE, OUTPUT = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87
 PROTOCOL = 3
-VERSION = '1.2.0'
+VERSION = '1.3.0'
 DATASCIENCE_IMAGE = 'container-pool-datascience:bookworm'
 MIMES = {'text/plain', 'text/html', 'text/markdown', 'text/latex', 'image/svg+xml', 'image/png', 'image/jpeg',
          'application/json'}
@@ -1111,6 +1111,16 @@ def session_hostile_channel():
     n += 1
     j = r.cell('print(x)')
     assert j.interp == n and j.error_['name'] == 'NameError', j
+    # a forged done and garbage at once, from an interpreter slow to die (64 MiB to tear down): killed after the done
+    # (or with the cell, when both came in one read); the next cell, sent right after the EXIT, gets a fresh
+    # interpreter instead of dying with the old one before its reap
+    for _ in range(3):
+        ok_cell(r, 'x = 7')
+        j = r.cell('big = b"x" * (64 << 20)\n' + done + 'os.write(1023, b"\\xff" * 64)\nimport time\ntime.sleep(1)')
+        assert j.interp == n and (j.status == 0 or j.alive is False), j
+        n += 1
+        j = r.cell('print(x)')
+        assert j.interp == n and j.alive and j.error_['name'] == 'NameError', j
     # forged bytes on the cell's pipes and a fake frame: just output
     fake = struct.pack('>IBI', 2, EXIT, 99) + b'{}'
     j = ok_cell(r, 'import sys\nsys.stdout.buffer.write(%r)' % fake)

@@ -753,6 +753,8 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
     und[0] = und
     sent = [None]  # os.environ._data as last reported in a `done` (a copy), None: report it
     kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
+    hc = [None, None]  # the last cell's header: its bytes and its dict (read only)
+    dc = [None, None]  # the last plain `done` (no error, env unchanged): (status, cwd) and its bytes
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
         try:
@@ -791,7 +793,12 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             _dup2(fds[i], i)
             _close(fds[i])
         n = int.from_bytes(b[:4], 'big')
-        h = _loads(b[4:4 + n].decode('utf-8'))
+        hb = bytes(b[4:4 + n])
+        if hb == hc[0]:  # the same header as the last cell's (the usual case): its dict, not another parse
+            h = hc[1]
+        else:
+            h = _loads(hb.decode('utf-8'))
+            hc[0], hc[1] = hb, h
         code = bytes(b[4 + n:])
         del b
         name = h['name']
@@ -922,6 +929,11 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                         env = ed = None
             except BaseException:
                 env = ed = None
+            if err is None and env is None and dc[0] == (st, cwd):  # as the last one: its bytes, no json.dumps
+                sk.sendall(dc[1])
+                sent[0] = ed
+                co = ed = None
+                continue
             m = {'t': 'done', 'status': st, 'error': err, 'cwd': cwd, 'env': env}
             for i in range(40):
                 b = _dumps(m).encode()
@@ -932,7 +944,10 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
                 elif err is not None:
                     err['traceback'] = err['traceback'][-(_len(err['traceback']) // 2):]
                     err['value'] = err['value'][:_len(err['value']) // 2]
-            sk.sendall(_len(b).to_bytes(4, 'big') + b)
+            b = _len(b).to_bytes(4, 'big') + b
+            sk.sendall(b)
+            if err is None and env is None:
+                dc[0], dc[1] = (st, cwd), b
             sent[0] = ed
             del m, b
             err = env = co = ed = None
@@ -1403,13 +1418,20 @@ def feed_job_cb(k, fd):
     feed_job(k)
 
 
+HCELL = [None, None]  # the last cell's JOB header: its bytes and its checked dict
+
+
 def start_job(jid, payload):
     global spare, spare_deaths
     n = int.from_bytes(payload[:4], 'big')
     if len(payload) < 4 or n > MIB or 4 + n > len(payload):
         die('bad JOB payload for job %d' % jid)
+    hb = payload[4:4 + n]
+    if hb == HCELL[0]:  # a cell's header as the last one's (the usual session call): its checked dict, read only
+        start_cell(jid, HCELL[1], payload, n)
+        return
     try:
-        h = json.loads(payload[4:4 + n].decode('utf-8'))
+        h = json.loads(hb.decode('utf-8'))
         ok = (isinstance(h, dict) and h.get('kind') in ('code', 'cmd', 'cell') and isinstance(h.get('env'), list)
               and all(isinstance(x, str) for x in h['env']) and isinstance(h.get('workdir'), str)
               and isinstance(h.get('lineBuffered', False), bool))
@@ -1442,6 +1464,7 @@ def start_job(jid, payload):
         start_cmd(jid, h)
         return
     if h['kind'] == 'cell':
+        HCELL[0], HCELL[1] = hb, h
         start_cell(jid, h, payload, n)
         return
     k, spare = spare, None
@@ -1699,10 +1722,14 @@ def start_interp(env, wd, tries=0, n=None):
 
 
 def start_cell(jid, h, payload, n):
-    global cell
+    global cell, interp
     if cell is not None:
         die('JOB %d: a cell while cell %d runs' % (jid, cell.jid))
     it = interp
+    if it is not None and it.fd < 0 and it.cell is None:
+        # broken after the last cell ended (a message it sent later broke the rules: killed), not reaped yet: this
+        # cell gets a fresh interpreter now instead of dying with that one (the reap of a forgotten pid is a no-op)
+        interp = it = None
     if it is not None and it.prep is not None and it.st == 2 and it.fd >= 0:  # sent ahead: the job pipe is all
         iw, orr, er, jw = it.prep
         it.prep = None
@@ -1910,12 +1937,18 @@ def _nonjson(c):
     raise ValueError(c)  # NaN, Infinity: Python's extension of JSON (the host's JSON.parse refuses them)
 
 
+DONE = [None, None]  # the last valid `done` message: its bytes and its (checked, read-only) dict
+
+
 def interp_msg(it, m):
     k = it.cell
-    try:
-        v = json.loads(m.decode('utf-8'), parse_constant=_nonjson)
-    except (ValueError, RecursionError):  # too deeply nested for the parser: as malformed (never the runner's death)
-        v = None
+    if m == DONE[0]:  # the same bytes as the last valid done (the usual cell): the same checked dict
+        v = DONE[1]
+    else:
+        try:
+            v = json.loads(m.decode('utf-8'), parse_constant=_nonjson)
+        except (ValueError, RecursionError):  # too deeply nested for the parser: malformed (never the runner's death)
+            v = None
     if k is not None and isinstance(v, dict):
         t = v.get('t')
         if t == 'out' and k.started and out_ok(v):
@@ -1926,7 +1959,9 @@ def interp_msg(it, m):
             else:
                 k.odrop += 1
             return
-        if t == 'done' and k.started and not it.rb and done_ok(v):
+        if t == 'done' and k.started and not it.rb and (v is DONE[1] or done_ok(v)):
+            if v is not DONE[1] and v['error'] is None:
+                DONE[0], DONE[1] = bytes(m), v
             it.served += 1
             if v['env'] is not None:
                 sess[0] = v['env']
