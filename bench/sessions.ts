@@ -89,6 +89,11 @@ export interface SessionsRaw {
   loadavgAtEnd: number[];
   /** Host wall time around each measured runCode('x += 1'). */
   callMs: number[];
+  /**
+   * The same call in a second session whose pool has `directChannel: false` (the runner's frames over the
+   * engine's attach stream), alternated with the first one's calls: the baseline of the direct channel.
+   */
+  attachCallMs: number[];
   /** The same calls' result.durationMs (the pool's own measure of the call). */
   durationMs: number[];
   /** The gap slept before each measured call. */
@@ -171,6 +176,7 @@ export async function runSessionsBench(
     loadavgAtStart: loadNow(),
     loadavgAtEnd: [],
     callMs: [],
+    attachCallMs: [],
     durationMs: [],
     gapBeforeMs: [],
     floorMs: [],
@@ -183,6 +189,7 @@ export async function runSessionsBench(
   // Long enough for every call of the run in one session (the default is maxExecTimeoutMs, 60 s here).
   const sessionMaxLifetimeMs = 600_000;
   let host: BenchPool | undefined;
+  let attach: BenchPool | undefined;
   let floor: Dockerode.Container | undefined;
   try {
     floor = (await rawCreateStart(docker, benchSpec(spec, `${runId}-floor`, labels), imageEnv))
@@ -196,6 +203,17 @@ export async function runSessionsBench(
       containerLifetimeMs: 900_000,
       maxExecTimeoutMs: 60_000,
       sessionMaxLifetimeMs,
+    });
+    attach = await startBenchPool({
+      name: `${opts.poolPrefix ?? `bench-${runId}`}-sessions-attach`,
+      image: config.image,
+      transport: 'runner',
+      size: 1,
+      maxContainers: 2,
+      containerLifetimeMs: 900_000,
+      maxExecTimeoutMs: 60_000,
+      sessionMaxLifetimeMs,
+      directChannel: false,
     });
     const floorOnce = async () => {
       const t = performance.now();
@@ -213,10 +231,14 @@ export async function runSessionsBench(
         `${config.gapMs.join('-')} ms, a raw exec floor every ${config.floorEvery} calls`,
     );
     await waitSettled(host.pool, 60_000, 50);
+    await waitSettled(attach.pool, 60_000, 50);
     const session = await host.pool.openSession({ maxLifetimeMs: sessionMaxLifetimeMs });
+    const viaAttach = await attach.pool.openSession({ maxLifetimeMs: sessionMaxLifetimeMs });
     try {
       await waitQuiet(host); // the refill of the session's slot done
+      await waitQuiet(attach);
       checkCall(await session.runCode('x = 0'), "runCode('x = 0')", 1);
+      checkCall(await viaAttach.runCode('x = 0'), "runCode('x = 0') (attach stream)", 1);
       let count = 1;
       const total = config.warmup + config.rounds;
       for (let i = 0; i < total; i++) {
@@ -226,8 +248,14 @@ export async function runSessionsBench(
         const r = await session.runCode('x += 1');
         const ms = performance.now() - t;
         checkCall(r, `call ${i + 1} of ${total}`, ++count);
+        await sleep(gap());
+        const ta = performance.now();
+        const ra = await viaAttach.runCode('x += 1');
+        const msa = performance.now() - ta;
+        checkCall(ra, `call ${i + 1} of ${total} (attach stream)`, count);
         if (i >= config.warmup) {
           raw.callMs.push(ms);
+          raw.attachCallMs.push(msa);
           raw.durationMs.push(r.durationMs);
           raw.gapBeforeMs.push(g);
           if ((i - config.warmup + 1) % config.floorEvery === 0) {
@@ -242,8 +270,17 @@ export async function runSessionsBench(
       if (raw.finalX !== total) {
         throw new Error(`x is ${JSON.stringify(end.stdout)} after ${total} calls of x += 1`);
       }
+      // What was measured went where it says: the direct channel in one pool, the attach stream in the other.
+      const direct = (host.driver as { directChannels?: { disabledBecause: string | null } })
+        .directChannels;
+      if (!direct || direct.disabledBecause !== null) {
+        throw new Error(
+          `the session pool's runners did not use the direct channel: ${direct?.disabledBecause}`,
+        );
+      }
     } finally {
       await session.close();
+      await viaAttach.close();
     }
 
     log(
@@ -282,6 +319,7 @@ export async function runSessionsBench(
     }
   } finally {
     await host?.close().catch(() => undefined);
+    await attach?.close().catch(() => undefined);
     if (floor) await rawRemove(docker, floor.id).catch(() => undefined);
     const left = await removeBenchContainers(docker, runId).catch(() => 0);
     if (left) log(`removed ${left} leftover bench container(s)`);
@@ -303,6 +341,11 @@ export interface SessionsTarget {
 export interface SessionsAnalysis {
   floorMs: Quantiles;
   callMs: Quantiles;
+  /** The alternated calls of the attach-stream session (directChannel false). */
+  attachCallMs: Quantiles;
+  attachOverFloor: { p50: number; p90: number; p99: number };
+  /** Direct channel p50 over the attach stream's p50. */
+  directOverAttach: number;
   durationMs: Quantiles;
   openMs: Quantiles;
   firstCallMs: Quantiles;
@@ -328,9 +371,13 @@ export function analyzeSessions(raw: SessionsRaw): SessionsAnalysis {
     p99: round(q.p99 / floorMs.p50, 4),
   });
   const callOverFloor = over(callMs);
+  const attachCallMs = quantiles(raw.attachCallMs ?? []);
   return {
     floorMs,
     callMs,
+    attachCallMs,
+    attachOverFloor: over(attachCallMs),
+    directOverAttach: round(callMs.p50 / attachCallMs.p50, 3),
     durationMs,
     openMs,
     firstCallMs: quantiles(raw.firstCallMs),
@@ -368,6 +415,9 @@ export function sessionsSummary(raw: SessionsRaw, an: SessionsAnalysis): string 
     `  floor (raw exec) p50 ${an.floorMs.p50} ms, p99 ${an.floorMs.p99} ms`,
     `  runCode round trip p50 ${an.callMs.p50} ms, p90 ${an.callMs.p90}, p99 ${an.callMs.p99}, max ${an.callMs.max}`,
     `  result.durationMs p50 ${an.durationMs.p50} ms, p99 ${an.durationMs.p99}`,
+    `  the same over the attach stream (directChannel false, alternated) p50 ${an.attachCallMs.p50} ms, p99 ` +
+      `${an.attachCallMs.p99} (${an.attachOverFloor.p50}x / ${an.attachOverFloor.p99}x the floor; direct / attach ` +
+      `p50 ${an.directOverAttach})`,
     `  openSession p50 ${an.openMs.p50} ms, p90 ${an.openMs.p90}; + first call p50 ${an.openPlusFirstCallMs.p50} ms ` +
       `(cold create+start+exec p50 ${an.coldMs.p50} ms)`,
     ...an.targets.map((t) => `  ${verdict(t)}`),
@@ -395,13 +445,21 @@ export function sessionsMarkdown(raw: SessionsRaw, an: SessionsAnalysis): string
       `(+${c.warmup} warm-up), each after an idle gap uniform in ${c.gapMs.join('-')} ms; every ` +
       `${c.floorEvery} calls, after a gap of the same kind, one raw \`docker exec\` of ` +
       `\`python3 -c 'x = 1; x += 1'\` into a running hardened container (the floor, no pool). Every result ` +
-      `checked (exit 0, no error, stateLost false, executionCount +1); x = ${raw.finalX} at the end.`,
+      `checked (exit 0, no error, stateLost false, executionCount +1); x = ${raw.finalX} at the end. The ` +
+      "runner's frames go over its direct channel (checked); each call is followed, after a gap of the same kind, " +
+      "by the same call in a second session whose pool has `directChannel: false` (the engine's attach stream): " +
+      `direct / attach p50 ${an.directOverAttach}.`,
     '',
     '| what | n | p50 ms | p90 ms | p99 ms | max ms | p50 / p90 / p99 over floor p50 |',
     '|---|---|---|---|---|---|---|',
     row("raw exec of `python3 -c 'x = 1; x += 1'` (floor, no pool)", an.floorMs, one),
     row("`runCode('x += 1')` round trip (host wall time)", an.callMs, an.callOverFloor),
     row("`runCode('x += 1')` result.durationMs", an.durationMs, an.durationOverFloor),
+    row(
+      'the same round trip over the attach stream (`directChannel: false`, alternated)',
+      an.attachCallMs,
+      an.attachOverFloor,
+    ),
     row('`openSession()` on a settled pool (warm hand-out)', an.openMs),
     row("first `runCode('x = 0')` of a fresh session", an.firstCallMs),
     row('`openSession()` + its first call', an.openPlusFirstCallMs),
