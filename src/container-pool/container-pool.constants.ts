@@ -53,3 +53,9 @@ export const EARLY_DEATH_MS = 2_000;
 
 /** Injection token of the module's resolved HTTP settings (ContainerPoolHttpSettings). */
 export const CONTAINER_POOL_HTTP_SETTINGS = Symbol('CONTAINER_POOL_HTTP_SETTINGS');
+
+/**
+ * Where a runner container sees its direct channel's directory (docs/runner-protocol.md, Direct channel): no
+ * profile's mount (the work dir) may be, contain or lie in it.
+ */
+export const DIRECT_CHANNEL_DIR = '/run/container-pool';

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -139,8 +140,8 @@ describe('direct runner channel on a real engine', () => {
     expect(driver.directChannels.disabledBecause).toBe('directChannel is false');
   });
 
-  /** Makes the driver's offers mount `source` instead of their own directory; counts them. */
-  function redirectOffers(driver: DockerDriver, source: string) {
+  /** Makes the driver's offers mount `source` (or at `target`) instead of their own; counts them. */
+  function redirectOffers(driver: DockerDriver, source: string | null, target?: string) {
     const channels = driver.directChannels as DirectChannels & { offer: DirectChannels['offer'] };
     const real = channels.offer.bind(channels);
     const count = { offered: 0 };
@@ -148,7 +149,8 @@ describe('direct runner channel on a real engine', () => {
       const offer = await real(runtime);
       if (!offer) return offer;
       count.offered++;
-      (offer.mount as { Source: string }).Source = source;
+      if (source) (offer.mount as { Source: string }).Source = source;
+      if (target) (offer.mount as { Target: string }).Target = target;
       return offer;
     };
     return count;
@@ -203,6 +205,12 @@ describe('direct runner channel on a real engine', () => {
     const stale = join(root, 'deadbeef0001');
     mkdirSync(join(stale, 'c1'), { recursive: true });
     writeFileSync(join(stale, 'owner'), 'gone pid 1\n');
+    // Its alive.sock as a killed owner leaves it: the socket file, nobody listening (a connect is refused).
+    execFileSync('python3', [
+      '-c',
+      'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])',
+      join(stale, 'alive.sock'),
+    ]);
     writeFileSync(join(stale, 'c1', 'channel.sock'), '');
     // A live owner's (another instance, maybe in another PID namespace): it listens, so it stays.
     const live = join(root, 'deadbeef0002');

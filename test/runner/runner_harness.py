@@ -250,10 +250,10 @@ class Runner(object):
         if session:
             h['session'] = True
         if cell:
-            h['name'] = '<cell-%d>' % jid
             if outputs is not None:
                 h['outputs'] = {'max': outputs[0], 'maxBytes': outputs[1]}
-        hb = json.dumps(h).encode()
+            h['name'] = '<cell-%d>' % jid  # last, and compact JSON: as the host writes it (the runner's fast path)
+        hb = json.dumps(h, separators=(',', ':') if cell else None).encode()
         body = code.encode() if isinstance(code, str) else (code or b'')
         j.t_start = time.perf_counter()
         self.write(JOB, jid, struct.pack('>I', len(hb)) + hb + body)
@@ -956,6 +956,7 @@ def session_interrupt():
         r.write(INTERRUPT, j.jid)
         assert j.done.wait(5) and j.alive, j
         j = ok_cell(r, 'import time\ntime.sleep(0.01)')
+    ok_cell(r, 'x = 2')  # (each `x = 2` above may have been interrupted before it ran: the race is the point)
     # a trailing SIGINT from a process of the cell after it ended (between cells): dropped
     ok_cell(r, 'import subprocess, os\nsubprocess.Popen(["sh", "-c", "sleep 0.2; kill -INT %d" % os.getpid()])')
     time.sleep(0.5)

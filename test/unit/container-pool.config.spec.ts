@@ -141,6 +141,13 @@ describe('pool configuration', () => {
     expect(problemsOf(() => resolvePoolOptions({ defaultProfile: 'python' }))).toMatch(
       /defaultProfile .*"python" needs profiles/,
     );
+    // The work dir's tmpfs must not shadow (or be shadowed by) a runner's direct channel directory.
+    for (const workdir of ['/run/container-pool', '/run/container-pool/', '/run/container-pool/w', '/run']) {
+      expect(problemsOf(() => resolvePoolOptions({ workdir }))).toMatch(
+        /workdir .*must not be, contain or lie in \/run\/container-pool/,
+      );
+    }
+    expect(() => resolvePoolOptions({ workdir: '/run/other' })).not.toThrow();
     // Profiles in code win over POOL_PROFILES: the ones only the environment lists are ignored, with a warning.
     const warnings: string[] = [];
     resolveModuleOptions(

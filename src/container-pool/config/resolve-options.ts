@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { LIFETIME_SAFETY_MARGIN_MS } from '../container-pool.constants';
+import { DIRECT_CHANNEL_DIR, LIFETIME_SAFETY_MARGIN_MS } from '../container-pool.constants';
 import { InvalidPoolConfigError } from '../errors/container-pool.errors';
 import type {
   ContainerPoolModuleOptions,
@@ -213,6 +213,16 @@ function validate(o: Values, keys: string[], label: (key: string) => string, pro
   if (all('workdir') && (!r.workdir.startsWith('/') || r.workdir === '/' || r.workdir === '/tmp')) {
     problems.push(
       `${label('workdir')} must be an absolute path other than / and /tmp, got "${r.workdir}"`,
+    );
+  } else if (
+    all('workdir') &&
+    (r.workdir.replace(/\/+$/, '') === DIRECT_CHANNEL_DIR ||
+      r.workdir.startsWith(`${DIRECT_CHANNEL_DIR}/`) ||
+      `${DIRECT_CHANNEL_DIR}/`.startsWith(`${r.workdir.replace(/\/+$/, '')}/`))
+  ) {
+    problems.push(
+      `${label('workdir')} must not be, contain or lie in ${DIRECT_CHANNEL_DIR} (the runner's channel ` +
+        `directory), got "${r.workdir}"`,
     );
   }
   if (all('seccompProfile') && r.seccompProfile !== undefined) {

@@ -468,12 +468,14 @@ export class PoolSession implements Session {
             env: mergeEnv(this.deps.baseEnv, env),
             workdir: options.workdir,
             lineBuffered: limits.onOutput !== undefined,
-            name,
             // The interpreter keeps the same caps as the host (the runner's bounds are 2^31 bytes).
             outputs: {
               max: limits.maxOutputs ?? 0,
               maxBytes: Math.min(limits.maxOutputBytes, MAX_HEADER_OUTPUT_BYTES),
             },
+            // Last: the one field that changes from call to call, so the runner and the interpreter can keep the
+            // rest of the last header parsed (docs/runner-protocol.md, Sessions).
+            name,
           }
         : {
             kind: 'cmd',

@@ -14,8 +14,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { DIRECT_CHANNEL_DIR } from '../../container-pool.constants';
+
 /** Where the container sees its channel directory (a read-only bind mount of a host directory of its own). */
-export const DIRECT_CHANNEL_DIR = '/run/container-pool';
+export { DIRECT_CHANNEL_DIR };
 /** The socket's path inside the container, given to the main process in this variable. */
 export const DIRECT_CHANNEL_ENV = 'CONTAINER_POOL_CHANNEL';
 const SOCKET_NAME = 'channel.sock';
@@ -99,8 +101,10 @@ function removeChannelDir(dir: string): void {
  * or with a private /tmp); such a create is retried at once without the offer.
  */
 export class DirectChannels {
-  private base: string | null = null;
+  private base: Promise<string> | null = null;
   private aliveServer: Server | null = null;
+  private basePath: string | null = null;
+  private closed = false;
   private counter = 0;
   private off: string | null;
   private readonly offRuntimes = new Map<string, string>();
@@ -127,14 +131,20 @@ export class DirectChannels {
 
   /** A listening offer for one container, or null (none offered, or it could not be made: the attach stream). */
   async offer(runtime = ''): Promise<DirectChannelOffer | null> {
-    if (this.disabledFor(runtime)) return null;
+    if (this.closed || this.disabledFor(runtime)) return null;
     if (!(await this.local())) {
       this.disable('the engine is not on a local Unix socket');
       return null;
     }
     let base: string;
     try {
-      base = await this.baseDir();
+      // One base per process, however many creates ask at once.
+      this.base ??= this.makeBase().catch((err: unknown) => {
+        this.base = null;
+        throw err;
+      });
+      base = await this.base;
+      if (this.closed) return null;
     } catch (err) {
       this.disable(`no private directory for them: ${(err as Error).message}`);
       return null;
@@ -202,8 +212,7 @@ export class DirectChannels {
    * gone are removed first: an owner listens on `alive.sock` in its base while it runs (a connection refused is a
    * crashed owner, in whatever PID namespace it ran).
    */
-  private async baseDir(): Promise<string> {
-    if (this.base) return this.base;
+  private async makeBase(): Promise<string> {
     const root = join(this.parent, `container-pool-${process.getuid?.() ?? 'user'}`);
     try {
       mkdirSync(root, { mode: 0o700 });
@@ -221,28 +230,38 @@ export class DirectChannels {
     const base = join(root, randomBytes(6).toString('hex'));
     mkdirSync(base, { mode: 0o700 });
     const alive = createServer((c) => c.destroy());
-    await new Promise<void>((resolve, reject) => {
-      alive.once('error', reject);
-      alive.listen(join(base, ALIVE_NAME), () => {
-        alive.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        alive.once('error', reject);
+        alive.listen(join(base, ALIVE_NAME), () => {
+          alive.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      alive.close();
+      rmSync(base, { recursive: true, force: true });
+      throw err;
+    }
+    // An accept error (out of descriptors while another instance's sweep knocks) is no reason to crash.
+    alive.on('error', () => undefined);
     alive.unref();
     // Last: a base with an owner file and nobody on its alive.sock is a crashed owner's.
     writeFileSync(join(base, OWNER_NAME), `${hostname()} pid ${process.pid}\n`);
     this.aliveServer = alive;
-    this.base = base;
+    this.basePath = base;
+    if (this.closed) this.close();
     return base;
   }
 
   /** Removes this process's base directory (at the driver's close; the per-container ones are gone by then). */
   close(): void {
+    this.closed = true;
     this.aliveServer?.close();
     this.aliveServer = null;
-    if (!this.base) return;
-    rmSync(this.base, { recursive: true, force: true });
-    this.base = null;
+    if (!this.basePath) return;
+    rmSync(this.basePath, { recursive: true, force: true });
+    this.basePath = null;
   }
 }
 
@@ -265,12 +284,19 @@ async function sweepStaleBases(root: string): Promise<void> {
   }
 }
 
+/** A base without its owner file for this long is a crash's in the middle of making it. */
+const UNFINISHED_BASE_MS = 60_000;
+
 function ownerAlive(base: string): Promise<boolean> {
   try {
-    // A base still being made (no owner file yet) is someone's.
     readFileSync(join(base, OWNER_NAME));
   } catch {
-    return Promise.resolve(true);
+    // A base still being made (no owner file yet) is someone's, unless it has been so for a minute.
+    try {
+      return Promise.resolve(Date.now() - lstatSync(base).mtimeMs < UNFINISHED_BASE_MS);
+    } catch {
+      return Promise.resolve(true);
+    }
   }
   return new Promise((resolve) => {
     const c = createConnection(join(base, ALIVE_NAME));
@@ -278,6 +304,8 @@ function ownerAlive(base: string): Promise<boolean> {
       c.destroy();
       resolve(true);
     });
-    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EAGAIN'));
+    // Only a refusal is a crashed owner (its socket file is left, nobody listens): out of descriptors, no such
+    // file (a tmp cleaner took the name of a live one) and the rest leave the base alone.
+    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'ECONNREFUSED'));
   });
 }

@@ -170,6 +170,8 @@ export class DockerDriver implements ContainerDriver {
       // The engine refused the mount itself (it does not see this host's directories: a remote or VM engine, a
       // host in a container of its own or with a private /tmp; a mount point the profile uses): no more offers,
       // and this create goes again without it.
+      // Only the engine's own create or start (not the runner's readiness: its diagnostics name the path too).
+      if (!this.engineRefusals.has(err as object)) throw err;
       const message = err instanceof Error ? err.message : String(err);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : '';
       // The engine names the mount's source or target when it refuses it (the source does not exist where it runs,
@@ -178,7 +180,25 @@ export class DockerDriver implements ContainerDriver {
       const aboutIt = said.includes(offer.mount.Source) || said.includes(offer.mount.Target);
       if (signal?.aborted || !aboutIt) throw err;
       this.directChannels.refused(cause || message);
+      // A container the engine made before refusing its start holds the name: it goes first.
+      await this.awaitGone(spec.name, signal);
       return this.createOnce(spec, null, signal);
+    }
+  }
+
+  /** Errors of the engine's create or start of a container (not of what came after its start). */
+  private readonly engineRefusals = new WeakSet<object>();
+
+  /** Removes the container of that name and waits until the engine no longer has it (at most ~2 s). */
+  private async awaitGone(name: string, signal?: AbortSignal): Promise<void> {
+    await this.removeContainer(name).catch(() => undefined);
+    for (let i = 0; i < 100 && !signal?.aborted; i++) {
+      try {
+        await this.docker.getContainer(name).inspect(deadline());
+      } catch (err) {
+        if (statusOf(err) === 404) return;
+      }
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
@@ -195,6 +215,7 @@ export class DockerDriver implements ContainerDriver {
     let container: Dockerode.Container | undefined;
     let lifeline: Duplex | undefined;
     let made: DriverContainer | undefined;
+    let engineStarted = false;
     try {
       const options = toCreateOptions(spec, await this.images.envOf(spec.image, signal));
       if (offer) {
@@ -214,6 +235,7 @@ export class DockerDriver implements ContainerDriver {
       })) as unknown as Duplex;
       abortCheck();
       await container.start({ abortSignal: signal });
+      engineStarted = true;
       abortCheck();
       spec.started?.();
       const held = this.held(container, lifeline, spec);
@@ -228,7 +250,9 @@ export class DockerDriver implements ContainerDriver {
       // Whatever got created must not stay behind: remove by name (the id may never have arrived).
       this.removeContainer(container?.id ?? spec.name).catch(() => undefined);
       if (signal?.aborted && !(err instanceof ContainerPoolError)) abortCheck();
-      throw toCreateError(err, spec.image);
+      const mapped = toCreateError(err, spec.image);
+      if (!engineStarted) this.engineRefusals.add(mapped);
+      throw mapped;
     }
     return made;
   }

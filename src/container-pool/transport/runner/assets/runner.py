@@ -25,7 +25,7 @@ if sys.version_info < (3, 8) or DUMPABLE != 0:
     os._exit(3)
 os.chdir('/')
 CHAN = os.environ.pop('CONTAINER_POOL_CHANNEL', None)  # the direct channel's socket (never in a job's environ)
-import array, ast, atexit, base64, builtins, errno, fcntl, importlib.machinery, io, json, linecache, select, socket, struct, time, traceback, warnings  # all, first
+import array, ast, atexit, base64, builtins, errno, fcntl, importlib.machinery, io, json, linecache, re, select, socket, struct, time, traceback, warnings  # all, first
 import _thread
 
 MIB = 1 << 20
@@ -753,7 +753,7 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
     und[0] = und
     sent = [None]  # os.environ._data as last reported in a `done` (a copy), None: report it
     kept, total = [], [0]  # the cells' sources in linecache (for tracebacks of their functions), at most 16 MiB
-    hc = [None, None]  # the last cell's header: its bytes and its dict (read only)
+    hc = [None, None]  # the last cell's header: its bytes up to its name, and its dict (read only)
     dc = [None, None]  # the last plain `done` (no error, env unchanged): (status, cwd) and its bytes
     os.write(SF, b'\7')  # ready: set up, serving cells
     while True:
@@ -794,11 +794,10 @@ def interp_main(d, _exit=os._exit, _dup2=os.dup2, _open=os.open, _close=os.close
             _close(fds[i])
         n = int.from_bytes(b[:4], 'big')
         hb = bytes(b[4:4 + n])
-        if hb == hc[0]:  # the same header as the last cell's (the usual case): its dict, not another parse
-            h = hc[1]
-        else:
+        h = cell_header(hb, hc)  # the last cell's header but its name (the usual case): no JSON parse
+        if h is None:
             h = _loads(hb.decode('utf-8'))
-            hc[0], hc[1] = hb, h
+            keep_cell_header(hb, h, hc)
         code = bytes(b[4 + n:])
         del b
         name = h['name']
@@ -1418,7 +1417,31 @@ def feed_job_cb(k, fd):
     feed_job(k)
 
 
-HCELL = [None, None]  # the last cell's JOB header: its bytes and its checked dict
+HCELL = [None, None]  # the last cell's JOB header: its bytes up to its name, and its checked dict (read only)
+
+
+def cell_header(hb, cache):
+    # the host writes a cell's `name` last (`,"name":"<cell-N>"}`): the same bytes before it as the last header's,
+    # and a plain name, are the same header but its name; anything else is parsed
+    i = hb.rfind(b',"name":"')
+    if i < 0 or cache[0] is None or hb[:i] != cache[0]:
+        return None
+    m = CELLNAME.match(hb, i + 9)
+    if m is None or m.end() != len(hb):
+        return None
+    h = dict(cache[1])
+    h['name'] = m.group(1).decode('ascii')
+    return h
+
+
+def keep_cell_header(hb, h, cache):
+    i = hb.rfind(b',"name":"')
+    m = CELLNAME.match(hb, i + 9) if i >= 0 else None
+    if m is not None and m.end() == len(hb) and h.get('name') == m.group(1).decode('ascii'):
+        cache[0], cache[1] = bytes(hb[:i]), h
+
+
+CELLNAME = re.compile(rb'(<cell-[0-9]{1,18}>)"}')
 
 
 def start_job(jid, payload):
@@ -1427,8 +1450,9 @@ def start_job(jid, payload):
     if len(payload) < 4 or n > MIB or 4 + n > len(payload):
         die('bad JOB payload for job %d' % jid)
     hb = payload[4:4 + n]
-    if hb == HCELL[0]:  # a cell's header as the last one's (the usual session call): its checked dict, read only
-        start_cell(jid, HCELL[1], payload, n)
+    c = cell_header(hb, HCELL)
+    if c is not None:  # a cell's header as the last one's but its name (the usual session call): no JSON parse
+        start_cell(jid, c, payload, n)
         return
     try:
         h = json.loads(hb.decode('utf-8'))
@@ -1464,7 +1488,7 @@ def start_job(jid, payload):
         start_cmd(jid, h)
         return
     if h['kind'] == 'cell':
-        HCELL[0], HCELL[1] = hb, h
+        keep_cell_header(hb, h, HCELL)
         start_cell(jid, h, payload, n)
         return
     k, spare = spare, None
