@@ -142,7 +142,12 @@ describe('pool configuration', () => {
       /defaultProfile .*"python" needs profiles/,
     );
     // The work dir's tmpfs must not shadow (or be shadowed by) a runner's direct channel directory.
-    for (const workdir of ['/run/container-pool', '/run/container-pool/', '/run/container-pool/w', '/run']) {
+    for (const workdir of [
+      '/run/container-pool',
+      '/run/container-pool/',
+      '/run/container-pool/w',
+      '/run',
+    ]) {
       expect(problemsOf(() => resolvePoolOptions({ workdir }))).toMatch(
         /workdir .*must not be, contain or lie in \/run\/container-pool/,
       );
