@@ -125,6 +125,11 @@ function given(options: object | undefined, label: (key: string) => string, prob
  * Checks `keys` of `o` for their kinds and, for the keys that passed, the relations between settings; every
  * problem named by `label`. Returns the keys whose values have the right kind.
  */
+/** Whether one of two absolute paths (no trailing slash) is, contains or lies in the other. */
+function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
+}
+
 function validate(o: Values, keys: string[], label: (key: string) => string, problems: string[]) {
   const ok = new Set<string>();
   for (const key of keys) {
@@ -214,12 +219,7 @@ function validate(o: Values, keys: string[], label: (key: string) => string, pro
     problems.push(
       `${label('workdir')} must be an absolute path other than / and /tmp, got "${r.workdir}"`,
     );
-  } else if (
-    all('workdir') &&
-    (r.workdir.replace(/\/+$/, '') === DIRECT_CHANNEL_DIR ||
-      r.workdir.startsWith(`${DIRECT_CHANNEL_DIR}/`) ||
-      `${DIRECT_CHANNEL_DIR}/`.startsWith(`${r.workdir.replace(/\/+$/, '')}/`))
-  ) {
+  } else if (all('workdir') && overlaps(r.workdir.replace(/\/+$/, ''), DIRECT_CHANNEL_DIR)) {
     problems.push(
       `${label('workdir')} must not be, contain or lie in ${DIRECT_CHANNEL_DIR} (the runner's channel ` +
         `directory), got "${r.workdir}"`,

@@ -108,6 +108,7 @@ export class DirectChannels {
   private counter = 0;
   private off: string | null;
   private readonly offRuntimes = new Map<string, string>();
+  private isLocal: Promise<boolean> | null = null;
 
   constructor(
     enabled: boolean,
@@ -132,7 +133,9 @@ export class DirectChannels {
   /** A listening offer for one container, or null (none offered, or it could not be made: the attach stream). */
   async offer(runtime = ''): Promise<DirectChannelOffer | null> {
     if (this.closed || this.disabledFor(runtime)) return null;
-    if (!(await this.local())) {
+    // Where the engine is does not change: asked once (docker-modem may look for its default socket each time).
+    this.isLocal ??= this.local();
+    if (!(await this.isLocal)) {
       this.disable('the engine is not on a local Unix socket');
       return null;
     }

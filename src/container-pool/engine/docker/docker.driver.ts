@@ -167,18 +167,15 @@ export class DockerDriver implements ContainerDriver {
     try {
       return await this.createOnce(spec, offer, signal);
     } catch (err) {
-      // The engine refused the mount itself (it does not see this host's directories: a remote or VM engine, a
-      // host in a container of its own or with a private /tmp; a mount point the profile uses): no more offers,
-      // and this create goes again without it.
-      // Only the engine's own create or start (not the runner's readiness: its diagnostics name the path too).
-      if (!this.engineRefusals.has(err as object)) throw err;
+      // The engine's own create or start refused the mount (not the runner's readiness: its diagnostics name the
+      // path too), naming its source or target: it does not see this host's directories (a remote or VM engine, a
+      // host in a container of its own or with a private /tmp) or runc cannot mount it. No more offers, and this
+      // create goes again without it.
+      if (signal?.aborted || !this.engineRefusals.has(err as object)) throw err;
       const message = err instanceof Error ? err.message : String(err);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : '';
-      // The engine names the mount's source or target when it refuses it (the source does not exist where it runs,
-      // runc cannot mount it, the target collides with a mount of the profile's).
       const said = `${message} ${cause}`;
-      const aboutIt = said.includes(offer.mount.Source) || said.includes(offer.mount.Target);
-      if (signal?.aborted || !aboutIt) throw err;
+      if (!said.includes(offer.mount.Source) && !said.includes(offer.mount.Target)) throw err;
       this.directChannels.refused(cause || message);
       // A container the engine made before refusing its start holds the name: it goes first.
       await this.awaitGone(spec.name, signal);

@@ -2320,22 +2320,20 @@ def direct():
     # the host's socket (docs/runner-protocol.md, Direct channel): two descriptors of it, one registered for
     # reading and one for writing (an epoll registration per descriptor), both CLOEXEC and closed in every child
     global CIN, COUT
+    s = None
     try:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    except OSError as e:
-        diag('direct channel %s: %s; frames on the attach stream' % (CHAN, e))
-        return
-    try:
         s.connect(CHAN)
-        for o in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-            try:
-                s.setsockopt(socket.SOL_SOCKET, o, MIB)
-            except OSError:
-                pass
     except OSError as e:
-        s.close()
+        if s is not None:
+            s.close()
         diag('direct channel %s: %s; frames on the attach stream' % (CHAN, e))
         return
+    for o in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            s.setsockopt(socket.SOL_SOCKET, o, MIB)
+        except OSError:
+            pass
     CIN = s.detach()
     COUT = os.dup(CIN)
 
